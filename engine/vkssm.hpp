@@ -1,0 +1,86 @@
+#pragma once
+// vkssm public C++ API.
+//
+//   auto model = vkssm::load_model("path/to/mamba-130m-hf");       // Vulkan, best device
+//   int slot = 0;                                                  // a state slot = one stream
+//   std::vector<float> logits(model->info().vocab_size);
+//   for (int32_t tok : prompt) model->step(&tok, &slot, 1, logits.data());
+//
+// A Model owns read-only weights and a pool of `capacity()` recurrent states ("slots"). step()
+// advances any set of slots by one token each in a single GPU submit.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vkssm {
+
+struct Mamba1Weights;
+
+enum class BackendKind { Vulkan, Cpu };
+enum class WeightStorage { Auto, F32, F16 };  // Auto: fp16 when the checkpoint is 16-bit and the device can
+
+struct LoadOptions {
+  BackendKind backend = BackendKind::Vulkan;
+  int device = -1;           // -1: $VKSSM_DEVICE, else the best device (discrete > integrated > virtual > CPU)
+  int max_streams = 4;       // state slots allocated on the device
+  WeightStorage weights = WeightStorage::Auto;
+  bool validation = false;   // Khronos validation layer (also on when $VKSSM_VALIDATION=1)
+  std::string cache_dir;     // pipeline cache folder; "" = $VKSSM_CACHE_DIR or ~/.cache/vkssm
+};
+
+struct ModelInfo {
+  std::string architecture;  // "mamba"
+  std::string backend;       // "vulkan" or "cpu"
+  std::string device_name;
+  std::string weight_type;   // "f32" or "f16"
+  int64_t vocab_size = 0;
+  int64_t d_model = 0;
+  int64_t n_layer = 0;
+  uint64_t weight_bytes = 0;           // bytes of weights read by one step
+  uint64_t state_bytes_per_stream = 0;
+};
+
+struct StepCounters {
+  uint64_t steps = 0;
+  uint64_t submits = 0;
+  uint64_t dispatches = 0;   // recorded into command buffers that were submitted, summed per submit
+  uint64_t recordings = 0;   // command buffers recorded (happens at load time only)
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual const ModelInfo& info() const = 0;
+  virtual int capacity() const = 0;
+  // Zeroes the state of `slot`.
+  virtual void reset(int slot) = 0;
+  // Advances stream slots[i] by token tokens[i] for i < batch (slots distinct, batch <= capacity).
+  // Writes logits [batch, vocab] when `logits` is non-null. Throws vkssm::Error on a bad token id
+  // or slot, before anything is changed.
+  virtual void step(const int32_t* tokens, const int32_t* slots, int batch, float* logits) = 0;
+  virtual StepCounters counters() const = 0;
+};
+
+// Loads a checkpoint folder (config.json + safetensors). Throws vkssm::Error.
+std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& options = {});
+// Builds a model from weights already in memory (tests, bench).
+std::unique_ptr<Model> create_mamba1(const Mamba1Weights& weights, const LoadOptions& options = {});
+
+struct DeviceInfo {
+  int index = 0;
+  std::string name;
+  std::string type;  // "discrete", "integrated", "virtual", "cpu", "other"
+  uint32_t api_version = 0;
+  bool storage16 = false, float16 = false, storage8 = false;
+  uint32_t subgroup_size = 0;
+  uint32_t shared_memory = 0;
+  uint32_t max_workgroup_invocations = 0;
+  uint64_t device_local_bytes = 0;
+};
+std::vector<DeviceInfo> list_devices();
+
+// Validation-layer messages seen since the process started (tests require 0).
+uint64_t validation_message_count();
+
+}  // namespace vkssm

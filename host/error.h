@@ -1,0 +1,14 @@
+#pragma once
+// The one exception type vkssm throws. Messages name the file, tensor or limit at fault so a
+// user can act on them without a debugger.
+#include <stdexcept>
+#include <string>
+
+namespace vkssm {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace vkssm

@@ -1,0 +1,27 @@
+#pragma once
+// Choosing the next token from logits: greedy, temperature, top-k, with a seeded generator so
+// a run is reproducible.
+#include <cstdint>
+
+namespace vkssm {
+
+struct SamplingParams {
+  float temperature = 0.0f;  // 0 = greedy (argmax)
+  int top_k = 0;             // 0 = all tokens
+  uint64_t seed = 0;
+};
+
+// A small, portable PRNG (splitmix64/xoshiro-style) so results match across platforms.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : s_(seed ^ 0x9E3779B97F4A7C15ull) {}
+  uint64_t next_u64();
+  float next_float();  // [0, 1)
+ private:
+  uint64_t s_;
+};
+
+int32_t argmax(const float* logits, int n);
+int32_t sample_token(const float* logits, int n, const SamplingParams& p, Rng& rng);
+
+}  // namespace vkssm

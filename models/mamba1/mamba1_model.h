@@ -1,0 +1,91 @@
+#pragma once
+// Mamba-1 (state-spaces/mamba `Mamba`, HF `MambaForCausalLM`): configuration and weights as the
+// rest of vkssm sees them, whatever checkpoint format they came from.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "host/checkpoint.h"
+#include "host/dtype.h"
+
+namespace vkssm {
+
+struct Mamba1Config {
+  int64_t d_model = 0;     // D
+  int64_t n_layer = 0;
+  int64_t vocab_size = 0;  // V, rows of the embedding (already padded)
+  int64_t d_state = 16;    // N
+  int64_t d_conv = 4;      // K
+  int64_t expand = 2;
+  int64_t d_inner = 0;     // E = expand * D unless given
+  int64_t dt_rank = 0;     // R ("auto" = ceil(D / 16))
+  float norm_eps = 1e-5f;
+  bool tie_embeddings = true;
+  bool use_bias = false;       // in_proj / out_proj bias
+  bool use_conv_bias = true;
+};
+
+// Reads either config.json form (HF MambaConfig or original mamba_ssm MambaConfig).
+// `source` names the file in error messages. Throws vkssm::Error on missing/invalid keys and on
+// an architecture that is not Mamba-1 (e.g. ssm_cfg.layer == "Mamba2").
+Mamba1Config parse_mamba1_config(const nlohmann::json& config, const std::string& source);
+
+struct Mamba1LayerWeights {
+  std::vector<float> norm;       // [D]
+  std::vector<float> in_proj;    // [2E, D] row-major (PyTorch layout)
+  std::vector<float> in_proj_b;  // [2E] or empty
+  std::vector<float> conv_w;     // [E, K]
+  std::vector<float> conv_b;     // [E] (zeros when the checkpoint has no conv bias)
+  std::vector<float> x_proj;     // [R + 2N, E]
+  std::vector<float> dt_proj_w;  // [E, R]
+  std::vector<float> dt_proj_b;  // [E]
+  std::vector<float> A_log;      // [E, N]
+  std::vector<float> D;          // [E]
+  std::vector<float> out_proj;   // [D, E]
+  std::vector<float> out_proj_b; // [D] or empty
+};
+
+struct Mamba1Weights {
+  Mamba1Config cfg;
+  std::vector<float> embeddings;  // [V, D]
+  std::vector<Mamba1LayerWeights> layers;
+  std::vector<float> norm_f;      // [D]
+  std::vector<float> lm_head;     // [V, D]; empty when tied to the embeddings
+  DType source_dtype = DType::F32;  // what the big matrices were stored as in the checkpoint
+  std::string source;               // checkpoint path, for messages
+
+  const std::vector<float>& head() const { return lm_head.empty() ? embeddings : lm_head; }
+  // Total number of parameters held (for the bench and sanity checks).
+  int64_t parameter_count() const;
+};
+
+// Loads and shape-checks every tensor (HF names `backbone.embeddings.weight`, original names
+// `backbone.embedding.weight`). Throws vkssm::Error naming the tensor and file.
+Mamba1Weights load_mamba1(const Checkpoint& ckpt);
+
+// Random weights of the given shape, deterministic in `seed`, with magnitudes like a trained model
+// (so activations stay O(1) through many layers). For tests and the bench.
+Mamba1Weights random_mamba1(const Mamba1Config& cfg, uint64_t seed);
+
+// Writes `w` as an HF-format checkpoint folder (config.json + model.safetensors) in `dtype`.
+void save_mamba1_hf(const Mamba1Weights& w, const std::string& dir, DType dtype = DType::F32);
+
+// The CPU reference: a plain, readable implementation of Mamba.step. The oracle of the tests.
+class Mamba1CpuReference {
+ public:
+  struct State {
+    std::vector<float> conv;  // [n_layer, E, K], newest input last
+    std::vector<float> ssm;   // [n_layer, E, N]
+  };
+  explicit Mamba1CpuReference(const Mamba1Weights& w) : w_(w) {}
+  State new_state() const;  // zeros
+  // One token through the model: updates `state`, writes V logits. Throws on token >= V or < 0.
+  void step(State& state, int32_t token, float* logits) const;
+
+ private:
+  const Mamba1Weights& w_;
+};
+
+}  // namespace vkssm
