@@ -77,6 +77,7 @@ struct DeviceInfo {
   uint32_t shared_memory = 0;
   uint32_t max_workgroup_invocations = 0;
   uint64_t device_local_bytes = 0;
+  bool is_default = false;  // the device chosen when none is named
 };
 std::vector<DeviceInfo> list_devices();
 

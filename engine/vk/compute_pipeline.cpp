@@ -1,0 +1,124 @@
+#include "engine/vk/compute_pipeline.h"
+
+#include "engine/vk/gpu_buffer.h"
+#include "engine/vk/shader_registry.h"
+#include "engine/vk/vk_check.h"
+#include "engine/vk/vulkan_context.h"
+
+namespace vkssm {
+
+ComputePipeline::ComputePipeline(VulkanContext& ctx, const std::string& shader, uint32_t num_buffers,
+                                 uint32_t push_constant_bytes,
+                                 const std::vector<uint32_t>& spec_constants)
+    : ctx_(ctx), name_(shader), num_buffers_(num_buffers) {
+  const ShaderBlob* blob = find_shader(shader.c_str());
+  if (!blob) throw Error("internal: shader variant '" + shader + "' was not built into vkssm");
+  VkDevice dev = ctx.device();
+
+  std::vector<VkDescriptorSetLayoutBinding> bindings(num_buffers);
+  for (uint32_t i = 0; i < num_buffers; ++i) {
+    bindings[i].binding = i;
+    bindings[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+    bindings[i].descriptorCount = 1;
+    bindings[i].stageFlags = VK_SHADER_STAGE_COMPUTE_BIT;
+  }
+  VkDescriptorSetLayoutCreateInfo li{};
+  li.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO;
+  li.bindingCount = num_buffers;
+  li.pBindings = bindings.data();
+  VK_CHECK(vkCreateDescriptorSetLayout(dev, &li, nullptr, &set_layout_));
+
+  VkPushConstantRange pc{VK_SHADER_STAGE_COMPUTE_BIT, 0, push_constant_bytes};
+  VkPipelineLayoutCreateInfo pli{};
+  pli.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO;
+  pli.setLayoutCount = 1;
+  pli.pSetLayouts = &set_layout_;
+  pli.pushConstantRangeCount = push_constant_bytes ? 1 : 0;
+  pli.pPushConstantRanges = &pc;
+  VK_CHECK(vkCreatePipelineLayout(dev, &pli, nullptr, &layout_));
+
+  VkShaderModuleCreateInfo mi{};
+
+  mi.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO;
+  mi.codeSize = blob->size_bytes;
+  mi.pCode = blob->code;
+  VkShaderModule module = VK_NULL_HANDLE;
+  VK_CHECK(vkCreateShaderModule(dev, &mi, nullptr, &module));
+
+  std::vector<VkSpecializationMapEntry> entries(spec_constants.size());
+  for (uint32_t i = 0; i < entries.size(); ++i) entries[i] = {i, i * 4, 4};
+  VkSpecializationInfo si{};
+  si.mapEntryCount = uint32_t(entries.size());
+  si.pMapEntries = entries.data();
+  si.dataSize = spec_constants.size() * 4;
+  si.pData = spec_constants.data();
+
+  VkComputePipelineCreateInfo ci{};
+
+  ci.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO;
+  ci.stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO;
+  ci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
+  ci.stage.module = module;
+  ci.stage.pName = "main";
+  ci.stage.pSpecializationInfo = spec_constants.empty() ? nullptr : &si;
+  ci.layout = layout_;
+  VkResult r = vkCreateComputePipelines(dev, ctx.pipeline_cache(), 1, &ci, nullptr, &pipeline_);
+  vkDestroyShaderModule(dev, module, nullptr);
+  if (r != VK_SUCCESS) {
+    vkDestroyPipelineLayout(dev, layout_, nullptr);
+    vkDestroyDescriptorSetLayout(dev, set_layout_, nullptr);
+    throw Error("creating pipeline '" + shader + "' on " + ctx.caps().name + " failed: " + vk_result_name(r));
+  }
+}
+
+ComputePipeline::~ComputePipeline() {
+  VkDevice dev = ctx_.device();
+  vkDestroyPipeline(dev, pipeline_, nullptr);
+  vkDestroyPipelineLayout(dev, layout_, nullptr);
+  vkDestroyDescriptorSetLayout(dev, set_layout_, nullptr);
+}
+
+DescriptorArena::DescriptorArena(VulkanContext& ctx, uint32_t max_sets, uint32_t max_buffers) : ctx_(ctx) {
+  VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, max_buffers};
+  VkDescriptorPoolCreateInfo ci{};
+  ci.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO;
+  ci.maxSets = max_sets;
+  ci.poolSizeCount = 1;
+  ci.pPoolSizes = &size;
+  VK_CHECK(vkCreateDescriptorPool(ctx.device(), &ci, nullptr, &pool_));
+}
+
+DescriptorArena::~DescriptorArena() { vkDestroyDescriptorPool(ctx_.device(), pool_, nullptr); }
+
+VkDescriptorSet DescriptorArena::make_set(const ComputePipeline& pipeline,
+                                          const std::vector<BufferBinding>& buffers) {
+  if (buffers.size() != pipeline.num_buffers())
+    throw Error("internal: pipeline '" + pipeline.name() + "' takes " +
+                std::to_string(pipeline.num_buffers()) + " buffers, got " + std::to_string(buffers.size()));
+  VkDescriptorSetLayout layout = pipeline.set_layout();
+  VkDescriptorSetAllocateInfo ai{};
+  ai.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO;
+  ai.descriptorPool = pool_;
+  ai.descriptorSetCount = 1;
+  ai.pSetLayouts = &layout;
+  VkDescriptorSet set = VK_NULL_HANDLE;
+  VK_CHECK(vkAllocateDescriptorSets(ctx_.device(), &ai, &set));
+  std::vector<VkDescriptorBufferInfo> infos(buffers.size());
+  std::vector<VkWriteDescriptorSet> writes(buffers.size());
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    infos[i].buffer = buffers[i].buffer->handle();
+    infos[i].offset = buffers[i].offset;
+    infos[i].range = buffers[i].range ? buffers[i].range : VK_WHOLE_SIZE;
+    writes[i] = {};
+    writes[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
+    writes[i].dstSet = set;
+    writes[i].dstBinding = uint32_t(i);
+    writes[i].descriptorCount = 1;
+    writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+    writes[i].pBufferInfo = &infos[i];
+  }
+  vkUpdateDescriptorSets(ctx_.device(), uint32_t(writes.size()), writes.data(), 0, nullptr);
+  return set;
+}
+
+}  // namespace vkssm

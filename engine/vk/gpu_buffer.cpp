@@ -1,0 +1,107 @@
+#include "engine/vk/gpu_buffer.h"
+
+#include <cstring>
+#include <utility>
+
+#include "engine/vk/vk_check.h"
+#include "engine/vk/vulkan_context.h"
+
+namespace vkssm {
+
+GpuBuffer::GpuBuffer(VulkanContext& ctx, uint64_t size, Kind kind, const std::string& what)
+    : ctx_(&ctx), size_(size) {
+  if (size == 0) size = 16;  // Vulkan forbids empty buffers; keep a placeholder
+  VkDevice dev = ctx.device();
+  VkBufferCreateInfo bi{};
+  bi.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO;
+  bi.size = size;
+  bi.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+             VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+  bi.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+  VK_CHECK(vkCreateBuffer(dev, &bi, nullptr, &buffer_));
+
+  VkMemoryRequirements req{};
+  vkGetBufferMemoryRequirements(dev, buffer_, &req);
+  VkMemoryPropertyFlags required = 0, preferred = 0;
+  switch (kind) {
+    case Kind::DeviceLocal: required = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT; break;
+    case Kind::Upload:
+      required = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+      break;
+    case Kind::Readback:
+      required = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+      preferred = VK_MEMORY_PROPERTY_HOST_CACHED_BIT;
+      break;
+  }
+  VkMemoryAllocateInfo ai{};
+  ai.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO;
+  ai.allocationSize = req.size;
+  try {
+    ai.memoryTypeIndex = ctx.find_memory_type(req.memoryTypeBits, required, preferred);
+  } catch (const Error&) {
+    release();
+    throw;
+  }
+  VkResult r = vkAllocateMemory(dev, &ai, nullptr, &memory_);
+  if (r != VK_SUCCESS) {
+    release();
+    throw Error("out of device memory: allocating " + std::to_string(req.size >> 20) + " MiB for " +
+                what + " on " + ctx.caps().name + " failed (" + vk_result_name(r) + ")");
+  }
+  VK_CHECK(vkBindBufferMemory(dev, buffer_, memory_, 0));
+  if (kind != Kind::DeviceLocal) VK_CHECK(vkMapMemory(dev, memory_, 0, VK_WHOLE_SIZE, 0, &mapped_));
+}
+
+GpuBuffer::~GpuBuffer() { release(); }
+
+void GpuBuffer::release() {
+  if (!ctx_) return;
+  VkDevice dev = ctx_->device();
+  if (memory_) {
+    if (mapped_) vkUnmapMemory(dev, memory_);
+    vkFreeMemory(dev, memory_, nullptr);
+  }
+  if (buffer_) vkDestroyBuffer(dev, buffer_, nullptr);
+  buffer_ = VK_NULL_HANDLE;
+  memory_ = VK_NULL_HANDLE;
+  mapped_ = nullptr;
+}
+
+GpuBuffer::GpuBuffer(GpuBuffer&& o) noexcept { *this = std::move(o); }
+
+GpuBuffer& GpuBuffer::operator=(GpuBuffer&& o) noexcept {
+  if (this != &o) {
+    release();
+    ctx_ = std::exchange(o.ctx_, nullptr);
+    buffer_ = std::exchange(o.buffer_, VK_NULL_HANDLE);
+    memory_ = std::exchange(o.memory_, VK_NULL_HANDLE);
+    size_ = std::exchange(o.size_, 0);
+    mapped_ = std::exchange(o.mapped_, nullptr);
+  }
+  return *this;
+}
+
+void GpuBuffer::upload(const void* data, uint64_t bytes, uint64_t offset) {
+  if (bytes == 0) return;
+  if (offset + bytes > size_) throw Error("internal: upload past the end of a buffer");
+  if (mapped_) {
+    std::memcpy(static_cast<char*>(mapped_) + offset, data, bytes);
+    return;
+  }
+  GpuBuffer staging(*ctx_, bytes, Kind::Upload, "a staging buffer");
+  std::memcpy(staging.mapped(), data, bytes);
+  ctx_->run_once([&](VkCommandBuffer cb) {
+    VkBufferCopy region{0, offset, bytes};
+    vkCmdCopyBuffer(cb, staging.handle(), buffer_, 1, &region);
+  });
+}
+
+void GpuBuffer::fill_zero() {
+  if (mapped_) {
+    std::memset(mapped_, 0, size_);
+    return;
+  }
+  ctx_->run_once([&](VkCommandBuffer cb) { vkCmdFillBuffer(cb, buffer_, 0, VK_WHOLE_SIZE, 0); });
+}
+
+}  // namespace vkssm

@@ -1,0 +1,95 @@
+#pragma once
+// The Vulkan instance, the chosen physical device with what it can do, the logical device and its
+// compute queue, and the pipeline cache. Everything else in engine/ borrows these.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <volk.h>
+
+#include "engine/vkssm.hpp"
+
+namespace vkssm {
+
+// What the shaders may rely on; decided once by probing the device.
+struct DeviceCaps {
+  std::string name;
+  VkPhysicalDeviceType type = VK_PHYSICAL_DEVICE_TYPE_OTHER;
+  uint32_t api_version = 0;
+  uint32_t vendor_id = 0;
+  bool storage16 = false;   // storageBuffer16BitAccess
+  bool float16 = false;     // shaderFloat16 arithmetic
+  bool storage8 = false;    // storageBuffer8BitAccess
+  uint32_t subgroup_size = 1;
+  uint32_t shared_memory = 0;
+  uint32_t max_workgroup_invocations = 0;
+  uint32_t max_workgroup_count_x = 0;
+  uint64_t max_storage_buffer_range = 0;
+  uint64_t min_storage_buffer_offset_alignment = 1;
+  uint64_t device_local_bytes = 0;
+  bool timestamps = false;
+  float timestamp_period_ns = 1.0f;
+  bool is_cpu() const { return type == VK_PHYSICAL_DEVICE_TYPE_CPU; }
+};
+
+class VulkanContext {
+ public:
+  struct Options {
+    int device = -1;  // -1: $VKSSM_DEVICE, else best
+    bool validation = false;
+    std::string cache_dir;
+  };
+  // Throws vkssm::Error: no loader, no device, device index out of range, Vulkan < 1.1.
+  explicit VulkanContext(const Options& options);
+  ~VulkanContext();
+  VulkanContext(const VulkanContext&) = delete;
+  VulkanContext& operator=(const VulkanContext&) = delete;
+
+  VkDevice device() const { return device_; }
+  VkPhysicalDevice physical_device() const { return physical_; }
+  VkQueue queue() const { return queue_; }
+  uint32_t queue_family() const { return queue_family_; }
+  VkCommandPool command_pool() const { return command_pool_; }
+  VkPipelineCache pipeline_cache() const { return pipeline_cache_; }
+  const DeviceCaps& caps() const { return caps_; }
+  int device_index() const { return device_index_; }
+
+  // A memory type with all of `required` (and `preferred` too when one exists). Throws if none.
+  uint32_t find_memory_type(uint32_t type_bits, VkMemoryPropertyFlags required,
+                            VkMemoryPropertyFlags preferred = 0) const;
+  VkMemoryPropertyFlags memory_type_flags(uint32_t type_index) const;
+
+  // Records `record` into a one-time command buffer, submits it and waits. Load time only.
+  void run_once(const std::function<void(VkCommandBuffer)>& record);
+
+  // Writes the pipeline cache to the cache folder (best effort; failures are ignored).
+  void save_pipeline_cache();
+
+ private:
+  void create_instance(bool validation);
+  void choose_device(int requested);
+  void create_device();
+  void load_pipeline_cache();
+  std::string cache_file() const;
+  void release();
+
+  VkInstance instance_ = VK_NULL_HANDLE;
+  VkDebugUtilsMessengerEXT messenger_ = VK_NULL_HANDLE;
+  VkPhysicalDevice physical_ = VK_NULL_HANDLE;
+  VkDevice device_ = VK_NULL_HANDLE;
+  VkQueue queue_ = VK_NULL_HANDLE;
+  uint32_t queue_family_ = 0;
+  VkCommandPool command_pool_ = VK_NULL_HANDLE;
+  VkPipelineCache pipeline_cache_ = VK_NULL_HANDLE;
+  VkPhysicalDeviceMemoryProperties memory_props_{};
+  DeviceCaps caps_;
+  int device_index_ = 0;
+  std::string cache_dir_;
+};
+
+// Probes one physical device (used by the context and by list_devices()).
+DeviceCaps probe_device(VkPhysicalDevice pd);
+
+}  // namespace vkssm

@@ -1,0 +1,52 @@
+#pragma once
+// Text <-> token ids, so `vkssm generate --prompt "text"` can feed a model and print its output.
+//
+// Two kinds are provided:
+//  - a byte tokenizer (id = byte value), used by the project's tiny demo models;
+//  - a byte-level BPE tokenizer read from a Hugging Face tokenizer.json (the GPT-2 / GPT-NeoX
+//    family, which is what the Mamba checkpoints ship with).
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace vkssm {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+
+  virtual std::vector<int32_t> encode(const std::string& text) const = 0;
+
+  // The concatenated bytes of all tokens. Ids that name no token (negative, past the vocabulary,
+  // or a gap in it) decode to nothing: a model whose embedding table is padded beyond the
+  // tokenizer's vocabulary may still sample such an id.
+  virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
+
+  // The raw bytes of one token. With byte-level vocabularies this may be part of a UTF-8
+  // sequence, so a streaming printer should buffer until the bytes form whole characters.
+  virtual std::string decode_token(int32_t id) const = 0;
+
+  virtual int32_t eos_id() const = 0;      // -1 when the tokenizer has none
+  virtual int64_t vocab_size() const = 0;  // one past the largest id
+};
+
+// id = byte value, vocabulary of 256, no end-of-sequence token.
+std::unique_ptr<Tokenizer> make_byte_tokenizer();
+
+// A Hugging Face tokenizer.json holding a byte-level BPE model (GPT-2 / GPT-NeoX style).
+// Throws vkssm::Error naming the file when it is missing, is not valid JSON, or describes a
+// tokenizer this reader does not implement (a model other than BPE, a pre-tokenizer other than
+// ByteLevel, ...).
+std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::string& tokenizer_json_path);
+
+// The tokenizer for a checkpoint folder: the byte tokenizer when config.json says
+// "vkssm_tokenizer": "bytes"; otherwise tokenizer.json in the folder; otherwise nullptr (the
+// caller then needs token ids from the user). Throws vkssm::Error for an unknown
+// "vkssm_tokenizer" value or a tokenizer.json that fails to load.
+std::unique_ptr<Tokenizer> load_tokenizer_for_model(const std::string& model_dir,
+                                                    const nlohmann::json& config);
+
+}  // namespace vkssm

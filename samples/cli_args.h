@@ -1,0 +1,57 @@
+#pragma once
+// A tiny command-line parser for the `vkssm` tool.
+//
+// Each subcommand declares its options as a list of Flag; Args accepts `--name value`,
+// `--name=value` and `-h`/`--help`, and nothing else. Every mistake (unknown option, missing value,
+// option given twice, malformed number) throws UsageError, which the tool reports with exit
+// code 2, as opposed to vkssm::Error (a runtime failure, exit code 1).
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace vkssm::cli {
+
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// One option of a subcommand. Every option takes a value; -h/--help is built in.
+struct Flag {
+  std::string name;        // as typed: "--model", "-n"
+  std::string value_name;  // shown in the help: "PATH", "N"
+  std::string help;        // one line
+};
+
+class Args {
+ public:
+  // Parses the words after the subcommand. Throws UsageError.
+  Args(const std::vector<std::string>& words, const std::vector<Flag>& flags);
+
+  bool help() const { return help_; }
+  bool has(const std::string& name) const { return values_.count(name) != 0; }
+  // The value of a required option; throws UsageError naming the option when it is absent.
+  const std::string& get(const std::string& name) const;
+  std::string get_or(const std::string& name, const std::string& fallback) const;
+
+ private:
+  std::map<std::string, std::string> values_;
+  bool help_ = false;
+};
+
+// Strict number parsing: the whole text must be the number, and it must lie in [min, max].
+// Messages name `flag`, e.g. "-n: expected an integer in [0, 1000000], got 'x'".
+int64_t parse_int(const std::string& flag, const std::string& text, int64_t min, int64_t max);
+uint64_t parse_u64(const std::string& flag, const std::string& text);
+float parse_float(const std::string& flag, const std::string& text, float min, float max);
+
+// "1,2,3" -> {1, 2, 3}. Rejects empty lists, empty items ("1,,2"), signs, spaces and anything
+// that is not a decimal token id below 2^31.
+std::vector<int32_t> parse_ids(const std::string& flag, const std::string& text);
+
+// "  --model PATH      help" lines for a subcommand's help text.
+std::string format_flags(const std::vector<Flag>& flags);
+
+}  // namespace vkssm::cli

@@ -1,0 +1,376 @@
+// `vkssm`: the command-line front end of the library.
+//
+//   vkssm devices                                      list Vulkan devices
+//   vkssm info     --model PATH                        what a checkpoint holds and where it runs
+//   vkssm logits   --model PATH --ids 1,2,3 --out F    logits of each position, as .npy
+//   vkssm generate --model PATH --prompt TEXT -n N     sample text
+//
+// Exit codes: 0 success, 1 runtime error ("vkssm: error: ..."), 2 usage error. Arguments are all
+// checked before a model is loaded, so a typo fails fast.
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/vkssm.hpp"
+#include "host/checkpoint.h"
+#include "host/error.h"
+#include "host/npy.h"
+#include "host/sampling.h"
+#include "host/tokenizer.h"
+#include "samples/cli_args.h"
+
+namespace vkssm::cli {
+namespace {
+
+// ---- options shared by the commands that load a model -------------------------------------
+
+const std::vector<Flag> kModelFlags = {
+    {"--model", "PATH", "checkpoint folder (config.json + *.safetensors)"},
+    {"--backend", "NAME", "vulkan (default) or cpu"},
+    {"--device", "N", "Vulkan device index (default: $VKSSM_DEVICE, else the best)"},
+    {"--weights", "TYPE", "auto (default), f32 or f16"},
+};
+
+std::vector<Flag> with_model_flags(std::vector<Flag> flags) {
+  flags.insert(flags.begin(), kModelFlags.begin(), kModelFlags.end());
+  return flags;
+}
+
+LoadOptions load_options(const Args& args) {
+  LoadOptions opt;
+  opt.max_streams = 1;  // the tool runs a single stream
+  std::string backend = args.get_or("--backend", "vulkan");
+  if (backend == "vulkan") opt.backend = BackendKind::Vulkan;
+  else if (backend == "cpu") opt.backend = BackendKind::Cpu;
+  else throw UsageError("--backend: expected vulkan or cpu, got '" + backend + "'");
+  if (args.has("--device")) opt.device = static_cast<int>(parse_int("--device", args.get("--device"), 0, 1 << 20));
+  std::string weights = args.get_or("--weights", "auto");
+  if (weights == "auto") opt.weights = WeightStorage::Auto;
+  else if (weights == "f32") opt.weights = WeightStorage::F32;
+  else if (weights == "f16") opt.weights = WeightStorage::F16;
+  else throw UsageError("--weights: expected auto, f32 or f16, got '" + weights + "'");
+  return opt;
+}
+
+// The library's own message for a missing folder depends on which file it tried first; this one
+// names exactly what the user typed.
+void require_model_path(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw Error("model path '" + path + "' does not exist");
+}
+
+// The folder holding config.json (the model path may also name a .safetensors file in it).
+std::string model_dir(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return path;
+  std::string parent = std::filesystem::path(path).parent_path().string();
+  return parent.empty() ? "." : parent;
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
+  std::string dir = model_dir(path);
+  return load_tokenizer_for_model(dir, read_json_file(dir + "/config.json"));
+}
+
+// Fails with a message naming the position rather than letting step() reject the id mid-run.
+void check_ids(const std::vector<int32_t>& ids, int64_t vocab_size, const std::string& what) {
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] >= vocab_size) {
+      throw Error("token id " + std::to_string(ids[i]) + " at position " + std::to_string(i) +
+                  " of " + what + " is out of range for vocabulary size " + std::to_string(vocab_size));
+    }
+  }
+}
+
+std::string format_bytes(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024.0 && u < 4) {
+    v /= 1024.0;
+    ++u;
+  }
+  char buf[64];
+  if (u == 0) std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
+  else std::snprintf(buf, sizeof buf, "%.2f %s", v, units[u]);
+  return buf;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// ---- vkssm devices --------------------------------------------------------------------------
+
+int cmd_devices(const Args&) {
+  std::vector<DeviceInfo> devices = list_devices();
+  if (devices.empty()) {
+    std::cout << "no Vulkan devices found\n";
+    return 0;
+  }
+  auto yes_no = [](bool b) { return b ? "yes" : "no"; };
+  for (const DeviceInfo& d : devices) {
+    // VK_API_VERSION_MAJOR/MINOR/PATCH, spelled out so this file needs no Vulkan header.
+    uint32_t v = d.api_version;
+    std::cout << "[" << d.index << "] " << d.name << (d.is_default ? "  (default)" : "") << "\n"
+              << "    type:                      " << d.type << "\n"
+              << "    Vulkan API:                " << ((v >> 22) & 0x7F) << "." << ((v >> 12) & 0x3FF)
+              << "." << (v & 0xFFF) << "\n"
+              << "    16-bit storage:            " << yes_no(d.storage16) << "\n"
+              << "    fp16 arithmetic:           " << yes_no(d.float16) << "\n"
+              << "    8-bit storage:             " << yes_no(d.storage8) << "\n"
+              << "    subgroup size:             " << d.subgroup_size << "\n"
+              << "    shared memory:             " << format_bytes(d.shared_memory) << "\n"
+              << "    max workgroup invocations: " << d.max_workgroup_invocations << "\n"
+              << "    device-local memory:       " << format_bytes(d.device_local_bytes) << "\n";
+  }
+  return 0;
+}
+
+// ---- vkssm info -----------------------------------------------------------------------------
+
+int cmd_info(const Args& args) {
+  const std::string& path = args.get("--model");
+  LoadOptions opt = load_options(args);
+  require_model_path(path);
+  std::unique_ptr<Model> model = load_model(path, opt);
+  std::unique_ptr<Tokenizer> tok = load_tokenizer(path);
+  const ModelInfo& info = model->info();
+  std::cout << "model:            " << path << "\n"
+            << "architecture:     " << info.architecture << "\n"
+            << "layers:           " << info.n_layer << "\n"
+            << "d_model:          " << info.d_model << "\n"
+            << "vocabulary:       " << info.vocab_size << "\n"
+            << "weights:          " << info.weight_type << ", " << format_bytes(info.weight_bytes)
+            << " (" << info.weight_bytes << " bytes)\n"
+            << "state per stream: " << format_bytes(info.state_bytes_per_stream) << " ("
+            << info.state_bytes_per_stream << " bytes)\n"
+            << "backend:          " << info.backend << "\n"
+            << "device:           " << info.device_name << "\n"
+            << "tokenizer:        ";
+  if (tok) {
+    std::cout << "vocabulary " << tok->vocab_size();
+    if (tok->eos_id() >= 0) std::cout << ", eos " << tok->eos_id();
+    std::cout << "\n";
+  } else {
+    std::cout << "none (use --ids)\n";
+  }
+  return 0;
+}
+
+// ---- vkssm logits ---------------------------------------------------------------------------
+
+int cmd_logits(const Args& args) {
+  const std::string& path = args.get("--model");
+  std::vector<int32_t> ids = parse_ids("--ids", args.get("--ids"));
+  const std::string& out = args.get("--out");
+  LoadOptions opt = load_options(args);
+
+  require_model_path(path);
+  std::unique_ptr<Model> model = load_model(path, opt);
+  const int64_t vocab = model->info().vocab_size;
+  check_ids(ids, vocab, "--ids");
+
+  const int32_t slot = 0;
+  model->reset(slot);
+  std::vector<float> logits(ids.size() * static_cast<size_t>(vocab));
+  for (size_t t = 0; t < ids.size(); ++t) model->step(&ids[t], &slot, 1, logits.data() + t * vocab);
+  write_npy_f32(out, logits.data(), {static_cast<int64_t>(ids.size()), vocab});
+  std::cerr << "wrote " << out << " [" << ids.size() << ", " << vocab << "]\n";
+  return 0;
+}
+
+// ---- vkssm generate -------------------------------------------------------------------------
+
+// Writes token bytes to stdout as they come, holding back a trailing incomplete UTF-8 sequence
+// (byte-level tokenizers may split a character across tokens) so the terminal never shows
+// replacement characters mid-stream.
+class Utf8Printer {
+ public:
+  void write(const std::string& bytes) {
+    pending_ += bytes;
+    size_t cut = complete_prefix(pending_);
+    std::cout << pending_.substr(0, cut) << std::flush;
+    pending_.erase(0, cut);
+  }
+  void finish() { std::cout << pending_ << std::flush; pending_.clear(); }
+
+ private:
+  // Length of the longest prefix not ending inside a multi-byte sequence. Invalid bytes are let
+  // through: only a genuinely unfinished sequence of at most 3 bytes is held back.
+  static size_t complete_prefix(const std::string& s) {
+    for (size_t back = 1; back <= 3 && back <= s.size(); ++back) {
+      unsigned char c = static_cast<unsigned char>(s[s.size() - back]);
+      if ((c & 0xC0) == 0x80) continue;  // continuation byte: look further back
+      size_t need = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+      return need > back ? s.size() - back : s.size();
+    }
+    return s.size();
+  }
+  std::string pending_;
+};
+
+int cmd_generate(const Args& args) {
+  const std::string& path = args.get("--model");
+  if (args.has("--ids") == args.has("--prompt")) throw UsageError("give exactly one of --ids and --prompt");
+  std::vector<int32_t> ids;
+  if (args.has("--ids")) ids = parse_ids("--ids", args.get("--ids"));
+  const int n = static_cast<int>(parse_int("-n", args.get("-n"), 0, 1 << 30));
+  SamplingParams sp;
+  sp.temperature = parse_float("--temperature", args.get_or("--temperature", "0"), 0.0f, 1000.0f);
+  sp.top_k = static_cast<int>(parse_int("--top-k", args.get_or("--top-k", "0"), 0, 1 << 30));
+  sp.seed = parse_u64("--seed", args.get_or("--seed", "0"));
+  LoadOptions opt = load_options(args);
+
+  require_model_path(path);
+  std::unique_ptr<Tokenizer> tok = load_tokenizer(path);
+  if (args.has("--prompt")) {
+    if (!tok) throw Error("model '" + path + "' has no tokenizer: give the prompt as --ids");
+    ids = tok->encode(args.get("--prompt"));
+    if (ids.empty()) throw Error("the prompt encodes to no tokens: give a non-empty --prompt");
+  }
+  std::unique_ptr<Model> model = load_model(path, opt);
+  const int64_t vocab = model->info().vocab_size;
+  check_ids(ids, vocab, args.has("--ids") ? "--ids" : "the encoded prompt");
+
+  // Echo the prompt, then stream the continuation.
+  Utf8Printer text;
+  auto print_token = [&](int32_t id, bool first) {
+    if (tok) text.write(tok->decode_token(id));
+    else std::cout << (first ? "" : " ") << id << std::flush;
+  };
+  for (size_t i = 0; i < ids.size(); ++i) print_token(ids[i], i == 0);
+
+  const int32_t slot = 0;
+  model->reset(slot);
+  std::vector<float> logits(static_cast<size_t>(vocab));
+  auto t0 = std::chrono::steady_clock::now();
+  for (int32_t id : ids) model->step(&id, &slot, 1, logits.data());
+  const double prompt_s = seconds_since(t0);
+
+  // Each sampled token is fed back, except the last: its logits would go unused.
+  Rng rng(sp.seed);
+  const int32_t eos = tok ? tok->eos_id() : -1;
+  int generated = 0;
+  t0 = std::chrono::steady_clock::now();
+  while (generated < n) {
+    int32_t next = sample_token(logits.data(), static_cast<int>(vocab), sp, rng);
+    if (next == eos) break;
+    print_token(next, false);
+    ++generated;
+    if (generated < n) model->step(&next, &slot, 1, logits.data());
+  }
+  const double gen_s = seconds_since(t0);
+  text.finish();
+  std::cout << std::endl;
+
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "prompt: %zu tokens, %.1f tokens/s | generation: %d tokens, %.1f tokens/s | %s on %s\n",
+                ids.size(), prompt_s > 0 ? ids.size() / prompt_s : 0.0, generated,
+                gen_s > 0 ? generated / gen_s : 0.0, model->info().backend.c_str(),
+                model->info().device_name.c_str());
+  std::cerr << line;
+  return 0;
+}
+
+// ---- dispatch -------------------------------------------------------------------------------
+
+struct Command {
+  std::string name;
+  std::string synopsis;  // after "vkssm NAME "
+  std::string summary;
+  std::vector<Flag> flags;
+  int (*run)(const Args&);
+};
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> list = {
+      {"devices", "", "list Vulkan devices and mark the default one", {}, cmd_devices},
+      {"info", "--model PATH [options]", "show a model's architecture, sizes and device",
+       with_model_flags({}), cmd_info},
+      {"logits", "--model PATH --ids 1,2,3 --out FILE.npy [options]",
+       "run token ids from a zero state and write float32 logits [T, vocab] as .npy",
+       with_model_flags({{"--ids", "IDS", "comma-separated token ids, fed one at a time"},
+                         {"--out", "FILE", "output .npy file"}}),
+       cmd_logits},
+      {"generate", "--model PATH (--prompt TEXT | --ids 1,2,3) -n N [options]",
+       "feed a prompt, then sample N tokens and print them as they come",
+       with_model_flags({{"--prompt", "TEXT", "prompt text (needs the model's tokenizer)"},
+                         {"--ids", "IDS", "prompt as comma-separated token ids"},
+                         {"-n", "N", "number of tokens to generate (stops early at end of text)"},
+                         {"--temperature", "T", "sampling temperature; 0 = greedy (default 0)"},
+                         {"--top-k", "K", "sample among the K most likely tokens; 0 = all (default 0)"},
+                         {"--seed", "S", "random seed (default 0)"}}),
+       cmd_generate},
+  };
+  return list;
+}
+
+std::string tool_usage() {
+  std::ostringstream out;
+  out << "Usage: vkssm COMMAND [options]\n\n"
+      << "State Space Model inference on Vulkan.\n\nCommands:\n";
+  for (const Command& c : commands()) {
+    out << "  " << c.name << std::string(10 - c.name.size(), ' ') << c.summary << "\n";
+  }
+  out << "\nRun 'vkssm COMMAND --help' for a command's options.\n"
+      << "Environment: VKSSM_DEVICE (default device index), VKSSM_VALIDATION=1 (validation layer),\n"
+      << "             VKSSM_CACHE_DIR (pipeline cache folder).\n";
+  return out.str();
+}
+
+std::string command_usage(const Command& c) {
+  std::ostringstream out;
+  out << "Usage: vkssm " << c.name << (c.synopsis.empty() ? "" : " ") << c.synopsis << "\n\n"
+      << static_cast<char>(std::toupper(static_cast<unsigned char>(c.summary[0]))) << c.summary.substr(1)
+      << ".\n\nOptions:\n"
+      << format_flags(c.flags);
+  return out.str();
+}
+
+int run(const std::vector<std::string>& words) {
+  std::string help_hint = "Run 'vkssm --help' for usage.";
+  try {
+    if (words.empty()) {
+      std::cerr << tool_usage();
+      return 2;
+    }
+    if (words[0] == "-h" || words[0] == "--help" || words[0] == "help") {
+      std::cout << tool_usage();
+      return 0;
+    }
+    const Command* cmd = nullptr;
+    for (const Command& c : commands())
+      if (c.name == words[0]) cmd = &c;
+    if (!cmd) throw UsageError("unknown command '" + words[0] + "'");
+    help_hint = "Run 'vkssm " + cmd->name + " --help' for usage.";
+
+    Args args(std::vector<std::string>(words.begin() + 1, words.end()), cmd->flags);
+    if (args.help()) {
+      std::cout << command_usage(*cmd);
+      return 0;
+    }
+    return cmd->run(args);
+  } catch (const UsageError& e) {
+    std::cerr << "vkssm: " << e.what() << "\n" << help_hint << "\n";
+    return 2;
+  } catch (const std::exception& e) {  // vkssm::Error, and anything else (bad_alloc, ...)
+    std::cout << std::flush;
+    std::cerr << "vkssm: error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace
+}  // namespace vkssm::cli
+
+int main(int argc, char** argv) {
+  return vkssm::cli::run(std::vector<std::string>(argv + 1, argv + argc));
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# One entry point for a fresh checkout (Debian/Ubuntu):
+#
+#   scripts/setup.sh demo   install what is missing, build, generate text with the tiny model
+#   scripts/setup.sh test   install what is missing, build, run the test suite
+#
+# Re-running is cheap: the package step is skipped when everything is installed, and the build
+# is incremental (into build/).
+set -euo pipefail
+
+usage() {
+  echo "Usage: scripts/setup.sh demo|test" >&2
+  exit 2
+}
+[[ $# -eq 1 ]] || usage
+mode=$1
+[[ $mode == demo || $mode == test ]] || usage
+
+# Work from the repository root whatever the caller's directory.
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# ---- system packages ----------------------------------------------------------------------
+packages=(cmake ninja-build g++ pkg-config libvulkan-dev libvulkan-volk-dev glslc libglm-dev
+          libgtest-dev mesa-vulkan-drivers vulkan-validationlayers spirv-tools vulkan-tools
+          nlohmann-json3-dev)
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ $status == "install ok installed" ]] || missing+=("$p")
+done
+
+if (( ${#missing[@]} > 0 )); then
+  install_cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
+  echo "setup: missing packages: ${missing[*]}"
+  if [[ $(id -u) -eq 0 ]]; then
+    bash -c "$install_cmd"
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    sudo bash -c "$install_cmd"
+  else
+    echo "setup: packages are missing and this user cannot install them; as root, run:" >&2
+    echo "  $install_cmd" >&2
+    echo "then run this script again." >&2
+    exit 1
+  fi
+fi
+
+# ---- build ----------------------------------------------------------------------------------
+# A build folder keeps the generator it was first configured with; only choose one for a new one.
+configure=(cmake -S . -B build -DCMAKE_BUILD_TYPE=Release)
+if [[ ! -f build/CMakeCache.txt ]] && command -v ninja >/dev/null; then
+  configure+=(-G Ninja)
+fi
+"${configure[@]}"
+
+jobs=$(nproc)
+if [[ $mode == demo ]]; then
+  cmake --build build --parallel "$jobs" --target vkssm_cli
+else
+  cmake --build build --parallel "$jobs"
+fi
+
+# ---- run --------------------------------------------------------------------------------------
+if [[ $mode == demo ]]; then
+  model=models/mamba1/tiny-shakespeare
+  if [[ ! -d $model ]]; then
+    echo "setup: demo model folder $model is missing" >&2
+    exit 1
+  fi
+  exec build/bin/vkssm generate --model "$model" --prompt "ROMEO:" -n 200 --temperature 0.8 --seed 1
+else
+  exec ctest --test-dir build --output-on-failure -j2
+fi

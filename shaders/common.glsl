@@ -1,0 +1,33 @@
+// Shared by every vkssm shader: how weights are stored and read.
+//
+// Weights are fp32, or fp16 when the shader is built with -DWEIGHT_F16. fp16 values are packed two
+// per uint and unpacked with unpackHalf2x16, which is core GLSL: no 16-bit storage feature is
+// needed, so the fp16 path also runs on drivers whose 16-bit storage is broken. Arithmetic is fp32.
+//
+// WEIGHTS4 declares a matrix read four columns at a time (rows padded to a multiple of 8 columns);
+// WEIGHTS1 declares one read an element at a time.
+#ifdef WEIGHT_F16
+#define WEIGHTS4(b, NAME) layout(std430, binding = b) readonly buffer NAME##_buf { uvec2 NAME[]; };
+#define LOAD4(NAME, i4) vec4(unpackHalf2x16(NAME[i4].x), unpackHalf2x16(NAME[i4].y))
+#define WEIGHTS1(b, NAME) layout(std430, binding = b) readonly buffer NAME##_buf { uint NAME[]; };
+#define LOAD1(NAME, i) (unpackHalf2x16(NAME[(i) >> 1])[(i) & 1u])
+#else
+#define WEIGHTS4(b, NAME) layout(std430, binding = b) readonly buffer NAME##_buf { vec4 NAME[]; };
+#define LOAD4(NAME, i4) NAME[i4]
+#define WEIGHTS1(b, NAME) layout(std430, binding = b) readonly buffer NAME##_buf { float NAME[]; };
+#define LOAD1(NAME, i) NAME[i]
+#endif
+
+// The per-step input every step shader can read (host-written, persistently mapped):
+// [0] = number of streams B in this step, [4 + b] = token of stream b, [4 + CAPACITY + b] = its
+// slot, [4 + 2 * CAPACITY + b] = 1 when that slot starts from a zero state (a reset costs nothing:
+// the step reads zeros instead of the old state).
+#define STEP_INPUT(b) layout(std430, binding = b) readonly buffer StepInput { uint step_in[]; };
+#define STEP_BATCH step_in[0]
+#define STEP_TOKEN(i) step_in[4u + (i)]
+#define STEP_SLOT(i, capacity) step_in[4u + (capacity) + (i)]
+#define STEP_FRESH(i, capacity) (step_in[4u + 2u * (capacity) + (i)] != 0u)
+
+float silu(float x) { return x / (1.0 + exp(-x)); }
+// torch.nn.functional.softplus with threshold 20, as upstream Mamba uses.
+float softplus(float x) { return x > 20.0 ? x : log(1.0 + exp(x)); }

@@ -1,0 +1,70 @@
+#version 450
+// Mamba-1 step, dispatch (b): causal conv1d state update + SiLU, then x_proj as split-K partials.
+//
+// Workgroup w owns channels [w*CHUNK, (w+1)*CHUNK). For each stream it shifts those channels'
+// conv state (newest input last), computes xc = silu(conv + bias), and multiplies its slice of
+// x_proj by its slice of xc. The partial sums go to partial[b][w][j]; ssm_update.comp adds the
+// NCHUNK partials. Channels are disjoint across workgroups, so no two workgroups touch the same
+// state and no global synchronisation is needed inside the dispatch.
+#include "common.glsl"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint E = 1;        // d_inner
+layout(constant_id = 2) const uint K = 4;        // d_conv
+layout(constant_id = 3) const uint J = 1;        // dt_rank + 2 * d_state (x_proj rows)
+layout(constant_id = 4) const uint CHUNK = 64;   // channels per workgroup
+layout(constant_id = 5) const uint NCHUNK = 1;   // ceil(E / CHUNK)
+layout(constant_id = 6) const uint CAPACITY = 1; // state slots
+layout(constant_id = 7) const uint XZ_STRIDE = 2;  // floats between streams in xz
+layout(constant_id = 8) const uint XC_STRIDE = 1;  // floats between streams in xc
+
+STEP_INPUT(0)
+layout(std430, binding = 1) readonly buffer XZ { float xz[]; };        // [B][XZ_STRIDE]: x | z
+layout(std430, binding = 2) buffer ConvState { float conv_state[]; };  // this layer's [slot][E][K]
+layout(std430, binding = 3) readonly buffer ConvW { float conv_w[]; }; // [E][K]
+layout(std430, binding = 4) readonly buffer ConvB { float conv_b[]; }; // [E]
+WEIGHTS1(5, XprojT)                                                    // [E][J] (transposed)
+layout(std430, binding = 6) writeonly buffer XC { float xc_out[]; };   // [B][XC_STRIDE]
+layout(std430, binding = 7) writeonly buffer Partial { float partial[]; };  // [B][NCHUNK][J]
+
+#define LOCAL gl_WorkGroupSize.x
+shared float xc_s[CHUNK];
+
+void main() {
+  const uint tid = gl_LocalInvocationID.x;
+  const uint chunk = gl_WorkGroupID.x;
+  const uint e0 = chunk * CHUNK;
+  const uint batch = STEP_BATCH;
+
+  for (uint b = 0; b < batch; ++b) {
+    const uint slot = STEP_SLOT(b, CAPACITY);
+    const bool fresh = STEP_FRESH(b, CAPACITY);
+    for (uint c = tid; c < CHUNK; c += LOCAL) {
+      const uint e = e0 + c;
+      float v = 0.0;
+      if (e < E) {
+        const uint s = (slot * E + e) * K;
+        const float x_new = xz[b * XZ_STRIDE + e];
+        float acc = conv_b[e];
+        for (uint k = 0; k + 1 < K; ++k) {
+          const float old = fresh ? 0.0 : conv_state[s + k + 1];
+          conv_state[s + k] = old;
+          acc += old * conv_w[e * K + k];
+        }
+        conv_state[s + K - 1] = x_new;
+        acc += x_new * conv_w[e * K + K - 1];
+        v = silu(acc);
+        xc_out[b * XC_STRIDE + e] = v;
+      }
+      xc_s[c] = v;
+    }
+    barrier();
+    const uint n = min(CHUNK, E - e0);
+    for (uint j = tid; j < J; j += LOCAL) {
+      float acc = 0.0;
+      for (uint c = 0; c < n; ++c) acc += LOAD1(XprojT, (e0 + c) * J + j) * xc_s[c];
+      partial[(b * NCHUNK + chunk) * J + j] = acc;
+    }
+    barrier();
+  }
+}

@@ -1,0 +1,131 @@
+#version 450
+// y[b] (+)= scale_b * (W @ (x[b] * norm_w)) + bias   for every stream b of the step.
+//
+// One kernel for every projection that reads a big matrix: in_proj (RMSNorm fused in), out_proj
+// (residual add fused in: y is the residual stream, ACCUM), lm_head (final RMSNorm fused in).
+// Each workgroup owns 4 * ROW_GROUPS output rows and computes them for all B streams, so each
+// weight is read once per step however many streams there are.
+// LOCAL threads split a row's columns (GPUs: 64 threads, reduced with subgroup adds); on CPU
+// drivers (lavapipe) LOCAL = 1 and one invocation walks whole rows: its loads are then uniform,
+// which llvmpipe turns into plain vector loads instead of per-lane gathers.
+#extension GL_KHR_shader_subgroup_arithmetic : enable
+#extension GL_KHR_shader_subgroup_basic : enable
+#include "common.glsl"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint ROWS = 1;        // output rows
+layout(constant_id = 2) const uint COLS = 4;        // real input columns (for the RMS mean)
+layout(constant_id = 3) const uint COLS4 = 1;       // padded columns / 4 (row stride of W and x)
+layout(constant_id = 4) const uint Y_STRIDE = 1;    // floats between streams in y
+layout(constant_id = 5) const uint ROW_GROUPS = 1;  // rows per workgroup = 4 * ROW_GROUPS
+layout(constant_id = 6) const bool NORM = false;    // apply RMSNorm(x; norm_w) first
+layout(constant_id = 7) const bool ACCUM = false;   // y += result (residual add)
+layout(constant_id = 8) const bool HAS_BIAS = false;
+layout(constant_id = 9) const float EPS = 1e-5;
+
+STEP_INPUT(0)
+layout(std430, binding = 1) readonly buffer X { vec4 x[]; };       // [B][COLS4]
+WEIGHTS4(2, W)                                                      // [ROWS][COLS4]
+layout(std430, binding = 3) readonly buffer NormW { vec4 norm_w[]; };  // [COLS4] (NORM only)
+layout(std430, binding = 4) readonly buffer Bias { float bias[]; };    // [ROWS] (HAS_BIAS only)
+layout(std430, binding = 5) buffer Y { float y[]; };                // [B][Y_STRIDE]
+
+#define LOCAL gl_WorkGroupSize.x
+#define TB 4  // streams per pass: 4 rows x 4 streams accumulators
+
+shared float red[TB * 4 * 32];  // per-subgroup partial sums (up to 32 subgroups)
+shared float scale_s[TB];
+
+// Sum of v over the workgroup, valid in invocation 0. `slot` separates concurrent reductions.
+float workgroup_sum(float v, uint slot) {
+  if (LOCAL == 1) return v;
+  float s = subgroupAdd(v);
+  if (subgroupElect()) red[slot * 32 + gl_SubgroupID] = s;
+  return 0.0;  // completed by finish_sum after a barrier
+}
+float finish_sum(uint slot) {
+  float s = 0.0;
+  for (uint i = 0; i < gl_NumSubgroups; ++i) s += red[slot * 32 + i];
+  return s;
+}
+
+void main() {
+  const uint tid = gl_LocalInvocationID.x;
+  const uint wg = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+  const uint batch = STEP_BATCH;
+
+  for (uint b0 = 0; b0 < batch; b0 += TB) {
+    const uint nb = min(TB, batch - b0);
+
+    // RMSNorm scale of each stream in this pass.
+    if (NORM) {
+      float ss[TB];
+      for (uint j = 0; j < TB; ++j) {
+        ss[j] = 0.0;
+        if (j < nb)
+          for (uint k = tid; k < COLS4; k += LOCAL) {
+            vec4 v = x[(b0 + j) * COLS4 + k];
+            ss[j] += dot(v, v);
+          }
+      }
+      if (LOCAL == 1) {
+        for (uint j = 0; j < TB; ++j) scale_s[j] = inversesqrt(ss[j] / float(COLS) + EPS);
+      } else {
+        for (uint j = 0; j < TB; ++j) workgroup_sum(ss[j], j);
+        barrier();
+        if (tid == 0)
+          for (uint j = 0; j < TB; ++j) scale_s[j] = inversesqrt(finish_sum(j) / float(COLS) + EPS);
+      }
+      barrier();
+    }
+
+    for (uint g = 0; g < ROW_GROUPS; ++g) {
+      const uint row0 = (wg * ROW_GROUPS + g) * 4;
+      if (row0 >= ROWS) break;  // uniform across the workgroup
+      uint rows[4];
+      for (uint r = 0; r < 4; ++r) rows[r] = min(row0 + r, ROWS - 1);  // clamp: never read past W
+
+      vec4 acc[4][TB];
+      for (uint r = 0; r < 4; ++r)
+        for (uint j = 0; j < TB; ++j) acc[r][j] = vec4(0.0);
+
+      for (uint k = tid; k < COLS4; k += LOCAL) {
+        vec4 xv[TB];
+        vec4 nw = NORM ? norm_w[k] : vec4(1.0);
+        for (uint j = 0; j < TB; ++j) xv[j] = j < nb ? x[(b0 + j) * COLS4 + k] * nw : vec4(0.0);
+        for (uint r = 0; r < 4; ++r) {
+          vec4 wv = LOAD4(W, rows[r] * COLS4 + k);
+          for (uint j = 0; j < TB; ++j) acc[r][j] += wv * xv[j];
+        }
+      }
+
+      float sums[4][TB];
+      if (LOCAL == 1) {
+        for (uint r = 0; r < 4; ++r)
+          for (uint j = 0; j < TB; ++j) sums[r][j] = dot(acc[r][j], vec4(1.0));
+      } else {
+        for (uint r = 0; r < 4; ++r)
+          for (uint j = 0; j < TB; ++j) workgroup_sum(dot(acc[r][j], vec4(1.0)), r * TB + j);
+        barrier();
+        for (uint r = 0; r < 4; ++r)
+          for (uint j = 0; j < TB; ++j) sums[r][j] = tid == 0 ? finish_sum(r * TB + j) : 0.0;
+      }
+
+      if (tid == 0) {
+        for (uint r = 0; r < 4; ++r) {
+          const uint row = row0 + r;
+          if (row >= ROWS) break;
+          for (uint j = 0; j < nb; ++j) {
+            float v = sums[r][j];
+            if (NORM) v *= scale_s[j];
+            if (HAS_BIAS) v += bias[row];
+            const uint o = (b0 + j) * Y_STRIDE + row;
+            y[o] = ACCUM ? y[o] + v : v;
+          }
+        }
+      }
+      barrier();  // `red` is reused by the next row group
+    }
+    barrier();  // scale_s is reused by the next pass
+  }
+}

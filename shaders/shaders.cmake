@@ -1,0 +1,6 @@
+# The shader variants built into vkssm (included by engine/CMakeLists.txt, which embeds them).
+# Each shader is built once per weight storage type: <name>_f32 and <name>_f16.
+foreach(shader matvec conv_x_proj ssm_update embed_gather)
+  vkssm_shader(NAME ${shader}_f32 SOURCE ${shader}.comp)
+  vkssm_shader(NAME ${shader}_f16 SOURCE ${shader}.comp DEFINES WEIGHT_F16=1)
+endforeach()

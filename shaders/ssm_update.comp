@@ -1,0 +1,71 @@
+#version 450
+// Mamba-1 step, dispatch (c): dt_proj + softplus, the selective state update, D skip and the
+// SiLU(z) gate, for a chunk of channels per workgroup.
+//
+//   dt  = softplus(dt_proj_w[e] . dt_in + dt_proj_b[e])
+//   s[e,n] = s[e,n] * exp(dt * A[e,n]) + dt * xc[e] * B[n]      (A = -exp(A_log), precomputed)
+//   y[e] = (sum_n s[e,n] * C[n] + D[e] * xc[e]) * silu(z[e])
+// dt_in | B | C are the sums of the NCHUNK x_proj partials written by conv_x_proj.comp.
+#include "common.glsl"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint E = 1;
+layout(constant_id = 2) const uint N = 16;        // d_state
+layout(constant_id = 3) const uint R = 1;         // dt_rank
+layout(constant_id = 4) const uint CHUNK = 64;    // channels per workgroup
+layout(constant_id = 5) const uint NCHUNK_IN = 1; // partials per stream from conv_x_proj
+layout(constant_id = 6) const uint CAPACITY = 1;
+layout(constant_id = 7) const uint XZ_STRIDE = 2;
+layout(constant_id = 8) const uint XC_STRIDE = 1;
+layout(constant_id = 9) const uint Y_STRIDE = 1;
+layout(constant_id = 10) const uint J = 1;        // R + 2N
+
+STEP_INPUT(0)
+layout(std430, binding = 1) readonly buffer Partial { float partial[]; };  // [B][NCHUNK_IN][J]
+layout(std430, binding = 2) readonly buffer XZ { float xz[]; };
+layout(std430, binding = 3) readonly buffer XC { float xc[]; };
+WEIGHTS1(4, DtW)                                                        // [E][R]
+layout(std430, binding = 5) readonly buffer DtB { float dt_b[]; };     // [E]
+layout(std430, binding = 6) readonly buffer A { float A_neg[]; };      // [E][N] = -exp(A_log)
+layout(std430, binding = 7) readonly buffer Dskip { float D_skip[]; }; // [E]
+layout(std430, binding = 8) buffer SsmState { float ssm_state[]; };    // this layer's [slot][E][N]
+layout(std430, binding = 9) writeonly buffer Yout { float y[]; };      // [B][Y_STRIDE]
+
+#define LOCAL gl_WorkGroupSize.x
+shared float dbc[J];  // dt_in | B | C of the current stream
+
+void main() {
+  const uint tid = gl_LocalInvocationID.x;
+  const uint e0 = gl_WorkGroupID.x * CHUNK;
+  const uint batch = STEP_BATCH;
+
+  for (uint b = 0; b < batch; ++b) {
+    for (uint j = tid; j < J; j += LOCAL) {
+      float s = 0.0;
+      for (uint c = 0; c < NCHUNK_IN; ++c) s += partial[(b * NCHUNK_IN + c) * J + j];
+      dbc[j] = s;
+    }
+    barrier();
+    const uint slot = STEP_SLOT(b, CAPACITY);
+    const bool fresh = STEP_FRESH(b, CAPACITY);
+    for (uint c = tid; c < CHUNK; c += LOCAL) {
+      const uint e = e0 + c;
+      if (e >= E) break;
+      float dt = dt_b[e];
+      for (uint r = 0; r < R; ++r) dt += LOAD1(DtW, e * R + r) * dbc[r];
+      dt = softplus(dt);
+      const float xv = xc[b * XC_STRIDE + e];
+      const float dtx = dt * xv;
+      const uint s0 = (slot * E + e) * N;
+      float acc = 0.0;
+      for (uint n = 0; n < N; ++n) {
+        float s = (fresh ? 0.0 : ssm_state[s0 + n]) * exp(dt * A_neg[e * N + n]) + dtx * dbc[R + n];
+        ssm_state[s0 + n] = s;
+        acc += s * dbc[R + N + n];
+      }
+      acc += D_skip[e] * xv;
+      y[b * Y_STRIDE + e] = acc * silu(xz[b * XZ_STRIDE + E + e]);
+    }
+    barrier();
+  }
+}

@@ -1,0 +1,204 @@
+// The Vulkan Mamba-1 step against the CPU reference, on random models with awkward sizes.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "engine/vkssm.hpp"
+#include "host/dtype.h"
+#include "host/error.h"
+#include "models/mamba1/mamba1_model.h"
+
+namespace vkssm {
+namespace {
+
+struct Shape {
+  const char* name;
+  int64_t d_model, n_layer, d_state, d_conv, dt_rank, vocab;
+  bool tied;
+  WeightStorage storage;
+  int streams;
+};
+
+void PrintTo(const Shape& s, std::ostream* os) { *os << s.name; }
+
+Mamba1Config config_of(const Shape& s) {
+  Mamba1Config c;
+  c.d_model = s.d_model;
+  c.n_layer = s.n_layer;
+  c.d_state = s.d_state;
+  c.d_conv = s.d_conv;
+  c.dt_rank = s.dt_rank;
+  c.vocab_size = s.vocab;
+  c.expand = 2;
+  c.d_inner = 2 * s.d_model;
+  c.tie_embeddings = s.tied;
+  return c;
+}
+
+// The values an fp16 device copy holds, so the reference sees exactly what the GPU reads.
+void round_to_f16(std::vector<float>& v) {
+  for (float& x : v) x = half_to_float(float_to_half(x));
+}
+void round_matrices_to_f16(Mamba1Weights& w) {
+  round_to_f16(w.embeddings);
+  round_to_f16(w.lm_head);
+  for (auto& l : w.layers) {
+    round_to_f16(l.in_proj);
+    round_to_f16(l.x_proj);
+    round_to_f16(l.dt_proj_w);
+    round_to_f16(l.out_proj);
+  }
+}
+
+float max_rel_error(const float* got, const float* want, int64_t n) {
+  float worst = 0;
+  for (int64_t i = 0; i < n; ++i)
+    worst = std::max(worst, std::fabs(got[i] - want[i]) / std::max(1.0f, std::fabs(want[i])));
+  return worst;
+}
+
+class GpuVsCpu : public testing::TestWithParam<Shape> {};
+
+TEST_P(GpuVsCpu, LogitsMatchReferenceEveryToken) {
+  const Shape s = GetParam();
+  Mamba1Weights w = random_mamba1(config_of(s), 1234);
+  if (s.storage == WeightStorage::F16) round_matrices_to_f16(w);
+  LoadOptions opt;
+  opt.max_streams = s.streams + 1;  // one slot stays unused: it must not disturb the others
+  opt.weights = s.storage;
+  auto gpu = create_mamba1(w, opt);
+  EXPECT_EQ(gpu->info().weight_type, s.storage == WeightStorage::F16 ? "f16" : "f32");
+
+  Mamba1CpuReference ref(w);
+  const int B = s.streams;
+  const int64_t V = s.vocab;
+  std::vector<Mamba1CpuReference::State> states(B, ref.new_state());
+  // Streams use slots in reverse order so slot != batch position.
+  std::vector<int32_t> slots(B);
+  for (int b = 0; b < B; ++b) slots[b] = B - b;
+  std::vector<float> got(B * V), want(B * V);
+  for (int t = 0; t < 7; ++t) {
+    std::vector<int32_t> tokens(B);
+    for (int b = 0; b < B; ++b) tokens[b] = int32_t((t * 131 + b * 977 + 5) % V);
+    if (t == 0) tokens[0] = int32_t(V - 1);  // the last row of the embedding
+    gpu->step(tokens.data(), slots.data(), B, got.data());
+    for (int b = 0; b < B; ++b) ref.step(states[b], tokens[b], want.data() + b * V);
+    for (int b = 0; b < B; ++b)
+      ASSERT_LT(max_rel_error(got.data() + b * V, want.data() + b * V, V), 1e-3f)
+          << "token " << t << " stream " << b;
+  }
+  StepCounters c = gpu->counters();
+  EXPECT_EQ(c.steps, 7u);
+  EXPECT_EQ(c.submits, 7u);
+  EXPECT_EQ(c.recordings, 1u);                                  // recorded at load, never again
+  EXPECT_EQ(c.dispatches, 7u * uint64_t(2 + 4 * s.n_layer));    // embed + 4 per layer + head
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, GpuVsCpu,
+    testing::Values(
+        Shape{"d37_n16_k4_tied_f32_b1", 37, 2, 16, 4, 3, 1000, true, WeightStorage::F32, 1},
+        Shape{"d37_n1_k2_untied_f32_b3", 37, 2, 1, 2, 1, 1000, false, WeightStorage::F32, 3},
+        Shape{"d64_n16_k4_untied_f16_b3", 64, 3, 16, 4, 4, 1000, false, WeightStorage::F16, 3},
+        Shape{"d20_n1_k2_tied_f16_b1", 20, 1, 1, 2, 1, 1000, true, WeightStorage::F16, 1},
+        Shape{"d130_n16_k4_tied_f32_b3", 130, 2, 16, 4, 9, 1000, true, WeightStorage::F32, 3}),
+    [](const testing::TestParamInfo<Shape>& i) { return std::string(i.param.name); });
+
+Mamba1Weights small_model() {
+  Shape s{"small", 24, 2, 4, 4, 2, 50, true, WeightStorage::F32, 1};
+  return random_mamba1(config_of(s), 7);
+}
+
+TEST(Mamba1Gpu, ResetAndStreamsJoiningLaterMatchRunningAlone) {
+  Mamba1Weights w = small_model();
+  LoadOptions opt;
+  opt.max_streams = 3;
+  auto gpu = create_mamba1(w, opt);
+  Mamba1CpuReference ref(w);
+  const int64_t V = w.cfg.vocab_size;
+  std::vector<float> got(3 * V), want(V);
+
+  // Stream A runs 4 tokens alone in slot 2.
+  auto a = ref.new_state();
+  for (int32_t tok : {3, 9, 27, 1}) {
+    int32_t slot = 2;
+    gpu->step(&tok, &slot, 1, got.data());
+    ref.step(a, tok, want.data());
+    ASSERT_LT(max_rel_error(got.data(), want.data(), V), 1e-3f);
+  }
+  // Slot 2 is reset and reused by stream B while slot 0 joins with stream C, in one batch.
+  gpu->reset(2);
+  auto b = ref.new_state(), c = ref.new_state();
+  int32_t slots[2] = {0, 2};
+  for (int t = 0; t < 3; ++t) {
+    int32_t tokens[2] = {int32_t(10 + t), int32_t(40 - t)};
+    gpu->step(tokens, slots, 2, got.data());
+    ref.step(c, tokens[0], want.data());
+    ASSERT_LT(max_rel_error(got.data(), want.data(), V), 1e-3f);
+    ref.step(b, tokens[1], want.data());
+    ASSERT_LT(max_rel_error(got.data() + V, want.data(), V), 1e-3f);
+  }
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(Mamba1Gpu, BadStepInputsAreRefusedAndChangeNothing) {
+  Mamba1Weights w = small_model();
+  LoadOptions opt;
+  opt.max_streams = 2;
+  auto gpu = create_mamba1(w, opt);
+  std::vector<float> logits(2 * w.cfg.vocab_size);
+  int32_t tok = 50, slot = 0;
+  EXPECT_EQ(error_of([&] { gpu->step(&tok, &slot, 1, logits.data()); }), "token id 50 out of range [0, 50)");
+  tok = -1;
+  EXPECT_EQ(error_of([&] { gpu->step(&tok, &slot, 1, logits.data()); }), "token id -1 out of range [0, 50)");
+  tok = 1;
+  slot = 2;
+  EXPECT_EQ(error_of([&] { gpu->step(&tok, &slot, 1, logits.data()); }), "slot 2 out of range [0, 2)");
+  int32_t toks[3] = {1, 2, 3}, slots[3] = {0, 1, 0};
+  EXPECT_THAT(error_of([&] { gpu->step(toks, slots, 3, logits.data()); }),
+              testing::HasSubstr("batch of 3 streams exceeds the capacity of 2"));
+  int32_t twice[2] = {0, 0};
+  EXPECT_EQ(error_of([&] { gpu->step(toks, twice, 2, logits.data()); }), "slot 0 appears twice in one step");
+  EXPECT_EQ(gpu->counters().submits, 0u);  // nothing reached the GPU
+
+  // A refused step left the state untouched: the next good step equals a fresh stream's first.
+  Mamba1CpuReference ref(w);
+  auto st = ref.new_state();
+  std::vector<float> want(w.cfg.vocab_size);
+  tok = 4;
+  slot = 0;
+  gpu->step(&tok, &slot, 1, logits.data());
+  ref.step(st, tok, want.data());
+  EXPECT_LT(max_rel_error(logits.data(), want.data(), w.cfg.vocab_size), 1e-3f);
+}
+
+TEST(Mamba1Gpu, CpuBackendMatchesReference) {
+  Mamba1Weights w = small_model();
+  LoadOptions opt;
+  opt.backend = BackendKind::Cpu;
+  auto cpu = create_mamba1(w, opt);
+  EXPECT_EQ(cpu->info().backend, "cpu");
+  Mamba1CpuReference ref(w);
+  auto st = ref.new_state();
+  std::vector<float> got(w.cfg.vocab_size), want(w.cfg.vocab_size);
+  for (int32_t tok : {1, 2, 3}) {
+    int32_t slot = 0;
+    cpu->step(&tok, &slot, 1, got.data());
+    ref.step(st, tok, want.data());
+    EXPECT_EQ(got, want);
+  }
+}
+
+}  // namespace
+}  // namespace vkssm
