@@ -6,14 +6,22 @@
 //
 // WEIGHTS4 declares a matrix read four columns at a time (rows padded to a multiple of 8 columns);
 // WEIGHTS1 declares one read an element at a time.
-#ifdef WEIGHT_F16
+#if defined(WEIGHT_TEXEL)
+// Texel-buffer variant (CPU drivers): the format of the buffer view (RGBA32F or RGBA16F) does
+// the fp16 conversion, and llvmpipe turns texelFetch into vector gathers.
+#define WEIGHTS4(b, NAME) layout(binding = b) uniform samplerBuffer NAME;
+#define LOAD4(NAME, i4) texelFetch(NAME, int(i4))
+#elif defined(WEIGHT_F16)
 #define WEIGHTS4(b, NAME) layout(std430, binding = b) readonly buffer NAME##_buf { uvec2 NAME[]; };
 #define LOAD4(NAME, i4) vec4(unpackHalf2x16(NAME[i4].x), unpackHalf2x16(NAME[i4].y))
-#define WEIGHTS1(b, NAME) layout(std430, binding = b) readonly buffer NAME##_buf { uint NAME[]; };
-#define LOAD1(NAME, i) (unpackHalf2x16(NAME[(i) >> 1])[(i) & 1u])
 #else
 #define WEIGHTS4(b, NAME) layout(std430, binding = b) readonly buffer NAME##_buf { vec4 NAME[]; };
 #define LOAD4(NAME, i4) NAME[i4]
+#endif
+#ifdef WEIGHT_F16
+#define WEIGHTS1(b, NAME) layout(std430, binding = b) readonly buffer NAME##_buf { uint NAME[]; };
+#define LOAD1(NAME, i) (unpackHalf2x16(NAME[(i) >> 1])[(i) & 1u])
+#else
 #define WEIGHTS1(b, NAME) layout(std430, binding = b) readonly buffer NAME##_buf { float NAME[]; };
 #define LOAD1(NAME, i) NAME[i]
 #endif

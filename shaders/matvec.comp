@@ -24,9 +24,18 @@ layout(constant_id = 8) const bool HAS_BIAS = false;
 layout(constant_id = 9) const float EPS = 1e-5;
 
 STEP_INPUT(0)
-layout(std430, binding = 1) readonly buffer X { vec4 x[]; };       // [B][COLS4]
+#ifdef WEIGHT_TEXEL
+layout(binding = 1) uniform samplerBuffer X;      // [B][COLS4]
+layout(binding = 3) uniform samplerBuffer NormW;  // [COLS4] (NORM only)
+#define LOAD_X(i4) texelFetch(X, int(i4))
+#define LOAD_NORM(i4) texelFetch(NormW, int(i4))
+#else
+layout(std430, binding = 1) readonly buffer X { vec4 x[]; };
+layout(std430, binding = 3) readonly buffer NormW { vec4 norm_w[]; };
+#define LOAD_X(i4) x[i4]
+#define LOAD_NORM(i4) norm_w[i4]
+#endif
 WEIGHTS4(2, W)                                                      // [ROWS][COLS4]
-layout(std430, binding = 3) readonly buffer NormW { vec4 norm_w[]; };  // [COLS4] (NORM only)
 layout(std430, binding = 4) readonly buffer Bias { float bias[]; };    // [ROWS] (HAS_BIAS only)
 layout(std430, binding = 5) buffer Y { float y[]; };                // [B][Y_STRIDE]
 
@@ -49,6 +58,88 @@ float finish_sum(uint slot) {
   return s;
 }
 
+
+// y[b0 + j][row] (+)= value, for one output of the pass.
+void store(uint row, uint b, uint j, float v) {
+  if (NORM) v *= scale_s[j];
+  if (HAS_BIAS) v += bias[row];
+  const uint o = b * Y_STRIDE + row;
+  y[o] = ACCUM ? y[o] + v : v;
+}
+
+// One stream: the common decode case, with a quarter of the accumulators of pass_multi.
+void pass_single(uint b0, uint wg, uint tid) {
+  for (uint g = 0; g < ROW_GROUPS; ++g) {
+    const uint row0 = (wg * ROW_GROUPS + g) * 4;
+    if (row0 >= ROWS) break;  // uniform across the workgroup
+    vec4 acc[4] = vec4[4](vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+    uint rows[4];
+    for (uint r = 0; r < 4; ++r) rows[r] = min(row0 + r, ROWS - 1);  // clamp: never read past W
+    for (uint k = tid; k < COLS4; k += LOCAL) {
+      const vec4 xv = LOAD_X(b0 * COLS4 + k) * (NORM ? LOAD_NORM(k) : vec4(1.0));
+      for (uint r = 0; r < 4; ++r) acc[r] += LOAD4(W, rows[r] * COLS4 + k) * xv;
+    }
+    float sums[4];
+    if (LOCAL == 1) {
+      for (uint r = 0; r < 4; ++r) sums[r] = dot(acc[r], vec4(1.0));
+    } else {
+      for (uint r = 0; r < 4; ++r) workgroup_sum(dot(acc[r], vec4(1.0)), r);
+      barrier();
+      for (uint r = 0; r < 4; ++r) sums[r] = tid == 0 ? finish_sum(r) : 0.0;
+    }
+    if (tid == 0)
+      for (uint r = 0; r < 4; ++r)
+        if (row0 + r < ROWS) store(row0 + r, b0, 0, sums[r]);
+    barrier();  // `red` is reused by the next row group
+  }
+}
+
+// Up to TB streams at once: each weight read serves all of them.
+void pass_multi(uint b0, uint nb, uint wg, uint tid) {
+  for (uint g = 0; g < ROW_GROUPS; ++g) {
+    const uint row0 = (wg * ROW_GROUPS + g) * 4;
+    if (row0 >= ROWS) break;  // uniform across the workgroup
+    uint rows[4];
+    for (uint r = 0; r < 4; ++r) rows[r] = min(row0 + r, ROWS - 1);  // clamp: never read past W
+
+    vec4 acc[4][TB];
+    for (uint r = 0; r < 4; ++r)
+      for (uint j = 0; j < TB; ++j) acc[r][j] = vec4(0.0);
+
+    {
+      for (uint k = tid; k < COLS4; k += LOCAL) {
+        vec4 xv[TB];
+        const vec4 nw = NORM ? LOAD_NORM(k) : vec4(1.0);
+        // Streams past nb read stream b0's input again (always in bounds); their sums are dropped.
+        for (uint j = 0; j < TB; ++j) xv[j] = LOAD_X((b0 + (j < nb ? j : 0)) * COLS4 + k) * nw;
+        for (uint r = 0; r < 4; ++r) {
+          const vec4 wv = LOAD4(W, rows[r] * COLS4 + k);
+          for (uint j = 0; j < TB; ++j) acc[r][j] += wv * xv[j];
+        }
+      }
+    }
+
+    float sums[4][TB];
+    if (LOCAL == 1) {
+      for (uint r = 0; r < 4; ++r)
+        for (uint j = 0; j < TB; ++j) sums[r][j] = dot(acc[r][j], vec4(1.0));
+    } else {
+      for (uint r = 0; r < 4; ++r)
+        for (uint j = 0; j < TB; ++j)
+          if (j < nb) workgroup_sum(dot(acc[r][j], vec4(1.0)), r * TB + j);  // nb is uniform
+      barrier();
+      for (uint r = 0; r < 4; ++r)
+        for (uint j = 0; j < TB; ++j) sums[r][j] = (tid == 0 && j < nb) ? finish_sum(r * TB + j) : 0.0;
+    }
+
+    if (tid == 0)
+      for (uint r = 0; r < 4; ++r)
+        for (uint j = 0; j < TB; ++j)
+          if (row0 + r < ROWS && j < nb) store(row0 + r, b0 + j, j, sums[r][j]);
+    barrier();  // `red` is reused by the next row group
+  }
+}
+
 void main() {
   const uint tid = gl_LocalInvocationID.x;
   const uint wg = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
@@ -64,7 +155,7 @@ void main() {
         ss[j] = 0.0;
         if (j < nb)
           for (uint k = tid; k < COLS4; k += LOCAL) {
-            vec4 v = x[(b0 + j) * COLS4 + k];
+            vec4 v = LOAD_X((b0 + j) * COLS4 + k);
             ss[j] += dot(v, v);
           }
       }
@@ -79,53 +170,8 @@ void main() {
       barrier();
     }
 
-    for (uint g = 0; g < ROW_GROUPS; ++g) {
-      const uint row0 = (wg * ROW_GROUPS + g) * 4;
-      if (row0 >= ROWS) break;  // uniform across the workgroup
-      uint rows[4];
-      for (uint r = 0; r < 4; ++r) rows[r] = min(row0 + r, ROWS - 1);  // clamp: never read past W
-
-      vec4 acc[4][TB];
-      for (uint r = 0; r < 4; ++r)
-        for (uint j = 0; j < TB; ++j) acc[r][j] = vec4(0.0);
-
-      for (uint k = tid; k < COLS4; k += LOCAL) {
-        vec4 xv[TB];
-        vec4 nw = NORM ? norm_w[k] : vec4(1.0);
-        for (uint j = 0; j < TB; ++j) xv[j] = j < nb ? x[(b0 + j) * COLS4 + k] * nw : vec4(0.0);
-        for (uint r = 0; r < 4; ++r) {
-          vec4 wv = LOAD4(W, rows[r] * COLS4 + k);
-          for (uint j = 0; j < TB; ++j) acc[r][j] += wv * xv[j];
-        }
-      }
-
-      float sums[4][TB];
-      if (LOCAL == 1) {
-        for (uint r = 0; r < 4; ++r)
-          for (uint j = 0; j < TB; ++j) sums[r][j] = dot(acc[r][j], vec4(1.0));
-      } else {
-        for (uint r = 0; r < 4; ++r)
-          for (uint j = 0; j < TB; ++j) workgroup_sum(dot(acc[r][j], vec4(1.0)), r * TB + j);
-        barrier();
-        for (uint r = 0; r < 4; ++r)
-          for (uint j = 0; j < TB; ++j) sums[r][j] = tid == 0 ? finish_sum(r * TB + j) : 0.0;
-      }
-
-      if (tid == 0) {
-        for (uint r = 0; r < 4; ++r) {
-          const uint row = row0 + r;
-          if (row >= ROWS) break;
-          for (uint j = 0; j < nb; ++j) {
-            float v = sums[r][j];
-            if (NORM) v *= scale_s[j];
-            if (HAS_BIAS) v += bias[row];
-            const uint o = (b0 + j) * Y_STRIDE + row;
-            y[o] = ACCUM ? y[o] + v : v;
-          }
-        }
-      }
-      barrier();  // `red` is reused by the next row group
-    }
+    if (nb == 1) pass_single(b0, wg, tid);
+    else pass_multi(b0, nb, wg, tid);
     barrier();  // scale_s is reused by the next pass
   }
 }

@@ -4,3 +4,5 @@ foreach(shader matvec conv_x_proj ssm_update embed_gather)
   vkssm_shader(NAME ${shader}_f32 SOURCE ${shader}.comp)
   vkssm_shader(NAME ${shader}_f16 SOURCE ${shader}.comp DEFINES WEIGHT_F16=1)
 endforeach()
+# matvec reading its matrix and inputs through uniform texel buffers: fast on llvmpipe (lavapipe).
+vkssm_shader(NAME matvec_texel SOURCE matvec.comp DEFINES WEIGHT_TEXEL=1)

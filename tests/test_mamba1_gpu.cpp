@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 #include <vector>
 
@@ -106,6 +107,40 @@ INSTANTIATE_TEST_SUITE_P(
         Shape{"d20_n1_k2_tied_f16_b1", 20, 1, 1, 2, 1, 1000, true, WeightStorage::F16, 1},
         Shape{"d130_n16_k4_tied_f32_b3", 130, 2, 16, 4, 9, 1000, true, WeightStorage::F32, 3}),
     [](const testing::TestParamInfo<Shape>& i) { return std::string(i.param.name); });
+
+// Every work split the engine may pick (GPU: 64 threads + subgroup reductions over storage
+// buffers; CPU drivers: 8 threads over texel buffers; one thread per workgroup) gives the same
+// numbers. VKSSM_TUNE forces the split; lavapipe runs them all.
+TEST(Mamba1Gpu, EveryWorkSplitMatchesReference) {
+  Shape s{"tunings", 45, 2, 16, 4, 3, 300, false, WeightStorage::F32, 5};
+  for (const char* tune : {"64,1,64,64,0", "1,8,256,256,0", "8,2,32,16,1", "32,3,40,24,0"}) {
+    for (WeightStorage storage : {WeightStorage::F32, WeightStorage::F16}) {
+      SCOPED_TRACE(tune);
+      Mamba1Weights w = random_mamba1(config_of(s), 99);
+      if (storage == WeightStorage::F16) round_matrices_to_f16(w);
+      setenv("VKSSM_TUNE", tune, 1);
+      LoadOptions opt;
+      opt.max_streams = s.streams;
+      opt.weights = storage;
+      auto gpu = create_mamba1(w, opt);
+      unsetenv("VKSSM_TUNE");
+      Mamba1CpuReference ref(w);
+      const int B = s.streams;
+      std::vector<Mamba1CpuReference::State> states(B, ref.new_state());
+      std::vector<int32_t> slots{4, 0, 2, 1, 3};
+      std::vector<float> got(B * s.vocab), want(s.vocab);
+      for (int t = 0; t < 3; ++t) {
+        std::vector<int32_t> tokens(B);
+        for (int b = 0; b < B; ++b) tokens[b] = int32_t((t * 17 + b * 31) % s.vocab);
+        gpu->step(tokens.data(), slots.data(), B, got.data());
+        for (int b = 0; b < B; ++b) {
+          ref.step(states[b], tokens[b], want.data());
+          ASSERT_LT(max_rel_error(got.data() + b * s.vocab, want.data(), s.vocab), 1e-3f) << "stream " << b;
+        }
+      }
+    }
+  }
+}
 
 Mamba1Weights small_model() {
   Shape s{"small", 24, 2, 4, 4, 2, 50, true, WeightStorage::F32, 1};

@@ -9,8 +9,8 @@ namespace vkssm {
 
 ComputePipeline::ComputePipeline(VulkanContext& ctx, const std::string& shader, uint32_t num_buffers,
                                  uint32_t push_constant_bytes,
-                                 const std::vector<uint32_t>& spec_constants)
-    : ctx_(ctx), name_(shader), num_buffers_(num_buffers) {
+                                 const std::vector<uint32_t>& spec_constants, uint32_t texel_mask)
+    : ctx_(ctx), name_(shader), num_buffers_(num_buffers), texel_mask_(texel_mask) {
   const ShaderBlob* blob = find_shader(shader.c_str());
   if (!blob) throw Error("internal: shader variant '" + shader + "' was not built into vkssm");
   VkDevice dev = ctx.device();
@@ -18,7 +18,8 @@ ComputePipeline::ComputePipeline(VulkanContext& ctx, const std::string& shader, 
   std::vector<VkDescriptorSetLayoutBinding> bindings(num_buffers);
   for (uint32_t i = 0; i < num_buffers; ++i) {
     bindings[i].binding = i;
-    bindings[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+    bindings[i].descriptorType = is_texel(i) ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                                             : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
     bindings[i].descriptorCount = 1;
     bindings[i].stageFlags = VK_SHADER_STAGE_COMPUTE_BIT;
   }
@@ -79,12 +80,13 @@ ComputePipeline::~ComputePipeline() {
 }
 
 DescriptorArena::DescriptorArena(VulkanContext& ctx, uint32_t max_sets, uint32_t max_buffers) : ctx_(ctx) {
-  VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, max_buffers};
+  VkDescriptorPoolSize sizes[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, max_buffers},
+                                   {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, max_buffers}};
   VkDescriptorPoolCreateInfo ci{};
   ci.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO;
   ci.maxSets = max_sets;
-  ci.poolSizeCount = 1;
-  ci.pPoolSizes = &size;
+  ci.poolSizeCount = 2;
+  ci.pPoolSizes = sizes;
   VK_CHECK(vkCreateDescriptorPool(ctx.device(), &ci, nullptr, &pool_));
 }
 
@@ -114,8 +116,15 @@ VkDescriptorSet DescriptorArena::make_set(const ComputePipeline& pipeline,
     writes[i].dstSet = set;
     writes[i].dstBinding = uint32_t(i);
     writes[i].descriptorCount = 1;
-    writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
-    writes[i].pBufferInfo = &infos[i];
+    if (pipeline.is_texel(uint32_t(i))) {
+      if (!buffers[i].view) throw Error("internal: pipeline '" + pipeline.name() + "' binding " +
+                                        std::to_string(i) + " needs a buffer view");
+      writes[i].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+      writes[i].pTexelBufferView = &buffers[i].view;
+    } else {
+      writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+      writes[i].pBufferInfo = &infos[i];
+    }
   }
   vkUpdateDescriptorSets(ctx_.device(), uint32_t(writes.size()), writes.data(), 0, nullptr);
   return set;

@@ -154,6 +154,12 @@ DeviceCaps probe_device(VkPhysicalDevice pd) {
   c.max_workgroup_invocations = props.limits.maxComputeWorkGroupInvocations;
   c.max_workgroup_count_x = props.limits.maxComputeWorkGroupCount[0];
   c.max_storage_buffer_range = props.limits.maxStorageBufferRange;
+  c.max_texel_buffer_elements = props.limits.maxTexelBufferElements;
+  VkFormatProperties fp{};
+  vkGetPhysicalDeviceFormatProperties(pd, VK_FORMAT_R32G32B32A32_SFLOAT, &fp);
+  c.texel_rgba32f = fp.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT;
+  vkGetPhysicalDeviceFormatProperties(pd, VK_FORMAT_R16G16B16A16_SFLOAT, &fp);
+  c.texel_rgba16f = fp.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT;
   c.min_storage_buffer_offset_alignment = props.limits.minStorageBufferOffsetAlignment;
   c.timestamps = props.limits.timestampComputeAndGraphics && props.limits.timestampPeriod > 0;
   c.timestamp_period_ns = props.limits.timestampPeriod;

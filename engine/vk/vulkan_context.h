@@ -27,6 +27,8 @@ struct DeviceCaps {
   uint32_t max_workgroup_invocations = 0;
   uint32_t max_workgroup_count_x = 0;
   uint64_t max_storage_buffer_range = 0;
+  uint64_t max_texel_buffer_elements = 0;
+  bool texel_rgba32f = false, texel_rgba16f = false;  // usable as uniform texel buffers
   uint64_t min_storage_buffer_offset_alignment = 1;
   uint64_t device_local_bytes = 0;
   bool timestamps = false;

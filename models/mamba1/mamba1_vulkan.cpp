@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 
@@ -30,12 +32,27 @@ struct Tuning {
   uint32_t row_groups;      // matvec rows per workgroup = 4 * row_groups
   uint32_t conv_chunk;      // channels per workgroup in conv_x_proj
   uint32_t ssm_chunk;       // channels per workgroup in ssm_update
+  bool texel;               // matvec reads through uniform texel buffers
 };
 
 Tuning tuning_for(const DeviceCaps& caps) {
-  if (caps.is_cpu()) return {1, 8, 256, 256};
-  uint32_t local = std::min<uint32_t>(64, caps.max_workgroup_invocations);
-  return {local, 1, local, local};
+  Tuning t;
+  if (caps.is_cpu()) {
+    // llvmpipe runs 8 invocations as one SIMD vector; texelFetch becomes a vector gather while
+    // storage-buffer loads with varying offsets become a per-lane loop there.
+    t = {8, 32, 256, 256, true};
+  } else {
+    uint32_t local = std::min<uint32_t>(64, caps.max_workgroup_invocations);
+    t = {local, 1, local, local, false};
+  }
+  // VKSSM_TUNE=local,row_groups,conv_chunk,ssm_chunk,texel overrides the table (for tuning new devices).
+  if (const char* env = std::getenv("VKSSM_TUNE")) {
+    unsigned v[5];
+    if (std::sscanf(env, "%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4]) == 5 && v[0] && v[1] && v[2] &&
+        v[3] && v[0] <= caps.max_workgroup_invocations)
+      t = {v[0], v[1], v[2], v[3], v[4] != 0};
+  }
+  return t;
 }
 
 // Dispatch size for `groups` workgroups within maxComputeWorkGroupCount[0]; matvec.comp folds
@@ -73,6 +90,7 @@ class Mamba1Vulkan final : public Model {
   void create_descriptor_sets();
   void record();
   void barrier(VkCommandBuffer cb);
+  VkBufferView view(const GpuBuffer& b, bool weights);
 
   // Declared first so it is destroyed last: every other member holds Vulkan objects of it.
   std::unique_ptr<VulkanContext> ctx_;
@@ -90,6 +108,7 @@ class Mamba1Vulkan final : public Model {
 
   std::unique_ptr<ComputePipeline> embed_pipe_, in_pipe_, conv_pipe_, ssm_pipe_, out_pipe_, head_pipe_;
   std::unique_ptr<DescriptorArena> arena_;
+  std::vector<VkBufferView> views_;
   VkDescriptorSet embed_set_ = VK_NULL_HANDLE, head_set_ = VK_NULL_HANDLE;
   VkCommandBuffer cmd_ = VK_NULL_HANDLE;
   VkFence fence_ = VK_NULL_HANDLE;
@@ -119,6 +138,13 @@ Mamba1Vulkan::Mamba1Vulkan(const Mamba1Weights& w, const LoadOptions& options)
   J_ = uint32_t(R + 2 * N);
   nchunk_ = ceil_div(E, tune_.conv_chunk);
 
+  // Texel buffers only where the device can view the biggest matrix as one.
+  const uint64_t head_texels = uint64_t(cfg_.vocab_size) * dpad_ / 4;
+  const uint64_t in_texels = uint64_t(2 * E) * dpad_ / 4;
+  if (tune_.texel && (!caps.texel_rgba32f || (f16_ && !caps.texel_rgba16f) ||
+                      std::max(head_texels, in_texels) > caps.max_texel_buffer_elements))
+    tune_.texel = false;
+
   upload(w);
   create_pipelines();
   create_descriptor_sets();
@@ -141,6 +167,7 @@ Mamba1Vulkan::~Mamba1Vulkan() {
   if (!ctx_) return;
   vkDeviceWaitIdle(ctx_->device());
   if (fence_) vkDestroyFence(ctx_->device(), fence_, nullptr);
+  for (VkBufferView v : views_) vkDestroyBufferView(ctx_->device(), v, nullptr);
   if (cmd_) vkFreeCommandBuffers(ctx_->device(), ctx_->command_pool(), 1, &cmd_);
 }
 
@@ -232,17 +259,19 @@ void Mamba1Vulkan::upload(const Mamba1Weights& w) {
 
 void Mamba1Vulkan::create_pipelines() {
   const std::string suffix = f16_ ? "_f16" : "_f32";
+  const std::string matvec = tune_.texel ? "matvec_texel" : "matvec" + suffix;
+  const uint32_t texel_mask = tune_.texel ? 0b1110 : 0;  // x, W, norm_w
   const uint32_t D = uint32_t(cfg_.d_model), E = uint32_t(cfg_.d_inner), V = uint32_t(cfg_.vocab_size);
   const uint32_t cap = uint32_t(capacity_);
   const uint32_t eps = float_bits(cfg_.norm_eps);
   const bool bias = cfg_.use_bias;
   // matvec spec constants: local, ROWS, COLS, COLS4, Y_STRIDE, ROW_GROUPS, NORM, ACCUM, HAS_BIAS, EPS
-  in_pipe_ = std::make_unique<ComputePipeline>(*ctx_, "matvec" + suffix, 6, 0, std::vector<uint32_t>{
-      tune_.local, 2 * E, D, dpad_ / 4, xz_stride_, tune_.row_groups, 1, 0, bias, eps});
-  out_pipe_ = std::make_unique<ComputePipeline>(*ctx_, "matvec" + suffix, 6, 0, std::vector<uint32_t>{
-      tune_.local, D, E, epad_ / 4, dpad_, tune_.row_groups, 0, 1, bias, eps});
-  head_pipe_ = std::make_unique<ComputePipeline>(*ctx_, "matvec" + suffix, 6, 0, std::vector<uint32_t>{
-      tune_.local, V, D, dpad_ / 4, V, tune_.row_groups, 1, 0, 0, eps});
+  in_pipe_ = std::make_unique<ComputePipeline>(*ctx_, matvec, 6, 0, std::vector<uint32_t>{
+      tune_.local, 2 * E, D, dpad_ / 4, xz_stride_, tune_.row_groups, 1, 0, bias, eps}, texel_mask);
+  out_pipe_ = std::make_unique<ComputePipeline>(*ctx_, matvec, 6, 0, std::vector<uint32_t>{
+      tune_.local, D, E, epad_ / 4, dpad_, tune_.row_groups, 0, 1, bias, eps}, texel_mask);
+  head_pipe_ = std::make_unique<ComputePipeline>(*ctx_, matvec, 6, 0, std::vector<uint32_t>{
+      tune_.local, V, D, dpad_ / 4, V, tune_.row_groups, 1, 0, 0, eps}, texel_mask);
   conv_pipe_ = std::make_unique<ComputePipeline>(*ctx_, "conv_x_proj" + suffix, 8, 0, std::vector<uint32_t>{
       tune_.local, E, uint32_t(cfg_.d_conv), J_, tune_.conv_chunk, nchunk_, cap, xz_stride_, epad_});
   ssm_pipe_ = std::make_unique<ComputePipeline>(*ctx_, "ssm_update" + suffix, 10, 0, std::vector<uint32_t>{
@@ -256,18 +285,39 @@ void Mamba1Vulkan::create_descriptor_sets() {
   const uint32_t sets = 2 + 4 * uint32_t(cfg_.n_layer);
   arena_ = std::make_unique<DescriptorArena>(*ctx_, sets, sets * 10);
   const GpuBuffer& head = lm_head_.handle() ? lm_head_ : embeddings_;
+  // matvec inputs: plain storage bindings, or texel views of the same buffers.
+  auto in = [&](const GpuBuffer& b, bool weights) {
+    return BufferBinding{&b, 0, 0, tune_.texel ? view(b, weights) : VkBufferView(VK_NULL_HANDLE)};
+  };
+  const BufferBinding resid_in = in(resid_, false), y_in = in(y_, false), dummy_in = in(dummy_, false);
   embed_set_ = arena_->make_set(*embed_pipe_, {{&step_in_}, {&embeddings_}, {&resid_}});
-  head_set_ = arena_->make_set(*head_pipe_, {{&step_in_}, {&resid_}, {&head}, {&norm_f_}, {&dummy_}, {&logits_}});
+  head_set_ = arena_->make_set(*head_pipe_, {{&step_in_}, resid_in, in(head, true), in(norm_f_, false),
+                                             {&dummy_}, {&logits_}});
   for (Layer& L : layers_) {
     const GpuBuffer& in_b = L.in_proj_b.handle() ? L.in_proj_b : dummy_;
     const GpuBuffer& out_b = L.out_proj_b.handle() ? L.out_proj_b : dummy_;
-    L.in_set = arena_->make_set(*in_pipe_, {{&step_in_}, {&resid_}, {&L.in_proj}, {&L.norm}, {&in_b}, {&xz_}});
+    L.in_set = arena_->make_set(*in_pipe_, {{&step_in_}, resid_in, in(L.in_proj, true), in(L.norm, false),
+                                            {&in_b}, {&xz_}});
     L.conv_set = arena_->make_set(*conv_pipe_, {{&step_in_}, {&xz_}, {&L.conv_state}, {&L.conv_w},
                                                 {&L.conv_b}, {&L.x_proj_t}, {&xc_}, {&partial_}});
     L.ssm_set = arena_->make_set(*ssm_pipe_, {{&step_in_}, {&partial_}, {&xz_}, {&xc_}, {&L.dt_w}, {&L.dt_b},
                                               {&L.a_neg}, {&L.d_skip}, {&L.ssm_state}, {&y_}});
-    L.out_set = arena_->make_set(*out_pipe_, {{&step_in_}, {&y_}, {&L.out_proj}, {&dummy_}, {&out_b}, {&resid_}});
+    L.out_set = arena_->make_set(*out_pipe_, {{&step_in_}, y_in, in(L.out_proj, true), dummy_in, {&out_b},
+                                              {&resid_}});
   }
+}
+
+VkBufferView Mamba1Vulkan::view(const GpuBuffer& b, bool weights) {
+  VkBufferViewCreateInfo ci{};
+  ci.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO;
+  ci.buffer = b.handle();
+  ci.format = weights && f16_ ? VK_FORMAT_R16G16B16A16_SFLOAT : VK_FORMAT_R32G32B32A32_SFLOAT;
+  ci.offset = 0;
+  ci.range = VK_WHOLE_SIZE;
+  VkBufferView v = VK_NULL_HANDLE;
+  VK_CHECK(vkCreateBufferView(ctx_->device(), &ci, nullptr, &v));
+  views_.push_back(v);
+  return v;
 }
 
 void Mamba1Vulkan::barrier(VkCommandBuffer cb) {
