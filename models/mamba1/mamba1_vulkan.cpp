@@ -90,6 +90,8 @@ class Mamba1Vulkan final : public Model {
   void create_descriptor_sets();
   void record();
   void barrier(VkCommandBuffer cb);
+  void submit_and_wait();
+  void warm_up();
   VkBufferView view(const GpuBuffer& b, bool weights);
 
   // Declared first so it is destroyed last: every other member holds Vulkan objects of it.
@@ -149,6 +151,7 @@ Mamba1Vulkan::Mamba1Vulkan(const Mamba1Weights& w, const LoadOptions& options)
   create_pipelines();
   create_descriptor_sets();
   record();
+  warm_up();
   ctx_->save_pipeline_cache();
   fresh_.assign(capacity_, 1);
 
@@ -377,6 +380,23 @@ void Mamba1Vulkan::record() {
   counters_.recordings++;
 }
 
+void Mamba1Vulkan::submit_and_wait() {
+  VkSubmitInfo si{};
+  si.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
+  si.commandBufferCount = 1;
+  si.pCommandBuffers = &cmd_;
+  VK_CHECK(vkQueueSubmit(ctx_->queue(), 1, &si, fence_));
+  VK_CHECK(vkWaitForFences(ctx_->device(), 1, &fence_, VK_TRUE, UINT64_MAX));
+  VK_CHECK(vkResetFences(ctx_->device(), 1, &fence_));
+}
+
+// Runs the recorded step once with zero streams at load time: drivers that finish compiling on
+// first use do it now, not on the first token, and no state is touched.
+void Mamba1Vulkan::warm_up() {
+  static_cast<uint32_t*>(step_in_.mapped())[0] = 0;
+  submit_and_wait();
+}
+
 void Mamba1Vulkan::reset(int slot) {
   if (slot < 0 || slot >= capacity_)
     throw Error("slot " + std::to_string(slot) + " out of range [0, " + std::to_string(capacity_) + ")");
@@ -408,13 +428,7 @@ void Mamba1Vulkan::step(const int32_t* tokens, const int32_t* slots, int batch, 
     in[4 + cap + b] = uint32_t(slots[b]);
     in[4 + 2 * cap + b] = fresh_[slots[b]];
   }
-  VkSubmitInfo si{};
-  si.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
-  si.commandBufferCount = 1;
-  si.pCommandBuffers = &cmd_;
-  VK_CHECK(vkQueueSubmit(ctx_->queue(), 1, &si, fence_));
-  VK_CHECK(vkWaitForFences(ctx_->device(), 1, &fence_, VK_TRUE, UINT64_MAX));
-  VK_CHECK(vkResetFences(ctx_->device(), 1, &fence_));
+  submit_and_wait();
   for (int b = 0; b < batch; ++b) fresh_[slots[b]] = 0;
   if (logits) std::memcpy(logits, logits_.mapped(), size_t(batch) * V * 4);
   counters_.steps++;
