@@ -237,3 +237,41 @@ TEST(Mamba1Gpu, CpuBackendMatchesReference) {
 
 }  // namespace
 }  // namespace vkssm
+
+namespace vkssm {
+namespace {
+
+TEST(VulkanDevice, IndexOutOfRangeNamesTheCount) {
+  LoadOptions opt;
+  opt.device = 57;
+  std::string msg;
+  try {
+    create_mamba1(small_model(), opt);
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  EXPECT_THAT(msg, testing::HasSubstr("device index 57 out of range:"));
+  EXPECT_THAT(msg, testing::HasSubstr("Vulkan device(s) found"));
+}
+
+TEST(VulkanDevice, NoDriverGivesAClearError) {
+  // The loader reads the driver list at instance creation: point it at a file that isn't there.
+  const char* old_icd = std::getenv("VK_ICD_FILENAMES");
+  const char* old_drv = std::getenv("VK_DRIVER_FILES");
+  std::string keep_icd = old_icd ? old_icd : "", keep_drv = old_drv ? old_drv : "";
+  setenv("VK_ICD_FILENAMES", "/nonexistent/vkssm_no_driver.json", 1);
+  setenv("VK_DRIVER_FILES", "/nonexistent/vkssm_no_driver.json", 1);
+  std::string msg;
+  try {
+    create_mamba1(small_model(), LoadOptions{});
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  if (old_icd) setenv("VK_ICD_FILENAMES", keep_icd.c_str(), 1); else unsetenv("VK_ICD_FILENAMES");
+  if (old_drv) setenv("VK_DRIVER_FILES", keep_drv.c_str(), 1); else unsetenv("VK_DRIVER_FILES");
+  EXPECT_THAT(msg, testing::HasSubstr("no Vulkan device found (on a machine without a GPU, install "
+                                      "mesa-vulkan-drivers"));
+}
+
+}  // namespace
+}  // namespace vkssm

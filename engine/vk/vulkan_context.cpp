@@ -17,6 +17,10 @@ namespace {
 
 std::atomic<uint64_t> g_validation_messages{0};
 
+const char* const kNoDevice =
+    "no Vulkan device found (on a machine without a GPU, install mesa-vulkan-drivers for the CPU "
+    "driver lavapipe)";
+
 VKAPI_ATTR VkBool32 VKAPI_CALL on_validation_message(
     VkDebugUtilsMessageSeverityFlagBitsEXT severity, VkDebugUtilsMessageTypeFlagsEXT,
     const VkDebugUtilsMessengerCallbackDataEXT* data, void*) {
@@ -100,7 +104,9 @@ VkInstance create_bare_instance(bool validation, bool debug_utils) {
   ci.enabledExtensionCount = uint32_t(exts.size());
   ci.ppEnabledExtensionNames = exts.data();
   VkInstance instance = VK_NULL_HANDLE;
-  VK_CHECK(vkCreateInstance(&ci, nullptr, &instance));
+  VkResult r = vkCreateInstance(&ci, nullptr, &instance);
+  if (r == VK_ERROR_INCOMPATIBLE_DRIVER) throw Error(kNoDevice);  // the loader found no driver
+  VK_CHECK(r);
   volkLoadInstanceOnly(instance);
   return instance;
 }
@@ -266,8 +272,7 @@ void VulkanContext::create_instance(bool validation) {
 void VulkanContext::choose_device(int requested) {
   auto devices = enumerate(instance_);
   if (devices.empty())
-    throw Error("no Vulkan device found (on a machine without a GPU, install mesa-vulkan-drivers "
-                "for the CPU driver lavapipe)");
+    throw Error(kNoDevice);
   int index = requested;
   if (index >= int(devices.size()))
     throw Error("device index " + std::to_string(index) + " out of range: " +
