@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -88,6 +90,48 @@ class CliTest : public testing::Test {
     return path;
   }
 
+  // Runs three streams of lengths 3, 1 and 5 through `vkssm logits` (batches of 3, 2, 2, 1, 1 at
+  // the successive positions) and compares each stream-i.npy with that stream run alone through
+  // the library in a single slot. `rel_tol` 0 demands bit-identical values.
+  void expect_streams_match_solo_runs(BackendKind backend, float rel_tol) {
+    const std::string model_path = make_model();
+    const std::vector<std::vector<int32_t>> streams = {{1, 2, 39}, {7}, {0, 5, 5, 12, 38}};
+    const std::string out = (dir_ / "streams").string();  // does not exist yet: the tool creates it
+    const std::string backend_name = backend == BackendKind::Cpu ? "cpu" : "vulkan";
+    CliResult r = run({"logits", "--model", model_path, "--backend", backend_name, "--ids", "1,2,39",
+                       "--ids", "7", "--ids", "0,5,5,12,38", "--out", out});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_THAT(r.err, testing::Not(HasSubstr("validation"))) << r.err;
+
+    LoadOptions opt;
+    opt.backend = backend;
+    opt.max_streams = 1;
+    std::unique_ptr<Model> model = load_model(model_path, opt);
+    const int32_t slot = 0;
+    for (size_t s = 0; s < streams.size(); ++s) {
+      SCOPED_TRACE("stream " + std::to_string(s));
+      const std::vector<int32_t>& ids = streams[s];
+      model->reset(slot);
+      std::vector<float> want(ids.size() * 40);
+      for (size_t t = 0; t < ids.size(); ++t) model->step(&ids[t], &slot, 1, want.data() + t * 40);
+
+      NpyArray got = read_npy_f32((fs::path(out) / ("stream-" + std::to_string(s) + ".npy")).string());
+      ASSERT_EQ(got.shape, (std::vector<int64_t>{static_cast<int64_t>(ids.size()), 40}));
+      if (rel_tol == 0.0f) {
+        EXPECT_EQ(got.data, want);
+        continue;
+      }
+      for (size_t i = 0; i < want.size(); ++i) {
+        // Relative to the row's largest logit, so a value near zero is not held to 1e-5 of itself.
+        const size_t row = i / 40 * 40;
+        float scale = 0.0f;
+        for (size_t j = row; j < row + 40; ++j) scale = std::max(scale, std::fabs(want[j]));
+        ASSERT_NEAR(got.data[i], want[i], rel_tol * scale) << "position " << i / 40 << ", token " << i % 40;
+      }
+    }
+    EXPECT_FALSE(fs::exists(fs::path(out) / "stream-3.npy"));
+  }
+
   fs::path dir_;
 };
 
@@ -103,6 +147,7 @@ TEST_F(CliTest, HelpPrintsUsageAndSucceeds) {
     EXPECT_EQ(c.err, "") << cmd;
   }
   EXPECT_THAT(run({"logits", "--help"}).out, HasSubstr("--ids IDS"));
+  EXPECT_THAT(run({"logits", "--help"}).out, HasSubstr("stream-0.npy"));
 }
 
 TEST_F(CliTest, NoArgumentsIsAUsageError) {
@@ -133,6 +178,19 @@ TEST_F(CliTest, BadOptionsAreUsageErrors) {
   r = run({"logits", "--model", "m", "--model", "m", "--ids", "1", "--out", "x.npy"});
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.err, HasSubstr("given twice"));
+
+  // --ids is the one option that may repeat (in logits; generate takes a single prompt).
+  r = run({"logits", "--model", "m", "--ids", "1", "--out", "x.npy", "--out", "y.npy"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("option --out given twice"));
+
+  r = run({"generate", "--model", "m", "--ids", "1", "--ids", "2", "-n", "1"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("option --ids given twice"));
+
+  r = run({"logits", "--model", "m", "--ids", "1", "--ids", "2,x", "--out", "d"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("bad item 'x'"));
 
   r = run({"logits", "--model", "m", "--ids", "1", "--out", "x.npy", "--backend", "metal"});
   EXPECT_EQ(r.code, 2);
@@ -184,6 +242,37 @@ TEST_F(CliTest, LogitsMatchTheLibraryExactly) {
   std::vector<float> want(ids.size() * 40);
   for (size_t t = 0; t < ids.size(); ++t) model->step(&ids[t], &slot, 1, want.data() + t * 40);
   EXPECT_EQ(got.data, want);
+}
+
+TEST_F(CliTest, SeveralStreamsMatchEachStreamRunAloneOnCpu) {
+  expect_streams_match_solo_runs(BackendKind::Cpu, 0.0f);
+}
+
+// Batch composition changes which shader path computes a row, so the GPU agrees to rounding.
+TEST_F(CliTest, SeveralStreamsMatchEachStreamRunAloneOnVulkan) {
+  expect_streams_match_solo_runs(BackendKind::Vulkan, 1e-5f);
+}
+
+TEST_F(CliTest, SeveralStreamsRefuseAnOutputThatIsAFile) {
+  std::string model_path = make_model();
+  std::string out = (dir_ / "taken").string();
+  { std::ofstream(out) << "not a folder"; }
+  CliResult r = run({"logits", "--model", model_path, "--backend", "cpu", "--ids", "1,2", "--ids", "3",
+                     "--out", out});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("vkssm: error:"));
+  EXPECT_THAT(r.err, HasSubstr("'" + out + "' exists and is not a folder"));
+  EXPECT_EQ(read_text(out), "not a folder");
+}
+
+TEST_F(CliTest, SeveralStreamsReportAnIdPastTheVocabularyByStream) {
+  std::string model_path = make_model();
+  std::string out = (dir_ / "streams").string();
+  CliResult r = run({"logits", "--model", model_path, "--backend", "cpu", "--ids", "1,2", "--ids", "3,40",
+                     "--out", out});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("token id 40 at position 1 of stream 1 (--ids) is out of range"));
+  EXPECT_FALSE(fs::exists(out));
 }
 
 TEST_F(CliTest, TokenIdPastTheVocabularyIsReported) {

@@ -1,6 +1,7 @@
 // Test entry point: any Khronos validation message during a test fails the run. CTest runs each
 // test in its own process (gtest_discover_tests), so the failing test is the one named.
 #include <cstdio>
+#include <cstdlib>
 
 #include <gtest/gtest.h>
 
@@ -24,6 +25,10 @@ class ValidationListener : public testing::EmptyTestEventListener {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Validation on for every test (an explicit VKSSM_VALIDATION=0 turns it off), and a pipeline
+  // cache of the tests' own so they never touch the user's.
+  setenv("VKSSM_VALIDATION", "1", 0);
+  setenv("VKSSM_CACHE_DIR", VKSSM_TEST_CACHE_DIR, 0);
   testing::InitGoogleTest(&argc, argv);
   testing::UnitTest::GetInstance()->listeners().Append(new ValidationListener);
   int rc = RUN_ALL_TESTS();
