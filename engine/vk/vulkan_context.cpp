@@ -107,7 +107,10 @@ VkInstance create_bare_instance(bool validation, bool debug_utils) {
   VkResult r = vkCreateInstance(&ci, nullptr, &instance);
   if (r == VK_ERROR_INCOMPATIBLE_DRIVER) throw Error(kNoDevice);  // the loader found no driver
   VK_CHECK(r);
-  volkLoadInstanceOnly(instance);
+  // Load through the loader's trampolines (not volkLoadInstanceOnly + volkLoadDevice): the global
+  // function pointers then dispatch on the handle, so several instances and devices, even on
+  // different drivers, can live in one process.
+  volkLoadInstance(instance);
   return instance;
 }
 
@@ -265,7 +268,12 @@ void VulkanContext::create_instance(bool validation) {
                      VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
                      VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT;
     mi.pfnUserCallback = on_validation_message;
-    VK_CHECK(vkCreateDebugUtilsMessengerEXT(instance_, &mi, nullptr, &messenger_));
+    // Extension entry points are per instance: keep this instance's own.
+    destroy_messenger_ = reinterpret_cast<PFN_vkDestroyDebugUtilsMessengerEXT>(
+        vkGetInstanceProcAddr(instance_, "vkDestroyDebugUtilsMessengerEXT"));
+    auto create = reinterpret_cast<PFN_vkCreateDebugUtilsMessengerEXT>(
+        vkGetInstanceProcAddr(instance_, "vkCreateDebugUtilsMessengerEXT"));
+    if (create && destroy_messenger_) VK_CHECK(create(instance_, &mi, nullptr, &messenger_));
   }
 }
 
@@ -321,7 +329,6 @@ void VulkanContext::create_device() {
   ci.queueCreateInfoCount = 1;
   ci.pQueueCreateInfos = &qi;
   VK_CHECK(vkCreateDevice(physical_, &ci, nullptr, &device_));
-  volkLoadDevice(device_);
   vkGetDeviceQueue(device_, queue_family_, 0, &queue_);
 
   VkCommandPoolCreateInfo pi{};
@@ -452,7 +459,7 @@ void VulkanContext::release() {
     command_pool_ = VK_NULL_HANDLE;
   }
   if (instance_) {
-    if (messenger_) vkDestroyDebugUtilsMessengerEXT(instance_, messenger_, nullptr);
+    if (messenger_) destroy_messenger_(instance_, messenger_, nullptr);
     vkDestroyInstance(instance_, nullptr);
     messenger_ = VK_NULL_HANDLE;
     instance_ = VK_NULL_HANDLE;
