@@ -513,7 +513,7 @@ std::vector<int32_t> BpeTokenizer::encode(const std::string& text) const {
     std::string_view piece = seg.text;
     if (piece.empty()) continue;
     if (add_prefix_space_ && piece.front() != ' ') {
-      prefixed = " ";
+      prefixed.assign(1, ' ');
       prefixed += piece;
       piece = prefixed;
     }
