@@ -35,24 +35,29 @@ Args::Args(const std::vector<std::string>& words, const std::vector<Flag>& flags
       inline_value = true;
     }
     if (name.empty() || name[0] != '-') throw UsageError("unexpected argument '" + word + "'");
-    if (!find_flag(flags, name)) throw UsageError("unknown option '" + name + "'");
+    const Flag* flag = find_flag(flags, name);
+    if (!flag) throw UsageError("unknown option '" + name + "'");
     if (!inline_value) {
       if (i + 1 >= words.size()) throw UsageError("option " + name + " requires a value");
       value = words[++i];
     }
-    if (!values_.emplace(name, value).second) throw UsageError("option " + name + " given twice");
+    std::vector<std::string>& given = values_[name];
+    if (!given.empty() && !flag->repeatable) throw UsageError("option " + name + " given twice");
+    given.push_back(value);
   }
 }
 
-const std::string& Args::get(const std::string& name) const {
-  auto it = values_.find(name);
-  if (it == values_.end()) throw UsageError("missing required option " + name);
-  return it->second;
-}
+const std::string& Args::get(const std::string& name) const { return get_all(name).front(); }
 
 std::string Args::get_or(const std::string& name, const std::string& fallback) const {
   auto it = values_.find(name);
-  return it == values_.end() ? fallback : it->second;
+  return it == values_.end() ? fallback : it->second.front();
+}
+
+const std::vector<std::string>& Args::get_all(const std::string& name) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) throw UsageError("missing required option " + name);
+  return it->second;
 }
 
 int64_t parse_int(const std::string& flag, const std::string& text, int64_t min, int64_t max) {

@@ -3,8 +3,8 @@
 //
 // Each subcommand declares its options as a list of Flag; Args accepts `--name value`,
 // `--name=value` and `-h`/`--help`, and nothing else. Every mistake (unknown option, missing value,
-// option given twice, malformed number) throws UsageError, which the tool reports with exit
-// code 2, as opposed to vkssm::Error (a runtime failure, exit code 1).
+// option given twice unless it is declared repeatable, malformed number) throws UsageError, which
+// the tool reports with exit code 2, as opposed to vkssm::Error (a runtime failure, exit code 1).
 #include <cstdint>
 #include <map>
 #include <stdexcept>
@@ -23,6 +23,9 @@ struct Flag {
   std::string name;        // as typed: "--model", "-n"
   std::string value_name;  // shown in the help: "PATH", "N"
   std::string help;        // one line
+  // May be given several times (`--ids 1,2 --ids 3`); read all values with Args::get_all. Any
+  // other option given twice is a usage error, which catches typos like a doubled --model.
+  bool repeatable = false;
 };
 
 class Args {
@@ -33,11 +36,14 @@ class Args {
   bool help() const { return help_; }
   bool has(const std::string& name) const { return values_.count(name) != 0; }
   // The value of a required option; throws UsageError naming the option when it is absent.
+  // For a repeatable option this is the first value given.
   const std::string& get(const std::string& name) const;
   std::string get_or(const std::string& name, const std::string& fallback) const;
+  // Every value of an option, in command-line order; throws UsageError when it is absent.
+  const std::vector<std::string>& get_all(const std::string& name) const;
 
  private:
-  std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> values_;  // never holds an empty list
   bool help_ = false;
 };
 

@@ -3,10 +3,12 @@
 //   vkssm devices                                      list Vulkan devices
 //   vkssm info     --model PATH                        what a checkpoint holds and where it runs
 //   vkssm logits   --model PATH --ids 1,2,3 --out F    logits of each position, as .npy
+//                  (--ids given N times: N streams stepped together, --out a folder)
 //   vkssm generate --model PATH --prompt TEXT -n N     sample text
 //
 // Exit codes: 0 success, 1 runtime error ("vkssm: error: ..."), 2 usage error. Arguments are all
 // checked before a model is loaded, so a typo fails fast.
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -44,7 +46,7 @@ std::vector<Flag> with_model_flags(std::vector<Flag> flags) {
 
 LoadOptions load_options(const Args& args) {
   LoadOptions opt;
-  opt.max_streams = 1;  // the tool runs a single stream
+  opt.max_streams = 1;  // one stream, unless the command raises it (logits with several --ids)
   std::string backend = args.get_or("--backend", "vulkan");
   if (backend == "vulkan") opt.backend = BackendKind::Vulkan;
   else if (backend == "cpu") opt.backend = BackendKind::Cpu;
@@ -166,23 +168,77 @@ int cmd_info(const Args& args) {
 
 // ---- vkssm logits ---------------------------------------------------------------------------
 
+// With several streams --out names a folder. A regular file in its place would only fail at the
+// first write, after the whole run, so it is refused before the model is loaded.
+void require_output_folder(const std::string& out) {
+  std::error_code ec;
+  if (std::filesystem::exists(out, ec) && !std::filesystem::is_directory(out, ec)) {
+    throw Error("--out '" + out + "' exists and is not a folder (with several --ids, --out names " +
+                "the folder that receives stream-0.npy, stream-1.npy, ...)");
+  }
+}
+
+// Feeds every stream its ids from a zero state, all streams together: time step t is ONE step()
+// call over the streams that still have a token at t, so a stream leaves the batch once its ids
+// run out. Stream s uses state slot s. Returns each stream's logits [T_s, vocab], row-major.
+std::vector<std::vector<float>> run_streams(Model& model, const std::vector<std::vector<int32_t>>& streams) {
+  const size_t vocab = static_cast<size_t>(model.info().vocab_size);
+  std::vector<std::vector<float>> logits(streams.size());
+  size_t longest = 0;
+  for (size_t s = 0; s < streams.size(); ++s) {
+    model.reset(static_cast<int>(s));
+    logits[s].resize(streams[s].size() * vocab);
+    longest = std::max(longest, streams[s].size());
+  }
+  std::vector<int32_t> tokens, slots;
+  std::vector<float> batch_logits;
+  for (size_t t = 0; t < longest; ++t) {
+    tokens.clear();
+    slots.clear();
+    for (size_t s = 0; s < streams.size(); ++s) {
+      if (t < streams[s].size()) {
+        tokens.push_back(streams[s][t]);
+        slots.push_back(static_cast<int32_t>(s));
+      }
+    }
+    batch_logits.resize(tokens.size() * vocab);
+    model.step(tokens.data(), slots.data(), static_cast<int>(tokens.size()), batch_logits.data());
+    for (size_t b = 0; b < slots.size(); ++b)
+      std::copy_n(batch_logits.data() + b * vocab, vocab, logits[slots[b]].data() + t * vocab);
+  }
+  return logits;
+}
+
 int cmd_logits(const Args& args) {
   const std::string& path = args.get("--model");
-  std::vector<int32_t> ids = parse_ids("--ids", args.get("--ids"));
+  std::vector<std::vector<int32_t>> streams;
+  for (const std::string& text : args.get_all("--ids")) streams.push_back(parse_ids("--ids", text));
+  const bool several = streams.size() > 1;
   const std::string& out = args.get("--out");
   LoadOptions opt = load_options(args);
+  opt.max_streams = static_cast<int>(streams.size());
+  if (several) require_output_folder(out);
 
   require_model_path(path);
   std::unique_ptr<Model> model = load_model(path, opt);
   const int64_t vocab = model->info().vocab_size;
-  check_ids(ids, vocab, "--ids");
+  for (size_t s = 0; s < streams.size(); ++s)
+    check_ids(streams[s], vocab, several ? "stream " + std::to_string(s) + " (--ids)" : "--ids");
 
-  const int32_t slot = 0;
-  model->reset(slot);
-  std::vector<float> logits(ids.size() * static_cast<size_t>(vocab));
-  for (size_t t = 0; t < ids.size(); ++t) model->step(&ids[t], &slot, 1, logits.data() + t * vocab);
-  write_npy_f32(out, logits.data(), {static_cast<int64_t>(ids.size()), vocab});
-  std::cerr << "wrote " << out << " [" << ids.size() << ", " << vocab << "]\n";
+  std::vector<std::vector<float>> logits = run_streams(*model, streams);
+  if (!several) {
+    write_npy_f32(out, logits[0].data(), {static_cast<int64_t>(streams[0].size()), vocab});
+    std::cerr << "wrote " << out << " [" << streams[0].size() << ", " << vocab << "]\n";
+    return 0;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(out, ec);
+  if (ec) throw Error("cannot create output folder '" + out + "': " + ec.message());
+  for (size_t s = 0; s < streams.size(); ++s) {
+    std::string file = (std::filesystem::path(out) / ("stream-" + std::to_string(s) + ".npy")).string();
+    write_npy_f32(file, logits[s].data(), {static_cast<int64_t>(streams[s].size()), vocab});
+    std::cerr << "wrote " << file << " [" << streams[s].size() << ", " << vocab << "]\n";
+  }
   return 0;
 }
 
@@ -288,6 +344,7 @@ struct Command {
   std::string summary;
   std::vector<Flag> flags;
   int (*run)(const Args&);
+  std::string details = "";  // more help, shown after the options
 };
 
 const std::vector<Command>& commands() {
@@ -295,11 +352,15 @@ const std::vector<Command>& commands() {
       {"devices", "", "list Vulkan devices and mark the default one", {}, cmd_devices},
       {"info", "--model PATH [options]", "show a model's architecture, sizes and device",
        with_model_flags({}), cmd_info},
-      {"logits", "--model PATH --ids 1,2,3 --out FILE.npy [options]",
+      {"logits", "--model PATH --ids 1,2,3 [--ids 4,5 ...] --out FILE.npy|DIR [options]",
        "run token ids from a zero state and write float32 logits [T, vocab] as .npy",
-       with_model_flags({{"--ids", "IDS", "comma-separated token ids, fed one at a time"},
-                         {"--out", "FILE", "output .npy file"}}),
-       cmd_logits},
+       with_model_flags({{"--ids", "IDS", "comma-separated token ids, fed one at a time (repeatable)", true},
+                         {"--out", "PATH", "output .npy file; with several --ids, an output folder"}}),
+       cmd_logits,
+       "Several streams: give --ids once per stream. The streams run together, one batched step\n"
+       "per position (a stream leaves the batch when its ids run out), and --out names a folder\n"
+       "(created if missing) that receives stream-0.npy, stream-1.npy, ... in --ids order,\n"
+       "each float32 [T_i, vocab].\n"},
       {"generate", "--model PATH (--prompt TEXT | --ids 1,2,3) -n N [options]",
        "feed a prompt, then sample N tokens and print them as they come",
        with_model_flags({{"--prompt", "TEXT", "prompt text (needs the model's tokenizer)"},
@@ -332,6 +393,7 @@ std::string command_usage(const Command& c) {
       << static_cast<char>(std::toupper(static_cast<unsigned char>(c.summary[0]))) << c.summary.substr(1)
       << ".\n\nOptions:\n"
       << format_flags(c.flags);
+  if (!c.details.empty()) out << "\n" << c.details;
   return out.str();
 }
 
