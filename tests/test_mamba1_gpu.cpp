@@ -8,12 +8,16 @@
 #include <vector>
 
 #include "engine/vkssm.hpp"
+#include "tests/test_helpers.h"
 #include "host/dtype.h"
 #include "host/error.h"
 #include "models/mamba1/mamba1_model.h"
 
 namespace vkssm {
 namespace {
+
+using testing_helpers::error_of;
+using testing_helpers::max_rel_error;
 
 struct Shape {
   const char* name;
@@ -54,12 +58,6 @@ void round_matrices_to_f16(Mamba1Weights& w) {
   }
 }
 
-float max_rel_error(const float* got, const float* want, int64_t n) {
-  float worst = 0;
-  for (int64_t i = 0; i < n; ++i)
-    worst = std::max(worst, std::fabs(got[i] - want[i]) / std::max(1.0f, std::fabs(want[i])));
-  return worst;
-}
 
 class GpuVsCpu : public testing::TestWithParam<Shape> {};
 
@@ -178,14 +176,6 @@ TEST(Mamba1Gpu, ResetAndStreamsJoiningLaterMatchRunningAlone) {
   }
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 TEST(Mamba1Gpu, BadStepInputsAreRefusedAndChangeNothing) {
   Mamba1Weights w = small_model();

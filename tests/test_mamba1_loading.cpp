@@ -11,11 +11,15 @@
 #include <gtest/gtest.h>
 
 #include "host/error.h"
+#include "tests/test_helpers.h"
 #include "host/safetensors.h"
 #include "models/mamba1/mamba1_model.h"
 
 namespace vkssm {
 namespace {
+
+using testing_helpers::error_of;
+using testing_helpers::max_rel_error;
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -33,14 +37,6 @@ Mamba1Config small_config() {
   return c;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // Every weight vector of a model, in a fixed order, for element-wise comparisons.
 std::vector<const std::vector<float>*> all_vectors(const Mamba1Weights& w) {

@@ -12,12 +12,16 @@
 #include <unistd.h>
 
 #include "engine/vkssm.hpp"
+#include "tests/test_helpers.h"
 #include "host/checkpoint.h"
 #include "host/npy.h"
 #include "models/mamba1/mamba1_model.h"
 
 namespace vkssm {
 namespace {
+
+using testing_helpers::error_of;
+using testing_helpers::max_rel_error;
 
 const std::string kModel = std::string(VKSSM_SOURCE_DIR) + "/models/mamba1/tiny-shakespeare";
 
@@ -35,12 +39,6 @@ std::vector<int32_t> reference_ids() {
   return ids;
 }
 
-float max_rel_error(const float* got, const float* want, int64_t n) {
-  float worst = 0;
-  for (int64_t i = 0; i < n; ++i)
-    worst = std::max(worst, std::fabs(got[i] - want[i]) / std::max(1.0f, std::fabs(want[i])));
-  return worst;
-}
 
 void expect_matches_upstream(BackendKind backend) {
   NpyArray ref = read_npy_f32(std::string(VKSSM_SOURCE_DIR) + "/tests/data/tiny_shakespeare_ref.npy");
