@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
+
+#include <unistd.h>
 #include <cmath>
 #include <vector>
 
@@ -206,6 +209,37 @@ TEST(Mamba1Gpu, BadStepInputsAreRefusedAndChangeNothing) {
   gpu->step(&tok, &slot, 1, logits.data());
   ref.step(st, tok, want.data());
   EXPECT_LT(max_rel_error(logits.data(), want.data(), w.cfg.vocab_size), 1e-3f);
+}
+
+TEST(Mamba1Gpu, ValuesBeyondFp16KeepFp32OrAreRefused) {
+  Mamba1Weights w = small_model();
+  w.source_dtype = DType::BF16;           // as if read from a bf16 checkpoint
+  w.layers[1].out_proj[3] = 1.0e6f;       // representable in bf16, not in fp16
+  LoadOptions opt;
+  opt.weights = WeightStorage::F16;
+  EXPECT_THAT(error_of([&] { create_mamba1(w, opt); }),
+              testing::HasSubstr("tensor layers.1.out_proj of random_mamba1(seed=7) has values beyond the fp16 range (65504)"));
+  opt.weights = WeightStorage::Auto;
+  EXPECT_EQ(create_mamba1(w, opt)->info().weight_type, "f32");
+}
+
+// A pipeline cache file is written at load and read back by the next load.
+TEST(Mamba1Gpu, PipelineCacheIsPersisted) {
+  auto dir = std::filesystem::temp_directory_path() / ("vkssm_cache_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  LoadOptions opt;
+  opt.cache_dir = dir.string();
+  create_mamba1(small_model(), opt);
+  ASSERT_TRUE(std::filesystem::exists(dir));
+  int files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    EXPECT_GT(std::filesystem::file_size(e.path()), 0u);
+    ++files;
+  }
+  EXPECT_EQ(files, 1);
+  auto again = create_mamba1(small_model(), opt);  // loads with the cache present
+  EXPECT_EQ(again->info().backend, "vulkan");
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Mamba1Gpu, CpuBackendMatchesReference) {

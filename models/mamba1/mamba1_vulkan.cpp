@@ -62,6 +62,26 @@ void dispatch_linear(VkCommandBuffer cb, uint32_t groups, uint32_t max_x) {
   vkCmdDispatch(cb, x, ceil_div(groups, x), 1);
 }
 
+// The name of the first matrix stored as fp16 that holds a value fp16 cannot represent, or "".
+std::string first_beyond_fp16(const Mamba1Weights& w) {
+  auto beyond = [](const std::vector<float>& v) {
+    for (float x : v)
+      if (std::fabs(x) > 65504.0f) return true;
+    return false;
+  };
+  if (beyond(w.embeddings)) return "embeddings";
+  if (beyond(w.lm_head)) return "lm_head";
+  for (size_t i = 0; i < w.layers.size(); ++i) {
+    const auto& l = w.layers[i];
+    const std::string p = "layers." + std::to_string(i) + ".";
+    if (beyond(l.in_proj)) return p + "in_proj";
+    if (beyond(l.x_proj)) return p + "x_proj";
+    if (beyond(l.dt_proj_w)) return p + "dt_proj";
+    if (beyond(l.out_proj)) return p + "out_proj";
+  }
+  return "";
+}
+
 class Mamba1Vulkan final : public Model {
  public:
   Mamba1Vulkan(const Mamba1Weights& w, const LoadOptions& options);
@@ -131,6 +151,15 @@ Mamba1Vulkan::Mamba1Vulkan(const Mamba1Weights& w, const LoadOptions& options)
     case WeightStorage::F32: f16_ = false; break;
     case WeightStorage::F16: f16_ = true; break;
     case WeightStorage::Auto: f16_ = w.source_dtype != DType::F32 && caps.storage16; break;
+  }
+  // A bf16 checkpoint can hold values fp16 cannot: keep fp32 then (or refuse, if fp16 was asked).
+  if (f16_) {
+    if (std::string big = first_beyond_fp16(w); !big.empty()) {
+      if (options.weights == WeightStorage::F16)
+        throw Error("tensor " + big + " of " + w.source + " has values beyond the fp16 range (65504); "
+                    "load it with f32 weights");
+      f16_ = false;
+    }
   }
 
   const int64_t D = cfg_.d_model, E = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank;
