@@ -8,8 +8,14 @@ selective-scan recurrence is a Python loop over time, which is fine for short se
 The exported folder (config.json + model.safetensors) is what models/mamba1/reference_step.py
 and the C++ engine load; token id = byte value ("vkssm_tokenizer": "bytes").
 
-Example (what made models/mamba1/tiny-shakespeare):
-    python3 models/mamba1/train_tiny.py --minutes 12 --out models/mamba1/tiny-shakespeare
+What made models/mamba1/tiny-shakespeare (about 11 minutes on one core):
+    python3 models/mamba1/train_tiny.py --steps 1300 --out models/mamba1/tiny-shakespeare
+(--minutes N instead of --steps trains for a wall-clock budget.) Debian's PyTorch links the
+reference (netlib) BLAS, which makes matrix products ~40x slower; point it at OpenBLAS, e.g.
+    apt-get download libopenblas0-serial && dpkg -x libopenblas0-serial_*.deb /tmp/oblas
+    LD_LIBRARY_PATH=/tmp/oblas/usr/lib/x86_64-linux-gnu/openblas-serial python3 ...
+At the end it re-reads the exported folder with reference_step.py and prints the largest
+logit difference between the two forms (--verify DIR does only that).
 """
 import argparse
 import json
@@ -297,6 +303,9 @@ def main():
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
+    if "BLAS_INFO=generic" in torch.__config__.show() and not os.environ.get("LD_LIBRARY_PATH"):
+        print("note: this PyTorch may use the slow reference BLAS; see the header of this file",
+              flush=True)
     if args.verify:
         d32, d64 = verify_export(args.verify)
         print(f"max |training - reference| logits: fp32 training form {d32:.3e}, fp64 {d64:.3e}")
