@@ -2,9 +2,11 @@
 // so the CLI and tests can switch backends with one flag.
 #include "engine/cpu_model.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "host/error.h"
+#include "host/state_file.h"
 
 namespace vkssm {
 namespace {
@@ -24,6 +26,9 @@ class Mamba1CpuModel final : public Model {
     info_.n_layer = c.n_layer;
     info_.weight_bytes = uint64_t(weights_.parameter_count()) * 4;
     info_.state_bytes_per_stream = uint64_t(c.n_layer) * c.d_inner * (c.d_conv + c.d_state) * 4;
+    header_ = {mamba1_fingerprint(weights_), "mamba",
+               {uint64_t(c.n_layer), uint64_t(c.d_inner), uint64_t(c.d_conv), uint64_t(c.d_state)},
+               uint64_t(c.n_layer) * c.d_inner * (c.d_conv + c.d_state)};
   }
   const ModelInfo& info() const override { return info_; }
   int capacity() const override { return int(states_.size()); }
@@ -50,6 +55,27 @@ class Mamba1CpuModel final : public Model {
   }
   StepCounters counters() const override { return counters_; }
 
+  // The reference state already has the blob's layout: conv [L][E][K], then ssm [L][E][N].
+  std::vector<uint8_t> snapshot(int slot) const override {
+    check_slot(slot);
+    const auto& st = states_[slot];
+    std::vector<float> payload(st.conv);
+    payload.insert(payload.end(), st.ssm.begin(), st.ssm.end());
+    return encode_state(header_, payload.data(), payload.size());
+  }
+  void restore(int slot, const uint8_t* data, size_t size) override {
+    check_slot(slot);
+    std::vector<float> payload = decode_state(data, size, header_);  // validated before any change
+    auto& st = states_[slot];
+    std::copy_n(payload.begin(), st.conv.size(), st.conv.begin());
+    std::copy_n(payload.begin() + st.conv.size(), st.ssm.size(), st.ssm.begin());
+  }
+  void fork(int from_slot, int to_slot) override {
+    check_slot(from_slot);
+    check_slot(to_slot);
+    states_[to_slot] = states_[from_slot];
+  }
+
  private:
   void check_slot(int slot) const {
     if (slot < 0 || slot >= capacity())
@@ -60,6 +86,7 @@ class Mamba1CpuModel final : public Model {
   std::vector<Mamba1CpuReference::State> states_;
   ModelInfo info_;
   StepCounters counters_;
+  StateHeader header_;  // what a state blob of this model says
 };
 
 }  // namespace

@@ -60,7 +60,22 @@ class Model {
   // or slot, before anything is changed.
   virtual void step(const int32_t* tokens, const int32_t* slots, int batch, float* logits) = 0;
   virtual StepCounters counters() const = 0;
+
+  // Per-stream state: read a document once, keep its state, continue from it later.
+  // The slot's full recurrent state as a self-describing blob (format: host/state_file.h). A slot
+  // that was reset and not stepped since gives zeros. Both backends write the same layout, so a
+  // blob restores into any backend running the same checkpoint.
+  virtual std::vector<uint8_t> snapshot(int slot) const = 0;
+  // Replaces the state of `slot` with a blob from snapshot(). Validates it first (checksum, model
+  // fingerprint, shape, size): on error throws vkssm::Error and changes nothing.
+  virtual void restore(int slot, const uint8_t* data, size_t size) = 0;
+  // `to_slot` gets an exact copy of `from_slot`'s state (on the GPU: a device-side copy).
+  virtual void fork(int from_slot, int to_slot) = 0;
 };
+
+// A snapshot blob to / from a file (defined in host/state_file.cpp). Errors name the file.
+void save_state_file(const std::string& path, const std::vector<uint8_t>& blob);
+std::vector<uint8_t> load_state_file(const std::string& path);
 
 // Loads a checkpoint folder (config.json + safetensors). Throws vkssm::Error.
 std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& options = {});

@@ -178,10 +178,12 @@ void require_output_folder(const std::string& out) {
   }
 }
 
-// Feeds every stream its ids from a zero state, all streams together: time step t is ONE step()
+// Feeds every stream its ids from a zero state (stream 0 from `start` when given), all streams together: time step t is ONE step()
 // call over the streams that still have a token at t, so a stream leaves the batch once its ids
 // run out. Stream s uses state slot s. Returns each stream's logits [T_s, vocab], row-major.
-std::vector<std::vector<float>> run_streams(Model& model, const std::vector<std::vector<int32_t>>& streams) {
+std::vector<std::vector<float>> run_streams(Model& model, const std::vector<std::vector<int32_t>>& streams,
+                                            const std::vector<uint8_t>* start = nullptr,
+                                            const std::string& start_file = "") {
   const size_t vocab = static_cast<size_t>(model.info().vocab_size);
   std::vector<std::vector<float>> logits(streams.size());
   size_t longest = 0;
@@ -189,6 +191,13 @@ std::vector<std::vector<float>> run_streams(Model& model, const std::vector<std:
     model.reset(static_cast<int>(s));
     logits[s].resize(streams[s].size() * vocab);
     longest = std::max(longest, streams[s].size());
+  }
+  if (start) {
+    try {
+      model.restore(0, start->data(), start->size());
+    } catch (const Error& e) {
+      throw Error("--load-state '" + start_file + "': " + e.what());
+    }
   }
   std::vector<int32_t> tokens, slots;
   std::vector<float> batch_logits;
@@ -218,6 +227,12 @@ int cmd_logits(const Args& args) {
   LoadOptions opt = load_options(args);
   opt.max_streams = static_cast<int>(streams.size());
   if (several) require_output_folder(out);
+  const std::string save_state = args.get_or("--save-state", "");
+  const std::string load_state = args.get_or("--load-state", "");
+  if (several && (args.has("--save-state") || args.has("--load-state")))
+    throw UsageError("--save-state and --load-state need a single --ids");
+  std::vector<uint8_t> start;
+  if (args.has("--load-state")) start = load_state_file(load_state);  // before the (slow) model load
 
   require_model_path(path);
   std::unique_ptr<Model> model = load_model(path, opt);
@@ -225,7 +240,12 @@ int cmd_logits(const Args& args) {
   for (size_t s = 0; s < streams.size(); ++s)
     check_ids(streams[s], vocab, several ? "stream " + std::to_string(s) + " (--ids)" : "--ids");
 
-  std::vector<std::vector<float>> logits = run_streams(*model, streams);
+  std::vector<std::vector<float>> logits =
+      run_streams(*model, streams, args.has("--load-state") ? &start : nullptr, load_state);
+  if (args.has("--save-state")) {
+    save_state_file(save_state, model->snapshot(0));
+    std::cerr << "saved the state after " << streams[0].size() << " tokens to " << save_state << "\n";
+  }
   if (!several) {
     write_npy_f32(out, logits[0].data(), {static_cast<int64_t>(streams[0].size()), vocab});
     std::cerr << "wrote " << out << " [" << streams[0].size() << ", " << vocab << "]\n";
@@ -355,12 +375,16 @@ const std::vector<Command>& commands() {
       {"logits", "--model PATH --ids 1,2,3 [--ids 4,5 ...] --out FILE.npy|DIR [options]",
        "run token ids from a zero state and write float32 logits [T, vocab] as .npy",
        with_model_flags({{"--ids", "IDS", "comma-separated token ids, fed one at a time (repeatable)", true},
-                         {"--out", "PATH", "output .npy file; with several --ids, an output folder"}}),
+                         {"--out", "PATH", "output .npy file; with several --ids, an output folder"},
+                         {"--save-state", "FILE", "save the stream's state after the last id (single --ids)"},
+                         {"--load-state", "FILE", "start from a saved state instead of zeros (single --ids)"}}),
        cmd_logits,
        "Several streams: give --ids once per stream. The streams run together, one batched step\n"
        "per position (a stream leaves the batch when its ids run out), and --out names a folder\n"
        "(created if missing) that receives stream-0.npy, stream-1.npy, ... in --ids order,\n"
-       "each float32 [T_i, vocab].\n"},
+       "each float32 [T_i, vocab].\n"
+       "State files: --save-state then --load-state with the next ids gives the same logits as one\n"
+       "run over all the ids. A state only loads into the checkpoint (and shape) that saved it.\n"},
       {"generate", "--model PATH (--prompt TEXT | --ids 1,2,3) -n N [options]",
        "feed a prompt, then sample N tokens and print them as they come",
        with_model_flags({{"--prompt", "TEXT", "prompt text (needs the model's tokenizer)"},

@@ -72,6 +72,11 @@ Mamba1Weights random_mamba1(const Mamba1Config& cfg, uint64_t seed);
 // Writes `w` as an HF-format checkpoint folder (config.json + model.safetensors) in `dtype`.
 void save_mamba1_hf(const Mamba1Weights& w, const std::string& dir, DType dtype = DType::F32);
 
+// A cheap identity of the weights, stored in state blobs so a state is never restored into a
+// different model: FNV-1a over the config dims, the small per-layer vectors (norms, conv, dt bias,
+// A_log, D), norm_f and the first embedding row. Independent of the weight storage type.
+uint64_t mamba1_fingerprint(const Mamba1Weights& w);
+
 // The CPU reference: a plain, readable implementation of Mamba.step. The oracle of the tests.
 class Mamba1CpuReference {
  public:

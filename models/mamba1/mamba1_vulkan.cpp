@@ -13,6 +13,7 @@
 #include "engine/vk/vulkan_context.h"
 #include "host/dtype.h"
 #include "host/error.h"
+#include "host/state_file.h"
 
 namespace vkssm {
 namespace {
@@ -92,6 +93,9 @@ class Mamba1Vulkan final : public Model {
   void reset(int slot) override;
   void step(const int32_t* tokens, const int32_t* slots, int batch, float* logits) override;
   StepCounters counters() const override { return counters_; }
+  std::vector<uint8_t> snapshot(int slot) const override;
+  void restore(int slot, const uint8_t* data, size_t size) override;
+  void fork(int from_slot, int to_slot) override;
 
  private:
   struct Layer {
@@ -113,6 +117,9 @@ class Mamba1Vulkan final : public Model {
   void submit_and_wait();
   void warm_up();
   VkBufferView view(const GpuBuffer& b, bool weights);
+  void check_slot(int slot) const;
+  // Records copies of every layer's conv/ssm state of `slot` to or from `host` (blob layout).
+  void copy_slot_states(VkCommandBuffer cb, int slot, VkBuffer host, bool to_host) const;
 
   // Declared first so it is destroyed last: every other member holds Vulkan objects of it.
   std::unique_ptr<VulkanContext> ctx_;
@@ -137,6 +144,7 @@ class Mamba1Vulkan final : public Model {
   uint32_t dispatches_per_step_ = 0;
   StepCounters counters_;
   std::vector<uint8_t> fresh_;  // per slot: next step starts from a zero state
+  StateHeader state_header_;    // what a state blob of this model says
 };
 
 Mamba1Vulkan::Mamba1Vulkan(const Mamba1Weights& w, const LoadOptions& options)
@@ -193,6 +201,9 @@ Mamba1Vulkan::Mamba1Vulkan(const Mamba1Weights& w, const LoadOptions& options)
   info_.n_layer = cfg_.n_layer;
   info_.weight_bytes = weight_bytes_;
   info_.state_bytes_per_stream = uint64_t(cfg_.n_layer) * E * (cfg_.d_conv + N) * 4;
+  state_header_ = {mamba1_fingerprint(w), "mamba",
+                   {uint64_t(cfg_.n_layer), uint64_t(E), uint64_t(cfg_.d_conv), uint64_t(N)},
+                   uint64_t(cfg_.n_layer) * E * (cfg_.d_conv + N)};
 }
 
 Mamba1Vulkan::~Mamba1Vulkan() {
@@ -426,10 +437,106 @@ void Mamba1Vulkan::warm_up() {
   submit_and_wait();
 }
 
-void Mamba1Vulkan::reset(int slot) {
+void Mamba1Vulkan::check_slot(int slot) const {
   if (slot < 0 || slot >= capacity_)
     throw Error("slot " + std::to_string(slot) + " out of range [0, " + std::to_string(capacity_) + ")");
+}
+
+void Mamba1Vulkan::reset(int slot) {
+  check_slot(slot);
   fresh_[slot] = 1;
+}
+
+// ---- state snapshot / restore / fork: one-time command buffers, never on the step path ------
+
+namespace {
+// Orders the state copies after (or before) the compute shaders of earlier (later) steps, and
+// makes copies into host-visible memory visible to the host.
+void state_barrier(VkCommandBuffer cb, VkPipelineStageFlags src_stage, VkAccessFlags src,
+                   VkPipelineStageFlags dst_stage, VkAccessFlags dst) {
+  VkMemoryBarrier mb{};
+  mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+  mb.srcAccessMask = src;
+  mb.dstAccessMask = dst;
+  vkCmdPipelineBarrier(cb, src_stage, dst_stage, 0, 1, &mb, 0, nullptr, 0, nullptr);
+}
+constexpr VkAccessFlags kShaderRW = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
+constexpr VkAccessFlags kTransferRW = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+}  // namespace
+
+void Mamba1Vulkan::copy_slot_states(VkCommandBuffer cb, int slot, VkBuffer host, bool to_host) const {
+  const uint64_t L = uint64_t(cfg_.n_layer), E = uint64_t(cfg_.d_inner);
+  const uint64_t conv = E * uint64_t(cfg_.d_conv) * 4, ssm = E * uint64_t(cfg_.d_state) * 4;
+  for (uint64_t l = 0; l < L; ++l) {
+    const Layer& layer = layers_[l];
+    VkBufferCopy c{uint64_t(slot) * conv, l * conv, conv};
+    VkBufferCopy s{uint64_t(slot) * ssm, L * conv + l * ssm, ssm};
+    if (to_host) {
+      vkCmdCopyBuffer(cb, layer.conv_state.handle(), host, 1, &c);
+      vkCmdCopyBuffer(cb, layer.ssm_state.handle(), host, 1, &s);
+    } else {
+      std::swap(c.srcOffset, c.dstOffset);
+      std::swap(s.srcOffset, s.dstOffset);
+      vkCmdCopyBuffer(cb, host, layer.conv_state.handle(), 1, &c);
+      vkCmdCopyBuffer(cb, host, layer.ssm_state.handle(), 1, &s);
+    }
+  }
+}
+
+std::vector<uint8_t> Mamba1Vulkan::snapshot(int slot) const {
+  check_slot(slot);
+  std::vector<float> payload(state_header_.payload_floats, 0.0f);
+  if (!fresh_[slot]) {  // a fresh slot logically holds zeros, whatever its buffers still contain
+    GpuBuffer host(*ctx_, payload.size() * 4, GpuBuffer::Kind::Readback, "state snapshot");
+    ctx_->run_once([&](VkCommandBuffer cb) {
+      state_barrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
+                    VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_READ_BIT);
+      copy_slot_states(cb, slot, host.handle(), true);
+      state_barrier(cb, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
+                    VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
+    });
+    std::memcpy(payload.data(), host.mapped(), payload.size() * 4);
+  }
+  return encode_state(state_header_, payload.data(), payload.size());
+}
+
+void Mamba1Vulkan::restore(int slot, const uint8_t* data, size_t size) {
+  check_slot(slot);
+  const std::vector<float> payload = decode_state(data, size, state_header_);  // throws before any change
+  GpuBuffer host(*ctx_, payload.size() * 4, GpuBuffer::Kind::Upload, "state restore");
+  std::memcpy(host.mapped(), payload.data(), payload.size() * 4);
+  ctx_->run_once([&](VkCommandBuffer cb) {
+    // (The host's writes to `host` are visible to the GPU by the submit itself.)
+    state_barrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, kShaderRW, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                  kTransferRW);
+    copy_slot_states(cb, slot, host.handle(), false);
+    state_barrier(cb, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
+                  VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, kShaderRW);
+  });
+  fresh_[slot] = 0;
+}
+
+void Mamba1Vulkan::fork(int from_slot, int to_slot) {
+  check_slot(from_slot);
+  check_slot(to_slot);
+  if (from_slot == to_slot) return;
+  fresh_[to_slot] = fresh_[from_slot];
+  if (fresh_[from_slot]) return;  // both now start from zeros: nothing to copy
+  const uint64_t E = uint64_t(cfg_.d_inner);
+  const uint64_t conv = E * uint64_t(cfg_.d_conv) * 4, ssm = E * uint64_t(cfg_.d_state) * 4;
+  ctx_->run_once([&](VkCommandBuffer cb) {
+    state_barrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, kShaderRW, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                  kTransferRW);
+    // Same buffer, distinct slots: the regions never overlap.
+    const VkBufferCopy c{uint64_t(from_slot) * conv, uint64_t(to_slot) * conv, conv};
+    const VkBufferCopy s{uint64_t(from_slot) * ssm, uint64_t(to_slot) * ssm, ssm};
+    for (const Layer& layer : layers_) {
+      vkCmdCopyBuffer(cb, layer.conv_state.handle(), layer.conv_state.handle(), 1, &c);
+      vkCmdCopyBuffer(cb, layer.ssm_state.handle(), layer.ssm_state.handle(), 1, &s);
+    }
+    state_barrier(cb, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
+                  VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, kShaderRW);
+  });
 }
 
 void Mamba1Vulkan::step(const int32_t* tokens, const int32_t* slots, int batch, float* logits) {

@@ -3,12 +3,14 @@
 // Two config.json dialects exist: the HF one (MambaConfig: hidden_size, num_hidden_layers, ...)
 // and the original state-spaces/mamba_ssm one (d_model, n_layer, ssm_cfg{...}). Both end up in
 // one Mamba1Config; everything downstream sees only that.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include "host/error.h"
+#include "host/state_file.h"
 #include "host/safetensors.h"
 #include "models/mamba1/mamba1_model.h"
 
@@ -375,6 +377,25 @@ int64_t Mamba1Weights::parameter_count() const {
          L.D.size() + L.out_proj.size() + L.out_proj_b.size();
   }
   return int64_t(n);
+}
+
+uint64_t mamba1_fingerprint(const Mamba1Weights& w) {
+  const Mamba1Config& c = w.cfg;
+  const int64_t dims[] = {c.d_model, c.n_layer, c.vocab_size, c.d_state, c.d_conv, c.d_inner, c.dt_rank};
+  uint64_t h = fnv1a64(dims, sizeof(dims));
+  auto add = [&](const std::vector<float>& v) { h = fnv1a64(v.data(), v.size() * sizeof(float), h); };
+  for (const auto& l : w.layers) {
+    add(l.norm);
+    add(l.conv_w);
+    add(l.conv_b);
+    add(l.dt_proj_b);
+    add(l.A_log);
+    add(l.D);
+  }
+  add(w.norm_f);
+  const size_t row = std::min(w.embeddings.size(), size_t(std::max<int64_t>(c.d_model, 0)));
+  h = fnv1a64(w.embeddings.data(), row * sizeof(float), h);
+  return h;
 }
 
 }  // namespace vkssm
