@@ -1,12 +1,14 @@
-// vkssm_bench: decode throughput and latency, against the device's own copy bandwidth.
+// vkssm_bench: decode throughput and latency, against the device's own copy bandwidth, and the
+// time to first token for a document read by prefill versus restored from a saved state.
 //
 //   vkssm_bench [--model PATH] [--backend vulkan|cpu] [--device N] [--weights f32|f16]
-//               [--tokens N] [--batch 1,4,16] [--json]
+//               [--tokens N] [--batch 1,4,16] [--ttft N] [--json]
 //
 // Without --model it builds a random model shaped like mamba-130m (D 768, 24 layers, V 50280).
 // A benchmark, not a test: it asserts nothing.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -30,14 +32,29 @@ struct Args {
   WeightStorage weights = WeightStorage::F32;
   int tokens = 64;
   std::vector<int> batches{1};
+  int ttft = 0;  // document length for the time-to-first-token comparison; 0 = skip it
   bool json = false;
   int64_t d_model = 768, n_layer = 24, vocab = 50280;
 };
 
 [[noreturn]] void usage(int code) {
-  std::fprintf(code ? stderr : stdout,
-               "usage: vkssm_bench [--model PATH] [--backend vulkan|cpu] [--device N] [--weights f32|f16]\n"
-               "                   [--tokens N] [--batch 1,4,16] [--json] [--d-model D --layers L --vocab V]\n");
+  std::fprintf(
+      code ? stderr : stdout,
+      "usage: vkssm_bench [--model PATH] [--backend vulkan|cpu] [--device N] [--weights f32|f16]\n"
+      "                   [--tokens N] [--batch 1,4,16] [--ttft N] [--json] [--d-model D --layers L --vocab V]\n"
+      "\n"
+      "  --model PATH      checkpoint folder; default: a random model (shape from --d-model/--layers/--vocab,\n"
+      "                    default D 768, 24 layers, V 50280 = mamba-130m)\n"
+      "  --backend B       vulkan (default) or cpu\n"
+      "  --device N        Vulkan device index (default: $VKSSM_DEVICE, else the best device)\n"
+      "  --weights W       f32 (default) or f16 weight storage\n"
+      "  --tokens N        timed decode steps per batch size, after 3 warm-up steps, and for the\n"
+      "                    single-stream decode rate in --ttft (default 64, min 2)\n"
+      "  --batch LIST      comma-separated batch sizes, e.g. 1,2,4,...,256 (default 1); state slots\n"
+      "                    allocated = the largest; with 1 in the list a speed-up vs B=1 column is shown\n"
+      "  --ttft N          also time the first token after an N-token document: prefill (N steps + 1\n"
+      "                    query step) vs restore of the saved state + 1 query step (median of 7)\n"
+      "  --json            print the results as JSON instead of tables\n");
   std::exit(code);
 }
 
@@ -55,7 +72,10 @@ Args parse(int argc, char** argv) {
     else if (f == "--device") a.device = std::atoi(value().c_str());
     else if (f == "--weights") a.weights = value() == "f16" ? WeightStorage::F16 : WeightStorage::F32;
     else if (f == "--tokens") a.tokens = std::max(2, std::atoi(value().c_str()));
-    else if (f == "--json") a.json = true;
+    else if (f == "--ttft") {
+      a.ttft = std::atoi(value().c_str());
+      if (a.ttft < 0) usage(2);
+    } else if (f == "--json") a.json = true;
     else if (f == "--d-model") a.d_model = std::atoll(value().c_str());
     else if (f == "--layers") a.n_layer = std::atoll(value().c_str());
     else if (f == "--vocab") a.vocab = std::atoll(value().c_str());
@@ -84,7 +104,97 @@ struct Row {
   double tokens_per_s = 0, step_p50_ms = 0, step_p99_ms = 0, host_us_per_step = 0;
   double submits = 0, dispatches = 0, recordings = 0;  // per step
   double weight_gbps = 0, roofline_fraction = 0;
+  double speedup_vs_b1 = 0;  // aggregate tokens/s over B=1's; 0 when B=1 was not measured
 };
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Time to first token for a question about an N-token document: either read the document
+// (one step per token: Mamba-1 here has no parallel prefill) or restore its saved state.
+struct Ttft {
+  int doc_tokens = 0;
+  int restore_repeats = 0;
+  double prefill_ms = 0;         // the N document steps
+  double query_step_ms = 0;      // the query step after the prefill
+  double prefill_ttft_ms = 0;    // prefill + query step
+  double prompt_tokens_per_s = 0;
+  double decode_tokens_per_s = 0;  // single stream, logits read back every step
+  double snapshot_ms = 0;
+  double restore_ms = 0;           // median over the repeats
+  double restore_query_step_ms = 0;  // median
+  double restore_ttft_ms = 0;        // median of (restore + query step)
+  uint64_t blob_bytes = 0;
+  double max_logit_diff = 0;  // restored vs prefilled logits for the query token (should be ~0)
+};
+
+Ttft measure_ttft(Model& model, int doc_tokens, int decode_steps) {
+  constexpr int kRepeats = 7;
+  const int64_t V = model.info().vocab_size;
+  const int32_t doc_slot = 0, restore_slot = 1;
+  const int32_t query = int32_t(31337 % V);
+  std::vector<float> prefill_logits(V), logits(V);
+  Ttft r;
+  r.doc_tokens = doc_tokens;
+  r.restore_repeats = kRepeats;
+
+  model.reset(doc_slot);
+  auto t0 = std::chrono::steady_clock::now();
+  for (int t = 0; t < doc_tokens; ++t) {
+    const int32_t tok = int32_t((int64_t(t) * 7919 + 12345) % V);
+    model.step(&tok, &doc_slot, 1, nullptr);  // a prefill needs no logits until the query
+  }
+  const double prefill_s = seconds_since(t0);
+
+  auto ts = std::chrono::steady_clock::now();
+  const std::vector<uint8_t> blob = model.snapshot(doc_slot);
+  r.snapshot_ms = 1e3 * seconds_since(ts);
+  r.blob_bytes = blob.size();
+
+  auto tq = std::chrono::steady_clock::now();
+  model.step(&query, &doc_slot, 1, prefill_logits.data());
+  const double query_s = seconds_since(tq);
+  r.prefill_ms = 1e3 * prefill_s;
+  r.query_step_ms = 1e3 * query_s;
+  r.prefill_ttft_ms = 1e3 * (prefill_s + query_s);
+  r.prompt_tokens_per_s = doc_tokens / prefill_s;
+
+  // Keep decoding the same stream to compare per-token cost with logits read back.
+  auto td = std::chrono::steady_clock::now();
+  for (int t = 0; t < decode_steps; ++t) {
+    const int32_t tok = int32_t((int64_t(t) * 104729 + 7) % V);
+    model.step(&tok, &doc_slot, 1, logits.data());
+  }
+  r.decode_tokens_per_s = decode_steps / seconds_since(td);
+
+  // One unmeasured round first: the first restore may pay one-time costs the others do not.
+  std::vector<double> restore_s, step_s, total_s;
+  for (int rep = 0; rep <= kRepeats; ++rep) {
+    model.reset(restore_slot);
+    auto t1 = std::chrono::steady_clock::now();
+    model.restore(restore_slot, blob.data(), blob.size());
+    const double rs = seconds_since(t1);
+    auto t2 = std::chrono::steady_clock::now();
+    model.step(&query, &restore_slot, 1, logits.data());
+    const double ss = seconds_since(t2);
+    if (rep == 0) continue;
+    restore_s.push_back(rs);
+    step_s.push_back(ss);
+    total_s.push_back(rs + ss);
+  }
+  r.restore_ms = 1e3 * median(restore_s);
+  r.restore_query_step_ms = 1e3 * median(step_s);
+  r.restore_ttft_ms = 1e3 * median(total_s);
+  for (int64_t i = 0; i < V; ++i)
+    r.max_logit_diff = std::max(r.max_logit_diff, double(std::abs(logits[i] - prefill_logits[i])));
+  return r;
+}
 
 }  // namespace
 
@@ -96,7 +206,7 @@ int main(int argc, char** argv) {
     opt.backend = a.backend;
     opt.device = a.device;
     opt.weights = a.weights;
-    opt.max_streams = max_batch;
+    opt.max_streams = a.ttft > 0 ? std::max(2, max_batch) : max_batch;  // TTFT restores into slot 1
     std::unique_ptr<Model> model;
     std::string source = a.model;
     if (a.model.empty()) {
@@ -159,6 +269,13 @@ int main(int argc, char** argv) {
       if (bw.bytes_per_second > 0) r.roofline_fraction = r.weight_gbps * 1e9 / bw.bytes_per_second;
       rows.push_back(r);
     }
+    const auto b1 = std::find_if(rows.begin(), rows.end(), [](const Row& r) { return r.batch == 1; });
+    if (b1 != rows.end())
+      for (Row& r : rows) r.speedup_vs_b1 = r.tokens_per_s / b1->tokens_per_s;
+
+    Ttft ttft;
+    if (a.ttft > 0) ttft = measure_ttft(*model, a.ttft, a.tokens);
+    const double state_mb = info.state_bytes_per_stream / 1e6;
 
     if (a.json) {
       std::printf("{\n  \"model\": \"%s\",\n  \"backend\": \"%s\",\n  \"device\": \"%s\",\n  \"weights\": \"%s\",\n",
@@ -170,11 +287,29 @@ int main(int argc, char** argv) {
         const Row& r = rows[i];
         std::printf("    {\"batch\": %d, \"tokens_per_s\": %.2f, \"step_p50_ms\": %.3f, \"step_p99_ms\": %.3f, "
                     "\"host_us_per_step\": %.1f, \"submits_per_step\": %.2f, \"dispatches_per_step\": %.1f, "
-                    "\"recordings_per_step\": %.3f, \"weight_gbps\": %.2f, \"roofline_fraction\": %.3f}%s\n",
+                    "\"recordings_per_step\": %.3f, \"weight_gbps\": %.2f, \"roofline_fraction\": %.3f, "
+                    "\"state_bytes\": %llu, \"speedup_vs_b1\": ",
                     r.batch, r.tokens_per_s, r.step_p50_ms, r.step_p99_ms, r.host_us_per_step, r.submits,
-                    r.dispatches, r.recordings, r.weight_gbps, r.roofline_fraction, i + 1 < rows.size() ? "," : "");
+                    r.dispatches, r.recordings, r.weight_gbps, r.roofline_fraction,
+                    (unsigned long long)(uint64_t(r.batch) * info.state_bytes_per_stream));
+        if (r.speedup_vs_b1 > 0) std::printf("%.2f}", r.speedup_vs_b1);
+        else std::printf("null}");
+        std::printf("%s\n", i + 1 < rows.size() ? "," : "");
       }
-      std::printf("  ]\n}\n");
+      std::printf("  ]");
+      if (a.ttft > 0) {
+        const Ttft& t = ttft;
+        std::printf(",\n  \"ttft\": {\"doc_tokens\": %d, \"state_blob_bytes\": %llu, \"prefill_ms\": %.3f, "
+                    "\"query_step_ms\": %.3f, \"prefill_ttft_ms\": %.3f, \"prompt_tokens_per_s\": %.2f, "
+                    "\"decode_tokens_per_s\": %.2f, \"snapshot_ms\": %.3f, \"restore_ms\": %.3f, "
+                    "\"restore_query_step_ms\": %.3f, \"restore_ttft_ms\": %.3f, \"restore_repeats\": %d, "
+                    "\"speedup\": %.2f, \"max_logit_diff\": %.3g}",
+                    t.doc_tokens, (unsigned long long)t.blob_bytes, t.prefill_ms, t.query_step_ms,
+                    t.prefill_ttft_ms, t.prompt_tokens_per_s, t.decode_tokens_per_s, t.snapshot_ms, t.restore_ms,
+                    t.restore_query_step_ms, t.restore_ttft_ms, t.restore_repeats,
+                    t.prefill_ttft_ms / t.restore_ttft_ms, t.max_logit_diff);
+      }
+      std::printf("\n}\n");
       return 0;
     }
     std::printf("model     %s\n", source.c_str());
@@ -185,13 +320,35 @@ int main(int argc, char** argv) {
     if (bw.bytes_per_second > 0)
       std::printf("roofline  copy bandwidth %.1f GB/s (read+write) -> %.1f steps/s if weight reads ran at it\n",
                   bw.bytes_per_second / 1e9, bw.bytes_per_second / double(info.weight_bytes));
-    std::printf("\n%6s %10s %9s %9s %10s %8s %11s %11s %8s %9s\n", "batch", "tokens/s", "p50 ms", "p99 ms",
-                "host us", "submits", "dispatches", "recordings", "GB/s", "roofline");
-    for (const Row& r : rows)
-      std::printf("%6d %10.2f %9.3f %9.3f %10.1f %8.2f %11.1f %11.3f %8.2f %8.0f%%\n", r.batch, r.tokens_per_s,
-                  r.step_p50_ms, r.step_p99_ms, r.host_us_per_step, r.submits, r.dispatches, r.recordings,
-                  r.weight_gbps, 100 * r.roofline_fraction);
-    std::printf("(per step: submits, dispatches, recordings; host us = CPU time of the calling thread)\n");
+    const bool speedup = b1 != rows.end();
+    std::printf("\n%6s %10s %9s %9s %9s %10s %8s %11s %11s %8s %9s %9s\n", "batch", "tokens/s",
+                "vs B=1", "p50 ms", "p99 ms", "host us", "submits", "dispatches", "recordings", "GB/s",
+                "roofline", "state MB");
+    for (const Row& r : rows) {
+      char vs[32] = "-";
+      if (speedup) std::snprintf(vs, sizeof vs, "%.2fx", r.speedup_vs_b1);
+      std::printf("%6d %10.2f %9s %9.3f %9.3f %10.1f %8.2f %11.1f %11.3f %8.2f %8.0f%% %9.2f\n", r.batch,
+                  r.tokens_per_s, vs, r.step_p50_ms, r.step_p99_ms, r.host_us_per_step, r.submits, r.dispatches,
+                  r.recordings, r.weight_gbps, 100 * r.roofline_fraction, r.batch * state_mb);
+    }
+    std::printf("(per step: submits, dispatches, recordings; host us = CPU time of the calling thread;\n"
+                " vs B=1 = aggregate tokens/s over B=1's; state MB = B x %.2f MB per stream)\n",
+                state_mb);
+    if (a.ttft > 0) {
+      const Ttft& t = ttft;
+      std::printf("\ntime to first token after a %d-token document (state blob %llu bytes)\n", t.doc_tokens,
+                  (unsigned long long)t.blob_bytes);
+      std::printf("%-9s %10s %10s %10s\n", "path", "TTFT ms", "doc ms", "query ms");
+      std::printf("%-9s %10.2f %10.2f %10.3f\n", "prefill", t.prefill_ttft_ms, t.prefill_ms, t.query_step_ms);
+      std::printf("%-9s %10.2f %10.3f %10.3f   (medians of %d)\n", "restore", t.restore_ttft_ms, t.restore_ms,
+                  t.restore_query_step_ms, t.restore_repeats);
+      std::printf("(doc ms = getting the document into the state: %d prefill steps, or one restore of its blob)\n",
+                  t.doc_tokens);
+      std::printf("restore is %.1fx faster; prefill %.1f prompt tokens/s vs decode %.1f tokens/s (1 stream);\n"
+                  "snapshot took %.2f ms; restored vs prefilled query logits differ by at most %.3g\n",
+                  t.prefill_ttft_ms / t.restore_ttft_ms, t.prompt_tokens_per_s, t.decode_tokens_per_s,
+                  t.snapshot_ms, t.max_logit_diff);
+    }
   } catch (const Error& e) {
     std::fprintf(stderr, "vkssm_bench: error: %s\n", e.what());
     return 1;
