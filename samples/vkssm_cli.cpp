@@ -327,7 +327,9 @@ int cmd_generate(const Args& args) {
   model->reset(slot);
   std::vector<float> logits(static_cast<size_t>(vocab));
   auto t0 = std::chrono::steady_clock::now();
-  for (int32_t id : ids) model->step(&id, &slot, 1, logits.data());
+  // Only the last prompt token's logits are needed: the others skip the lm_head on the GPU.
+  for (size_t i = 0; i < ids.size(); ++i)
+    model->step(&ids[i], &slot, 1, i + 1 == ids.size() ? logits.data() : nullptr);
   const double prompt_s = seconds_since(t0);
 
   // Each sampled token is fed back, except the last: its logits would go unused.

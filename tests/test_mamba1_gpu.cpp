@@ -95,7 +95,7 @@ TEST_P(GpuVsCpu, LogitsMatchReferenceEveryToken) {
   StepCounters c = gpu->counters();
   EXPECT_EQ(c.steps, 7u);
   EXPECT_EQ(c.submits, 7u);
-  EXPECT_EQ(c.recordings, 1u);                                  // recorded at load, never again
+  EXPECT_EQ(c.recordings, 2u);  // with and without the head, at load, never again
   EXPECT_EQ(c.dispatches, 7u * uint64_t(2 + 4 * s.n_layer));    // embed + 4 per layer + head
 }
 
@@ -240,6 +240,28 @@ TEST(Mamba1Gpu, PipelineCacheIsPersisted) {
   auto again = create_mamba1(small_model(), opt);  // loads with the cache present
   EXPECT_EQ(again->info().backend, "vulkan");
   std::filesystem::remove_all(dir);
+}
+
+// Steps whose logits are not asked for skip the head (prompt tokens) and leave the same state.
+TEST(Mamba1Gpu, StepsWithoutLogitsSkipTheHeadAndKeepTheState) {
+  Mamba1Weights w = small_model();
+  auto gpu = create_mamba1(w, LoadOptions{});
+  Mamba1CpuReference ref(w);
+  auto st = ref.new_state();
+  const int64_t V = w.cfg.vocab_size;
+  std::vector<float> got(V), want(V);
+  int32_t slot = 1;
+  for (int32_t tok : {5, 17, 33, 2}) {
+    gpu->step(&tok, &slot, 1, nullptr);
+    ref.step(st, tok, want.data());
+  }
+  int32_t last = 41;
+  gpu->step(&last, &slot, 1, got.data());
+  ref.step(st, last, want.data());
+  EXPECT_LT(max_rel_error(got.data(), want.data(), V), 1e-3f);
+  const uint64_t per_step = 2 + 4 * uint64_t(w.cfg.n_layer);
+  EXPECT_EQ(gpu->counters().dispatches, 4 * (per_step - 1) + per_step);
+  EXPECT_EQ(gpu->counters().submits, 5u);
 }
 
 TEST(Mamba1Gpu, CpuBackendMatchesReference) {

@@ -113,8 +113,9 @@ class Mamba1Vulkan final : public Model {
   void create_pipelines();
   void create_descriptor_sets();
   void record();
+  void record_step(VkCommandBuffer cb, bool with_head);
   void barrier(VkCommandBuffer cb);
-  void submit_and_wait();
+  void submit_and_wait(VkCommandBuffer cb);
   void warm_up();
   VkBufferView view(const GpuBuffer& b, bool weights);
   void check_slot(int slot) const;
@@ -139,9 +140,11 @@ class Mamba1Vulkan final : public Model {
   std::unique_ptr<DescriptorArena> arena_;
   std::vector<VkBufferView> views_;
   VkDescriptorSet embed_set_ = VK_NULL_HANDLE, head_set_ = VK_NULL_HANDLE;
-  VkCommandBuffer cmd_ = VK_NULL_HANDLE;
+  // Two recordings of the step: with the final norm + lm_head, and without it for steps whose
+  // logits nobody reads (prompt tokens), which skips the largest matrix of a small model.
+  VkCommandBuffer cmd_ = VK_NULL_HANDLE, cmd_no_head_ = VK_NULL_HANDLE;
   VkFence fence_ = VK_NULL_HANDLE;
-  uint32_t dispatches_per_step_ = 0;
+  uint32_t dispatches_per_step_ = 0;  // with the head; one fewer without
   StepCounters counters_;
   std::vector<uint8_t> fresh_;  // per slot: next step starts from a zero state
   StateHeader state_header_;    // what a state blob of this model says
@@ -212,6 +215,7 @@ Mamba1Vulkan::~Mamba1Vulkan() {
   if (fence_) vkDestroyFence(ctx_->device(), fence_, nullptr);
   for (VkBufferView v : views_) vkDestroyBufferView(ctx_->device(), v, nullptr);
   if (cmd_) vkFreeCommandBuffers(ctx_->device(), ctx_->command_pool(), 1, &cmd_);
+  if (cmd_no_head_) vkFreeCommandBuffers(ctx_->device(), ctx_->command_pool(), 1, &cmd_no_head_);
 }
 
 // A weight matrix [rows, cols] with rows padded to 8 columns, in the weight storage type.
@@ -381,14 +385,18 @@ void Mamba1Vulkan::record() {
   ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
   ai.commandBufferCount = 1;
   VK_CHECK(vkAllocateCommandBuffers(dev, &ai, &cmd_));
+  VK_CHECK(vkAllocateCommandBuffers(dev, &ai, &cmd_no_head_));
   VkFenceCreateInfo fi{};
   fi.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO;
   VK_CHECK(vkCreateFence(dev, &fi, nullptr, &fence_));
+  record_step(cmd_, true);
+  record_step(cmd_no_head_, false);
+}
 
+void Mamba1Vulkan::record_step(VkCommandBuffer cb, bool with_head) {
   const uint32_t max_x = ctx_->caps().max_workgroup_count_x;
   const uint32_t rows_per_wg = 4 * tune_.row_groups;
   const uint32_t E = uint32_t(cfg_.d_inner), D = uint32_t(cfg_.d_model), V = uint32_t(cfg_.vocab_size);
-  VkCommandBuffer cb = cmd_;
   VkCommandBufferBeginInfo bi{};
   bi.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
   VK_CHECK(vkBeginCommandBuffer(cb, &bi));
@@ -407,24 +415,26 @@ void Mamba1Vulkan::record() {
     run(*ssm_pipe_, L.ssm_set, ceil_div(E, tune_.ssm_chunk));        // (c) dt, scan, D, gate
     run(*out_pipe_, L.out_set, ceil_div(D, rows_per_wg));            // (d) out_proj + residual
   }
-  run(*head_pipe_, head_set_, ceil_div(V, rows_per_wg));             // norm_f + lm_head
-  // The logits were written straight into host-visible memory: make them visible to the host.
-  VkMemoryBarrier mb{};
-  mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
-  mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
-  mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
-  vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0,
-                       nullptr, 0, nullptr);
+  if (with_head) {
+    run(*head_pipe_, head_set_, ceil_div(V, rows_per_wg));           // norm_f + lm_head
+    // The logits were written straight into host-visible memory: make them visible to the host.
+    VkMemoryBarrier mb{};
+    mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+    vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0,
+                         nullptr, 0, nullptr);
+    dispatches_per_step_ = n;
+  }
   VK_CHECK(vkEndCommandBuffer(cb));
-  dispatches_per_step_ = n;
   counters_.recordings++;
 }
 
-void Mamba1Vulkan::submit_and_wait() {
+void Mamba1Vulkan::submit_and_wait(VkCommandBuffer cb) {
   VkSubmitInfo si{};
   si.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
   si.commandBufferCount = 1;
-  si.pCommandBuffers = &cmd_;
+  si.pCommandBuffers = &cb;
   VK_CHECK(vkQueueSubmit(ctx_->queue(), 1, &si, fence_));
   VK_CHECK(vkWaitForFences(ctx_->device(), 1, &fence_, VK_TRUE, UINT64_MAX));
   VK_CHECK(vkResetFences(ctx_->device(), 1, &fence_));
@@ -434,7 +444,8 @@ void Mamba1Vulkan::submit_and_wait() {
 // first use do it now, not on the first token, and no state is touched.
 void Mamba1Vulkan::warm_up() {
   static_cast<uint32_t*>(step_in_.mapped())[0] = 0;
-  submit_and_wait();
+  submit_and_wait(cmd_);
+  submit_and_wait(cmd_no_head_);
 }
 
 void Mamba1Vulkan::check_slot(int slot) const {
@@ -564,12 +575,12 @@ void Mamba1Vulkan::step(const int32_t* tokens, const int32_t* slots, int batch, 
     in[4 + cap + b] = uint32_t(slots[b]);
     in[4 + 2 * cap + b] = fresh_[slots[b]];
   }
-  submit_and_wait();
+  submit_and_wait(logits ? cmd_ : cmd_no_head_);
   for (int b = 0; b < batch; ++b) fresh_[slots[b]] = 0;
   if (logits) std::memcpy(logits, logits_.mapped(), size_t(batch) * V * 4);
   counters_.steps++;
   counters_.submits++;
-  counters_.dispatches += dispatches_per_step_;
+  counters_.dispatches += logits ? dispatches_per_step_ : dispatches_per_step_ - 1;
 }
 
 }  // namespace
