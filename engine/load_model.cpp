@@ -9,7 +9,8 @@
 namespace vkssm {
 
 std::unique_ptr<Model> create_mamba1(const Mamba1Weights& weights, const LoadOptions& options) {
-  if (options.backend == BackendKind::Cpu) return create_mamba1_cpu(weights, options.max_streams);
+  if (options.backend == BackendKind::Cpu)  // host memory: "automatic" means a modest 64
+    return create_mamba1_cpu(weights, options.max_streams == 0 ? 64 : options.max_streams);
   return create_mamba1_vulkan(weights, options);
 }
 

@@ -23,7 +23,7 @@ enum class WeightStorage { Auto, F32, F16 };  // Auto: fp16 when the checkpoint 
 struct LoadOptions {
   BackendKind backend = BackendKind::Vulkan;
   int device = -1;           // -1: $VKSSM_DEVICE, else the best device (discrete > integrated > virtual > CPU)
-  int max_streams = 4;       // state slots allocated on the device
+  int max_streams = 4;       // state slots; 0 = as many as fit in half the device memory (<= 1024)
   WeightStorage weights = WeightStorage::Auto;
   bool validation = false;   // Khronos validation layer (also on when $VKSSM_VALIDATION=1)
   std::string cache_dir;     // pipeline cache folder; "" = $VKSSM_CACHE_DIR or ~/.cache/vkssm

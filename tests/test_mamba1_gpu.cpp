@@ -264,6 +264,25 @@ TEST(Mamba1Gpu, StepsWithoutLogitsSkipTheHeadAndKeepTheState) {
   EXPECT_EQ(gpu->counters().submits, 5u);
 }
 
+// max_streams = 0 sizes the pool from device memory: a tiny model gets the 1024-slot ceiling, and
+// the last slot works like the first.
+TEST(Mamba1Gpu, AutomaticCapacityFillsFromDeviceMemory) {
+  Mamba1Weights w = small_model();
+  LoadOptions opt;
+  opt.max_streams = 0;
+  auto gpu = create_mamba1(w, opt);
+  ASSERT_EQ(gpu->capacity(), 1024);
+  Mamba1CpuReference ref(w);
+  auto st = ref.new_state();
+  std::vector<float> got(w.cfg.vocab_size), want(w.cfg.vocab_size);
+  int32_t slot = 1023, tok = 7;
+  gpu->step(&tok, &slot, 1, got.data());
+  ref.step(st, tok, want.data());
+  EXPECT_LT(max_rel_error(got.data(), want.data(), w.cfg.vocab_size), 1e-3f);
+  opt.max_streams = -1;
+  EXPECT_EQ(error_of([&] { create_mamba1(w, opt); }), "max_streams must be at least 1 (or 0 for automatic), got -1");
+}
+
 TEST(Mamba1Gpu, CpuBackendMatchesReference) {
   Mamba1Weights w = small_model();
   LoadOptions opt;

@@ -83,6 +83,19 @@ std::string first_beyond_fp16(const Mamba1Weights& w) {
   return "";
 }
 
+// As many streams as fit in half the device-local memory once the weights are in (1 to 1024):
+// each stream costs its recurrent state, its activations and its logits.
+int automatic_capacity(const Mamba1Weights& w, const DeviceCaps& caps, bool f16) {
+  const Mamba1Config& c = w.cfg;
+  const uint64_t per_stream = 4 * uint64_t(c.n_layer * c.d_inner * (c.d_conv + c.d_state) +  // state
+                                           2 * c.d_model + 6 * c.d_inner + 64 +               // activations
+                                           c.vocab_size);                                     // logits
+  const uint64_t weights = uint64_t(w.parameter_count()) * (f16 ? 2 : 4);
+  const uint64_t budget = caps.device_local_bytes / 2;
+  if (budget <= weights + per_stream) return 1;
+  return int(std::min<uint64_t>(1024, (budget - weights) / per_stream));
+}
+
 class Mamba1Vulkan final : public Model {
  public:
   Mamba1Vulkan(const Mamba1Weights& w, const LoadOptions& options);
@@ -152,7 +165,8 @@ class Mamba1Vulkan final : public Model {
 
 Mamba1Vulkan::Mamba1Vulkan(const Mamba1Weights& w, const LoadOptions& options)
     : cfg_(w.cfg), capacity_(options.max_streams) {
-  if (capacity_ < 1) throw Error("max_streams must be at least 1, got " + std::to_string(capacity_));
+  if (capacity_ < 0) throw Error("max_streams must be at least 1 (or 0 for automatic), got " +
+                                 std::to_string(capacity_));
   ctx_ = std::make_unique<VulkanContext>(
       VulkanContext::Options{options.device, options.validation, options.cache_dir});
   const DeviceCaps& caps = ctx_->caps();
@@ -172,6 +186,7 @@ Mamba1Vulkan::Mamba1Vulkan(const Mamba1Weights& w, const LoadOptions& options)
       f16_ = false;
     }
   }
+  if (capacity_ == 0) capacity_ = automatic_capacity(w, caps, f16_);
 
   const int64_t D = cfg_.d_model, E = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank;
   dpad_ = pad8(D);
