@@ -179,7 +179,7 @@ TEST_F(CApiTest, NullArgumentsAreInvalidArguments) {
   EXPECT_EQ(vkssm_model_load(model_path_.c_str(), &opts, &m), VKSSM_INVALID_ARGUMENT);
   EXPECT_THAT(vkssm_last_error(), HasSubstr("got 3"));
   opts.weights = 0;
-  opts.max_streams = 0;
+  opts.max_streams = -1;
   EXPECT_EQ(vkssm_model_load(model_path_.c_str(), &opts, &m), VKSSM_ERROR);
   EXPECT_THAT(vkssm_last_error(), HasSubstr("max_streams must be at least 1"));
   EXPECT_EQ(m, nullptr);
