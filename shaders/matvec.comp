@@ -106,16 +106,14 @@ void pass_multi(uint b0, uint nb, uint wg, uint tid) {
     for (uint r = 0; r < 4; ++r)
       for (uint j = 0; j < TB; ++j) acc[r][j] = vec4(0.0);
 
-    {
-      for (uint k = tid; k < COLS4; k += LOCAL) {
-        vec4 xv[TB];
-        const vec4 nw = NORM ? LOAD_NORM(k) : vec4(1.0);
-        // Streams past nb read stream b0's input again (always in bounds); their sums are dropped.
-        for (uint j = 0; j < TB; ++j) xv[j] = LOAD_X((b0 + (j < nb ? j : 0)) * COLS4 + k) * nw;
-        for (uint r = 0; r < 4; ++r) {
-          const vec4 wv = LOAD4(W, rows[r] * COLS4 + k);
-          for (uint j = 0; j < TB; ++j) acc[r][j] += wv * xv[j];
-        }
+    for (uint k = tid; k < COLS4; k += LOCAL) {
+      vec4 xv[TB];
+      const vec4 nw = NORM ? LOAD_NORM(k) : vec4(1.0);
+      // Streams past nb read stream b0's input again (always in bounds); their sums are dropped.
+      for (uint j = 0; j < TB; ++j) xv[j] = LOAD_X((b0 + (j < nb ? j : 0)) * COLS4 + k) * nw;
+      for (uint r = 0; r < 4; ++r) {
+        const vec4 wv = LOAD4(W, rows[r] * COLS4 + k);
+        for (uint j = 0; j < TB; ++j) acc[r][j] += wv * xv[j];
       }
     }
 

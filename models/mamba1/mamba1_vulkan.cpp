@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <set>
 
 #include "engine/vk/compute_pipeline.h"
 #include "engine/vk/gpu_buffer.h"
@@ -159,7 +158,8 @@ class Mamba1Vulkan final : public Model {
   VkFence fence_ = VK_NULL_HANDLE;
   uint32_t dispatches_per_step_ = 0;  // with the head; one fewer without
   StepCounters counters_;
-  std::vector<uint8_t> fresh_;  // per slot: next step starts from a zero state
+  std::vector<uint8_t> fresh_;       // per slot: next step starts from a zero state
+  std::vector<uint8_t> slot_marks_;  // duplicate-slot check in step(), all zero between steps
   StateHeader state_header_;    // what a state blob of this model says
 };
 
@@ -209,6 +209,7 @@ Mamba1Vulkan::Mamba1Vulkan(const Mamba1Weights& w, const LoadOptions& options)
   warm_up();
   ctx_->save_pipeline_cache();
   fresh_.assign(capacity_, 1);
+  slot_marks_.assign(capacity_, 0);
 
   info_.architecture = "mamba";
   info_.backend = "vulkan";
@@ -570,17 +571,23 @@ void Mamba1Vulkan::step(const int32_t* tokens, const int32_t* slots, int batch, 
     throw Error("batch of " + std::to_string(batch) + " streams exceeds the capacity of " +
                 std::to_string(capacity_) + " (LoadOptions::max_streams)");
   const int64_t V = cfg_.vocab_size;
-  uint64_t seen = 0;  // capacity may exceed 64: use a set only then
-  std::set<int32_t> seen_big;
-  for (int b = 0; b < batch; ++b) {
+  // Validate everything before touching anything. slot_marks_ is preallocated: the per-token path
+  // allocates nothing.
+  int bad = -1;
+  std::string why;
+  for (int b = 0; b < batch && bad < 0; ++b) {
     if (tokens[b] < 0 || tokens[b] >= V)
-      throw Error("token id " + std::to_string(tokens[b]) + " out of range [0, " + std::to_string(V) + ")");
-    if (slots[b] < 0 || slots[b] >= capacity_)
-      throw Error("slot " + std::to_string(slots[b]) + " out of range [0, " + std::to_string(capacity_) + ")");
-    bool dup = capacity_ <= 64 ? (seen >> slots[b]) & 1 : !seen_big.insert(slots[b]).second;
-    if (capacity_ <= 64) seen |= 1ull << slots[b];
-    if (dup) throw Error("slot " + std::to_string(slots[b]) + " appears twice in one step");
+      why = "token id " + std::to_string(tokens[b]) + " out of range [0, " + std::to_string(V) + ")";
+    else if (slots[b] < 0 || slots[b] >= capacity_)
+      why = "slot " + std::to_string(slots[b]) + " out of range [0, " + std::to_string(capacity_) + ")";
+    else if (slot_marks_[slots[b]])
+      why = "slot " + std::to_string(slots[b]) + " appears twice in one step";
+    else
+      slot_marks_[slots[b]] = 1;
+    if (!why.empty()) bad = b;
   }
+  for (int b = 0; b < (bad < 0 ? batch : bad); ++b) slot_marks_[slots[b]] = 0;
+  if (bad >= 0) throw Error(why);
 
   uint32_t* in = static_cast<uint32_t*>(step_in_.mapped());
   const uint32_t cap = uint32_t(capacity_);
