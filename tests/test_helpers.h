@@ -7,6 +7,7 @@
 #include <string>
 
 #include "host/error.h"
+#include "models/mamba1/mamba1_model.h"
 
 namespace vkssm::testing_helpers {
 
@@ -26,6 +27,20 @@ inline float max_rel_error(const float* got, const float* want, int64_t n) {
   for (int64_t i = 0; i < n; ++i)
     worst = std::max(worst, std::fabs(got[i] - want[i]) / std::max(1.0f, std::fabs(want[i])));
   return worst;
+}
+
+// A tiny Mamba-1 shape for tests that exercise the API rather than the numerics' edge cases.
+inline Mamba1Config small_mamba1_config(int64_t vocab) {
+  Mamba1Config c;
+  c.d_model = 16;
+  c.n_layer = 2;
+  c.vocab_size = vocab;
+  c.d_state = 4;
+  c.d_conv = 4;
+  c.expand = 2;
+  c.d_inner = 32;
+  c.dt_rank = 2;
+  return c;
 }
 
 }  // namespace vkssm::testing_helpers

@@ -29,18 +29,7 @@ using testing_helpers::max_rel_error;
 
 constexpr int64_t kVocab = 40;
 
-Mamba1Config small_config() {
-  Mamba1Config c;
-  c.d_model = 16;
-  c.n_layer = 2;
-  c.vocab_size = kVocab;
-  c.d_state = 4;
-  c.d_conv = 4;
-  c.expand = 2;
-  c.d_inner = 32;
-  c.dt_rank = 2;
-  return c;
-}
+Mamba1Config small_config() { return testing_helpers::small_mamba1_config(kVocab); }
 
 std::unique_ptr<Model> make_model(BackendKind backend, uint64_t seed = 7, int streams = 4) {
   LoadOptions opt;

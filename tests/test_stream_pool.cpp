@@ -26,18 +26,7 @@ using testing_helpers::max_rel_error;
 constexpr int64_t kVocab = 40;
 constexpr uint64_t kSeed = 11;
 
-Mamba1Config small_config() {
-  Mamba1Config c;
-  c.d_model = 16;
-  c.n_layer = 2;
-  c.vocab_size = kVocab;
-  c.d_state = 4;
-  c.d_conv = 4;
-  c.expand = 2;
-  c.d_inner = 32;
-  c.dt_rank = 2;
-  return c;
-}
+Mamba1Config small_config() { return testing_helpers::small_mamba1_config(kVocab); }
 
 const Mamba1Weights& weights() {
   static const Mamba1Weights w = random_mamba1(small_config(), kSeed);
