@@ -1,98 +1,178 @@
-// The `cpu` backend: the Mamba-1 CPU reference behind the same Model interface as the GPU path,
-// so the CLI and tests can switch backends with one flag.
 #include "engine/cpu_model.h"
 
 #include <algorithm>
 #include <cstring>
+#include <string>
+#include <vector>
 
+#include "engine/model_checks.h"
 #include "host/error.h"
-#include "host/state_file.h"
+#include "host/sampling.h"
 
 namespace vkssm {
+
+void CpuStepper::step_token(float*, int32_t, float*) const {
+  throw Error("this model takes input frames (step_frames), not token ids");
+}
+void CpuStepper::step_frame(float*, const float*, float*) const {
+  throw Error("this model takes token ids (step), not input frames");
+}
+
 namespace {
 
-class Mamba1CpuModel final : public Model {
+class CpuModel final : public Model {
  public:
-  Mamba1CpuModel(const Mamba1Weights& w, int capacity) : weights_(w), ref_(weights_) {
-    if (capacity < 1) throw Error("max_streams must be at least 1, got " + std::to_string(capacity));
-    states_.assign(capacity, ref_.new_state());
-    const auto& c = weights_.cfg;
-    info_.architecture = "mamba";
+  CpuModel(std::unique_ptr<CpuStepper> stepper, const ModelInfo& info, const StateHeader& header,
+           const LoadOptions& options)
+      : stepper_(std::move(stepper)), info_(info), header_(header), depth_(options.rollback_depth) {
+    // Host memory: "automatic" means a modest 64 streams.
+    const int capacity = options.max_streams == 0 ? 64 : options.max_streams;
+    if (capacity < 1) throw Error("max_streams must be at least 1 (or 0 for automatic), got " +
+                                  std::to_string(capacity));
+    if (depth_ < 0) throw Error("rollback_depth must be >= 0, got " + std::to_string(depth_));
     info_.backend = "cpu";
     info_.device_name = "host CPU (reference)";
     info_.weight_type = "f32";
-    info_.vocab_size = c.vocab_size;
-    info_.d_model = c.d_model;
-    info_.n_layer = c.n_layer;
-    info_.weight_bytes = uint64_t(weights_.parameter_count()) * 4;
-    info_.state_bytes_per_stream = uint64_t(c.n_layer) * c.d_inner * (c.d_conv + c.d_state) * 4;
-    header_ = {mamba1_fingerprint(weights_), "mamba",
-               {uint64_t(c.n_layer), uint64_t(c.d_inner), uint64_t(c.d_conv), uint64_t(c.d_state)},
-               uint64_t(c.n_layer) * c.d_inner * (c.d_conv + c.d_state)};
-  }
-  const ModelInfo& info() const override { return info_; }
-  int capacity() const override { return int(states_.size()); }
-  void reset(int slot) override {
-    check_slot(slot);
-    states_[slot] = ref_.new_state();
-  }
-  void step(const int32_t* tokens, const int32_t* slots, int batch, float* logits) override {
-    if (batch < 1 || batch > capacity())
-      throw Error("batch of " + std::to_string(batch) + " streams exceeds the capacity of " +
-                  std::to_string(capacity()) + " (LoadOptions::max_streams)");
-    const int64_t V = info_.vocab_size;
-    for (int b = 0; b < batch; ++b) {
-      check_slot(slots[b]);
-      if (tokens[b] < 0 || tokens[b] >= V)
-        throw Error("token id " + std::to_string(tokens[b]) + " out of range [0, " + std::to_string(V) + ")");
-      for (int c = 0; c < b; ++c)
-        if (slots[c] == slots[b]) throw Error("slot " + std::to_string(slots[b]) + " appears twice in one step");
+    const size_t n = stepper_->state_floats();
+    header_.payload_floats = n;
+    slots_.resize(size_t(capacity));
+    for (Slot& s : slots_) {
+      s.state.assign(n, 0.0f);
+      s.ring.assign(size_t(depth_), std::vector<float>(n, 0.0f));
     }
-    std::vector<float> scratch(V);
-    for (int b = 0; b < batch; ++b)
-      ref_.step(states_[slots[b]], tokens[b], logits ? logits + size_t(b) * V : scratch.data());
+    scratch_.resize(size_t(std::max<int64_t>(info_.d_output, 1)));
+    marks_.assign(size_t(capacity), 0);
+  }
+
+  const ModelInfo& info() const override { return info_; }
+  int capacity() const override { return int(slots_.size()); }
+
+  void reset(int slot) override {
+    check_slot_index(slot, capacity());
+    Slot& s = slots_[size_t(slot)];
+    std::fill(s.state.begin(), s.state.end(), 0.0f);
+    s.history = 0;
+    s.sampled = 0;
+  }
+
+  void step(const int32_t* tokens, const int32_t* slots, int batch, float* logits) override {
+    if (info_.vocab_size == 0) stepper_->step_token(nullptr, 0, nullptr);  // throws: frame model
+    check_step(tokens, slots, batch);
+    for (int b = 0; b < batch; ++b) {
+      Slot& s = push(slots[b]);
+      stepper_->step_token(s.state.data(), tokens[b], logits ? logits + size_t(b) * info_.d_output : scratch_.data());
+    }
     counters_.steps++;
   }
+
+  void step_frames(const float* frames, const int32_t* slots, int batch, float* outputs) override {
+    if (info_.vocab_size != 0) stepper_->step_frame(nullptr, nullptr, nullptr);  // throws: token model
+    check_batch_and_slots(slots, batch, capacity(), marks_);
+    for (int b = 0; b < batch; ++b) {
+      Slot& s = push(slots[b]);
+      stepper_->step_frame(s.state.data(), frames + size_t(b) * info_.d_input,
+                           outputs ? outputs + size_t(b) * info_.d_output : scratch_.data());
+    }
+    counters_.steps++;
+  }
+
+  void step_sample(const int32_t* tokens, const int32_t* slots, int batch, const SamplingParams* params,
+                   int32_t* next_tokens, float* logits) override {
+    for (int b = 0; b < batch; ++b) check_sampling(params[b]);
+    std::vector<float> all(size_t(batch) * info_.d_output);
+    step(tokens, slots, batch, all.data());
+    for (int b = 0; b < batch; ++b) {
+      Slot& s = slots_[size_t(slots[b])];
+      next_tokens[b] = sample_nth(all.data() + size_t(b) * info_.d_output, int(info_.d_output), params[b], s.sampled++);
+    }
+    if (logits) std::copy(all.begin(), all.end(), logits);
+  }
+
+  void prefill(int slot, const int32_t* tokens, int n, float* last_logits) override {
+    check_prefill(slot, tokens, n, capacity(), info_.vocab_size);
+    for (int t = 0; t < n; ++t) step(&tokens[t], &slot, 1, t + 1 == n ? last_logits : nullptr);
+  }
+
+  void rollback(int slot, int steps) override {
+    check_slot_index(slot, capacity());
+    Slot& s = slots_[size_t(slot)];
+    check_rollback(slot, steps, depth_, s.history);
+    if (steps == 0) return;
+    // ring[(head - k) mod depth] holds the state before the k-th most recent step (k = 1..history).
+    const size_t idx = (s.head + size_t(depth_) * 2 - size_t(steps)) % size_t(depth_);
+    s.state = s.ring[idx];
+    s.head = idx;
+    s.history -= steps;
+  }
+  int rollback_available(int slot) const override {
+    check_slot_index(slot, capacity());
+    return slots_[size_t(slot)].history;
+  }
+
   StepCounters counters() const override { return counters_; }
 
-  // The reference state already has the blob's layout: conv [L][E][K], then ssm [L][E][N].
   std::vector<uint8_t> snapshot(int slot) const override {
-    check_slot(slot);
-    const auto& st = states_[slot];
-    std::vector<float> payload(st.conv);
-    payload.insert(payload.end(), st.ssm.begin(), st.ssm.end());
-    return encode_state(header_, payload.data(), payload.size());
+    check_slot_index(slot, capacity());
+    const auto& st = slots_[size_t(slot)].state;
+    return encode_state(header_, st.data(), st.size());
   }
   void restore(int slot, const uint8_t* data, size_t size) override {
-    check_slot(slot);
+    check_slot_index(slot, capacity());
     std::vector<float> payload = decode_state(data, size, header_);  // validated before any change
-    auto& st = states_[slot];
-    std::copy_n(payload.begin(), st.conv.size(), st.conv.begin());
-    std::copy_n(payload.begin() + st.conv.size(), st.ssm.size(), st.ssm.begin());
+    Slot& s = slots_[size_t(slot)];
+    s.state = std::move(payload);
+    s.history = 0;
   }
   void fork(int from_slot, int to_slot) override {
-    check_slot(from_slot);
-    check_slot(to_slot);
-    states_[to_slot] = states_[from_slot];
+    check_slot_index(from_slot, capacity());
+    check_slot_index(to_slot, capacity());
+    if (from_slot == to_slot) return;
+    Slot& to = slots_[size_t(to_slot)];
+    to.state = slots_[size_t(from_slot)].state;
+    to.history = 0;
+    to.sampled = slots_[size_t(from_slot)].sampled;
   }
 
  private:
-  void check_slot(int slot) const {
-    if (slot < 0 || slot >= capacity())
-      throw Error("slot " + std::to_string(slot) + " out of range [0, " + std::to_string(capacity()) + ")");
+  struct Slot {
+    std::vector<float> state;
+    std::vector<std::vector<float>> ring;  // rollback_depth earlier states
+    size_t head = 0;                       // ring position the next step saves into
+    int history = 0;                       // steps that can be undone
+    uint64_t sampled = 0;                  // tokens sampled since reset (the sampler's counter)
+  };
+
+  void check_step(const int32_t* tokens, const int32_t* slots, int batch) {
+    check_batch_and_slots(slots, batch, capacity(), marks_);
+    for (int b = 0; b < batch; ++b) check_token(tokens[b], info_.vocab_size);
   }
-  Mamba1Weights weights_;
-  Mamba1CpuReference ref_;
-  std::vector<Mamba1CpuReference::State> states_;
+
+  // Saves the slot's state into its rollback ring before a step changes it.
+  Slot& push(int slot) {
+    Slot& s = slots_[size_t(slot)];
+    if (depth_ > 0) {
+      s.ring[s.head] = s.state;
+      s.head = (s.head + 1) % size_t(depth_);
+      s.history = std::min(s.history + 1, depth_);
+    }
+    return s;
+  }
+
+  std::unique_ptr<CpuStepper> stepper_;
   ModelInfo info_;
+  StateHeader header_;
+  int depth_ = 0;
+  std::vector<Slot> slots_;
+  std::vector<float> scratch_;
+  std::vector<uint8_t> marks_;
   StepCounters counters_;
-  StateHeader header_;  // what a state blob of this model says
 };
 
 }  // namespace
 
-std::unique_ptr<Model> create_mamba1_cpu(const Mamba1Weights& weights, int capacity) {
-  return std::make_unique<Mamba1CpuModel>(weights, capacity);
+std::unique_ptr<Model> create_cpu_model(std::unique_ptr<CpuStepper> stepper, const ModelInfo& info,
+                                        const StateHeader& header, const LoadOptions& options) {
+  return std::make_unique<CpuModel>(std::move(stepper), info, header, options);
 }
 
 }  // namespace vkssm

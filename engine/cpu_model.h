@@ -1,10 +1,32 @@
 #pragma once
+// The `cpu` backend: any architecture's CPU reference behind the Model interface, so the CLI and
+// the tests switch backends with one flag. The reference only has to step one stream held as a
+// flat float vector (the payload of a state blob, host/state_file.h); this file does the rest:
+// slots, batch checks, snapshot/restore/fork, the rollback ring, sampling and counters.
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "engine/vkssm.hpp"
-#include "models/mamba1/mamba1_model.h"
+#include "host/state_file.h"
 
 namespace vkssm {
-// The CPU reference as a Model (backend "cpu"). Copies the weights.
-std::unique_ptr<Model> create_mamba1_cpu(const Mamba1Weights& weights, int capacity);
+
+// One architecture's reference step on a flat per-stream state.
+class CpuStepper {
+ public:
+  virtual ~CpuStepper() = default;
+  // Floats in one stream's state (equal to the blob payload; zeros = a fresh stream).
+  virtual size_t state_floats() const = 0;
+  // Token models: advances `state` by `token` (already range-checked), writes vocab_size logits.
+  virtual void step_token(float* state, int32_t token, float* out) const;
+  // Frame models: advances `state` by one frame of d_input floats, writes d_output floats.
+  virtual void step_frame(float* state, const float* frame, float* out) const;
+};
+
+// `info` describes the model (architecture, sizes; backend and device are filled in here);
+// `header` is what its state blobs say. Throws vkssm::Error when capacity < 1.
+std::unique_ptr<Model> create_cpu_model(std::unique_ptr<CpuStepper> stepper, const ModelInfo& info,
+                                        const StateHeader& header, const LoadOptions& options);
+
 }  // namespace vkssm

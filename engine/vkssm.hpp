@@ -13,9 +13,13 @@
 #include <string>
 #include <vector>
 
+#include "host/sampling.h"
+
 namespace vkssm {
 
 struct Mamba1Weights;
+struct Mamba2Weights;
+struct S4DWeights;
 
 enum class BackendKind { Vulkan, Cpu };
 enum class WeightStorage { Auto, F32, F16 };  // Auto: fp16 when the checkpoint is 16-bit and the device can
@@ -27,14 +31,17 @@ struct LoadOptions {
   WeightStorage weights = WeightStorage::Auto;
   bool validation = false;   // Khronos validation layer (also on when $VKSSM_VALIDATION=1)
   std::string cache_dir;     // pipeline cache folder; "" = $VKSSM_CACHE_DIR or ~/.cache/vkssm
+  int rollback_depth = 0;    // K: each stream keeps its last K states so rollback() can undo K steps
 };
 
 struct ModelInfo {
-  std::string architecture;  // "mamba"
+  std::string architecture;  // "mamba", "mamba2" or "s4d"
   std::string backend;       // "vulkan" or "cpu"
   std::string device_name;
   std::string weight_type;   // "f32" or "f16"
-  int64_t vocab_size = 0;
+  int64_t vocab_size = 0;    // token models; 0 for frame models (S4D)
+  int64_t d_input = 0;       // frame models: floats per input frame; 0 for token models
+  int64_t d_output = 0;      // floats each step writes per stream (= vocab_size for token models)
   int64_t d_model = 0;
   int64_t n_layer = 0;
   uint64_t weight_bytes = 0;           // bytes of weights read by one step
@@ -58,7 +65,25 @@ class Model {
   // Advances stream slots[i] by token tokens[i] for i < batch (slots distinct, batch <= capacity).
   // Writes logits [batch, vocab] when `logits` is non-null. Throws vkssm::Error on a bad token id
   // or slot, before anything is changed.
+  // Token models only (frame models throw).
   virtual void step(const int32_t* tokens, const int32_t* slots, int batch, float* logits) = 0;
+  // Frame models (S4D): advances slots[i] by one input frame frames[i * d_input ...] and writes
+  // outputs [batch, d_output] when `outputs` is non-null. Token models throw.
+  virtual void step_frames(const float* frames, const int32_t* slots, int batch, float* outputs);
+  // Token models: a step that also picks each stream's next token (params[i] for slots[i]; the
+  // draw is a pure function of the seed and the number of tokens sampled for that slot since its
+  // reset, so runs are reproducible). On the GPU only the ids come back unless `logits` is non-null.
+  virtual void step_sample(const int32_t* tokens, const int32_t* slots, int batch,
+                           const SamplingParams* params, int32_t* next_tokens, float* logits = nullptr);
+  // Feeds n prompt tokens to one slot without a host round trip per token (Vulkan: many tokens per
+  // submit). Writes the logits after the last token when `last_logits` is non-null. The state it
+  // leaves equals n calls of step().
+  virtual void prefill(int slot, const int32_t* tokens, int n, float* last_logits);
+  // Undoes the last `steps` steps of `slot` (needs LoadOptions::rollback_depth >= steps and that
+  // many steps since the slot's last reset/restore/fork). Throws vkssm::Error otherwise, unchanged.
+  virtual void rollback(int slot, int steps);
+  // How many steps rollback() can undo on `slot` right now.
+  virtual int rollback_available(int slot) const;
   virtual StepCounters counters() const = 0;
 
   // Per-stream state: read a document once, keep its state, continue from it later.
@@ -79,8 +104,10 @@ std::vector<uint8_t> load_state_file(const std::string& path);
 
 // Loads a checkpoint folder (config.json + safetensors). Throws vkssm::Error.
 std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& options = {});
-// Builds a model from weights already in memory (tests, bench).
+// Build a model from weights already in memory (tests, bench).
 std::unique_ptr<Model> create_mamba1(const Mamba1Weights& weights, const LoadOptions& options = {});
+std::unique_ptr<Model> create_mamba2(const Mamba2Weights& weights, const LoadOptions& options = {});
+std::unique_ptr<Model> create_s4d(const S4DWeights& weights, const LoadOptions& options = {});
 
 struct DeviceInfo {
   int index = 0;

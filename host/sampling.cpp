@@ -97,4 +97,10 @@ int32_t sample_token(const float* logits, int n, const SamplingParams& p, Rng& r
   return cand[0];
 }
 
+int32_t sample_nth(const float* logits, int n, const SamplingParams& p, uint64_t index) {
+  Rng rng(p.seed);
+  rng.skip(index);
+  return sample_token(logits, n, p, rng);
+}
+
 }  // namespace vkssm

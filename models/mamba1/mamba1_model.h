@@ -7,8 +7,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/vkssm.hpp"
 #include "host/checkpoint.h"
 #include "host/dtype.h"
+#include "host/state_file.h"
 
 namespace vkssm {
 
@@ -92,5 +94,12 @@ class Mamba1CpuReference {
  private:
   const Mamba1Weights& w_;
 };
+
+// What ModelInfo and a state blob header say about this model (both backends use these).
+ModelInfo mamba1_model_info(const Mamba1Weights& w);
+StateHeader mamba1_state_header(const Mamba1Weights& w);
+
+// The `cpu` backend (the reference behind the Model interface; copies the weights).
+std::unique_ptr<Model> create_mamba1_cpu(const Mamba1Weights& weights, const LoadOptions& options);
 
 }  // namespace vkssm

@@ -211,18 +211,12 @@ Mamba1Vulkan::Mamba1Vulkan(const Mamba1Weights& w, const LoadOptions& options)
   fresh_.assign(capacity_, 1);
   slot_marks_.assign(capacity_, 0);
 
-  info_.architecture = "mamba";
+  info_ = mamba1_model_info(w);
   info_.backend = "vulkan";
   info_.device_name = caps.name;
   info_.weight_type = f16_ ? "f16" : "f32";
-  info_.vocab_size = cfg_.vocab_size;
-  info_.d_model = D;
-  info_.n_layer = cfg_.n_layer;
   info_.weight_bytes = weight_bytes_;
-  info_.state_bytes_per_stream = uint64_t(cfg_.n_layer) * E * (cfg_.d_conv + N) * 4;
-  state_header_ = {mamba1_fingerprint(w), "mamba",
-                   {uint64_t(cfg_.n_layer), uint64_t(E), uint64_t(cfg_.d_conv), uint64_t(N)},
-                   uint64_t(cfg_.n_layer) * E * (cfg_.d_conv + N)};
+  state_header_ = mamba1_state_header(w);
 }
 
 Mamba1Vulkan::~Mamba1Vulkan() {

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "host/config_json.h"
 #include "host/error.h"
 #include "host/state_file.h"
 #include "host/safetensors.h"
@@ -20,45 +21,9 @@ namespace {
 
 using nlohmann::json;
 
-// A config value for an error message: scalars as written, containers by type only (dump()
-// recurses, and a hostile file could nest deep enough to overflow the stack).
-std::string describe(const json& v) {
-  return v.is_primitive() ? v.dump() : std::string("(") + v.type_name() + ")";
-}
-
 [[noreturn]] void unsupported(const std::string& arch, const std::string& source) {
   throw Error("unsupported architecture '" + arch + "' in " + source +
               " (vkssm supports: mamba)");
-}
-
-// An integer key (a float with an integral value, e.g. 768.0, is accepted too).
-int64_t get_int(const json& j, const std::string& key, const std::string& source) {
-  if (!j.contains(key)) throw Error("missing key '" + key + "' in " + source);
-  const json& v = j[key];
-  if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_number_float()) {
-    double d = v.get<double>();
-    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15) return int64_t(d);
-  }
-  throw Error("key '" + key + "' in " + source + " must be an integer, got " + describe(v));
-}
-int64_t get_int(const json& j, const std::string& key, const std::string& source, int64_t dflt) {
-  return j.contains(key) && !j[key].is_null() ? get_int(j, key, source) : dflt;
-}
-
-bool get_bool(const json& j, const std::string& key, const std::string& source, bool dflt) {
-  if (!j.contains(key) || j[key].is_null()) return dflt;
-  if (!j[key].is_boolean())
-    throw Error("key '" + key + "' in " + source + " must be true or false, got " +
-                describe(j[key]));
-  return j[key].get<bool>();
-}
-
-double get_number(const json& j, const std::string& key, const std::string& source, double dflt) {
-  if (!j.contains(key) || j[key].is_null()) return dflt;
-  if (!j[key].is_number())
-    throw Error("key '" + key + "' in " + source + " must be a number, got " + describe(j[key]));
-  return j[key].get<double>();
 }
 
 // time_step_rank / dt_rank: an integer or "auto" (= ceil(D / 16)); 0 here means "auto".
@@ -67,7 +32,7 @@ int64_t get_dt_rank(const json& j, const std::string& key, const std::string& so
   if (j[key].is_string()) {
     if (j[key].get<std::string>() == "auto") return 0;
     throw Error("key '" + key + "' in " + source + " must be an integer or \"auto\", got " +
-                describe(j[key]));
+                describe_json(j[key]));
   }
   return get_int(j, key, source);
 }
@@ -102,7 +67,7 @@ void check_architecture(const json& config, const std::string& source) {
   bool named = false;
   if (config.contains("model_type")) {
     const json& mt = config["model_type"];
-    std::string name = mt.is_string() ? mt.get<std::string>() : describe(mt);
+    std::string name = mt.is_string() ? mt.get<std::string>() : describe_json(mt);
     if (name != "mamba") unsupported(name, source);
     named = true;
   } else if (config.contains("architectures") && config["architectures"].is_array() &&
@@ -113,13 +78,13 @@ void check_architecture(const json& config, const std::string& source) {
         named = true;
     if (!named) {
       const json& a = config["architectures"][0];
-      unsupported(a.is_string() ? a.get<std::string>() : describe(a), source);
+      unsupported(a.is_string() ? a.get<std::string>() : describe_json(a), source);
     }
   }
   if (config.contains("ssm_cfg") && config["ssm_cfg"].is_object() &&
       config["ssm_cfg"].contains("layer")) {
     const json& layer = config["ssm_cfg"]["layer"];
-    std::string name = layer.is_string() ? layer.get<std::string>() : describe(layer);
+    std::string name = layer.is_string() ? layer.get<std::string>() : describe_json(layer);
     if (name != "Mamba1") unsupported(name, source);
   }
   if (!named && !config.contains("hidden_size") && !config.contains("d_model"))
@@ -129,7 +94,7 @@ void check_architecture(const json& config, const std::string& source) {
 std::vector<float> zeros(int64_t n) { return std::vector<float>(size_t(n), 0.0f); }
 
 // splitmix64: tiny, well-mixed and reproducible on every platform (std:: distributions are not).
-struct Rng {
+struct WeightRng {
   uint64_t s;
   uint64_t next() {
     uint64_t z = (s += 0x9e3779b97f4a7c15ull);
@@ -269,7 +234,7 @@ Mamba1Weights random_mamba1(const Mamba1Config& cfg, uint64_t seed) {
   finish_config(c, "random_mamba1 config");
   const int64_t D = c.d_model, E = c.d_inner, N = c.d_state, K = c.d_conv, R = c.dt_rank;
   const int64_t V = c.vocab_size;
-  Rng rng{seed};
+  WeightRng rng{seed};
   auto bound = [](int64_t fan_in) { return 1.0f / std::sqrt(float(fan_in)); };
 
   w.embeddings = rng.fill(V * D, -0.1f, 0.1f);
