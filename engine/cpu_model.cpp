@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -111,6 +112,31 @@ class CpuModel final : public Model {
 
   StepCounters counters() const override { return counters_; }
 
+  // The reference runs a step at once; submit() keeps its results until collect().
+  void submit(const StepRequest& r) override {
+    if (done_.size() >= 2) throw Error("two steps are already in flight; collect() one first");
+    Done d;
+    d.outputs.resize(size_t(std::max(r.batch, 0)) * info_.d_output);
+    if (r.sampling) {
+      d.ids.resize(size_t(std::max(r.batch, 0)));
+      step_sample(r.tokens, r.slots, r.batch, r.sampling, d.ids.data(), d.outputs.data());
+    } else if (info_.vocab_size == 0) {
+      step_frames(r.frames, r.slots, r.batch, d.outputs.data());
+    } else {
+      step(r.tokens, r.slots, r.batch, d.outputs.data());
+    }
+    if (!r.want_outputs) d.outputs.clear();
+    done_.push_back(std::move(d));
+  }
+  void collect(int32_t* next_tokens, float* outputs) override {
+    if (done_.empty()) throw Error("collect: no submitted step to collect");
+    const Done& d = done_.front();
+    if (next_tokens) std::copy(d.ids.begin(), d.ids.end(), next_tokens);
+    if (outputs) std::copy(d.outputs.begin(), d.outputs.end(), outputs);
+    done_.pop_front();
+  }
+  int in_flight() const override { return int(done_.size()); }
+
   std::vector<uint8_t> snapshot(int slot) const override {
     check_slot_index(slot, capacity());
     const auto& st = slots_[size_t(slot)].state;
@@ -157,6 +183,12 @@ class CpuModel final : public Model {
     }
     return s;
   }
+
+  struct Done {
+    std::vector<int32_t> ids;
+    std::vector<float> outputs;
+  };
+  std::deque<Done> done_;
 
   std::unique_ptr<CpuStepper> stepper_;
   ModelInfo info_;

@@ -92,3 +92,14 @@ int Model::rollback_available(int slot) const {
 }
 
 }  // namespace vkssm
+
+namespace vkssm {
+
+void Model::submit(const StepRequest&) {
+  throw Error("asynchronous steps are not available on the " + info().backend + " backend of '" +
+              info().architecture + "'");
+}
+void Model::collect(int32_t*, float*) { throw Error("collect: no submitted step to collect"); }
+int Model::in_flight() const { return 0; }
+
+}  // namespace vkssm

@@ -84,6 +84,24 @@ class Model {
   virtual void rollback(int slot, int steps);
   // How many steps rollback() can undo on `slot` right now.
   virtual int rollback_available(int slot) const;
+
+  // Asynchronous stepping: submit() queues a step and returns without waiting for it (on Vulkan:
+  // the step's inputs go to one of two staging buffers, so the host prepares step t+1 while step t
+  // runs; completion is tracked with a timeline semaphore). collect() waits for the oldest
+  // submitted step and writes its results. At most two steps are in flight: a third submit()
+  // throws. All checks happen in submit(); nothing else may use the model while steps are in flight.
+  struct StepRequest {
+    const int32_t* tokens = nullptr;   // token models: [batch]
+    const float* frames = nullptr;     // frame models: [batch, d_input]
+    const int32_t* slots = nullptr;    // [batch], distinct
+    int batch = 0;
+    const SamplingParams* sampling = nullptr;  // [batch] to sample next tokens on the device
+    bool want_outputs = false;                 // copy logits / outputs back
+  };
+  virtual void submit(const StepRequest& request);
+  // next_tokens: [batch] when the step sampled; outputs: [batch, d_output] when asked for.
+  virtual void collect(int32_t* next_tokens, float* outputs);
+  virtual int in_flight() const;
   virtual StepCounters counters() const = 0;
 
   // Per-stream state: read a document once, keep its state, continue from it later.

@@ -6,3 +6,6 @@ foreach(shader matvec conv_x_proj ssm_update embed_gather)
 endforeach()
 # matvec reading its matrix and inputs through uniform texel buffers: fast on llvmpipe (lavapipe).
 vkssm_shader(NAME matvec_texel SOURCE matvec.comp DEFINES WEIGHT_TEXEL=1)
+# Engine shaders shared by every architecture (no weights in them).
+vkssm_shader(NAME sample_tokens SOURCE sample_tokens.comp)
+vkssm_shader(NAME state_save SOURCE state_save.comp)

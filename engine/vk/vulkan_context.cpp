@@ -189,17 +189,21 @@ DeviceCaps probe_device(VkPhysicalDevice pd) {
   s8.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_8BIT_STORAGE_FEATURES;
   VkPhysicalDeviceShaderFloat16Int8Features f16{};
   f16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES;
+  VkPhysicalDeviceTimelineSemaphoreFeatures timeline{};
+  timeline.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_TIMELINE_SEMAPHORE_FEATURES;
   VkPhysicalDeviceFeatures2 feats{};
   feats.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
   feats.pNext = &s16;
-  if (c.api_version >= VK_API_VERSION_1_2) {  // 8-bit storage and float16 are core from 1.2
+  if (c.api_version >= VK_API_VERSION_1_2) {  // 8-bit storage, float16 and timelines are core from 1.2
     s16.pNext = &s8;
     s8.pNext = &f16;
+    f16.pNext = &timeline;
   }
   vkGetPhysicalDeviceFeatures2(pd, &feats);
   c.storage16 = s16.storageBuffer16BitAccess;
   c.storage8 = s8.storageBuffer8BitAccess;
   c.float16 = f16.shaderFloat16;
+  c.timeline_semaphores = timeline.timelineSemaphore;
 
   VkPhysicalDeviceMemoryProperties mem{};
   vkGetPhysicalDeviceMemoryProperties(pd, &mem);
@@ -323,6 +327,12 @@ void VulkanContext::create_device() {
   VkPhysicalDevice16BitStorageFeatures s16{};
   s16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES;
   s16.storageBuffer16BitAccess = caps_.storage16;
+  // Step completion is a timeline semaphore where the device has them (fences otherwise).
+  VkPhysicalDeviceTimelineSemaphoreFeatures timeline{};
+  timeline.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_TIMELINE_SEMAPHORE_FEATURES;
+  if (volkGetInstanceVersion() < VK_API_VERSION_1_2) caps_.timeline_semaphores = false;  // 1.1 instance
+  timeline.timelineSemaphore = caps_.timeline_semaphores;
+  if (caps_.timeline_semaphores) s16.pNext = &timeline;
   VkDeviceCreateInfo ci{};
   ci.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO;
   ci.pNext = &s16;

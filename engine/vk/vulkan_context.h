@@ -31,6 +31,7 @@ struct DeviceCaps {
   bool texel_rgba32f = false, texel_rgba16f = false;  // usable as uniform texel buffers
   uint64_t min_storage_buffer_offset_alignment = 1;
   uint64_t device_local_bytes = 0;
+  bool timeline_semaphores = false;  // Vulkan 1.2 timelineSemaphore
   bool timestamps = false;
   float timestamp_period_ns = 1.0f;
   bool is_cpu() const { return type == VK_PHYSICAL_DEVICE_TYPE_CPU; }

@@ -1,0 +1,606 @@
+#include "engine/vulkan_step_model.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "engine/model_checks.h"
+#include "engine/vk/vk_check.h"
+#include "host/error.h"
+#include "host/sampling.h"
+
+namespace vkssm {
+namespace {
+
+uint32_t ceil_div(uint64_t a, uint64_t b) { return uint32_t((a + b - 1) / b); }
+uint32_t float_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+// Orders work of one command buffer after everything submitted before it: compute and transfer
+// writes become visible to compute and transfer reads and writes.
+void full_barrier(VkCommandBuffer cb) {
+  VkMemoryBarrier mb{};
+  mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+  mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+  mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                     VK_ACCESS_TRANSFER_WRITE_BIT;
+  const VkPipelineStageFlags stages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+  vkCmdPipelineBarrier(cb, stages, stages, 0, 1, &mb, 0, nullptr, 0, nullptr);
+}
+
+// Makes transfer writes visible to the host.
+void host_barrier(VkCommandBuffer cb) {
+  VkMemoryBarrier mb{};
+  mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+  mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+  mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+  vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, nullptr, 0,
+                       nullptr);
+}
+
+}  // namespace
+
+VulkanStepModel::VulkanStepModel(const LoadOptions& options) : depth_(options.rollback_depth) {
+  if (options.max_streams < 0)
+    throw Error("max_streams must be at least 1 (or 0 for automatic), got " + std::to_string(options.max_streams));
+  if (depth_ < 0) throw Error("rollback_depth must be >= 0, got " + std::to_string(depth_));
+  ctx_ = std::make_unique<VulkanContext>(VulkanContext::Options{options.device, options.validation, options.cache_dir});
+}
+
+VulkanStepModel::~VulkanStepModel() {
+  if (!ctx_) return;
+  VkDevice dev = ctx_->device();
+  vkDeviceWaitIdle(dev);
+  if (timeline_) vkDestroySemaphore(dev, timeline_, nullptr);
+  for (VkFence f : fences_)
+    if (f) vkDestroyFence(dev, f, nullptr);
+  if (!all_cbs_.empty())
+    vkFreeCommandBuffers(dev, ctx_->command_pool(), uint32_t(all_cbs_.size()), all_cbs_.data());
+}
+
+void VulkanStepModel::create_io(int capacity, int64_t d_input, int64_t d_output) {
+  capacity_ = capacity;
+  d_input_ = d_input;
+  d_output_ = d_output;
+  const uint64_t cap = uint64_t(capacity);
+  in_words_ = uint32_t(4 + 7 * cap + cap * uint64_t(d_input));
+  step_in_ = GpuBuffer(*ctx_, in_words_ * 4ull, GpuBuffer::Kind::DeviceLocal, "step input");
+  step_in_.fill_zero();
+  // Two staging buffers for the two steps that may be in flight, then one per prefill token.
+  for (int i = 0; i < 2 + kPrefillChunk; ++i) {
+    staging_.emplace_back(*ctx_, in_words_ * 4ull, GpuBuffer::Kind::Upload, "step input staging");
+    std::memset(staging_.back().mapped(), 0, in_words_ * 4ull);
+  }
+  outputs_ = GpuBuffer(*ctx_, cap * uint64_t(d_output) * 4, GpuBuffer::Kind::DeviceLocal, "step outputs");
+  outputs_.fill_zero();
+  ids_ = GpuBuffer(*ctx_, cap * 4, GpuBuffer::Kind::DeviceLocal, "sampled token ids");
+  ids_.fill_zero();
+  for (int p = 0; p < 2; ++p) {
+    outputs_back_[p] = GpuBuffer(*ctx_, cap * uint64_t(d_output) * 4, GpuBuffer::Kind::Readback, "step outputs (host)");
+    ids_back_[p] = GpuBuffer(*ctx_, cap * 4, GpuBuffer::Kind::Readback, "sampled token ids (host)");
+  }
+  fresh_.assign(cap, 1);
+  marks_.assign(cap, 0);
+  sampled_.assign(cap, 0);
+  ring_head_.assign(cap, 0);
+  history_.assign(cap, 0);
+}
+
+GpuBuffer& VulkanStepModel::add_state(uint64_t floats_per_slot, const std::string& what) {
+  const uint64_t cap = uint64_t(capacity_);
+  if (uint64_t(depth_) * cap * floats_per_slot >= (1ull << 32) || cap * floats_per_slot >= (1ull << 32))
+    throw Error(what + ": " + std::to_string(cap) + " slots x rollback depth " + std::to_string(depth_) +
+                " exceed the 2^32 floats one state buffer can index; lower max_streams or rollback_depth");
+  State& s = states_.emplace_back();
+  s.floats = floats_per_slot;
+  s.buffer = GpuBuffer(*ctx_, cap * floats_per_slot * 4, GpuBuffer::Kind::DeviceLocal, what);
+  s.buffer.fill_zero();
+  if (depth_ > 0) {
+    s.ring = GpuBuffer(*ctx_, cap * uint64_t(depth_) * floats_per_slot * 4, GpuBuffer::Kind::DeviceLocal,
+                       what + " rollback ring");
+  }
+  state_floats_ += floats_per_slot;
+  return s.buffer;
+}
+
+void VulkanStepModel::compute_barrier(VkCommandBuffer cb) {
+  VkMemoryBarrier mb{};
+  mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+  mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
+  mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
+  vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb,
+                       0, nullptr, 0, nullptr);
+}
+
+void VulkanStepModel::dispatch(VkCommandBuffer cb, const ComputePipeline& pipeline, VkDescriptorSet set,
+                               uint32_t groups) {
+  vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.handle());
+  vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.layout(), 0, 1, &set, 0, nullptr);
+  const uint32_t x = std::min(std::max(groups, 1u), caps().max_workgroup_count_x);
+  vkCmdDispatch(cb, x, ceil_div(std::max(groups, 1u), x), 1);
+  compute_barrier(cb);
+  ++recording_dispatches_;
+}
+
+VkCommandBuffer VulkanStepModel::begin_recording() {
+  VkCommandBufferAllocateInfo ai{};
+  ai.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
+  ai.commandPool = ctx_->command_pool();
+  ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+  ai.commandBufferCount = 1;
+  VkCommandBuffer cb = VK_NULL_HANDLE;
+  VK_CHECK(vkAllocateCommandBuffers(ctx_->device(), &ai, &cb));
+  all_cbs_.push_back(cb);
+  VkCommandBufferBeginInfo bi{};
+  bi.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
+  // A prefill submit lists the body once per token.
+  bi.flags = VK_COMMAND_BUFFER_USAGE_SIMULTANEOUS_USE_BIT;
+  VK_CHECK(vkBeginCommandBuffer(cb, &bi));
+  full_barrier(cb);
+  recording_dispatches_ = 0;
+  return cb;
+}
+
+void VulkanStepModel::end_recording(VkCommandBuffer cb) {
+  VK_CHECK(vkEndCommandBuffer(cb));
+  counters_.recordings++;
+}
+
+// Batch buckets for copying outputs back: powers of two up to the capacity, so a step copies at
+// most twice the rows it produced.
+uint32_t VulkanStepModel::bucket_of(int batch) const {
+  uint32_t bucket = 0;
+  while ((1 << bucket) < batch) ++bucket;
+  return bucket;
+}
+
+void VulkanStepModel::finish(ModelInfo info, const StateHeader& header) {
+  info_ = std::move(info);
+  info_.backend = "vulkan";
+  info_.device_name = caps().name;
+  header_ = header;
+  header_.payload_floats = state_floats_;
+  const uint32_t cap = uint32_t(capacity_);
+
+  // Engine pipelines: the sampler (token models) and the rollback save.
+  const uint32_t local = caps().is_cpu() ? 8 : std::min<uint32_t>(64, caps().max_workgroup_invocations);
+  arena_ = std::make_unique<DescriptorArena>(*ctx_, 1, 3);
+  if (info_.vocab_size > 0) {
+    sample_pipe_ = std::make_unique<ComputePipeline>(
+        *ctx_, "sample_tokens", 3, 0, std::vector<uint32_t>{local, uint32_t(d_output_), cap, uint32_t(kMaxTopK)});
+    sample_set_ = arena_->make_set(*sample_pipe_, {{&step_in_}, {&outputs_}, {&ids_}});
+  }
+  record_all();
+  ctx_->save_pipeline_cache();
+
+  // Warm up: run the step once with zero streams, so drivers that compile on first use do it now.
+  std::memset(staging_[0].mapped(), 0, in_words_ * 4ull);
+  std::vector<VkCommandBuffer> cbs{prologue_[0], body_, head_};
+  if (sample_) cbs.push_back(sample_);
+  if (save_) cbs.insert(cbs.begin() + 1, save_);
+  submit_commands(cbs, 0);
+  wait_ticket(flight_.back().ticket);
+  flight_.clear();
+  counters_.submits = 0;
+}
+
+void VulkanStepModel::record_all() {
+  const uint32_t cap = uint32_t(capacity_);
+  for (size_t i = 0; i < staging_.size(); ++i) {
+    VkCommandBuffer cb = begin_recording();
+    const VkBufferCopy copy{0, 0, in_words_ * 4ull};
+    vkCmdCopyBuffer(cb, staging_[i].handle(), step_in_.handle(), 1, &copy);
+    end_recording(cb);
+    prologue_.push_back(cb);
+  }
+  body_ = begin_recording();
+  record_body(body_);
+  body_dispatches_ = recording_dispatches_;
+  end_recording(body_);
+  head_ = begin_recording();
+  record_head(head_);
+  head_dispatches_ = recording_dispatches_;
+  end_recording(head_);
+  if (sample_pipe_) {
+    sample_ = begin_recording();
+    dispatch(sample_, *sample_pipe_, sample_set_, cap);
+    end_recording(sample_);
+  }
+  if (depth_ > 0) {
+    // state_save: one dispatch per state buffer. Pipelines differ only in FLOATS.
+    std::vector<std::pair<uint64_t, std::unique_ptr<ComputePipeline>>> pipes;
+    save_ = begin_recording();
+    auto save_arena = std::make_unique<DescriptorArena>(*ctx_, uint32_t(states_.size()), uint32_t(states_.size()) * 3);
+    for (State& s : states_) {
+      ComputePipeline* pipe = nullptr;
+      for (auto& [floats, p] : pipes)
+        if (floats == s.floats) pipe = p.get();
+      if (!pipe) {
+        pipes.emplace_back(s.floats, std::make_unique<ComputePipeline>(
+                                         *ctx_, "state_save", 3, 0, std::vector<uint32_t>{64, uint32_t(s.floats), cap}));
+        pipe = pipes.back().second.get();
+      }
+      s.save_set = save_arena->make_set(*pipe, {{&step_in_}, {&s.buffer}, {&s.ring}});
+      dispatch(save_, *pipe, s.save_set, ceil_div(s.floats, 64));
+    }
+    save_dispatches_ = recording_dispatches_;
+    end_recording(save_);
+    // The recording references the pipelines and sets: keep them for the model's life.
+    for (auto& [floats, p] : pipes) save_pipes_.push_back(std::move(p));
+    save_arena_ = std::move(save_arena);
+  }
+  for (int p = 0; p < 2; ++p) {
+    ids_copy_[p] = begin_recording();
+    const VkBufferCopy ids{0, 0, cap * 4ull};
+    vkCmdCopyBuffer(ids_copy_[p], ids_.handle(), ids_back_[p].handle(), 1, &ids);
+    host_barrier(ids_copy_[p]);
+    end_recording(ids_copy_[p]);
+    for (uint32_t bucket = 0; (1u << bucket) < 2 * cap; ++bucket) {
+      VkCommandBuffer cb = begin_recording();
+      const uint64_t rows = std::min<uint64_t>(1ull << bucket, cap);
+      const VkBufferCopy out{0, 0, rows * uint64_t(d_output_) * 4};
+      vkCmdCopyBuffer(cb, outputs_.handle(), outputs_back_[p].handle(), 1, &out);
+      host_barrier(cb);
+      end_recording(cb);
+      outputs_copy_[p].push_back(cb);
+    }
+  }
+
+  // Completion tracking.
+  VkDevice dev = ctx_->device();
+  if (caps().timeline_semaphores) {
+    VkSemaphoreTypeCreateInfo ti{};
+    ti.sType = VK_STRUCTURE_TYPE_SEMAPHORE_TYPE_CREATE_INFO;
+    ti.semaphoreType = VK_SEMAPHORE_TYPE_TIMELINE;
+    ti.initialValue = 0;
+    VkSemaphoreCreateInfo si{};
+    si.sType = VK_STRUCTURE_TYPE_SEMAPHORE_CREATE_INFO;
+    si.pNext = &ti;
+    VK_CHECK(vkCreateSemaphore(dev, &si, nullptr, &timeline_));
+  } else {
+    VkFenceCreateInfo fi{};
+    fi.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO;
+    for (VkFence& f : fences_) VK_CHECK(vkCreateFence(dev, &fi, nullptr, &f));
+  }
+}
+
+// ---- submission ---------------------------------------------------------------------------------
+
+void VulkanStepModel::submit_commands(const std::vector<VkCommandBuffer>& cbs, uint64_t dispatches) {
+  const uint64_t ticket = next_ticket_++;
+  VkSubmitInfo si{};
+  si.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
+  si.commandBufferCount = uint32_t(cbs.size());
+  si.pCommandBuffers = cbs.data();
+  VkTimelineSemaphoreSubmitInfo ti{};
+  VkFence fence = VK_NULL_HANDLE;
+  if (timeline_) {
+    ti.sType = VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO;
+    ti.signalSemaphoreValueCount = 1;
+    ti.pSignalSemaphoreValues = &ticket;
+    si.pNext = &ti;
+    si.signalSemaphoreCount = 1;
+    si.pSignalSemaphores = &timeline_;
+  } else {
+    fence = fences_[ticket & 1];
+  }
+  VK_CHECK(vkQueueSubmit(ctx_->queue(), 1, &si, fence));
+  InFlight f;
+  f.ticket = ticket;
+  flight_.push_back(f);
+  counters_.submits++;
+  counters_.dispatches += dispatches;
+}
+
+void VulkanStepModel::wait_ticket(uint64_t ticket) {
+  if (timeline_) {
+    VkSemaphoreWaitInfo wi{};
+    wi.sType = VK_STRUCTURE_TYPE_SEMAPHORE_WAIT_INFO;
+    wi.semaphoreCount = 1;
+    wi.pSemaphores = &timeline_;
+    wi.pValues = &ticket;
+    VK_CHECK(vkWaitSemaphores(ctx_->device(), &wi, UINT64_MAX));
+  } else {
+    VkFence fence = fences_[ticket & 1];
+    VK_CHECK(vkWaitForFences(ctx_->device(), 1, &fence, VK_TRUE, UINT64_MAX));
+    VK_CHECK(vkResetFences(ctx_->device(), 1, &fence));
+  }
+}
+
+void VulkanStepModel::drain() {
+  if (ctx_) vkDeviceWaitIdle(ctx_->device());
+}
+
+void VulkanStepModel::check_idle(const char* what) const {
+  if (!flight_.empty())
+    throw Error(std::string(what) + " while " + std::to_string(flight_.size()) +
+                " submitted step(s) are not collected; call collect() first");
+}
+
+// Saves where each slot's pre-step state goes in its rollback ring and advances the ring.
+void VulkanStepModel::push_rollback(const int32_t* slots, int batch, uint32_t* ring_index) {
+  for (int b = 0; b < batch; ++b) {
+    const int s = slots[b];
+    ring_index[b] = uint32_t(s) * uint32_t(depth_) + ring_head_[size_t(s)];
+    ring_head_[size_t(s)] = (ring_head_[size_t(s)] + 1) % uint32_t(depth_);
+    history_[size_t(s)] = std::min(history_[size_t(s)] + 1, depth_);
+  }
+}
+
+void VulkanStepModel::stage(int staging, const int32_t* tokens, const float* frames, const int32_t* slots,
+                            int batch, const SamplingParams* sampling) {
+  // Everything is checked before anything changes.
+  check_batch_and_slots(slots, batch, capacity_, marks_);
+  if (d_input_ == 0) {
+    for (int b = 0; b < batch; ++b) check_token(tokens[b], info_.vocab_size);
+  }
+  if (sampling) {
+    for (int b = 0; b < batch; ++b) {
+      check_sampling(sampling[b]);
+      if (sampling[b].top_k > kMaxTopK && sampling[b].temperature != 0.0f)
+        throw Error("sampling top_k " + std::to_string(sampling[b].top_k) + " exceeds the device sampler's limit of " +
+                    std::to_string(kMaxTopK));
+    }
+  }
+  uint32_t* in = static_cast<uint32_t*>(staging_[size_t(staging)].mapped());
+  const uint32_t cap = uint32_t(capacity_);
+  in[0] = uint32_t(batch);
+  for (int b = 0; b < batch; ++b) {
+    const size_t s = size_t(slots[b]);
+    in[4 + b] = tokens ? uint32_t(tokens[b]) : 0u;
+    in[4 + cap + b] = uint32_t(slots[b]);
+    in[4 + 2 * cap + b] = fresh_[s];
+    if (sampling) {
+      in[4 + 4 * cap + b] = float_bits(sampling[b].temperature);
+      in[4 + 5 * cap + b] = uint32_t(sampling[b].top_k);
+      Rng rng(sampling[b].seed);
+      in[4 + 6 * cap + b] = float_bits(rng.skip(sampled_[s]).next_float());
+      sampled_[s]++;
+    }
+    fresh_[s] = 0;
+  }
+  if (frames) std::memcpy(in + 4 + 7 * cap, frames, size_t(batch) * size_t(d_input_) * 4);
+  if (depth_ > 0) push_rollback(slots, batch, in + 4 + 3 * cap);
+}
+
+void VulkanStepModel::submit(const StepRequest& r) {
+  if (flight_.size() >= 2) throw Error("two steps are already in flight; collect() one first");
+  if (d_input_ == 0 && !r.tokens) throw Error("submit: this model takes token ids (StepRequest::tokens)");
+  if (d_input_ > 0 && !r.frames) throw Error("submit: this model takes input frames (StepRequest::frames)");
+  if (r.sampling && info_.vocab_size == 0) throw Error("submit: sampling needs a token model");
+  const int parity = next_parity_;
+  stage(parity, r.tokens, r.frames, r.slots, r.batch, r.sampling);
+  std::vector<VkCommandBuffer> cbs{prologue_[size_t(parity)]};
+  uint64_t dispatches = body_dispatches_;
+  if (save_) {
+    cbs.push_back(save_);
+    dispatches += save_dispatches_;
+  }
+  cbs.push_back(body_);
+  const bool head = r.sampling || r.want_outputs;
+  if (head) {
+    cbs.push_back(head_);
+    dispatches += head_dispatches_;
+  }
+  if (r.sampling) {
+    cbs.push_back(sample_);
+    cbs.push_back(ids_copy_[size_t(parity)]);
+    dispatches += 1;
+  }
+  if (r.want_outputs) cbs.push_back(outputs_copy_[size_t(parity)][bucket_of(r.batch)]);
+  submit_commands(cbs, dispatches);
+  InFlight& f = flight_.back();
+  f.batch = r.batch;
+  f.parity = parity;
+  f.sampled = r.sampling != nullptr;
+  f.outputs = r.want_outputs;
+  next_parity_ ^= 1;
+  counters_.steps++;
+}
+
+void VulkanStepModel::collect(int32_t* next_tokens, float* outputs) {
+  if (flight_.empty()) throw Error("collect: no submitted step to collect");
+  const InFlight f = flight_.front();
+  wait_ticket(f.ticket);
+  flight_.pop_front();
+  if (f.sampled && next_tokens) std::memcpy(next_tokens, ids_back_[size_t(f.parity)].mapped(), size_t(f.batch) * 4);
+  if (f.outputs && outputs)
+    std::memcpy(outputs, outputs_back_[size_t(f.parity)].mapped(), size_t(f.batch) * size_t(d_output_) * 4);
+}
+
+void VulkanStepModel::step(const int32_t* tokens, const int32_t* slots, int batch, float* logits) {
+  if (d_input_ > 0) throw Error("model '" + info_.architecture + "' takes input frames (step_frames), not token ids");
+  check_idle("step");
+  StepRequest r;
+  r.tokens = tokens;
+  r.slots = slots;
+  r.batch = batch;
+  r.want_outputs = logits != nullptr;
+  submit(r);
+  collect(nullptr, logits);
+}
+
+void VulkanStepModel::step_frames(const float* frames, const int32_t* slots, int batch, float* outputs) {
+  if (d_input_ == 0) throw Error("model '" + info_.architecture + "' takes token ids (step), not input frames");
+  check_idle("step_frames");
+  StepRequest r;
+  r.frames = frames;
+  r.slots = slots;
+  r.batch = batch;
+  r.want_outputs = outputs != nullptr;
+  submit(r);
+  collect(nullptr, outputs);
+}
+
+void VulkanStepModel::step_sample(const int32_t* tokens, const int32_t* slots, int batch,
+                                  const SamplingParams* params, int32_t* next_tokens, float* logits) {
+  check_idle("step_sample");
+  StepRequest r;
+  r.tokens = tokens;
+  r.slots = slots;
+  r.batch = batch;
+  r.sampling = params;
+  r.want_outputs = logits != nullptr;
+  submit(r);
+  collect(next_tokens, logits);
+}
+
+// Up to kPrefillChunk tokens per submit: each token's inputs sit in their own staging buffer and
+// the submit lists (prologue_i, body) once per token, so the GPU runs them back to back.
+void VulkanStepModel::prefill(int slot, const int32_t* tokens, int n, float* last_logits) {
+  if (d_input_ > 0) throw Error("model '" + info_.architecture + "' takes input frames, not a token prompt");
+  check_idle("prefill");
+  check_prefill(slot, tokens, n, capacity_, info_.vocab_size);
+  for (int t0 = 0; t0 < n; t0 += kPrefillChunk) {
+    const int count = std::min(kPrefillChunk, n - t0);
+    std::vector<VkCommandBuffer> cbs;
+    uint64_t dispatches = 0;
+    for (int t = 0; t < count; ++t) {
+      stage(2 + t, &tokens[t0 + t], nullptr, &slot, 1, nullptr);
+      cbs.push_back(prologue_[size_t(2 + t)]);
+      if (save_) {
+        cbs.push_back(save_);
+        dispatches += save_dispatches_;
+      }
+      cbs.push_back(body_);
+      dispatches += body_dispatches_;
+      counters_.steps++;
+    }
+    const bool last = t0 + count == n;
+    if (last && last_logits) {
+      cbs.push_back(head_);
+      cbs.push_back(outputs_copy_[0][0]);
+      dispatches += head_dispatches_;
+    }
+    submit_commands(cbs, dispatches);
+    wait_ticket(flight_.back().ticket);
+    flight_.clear();
+    if (last && last_logits) std::memcpy(last_logits, outputs_back_[0].mapped(), size_t(d_output_) * 4);
+  }
+}
+
+// ---- per-slot state: reset, snapshot, restore, fork, rollback -----------------------------------
+// One-time command buffers (run_once): never on the per-token path.
+
+void VulkanStepModel::reset(int slot) {
+  check_slot_index(slot, capacity_);
+  check_idle("reset");
+  fresh_[size_t(slot)] = 1;
+  sampled_[size_t(slot)] = 0;
+  history_[size_t(slot)] = 0;
+}
+
+namespace {
+void state_barrier(VkCommandBuffer cb, VkPipelineStageFlags src_stage, VkAccessFlags src,
+                   VkPipelineStageFlags dst_stage, VkAccessFlags dst) {
+  VkMemoryBarrier mb{};
+  mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+  mb.srcAccessMask = src;
+  mb.dstAccessMask = dst;
+  vkCmdPipelineBarrier(cb, src_stage, dst_stage, 0, 1, &mb, 0, nullptr, 0, nullptr);
+}
+constexpr VkAccessFlags kShaderRW = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
+constexpr VkAccessFlags kTransferRW = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+
+// Copies recorded between the compute work before and after them.
+template <typename F>
+void with_state_barriers(VkCommandBuffer cb, F&& copies) {
+  state_barrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, kShaderRW, VK_PIPELINE_STAGE_TRANSFER_BIT, kTransferRW);
+  copies();
+  state_barrier(cb, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
+                VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_HOST_BIT, kShaderRW | VK_ACCESS_HOST_READ_BIT);
+}
+}  // namespace
+
+void VulkanStepModel::copy_slot_states(VkCommandBuffer cb, int slot, VkBuffer host, bool to_host) const {
+  uint64_t offset = 0;
+  for (const State& s : states_) {
+    const uint64_t bytes = s.floats * 4;
+    VkBufferCopy c{uint64_t(slot) * bytes, offset, bytes};
+    if (to_host) {
+      vkCmdCopyBuffer(cb, s.buffer.handle(), host, 1, &c);
+    } else {
+      std::swap(c.srcOffset, c.dstOffset);
+      vkCmdCopyBuffer(cb, host, s.buffer.handle(), 1, &c);
+    }
+    offset += bytes;
+  }
+}
+
+std::vector<uint8_t> VulkanStepModel::snapshot(int slot) const {
+  check_slot_index(slot, capacity_);
+  check_idle("snapshot");
+  std::vector<float> payload(state_floats_, 0.0f);
+  if (!fresh_[size_t(slot)]) {  // a fresh slot logically holds zeros, whatever its buffers contain
+    GpuBuffer host(*ctx_, payload.size() * 4, GpuBuffer::Kind::Readback, "state snapshot");
+    ctx_->run_once([&](VkCommandBuffer cb) {
+      with_state_barriers(cb, [&] { copy_slot_states(cb, slot, host.handle(), true); });
+    });
+    std::memcpy(payload.data(), host.mapped(), payload.size() * 4);
+  }
+  return encode_state(header_, payload.data(), payload.size());
+}
+
+void VulkanStepModel::restore(int slot, const uint8_t* data, size_t size) {
+  check_slot_index(slot, capacity_);
+  check_idle("restore");
+  const std::vector<float> payload = decode_state(data, size, header_);  // throws before any change
+  GpuBuffer host(*ctx_, payload.size() * 4, GpuBuffer::Kind::Upload, "state restore");
+  std::memcpy(host.mapped(), payload.data(), payload.size() * 4);
+  ctx_->run_once([&](VkCommandBuffer cb) {
+    with_state_barriers(cb, [&] { copy_slot_states(cb, slot, host.handle(), false); });
+  });
+  fresh_[size_t(slot)] = 0;
+  history_[size_t(slot)] = 0;
+}
+
+void VulkanStepModel::fork(int from_slot, int to_slot) {
+  check_slot_index(from_slot, capacity_);
+  check_slot_index(to_slot, capacity_);
+  check_idle("fork");
+  if (from_slot == to_slot) return;
+  fresh_[size_t(to_slot)] = fresh_[size_t(from_slot)];
+  sampled_[size_t(to_slot)] = sampled_[size_t(from_slot)];
+  history_[size_t(to_slot)] = 0;
+  if (fresh_[size_t(from_slot)]) return;  // both start from zeros: nothing to copy
+  ctx_->run_once([&](VkCommandBuffer cb) {
+    with_state_barriers(cb, [&] {
+      for (const State& s : states_) {
+        const uint64_t bytes = s.floats * 4;  // same buffer, distinct slots: never overlapping
+        const VkBufferCopy c{uint64_t(from_slot) * bytes, uint64_t(to_slot) * bytes, bytes};
+        vkCmdCopyBuffer(cb, s.buffer.handle(), s.buffer.handle(), 1, &c);
+      }
+    });
+  });
+}
+
+void VulkanStepModel::rollback(int slot, int steps) {
+  check_slot_index(slot, capacity_);
+  check_idle("rollback");
+  check_rollback(slot, steps, depth_, history_[size_t(slot)]);
+  if (steps == 0) return;
+  // The entry `steps` behind the ring head holds the state before the steps-th most recent step.
+  const uint32_t K = uint32_t(depth_);
+  const uint32_t entry = (ring_head_[size_t(slot)] + 2 * K - uint32_t(steps)) % K;
+  ctx_->run_once([&](VkCommandBuffer cb) {
+    with_state_barriers(cb, [&] {
+      for (const State& s : states_) {
+        const uint64_t bytes = s.floats * 4;
+        const VkBufferCopy c{(uint64_t(slot) * K + entry) * bytes, uint64_t(slot) * bytes, bytes};
+        vkCmdCopyBuffer(cb, s.ring.handle(), s.buffer.handle(), 1, &c);
+      }
+    });
+  });
+  ring_head_[size_t(slot)] = entry;
+  history_[size_t(slot)] -= steps;
+  fresh_[size_t(slot)] = 0;
+}
+
+int VulkanStepModel::rollback_available(int slot) const {
+  check_slot_index(slot, capacity_);
+  return history_[size_t(slot)];
+}
+
+}  // namespace vkssm
