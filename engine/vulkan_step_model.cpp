@@ -62,10 +62,11 @@ VulkanStepModel::~VulkanStepModel() {
 
 void VulkanStepModel::create_io(int capacity, int64_t d_input, int64_t d_output) {
   capacity_ = capacity;
+  rows_ = std::max(capacity, kPrefillRows);
   d_input_ = d_input;
   d_output_ = d_output;
-  const uint64_t cap = uint64_t(capacity);
-  in_words_ = uint32_t(4 + 7 * cap + cap * uint64_t(d_input));
+  const uint64_t cap = uint64_t(capacity), rows = uint64_t(rows_);
+  in_words_ = uint32_t(4 + 7 * rows + rows * uint64_t(d_input));
   step_in_ = GpuBuffer(*ctx_, in_words_ * 4ull, GpuBuffer::Kind::DeviceLocal, "step input");
   step_in_.fill_zero();
   // Two staging buffers for the two steps that may be in flight, then one per prefill token.
@@ -73,9 +74,9 @@ void VulkanStepModel::create_io(int capacity, int64_t d_input, int64_t d_output)
     staging_.emplace_back(*ctx_, in_words_ * 4ull, GpuBuffer::Kind::Upload, "step input staging");
     std::memset(staging_.back().mapped(), 0, in_words_ * 4ull);
   }
-  outputs_ = GpuBuffer(*ctx_, cap * uint64_t(d_output) * 4, GpuBuffer::Kind::DeviceLocal, "step outputs");
+  outputs_ = GpuBuffer(*ctx_, rows * uint64_t(d_output) * 4, GpuBuffer::Kind::DeviceLocal, "step outputs");
   outputs_.fill_zero();
-  ids_ = GpuBuffer(*ctx_, cap * 4, GpuBuffer::Kind::DeviceLocal, "sampled token ids");
+  ids_ = GpuBuffer(*ctx_, rows * 4, GpuBuffer::Kind::DeviceLocal, "sampled token ids");
   ids_.fill_zero();
   for (int p = 0; p < 2; ++p) {
     outputs_back_[p] = GpuBuffer(*ctx_, cap * uint64_t(d_output) * 4, GpuBuffer::Kind::Readback, "step outputs (host)");
@@ -162,14 +163,14 @@ void VulkanStepModel::finish(ModelInfo info, const StateHeader& header) {
   info_.device_name = caps().name;
   header_ = header;
   header_.payload_floats = state_floats_;
-  const uint32_t cap = uint32_t(capacity_);
+  const uint32_t rows = uint32_t(rows_);
 
   // Engine pipelines: the sampler (token models) and the rollback save.
   const uint32_t local = caps().is_cpu() ? 8 : std::min<uint32_t>(64, caps().max_workgroup_invocations);
   arena_ = std::make_unique<DescriptorArena>(*ctx_, 1, 3);
   if (info_.vocab_size > 0) {
     sample_pipe_ = std::make_unique<ComputePipeline>(
-        *ctx_, "sample_tokens", 3, 0, std::vector<uint32_t>{local, uint32_t(d_output_), cap, uint32_t(kMaxTopK)});
+        *ctx_, "sample_tokens", 3, 0, std::vector<uint32_t>{local, uint32_t(d_output_), rows, uint32_t(kMaxTopK)});
     sample_set_ = arena_->make_set(*sample_pipe_, {{&step_in_}, {&outputs_}, {&ids_}});
   }
   record_all();
@@ -187,7 +188,7 @@ void VulkanStepModel::finish(ModelInfo info, const StateHeader& header) {
 }
 
 void VulkanStepModel::record_all() {
-  const uint32_t cap = uint32_t(capacity_);
+  const uint32_t cap = uint32_t(capacity_), rows = uint32_t(rows_);
   for (size_t i = 0; i < staging_.size(); ++i) {
     VkCommandBuffer cb = begin_recording();
     const VkBufferCopy copy{0, 0, in_words_ * 4ull};
@@ -219,7 +220,7 @@ void VulkanStepModel::record_all() {
         if (floats == s.floats) pipe = p.get();
       if (!pipe) {
         pipes.emplace_back(s.floats, std::make_unique<ComputePipeline>(
-                                         *ctx_, "state_save", 3, 0, std::vector<uint32_t>{64, uint32_t(s.floats), cap}));
+                                         *ctx_, "state_save", 3, 0, std::vector<uint32_t>{64, uint32_t(s.floats), rows}));
         pipe = pipes.back().second.get();
       }
       s.save_set = save_arena->make_set(*pipe, {{&step_in_}, {&s.buffer}, {&s.ring}});
@@ -239,8 +240,8 @@ void VulkanStepModel::record_all() {
     end_recording(ids_copy_[p]);
     for (uint32_t bucket = 0; (1u << bucket) < 2 * cap; ++bucket) {
       VkCommandBuffer cb = begin_recording();
-      const uint64_t rows = std::min<uint64_t>(1ull << bucket, cap);
-      const VkBufferCopy out{0, 0, rows * uint64_t(d_output_) * 4};
+      const uint64_t n_rows = std::min<uint64_t>(1ull << bucket, cap);
+      const VkBufferCopy out{0, 0, n_rows * uint64_t(d_output_) * 4};
       vkCmdCopyBuffer(cb, outputs_.handle(), outputs_back_[p].handle(), 1, &out);
       host_barrier(cb);
       end_recording(cb);
@@ -345,7 +346,7 @@ void VulkanStepModel::stage(int staging, const int32_t* tokens, const float* fra
     }
   }
   uint32_t* in = static_cast<uint32_t*>(staging_[size_t(staging)].mapped());
-  const uint32_t cap = uint32_t(capacity_);
+  const uint32_t cap = uint32_t(rows_);  // the per-row arrays' stride
   in[0] = uint32_t(batch);
   for (int b = 0; b < batch; ++b) {
     const size_t s = size_t(slots[b]);
@@ -447,12 +448,63 @@ void VulkanStepModel::step_sample(const int32_t* tokens, const int32_t* slots, i
   collect(next_tokens, logits);
 }
 
-// Up to kPrefillChunk tokens per submit: each token's inputs sit in their own staging buffer and
-// the submit lists (prologue_i, body) once per token, so the GPU runs them back to back.
+void VulkanStepModel::stage_prompt(int staging, const int32_t* tokens, int n, int slot) {
+  uint32_t* in = static_cast<uint32_t*>(staging_[size_t(staging)].mapped());
+  const uint32_t stride = uint32_t(rows_);
+  in[0] = uint32_t(n);
+  for (int t = 0; t < n; ++t) {
+    in[4 + t] = uint32_t(tokens[t]);
+    in[4 + stride + t] = uint32_t(slot);
+    in[4 + 2 * stride + t] = t == 0 ? fresh_[size_t(slot)] : 0u;  // later rows continue the state
+  }
+  fresh_[size_t(slot)] = 0;
+}
+
+// The prompt's tokens become the rows of a step: every projection then reads its weights once
+// for up to kPrefillRows tokens (a matrix-matrix product instead of one matrix-vector product per
+// token), while the conv and scan shaders walk the rows in order, carrying the state from token to
+// token - the recurrence computed exactly as the step computes it. The last token runs as an
+// ordinary step in the same submit, so only its logits are computed.
 void VulkanStepModel::prefill(int slot, const int32_t* tokens, int n, float* last_logits) {
   if (d_input_ > 0) throw Error("model '" + info_.architecture + "' takes input frames, not a token prompt");
   check_idle("prefill");
   check_prefill(slot, tokens, n, capacity_, info_.vocab_size);
+  // The rollback ring saves one state per step, not per row: keep one step per token then.
+  if (depth_ > 0) return prefill_by_steps(slot, tokens, n, last_logits);
+  int t0 = 0;
+  while (true) {
+    const int count = std::min(rows_, n - 1 - t0);
+    std::vector<VkCommandBuffer> cbs;
+    uint64_t dispatches = 0;
+    if (count > 0) {
+      stage_prompt(2, tokens + t0, count, slot);
+      cbs = {prologue_[2], body_};
+      dispatches += body_dispatches_;
+      counters_.steps += uint64_t(count);
+      t0 += count;
+    }
+    const bool last = t0 == n - 1;
+    if (last) {
+      stage(3, &tokens[n - 1], nullptr, &slot, 1, nullptr);
+      cbs.insert(cbs.end(), {prologue_[3], body_});
+      dispatches += body_dispatches_;
+      counters_.steps++;
+      if (last_logits) {
+        cbs.insert(cbs.end(), {head_, outputs_copy_[0][0]});
+        dispatches += head_dispatches_;
+      }
+    }
+    submit_commands(cbs, dispatches);
+    wait_ticket(flight_.back().ticket);
+    flight_.clear();
+    if (last) break;
+  }
+  if (last_logits) std::memcpy(last_logits, outputs_back_[0].mapped(), size_t(d_output_) * 4);
+}
+
+// Up to kPrefillChunk tokens per submit, one step each: every token's inputs sit in their own
+// staging buffer and the submit lists (prologue_i, rollback save, body) once per token.
+void VulkanStepModel::prefill_by_steps(int slot, const int32_t* tokens, int n, float* last_logits) {
   for (int t0 = 0; t0 < n; t0 += kPrefillChunk) {
     const int count = std::min(kPrefillChunk, n - t0);
     std::vector<VkCommandBuffer> cbs;

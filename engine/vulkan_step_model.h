@@ -50,7 +50,9 @@ class VulkanStepModel : public Model {
   void collect(int32_t* next_tokens, float* outputs) override;
   int in_flight() const override { return int(flight_.size()); }
 
-  // Tokens per submit in prefill().
+  // Prompt tokens per step in prefill(): they run as the rows of one step (see prefill()).
+  static constexpr int kPrefillRows = 64;
+  // Tokens per submit in prefill() when a rollback ring is kept (one step per token).
   static constexpr int kPrefillChunk = 32;
   // The largest top_k the device sampler takes (it selects candidates one by one).
   static constexpr int kMaxTopK = 256;
@@ -77,6 +79,11 @@ class VulkanStepModel : public Model {
 
   // Shared by the subclasses' recordings.
   const GpuBuffer& step_input() const { return step_in_; }
+  // Rows of one step: max(capacity, kPrefillRows). Activation buffers have this many rows and the
+  // step input's per-row arrays this stride (the shaders' CAPACITY constant). A prefill step lists
+  // one slot in several rows, in token order, so a shader must process rows in order and give each
+  // state element to one invocation for all rows (as a loop over rows in the outer position does).
+  int step_rows() const { return rows_; }
   const GpuBuffer& outputs() const { return outputs_; }
   // Binds `pipeline` and `set`, dispatches `groups` workgroups (folded into y beyond the device's
   // x limit) and adds a compute barrier.
@@ -88,6 +95,7 @@ class VulkanStepModel : public Model {
   int capacity_ = 1;
 
  private:
+  int rows_ = 1;
   struct InFlight {
     int batch = 0;
     int parity = 0;
@@ -99,6 +107,9 @@ class VulkanStepModel : public Model {
   // Validates and writes one step's inputs into staging buffer `staging`.
   void stage(int staging, const int32_t* tokens, const float* frames, const int32_t* slots, int batch,
              const SamplingParams* sampling);
+  // Stages n prompt tokens of one slot as the n rows of one step.
+  void stage_prompt(int staging, const int32_t* tokens, int n, int slot);
+  void prefill_by_steps(int slot, const int32_t* tokens, int n, float* last_logits);
   void push_rollback(const int32_t* slots, int batch, uint32_t* ring_index);
   void submit_commands(const std::vector<VkCommandBuffer>& cbs, uint64_t dispatches);
   void wait_ticket(uint64_t ticket);

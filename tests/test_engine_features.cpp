@@ -85,22 +85,36 @@ TEST_P(Features, RollbackLimitsAreClearErrors) {
             "rollback of 1 steps on slot 0 exceeds the rollback depth of 0 (LoadOptions::rollback_depth)");
 }
 
+// Prefill (prompt tokens as the rows of one step on Vulkan, or one step per token when a rollback
+// ring is kept) leaves the state and last logits that stepping token by token leaves.
 TEST_P(Features, PrefillLeavesTheStepState) {
-  auto m = make_model(GetParam(), 2, 0);
-  const std::vector<int32_t> prompt = ids(70, 5);  // three Vulkan chunks of 32
-  std::vector<float> last(kVocab);
-  m->prefill(1, prompt.data(), int(prompt.size()), last.data());
+  const std::vector<int32_t> prompt = ids(150, 5);  // more than two 64-row prefill steps
   auto ref = make_model(GetParam(), 2, 0);
   const std::vector<float> all = feed(*ref, 1, prompt);
-  EXPECT_LT(max_rel_error(last.data(), all.data() + (prompt.size() - 1) * kVocab, kVocab), 1e-6f);
-  EXPECT_EQ(m->snapshot(1), ref->snapshot(1));
-  EXPECT_EQ(m->counters().steps, prompt.size());
-  if (GetParam() == BackendKind::Vulkan) {
-    EXPECT_EQ(m->counters().submits, 3u);  // ceil(70 / 32)
+  for (int rollback : {0, 2}) {
+    auto m = make_model(GetParam(), 2, rollback);
+    std::vector<float> last(kVocab);
+    m->prefill(1, prompt.data(), int(prompt.size()), last.data());
+    EXPECT_LT(max_rel_error(last.data(), all.data() + (prompt.size() - 1) * kVocab, kVocab), 1e-6f) << rollback;
+    EXPECT_EQ(m->snapshot(1), ref->snapshot(1)) << rollback;
+    EXPECT_EQ(m->counters().steps, prompt.size());
+    if (GetParam() == BackendKind::Vulkan) {
+      // 149 tokens in 64-row steps + the last token: 3 submits; with a rollback ring 32 per submit.
+      EXPECT_EQ(m->counters().submits, rollback == 0 ? 3u : 5u);
+    }
+    EXPECT_EQ(m->rollback_available(1), rollback);
   }
+  // A prefill continues a stream's state like steps do.
+  auto m = make_model(GetParam(), 2, 0);
+  feed(*m, 0, std::vector<int32_t>(prompt.begin(), prompt.begin() + 10));
+  m->prefill(0, prompt.data() + 10, 90, nullptr);
+  auto r2 = make_model(GetParam(), 2, 0);
+  feed(*r2, 0, std::vector<int32_t>(prompt.begin(), prompt.begin() + 100));
+  EXPECT_EQ(m->snapshot(0), r2->snapshot(0));
   const int32_t bad[2] = {1, int32_t(kVocab)};
   EXPECT_EQ(error_of([&] { m->prefill(0, bad, 2, nullptr); }), "prompt token 1 (id 300) out of range [0, 300)");
   EXPECT_EQ(error_of([&] { m->prefill(0, bad, 0, nullptr); }), "prefill needs at least one token, got 0");
+  EXPECT_EQ(error_of([&] { m->prefill(2, bad, 1, nullptr); }), "slot 2 out of range [0, 2)");
 }
 
 TEST_P(Features, SubmitCollectOverlapsTwoSteps) {

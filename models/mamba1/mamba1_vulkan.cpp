@@ -136,7 +136,7 @@ Mamba1Vulkan::Mamba1Vulkan(const Mamba1Weights& w, const LoadOptions& options)
 
 void Mamba1Vulkan::upload(const Mamba1Weights& w) {
   const int64_t D = cfg_.d_model, E = cfg_.d_inner, N = cfg_.d_state, K = cfg_.d_conv, V = cfg_.vocab_size;
-  const uint64_t cap = uint64_t(capacity_);
+  const uint64_t rows = uint64_t(step_rows());  // activations: one row per stream (or prompt token)
   WeightUploader& up = *up_;
 
   embeddings_ = up.matrix(w.embeddings, V, D, "token embeddings");
@@ -177,11 +177,11 @@ void Mamba1Vulkan::upload(const Mamba1Weights& w) {
   // A step reads one embedding row, not the whole table (unless it doubles as the head).
   if (!w.lm_head.empty()) up.discount(embedding_bytes);
 
-  resid_ = up.zeros(cap * dpad_ * 4, "residual stream");
-  xz_ = up.zeros(cap * xz_stride_ * 4, "in_proj output");
-  xc_ = up.zeros(cap * epad_ * 4, "conv output");
-  partial_ = up.zeros(cap * nchunk_ * J_ * 4, "x_proj partial sums");
-  y_ = up.zeros(cap * epad_ * 4, "ssm output");
+  resid_ = up.zeros(rows * dpad_ * 4, "residual stream");
+  xz_ = up.zeros(rows * xz_stride_ * 4, "in_proj output");
+  xc_ = up.zeros(rows * epad_ * 4, "conv output");
+  partial_ = up.zeros(rows * nchunk_ * J_ * 4, "x_proj partial sums");
+  y_ = up.zeros(rows * epad_ * 4, "ssm output");
 }
 
 void Mamba1Vulkan::create_pipelines() {
@@ -189,7 +189,7 @@ void Mamba1Vulkan::create_pipelines() {
   const std::string matvec = tune_.texel ? "matvec_texel" : "matvec" + suffix;
   const uint32_t texel_mask = tune_.texel ? 0b1110 : 0;  // x, W, norm_w
   const uint32_t D = uint32_t(cfg_.d_model), E = uint32_t(cfg_.d_inner), V = uint32_t(cfg_.vocab_size);
-  const uint32_t cap = uint32_t(capacity_);
+  const uint32_t cap = uint32_t(step_rows());  // the step input's row stride
   const uint32_t eps = float_bits(cfg_.norm_eps);
   const bool bias = cfg_.use_bias;
   // matvec spec constants: local, ROWS, COLS, COLS4, Y_STRIDE, ROW_GROUPS, NORM, ACCUM, HAS_BIAS, EPS
