@@ -52,8 +52,9 @@ struct Args {
       "                    single-stream decode rate in --ttft (default 64, min 2)\n"
       "  --batch LIST      comma-separated batch sizes, e.g. 1,2,4,...,256 (default 1); state slots\n"
       "                    allocated = the largest; with 1 in the list a speed-up vs B=1 column is shown\n"
-      "  --ttft N          also time the first token after an N-token document: prefill (N steps + 1\n"
-      "                    query step) vs restore of the saved state + 1 query step (median of 7)\n"
+      "  --ttft N          also time the first token after an N-token document: Model::prefill + 1\n"
+      "                    query step vs restore of the saved state + 1 query step (median of 7), and\n"
+      "                    prompt tokens/s of prefill vs one step per token\n"
       "  --json            print the results as JSON instead of tables\n");
   std::exit(code);
 }
@@ -116,12 +117,15 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// Time to first token for a question about an N-token document: either read the document
-// (one step per token: Mamba-1 here has no parallel prefill) or restore its saved state.
+// Time to first token for a question about an N-token document: read the document with
+// Model::prefill (prompt tokens as the rows of one step), or one step per token, or restore its
+// saved state.
 struct Ttft {
   int doc_tokens = 0;
   int restore_repeats = 0;
-  double prefill_ms = 0;         // the N document steps
+  double prefill_ms = 0;         // Model::prefill of the N document tokens
+  double stepwise_ms = 0;        // the same N tokens one step each (no logits)
+  double stepwise_tokens_per_s = 0;
   double query_step_ms = 0;      // the query step after the prefill
   double prefill_ttft_ms = 0;    // prefill + query step
   double prompt_tokens_per_s = 0;
@@ -144,12 +148,18 @@ Ttft measure_ttft(Model& model, int doc_tokens, int decode_steps) {
   r.doc_tokens = doc_tokens;
   r.restore_repeats = kRepeats;
 
+  std::vector<int32_t> doc(doc_tokens);
+  for (int t = 0; t < doc_tokens; ++t) doc[t] = int32_t((int64_t(t) * 7919 + 12345) % V);
+  // Token by token first (into the slot the restores use later), then by prefill.
+  model.reset(restore_slot);
+  auto tw = std::chrono::steady_clock::now();
+  for (int t = 0; t < doc_tokens; ++t) model.step(&doc[t], &restore_slot, 1, nullptr);
+  r.stepwise_ms = 1e3 * seconds_since(tw);
+  r.stepwise_tokens_per_s = doc_tokens / (r.stepwise_ms / 1e3);
+
   model.reset(doc_slot);
   auto t0 = std::chrono::steady_clock::now();
-  for (int t = 0; t < doc_tokens; ++t) {
-    const int32_t tok = int32_t((int64_t(t) * 7919 + 12345) % V);
-    model.step(&tok, &doc_slot, 1, nullptr);  // a prefill needs no logits until the query
-  }
+  model.prefill(doc_slot, doc.data(), doc_tokens, nullptr);  // no logits until the query
   const double prefill_s = seconds_since(t0);
 
   auto ts = std::chrono::steady_clock::now();
@@ -301,11 +311,13 @@ int main(int argc, char** argv) {
         const Ttft& t = ttft;
         std::printf(",\n  \"ttft\": {\"doc_tokens\": %d, \"state_blob_bytes\": %llu, \"prefill_ms\": %.3f, "
                     "\"query_step_ms\": %.3f, \"prefill_ttft_ms\": %.3f, \"prompt_tokens_per_s\": %.2f, "
+                    "\"stepwise_prompt_ms\": %.3f, \"stepwise_prompt_tokens_per_s\": %.2f, "
                     "\"decode_tokens_per_s\": %.2f, \"snapshot_ms\": %.3f, \"restore_ms\": %.3f, "
                     "\"restore_query_step_ms\": %.3f, \"restore_ttft_ms\": %.3f, \"restore_repeats\": %d, "
                     "\"speedup\": %.2f, \"max_logit_diff\": %.3g}",
                     t.doc_tokens, (unsigned long long)t.blob_bytes, t.prefill_ms, t.query_step_ms,
-                    t.prefill_ttft_ms, t.prompt_tokens_per_s, t.decode_tokens_per_s, t.snapshot_ms, t.restore_ms,
+                    t.prefill_ttft_ms, t.prompt_tokens_per_s, t.stepwise_ms, t.stepwise_tokens_per_s,
+                    t.decode_tokens_per_s, t.snapshot_ms, t.restore_ms,
                     t.restore_query_step_ms, t.restore_ttft_ms, t.restore_repeats,
                     t.prefill_ttft_ms / t.restore_ttft_ms, t.max_logit_diff);
       }
@@ -342,8 +354,10 @@ int main(int argc, char** argv) {
       std::printf("%-9s %10.2f %10.2f %10.3f\n", "prefill", t.prefill_ttft_ms, t.prefill_ms, t.query_step_ms);
       std::printf("%-9s %10.2f %10.3f %10.3f   (medians of %d)\n", "restore", t.restore_ttft_ms, t.restore_ms,
                   t.restore_query_step_ms, t.restore_repeats);
-      std::printf("(doc ms = getting the document into the state: %d prefill steps, or one restore of its blob)\n",
+      std::printf("(doc ms = getting the %d-token document into the state: Model::prefill, or one restore of its blob)\n",
                   t.doc_tokens);
+      std::printf("prompt by prefill %.1f tokens/s vs one step per token %.1f tokens/s (%.2fx)\n",
+                  t.prompt_tokens_per_s, t.stepwise_tokens_per_s, t.prompt_tokens_per_s / t.stepwise_tokens_per_s);
       std::printf("restore is %.1fx faster; prefill %.1f prompt tokens/s vs decode %.1f tokens/s (1 stream);\n"
                   "snapshot took %.2f ms; restored vs prefilled query logits differ by at most %.3g\n",
                   t.prefill_ttft_ms / t.restore_ttft_ms, t.prompt_tokens_per_s, t.decode_tokens_per_s,
