@@ -68,5 +68,26 @@ if [[ $mode == demo ]]; then
   fi
   exec build/bin/vkssm generate --model "$model" --prompt "ROMEO:" -n 200 --temperature 0.8 --seed 1
 else
-  exec ctest --test-dir build --output-on-failure -j2
+  ctest --test-dir build --output-on-failure -j2
+  # Leak check: the resource-cycle tests (10,000 open/close/fork cycles, state and model cycles)
+  # and the stream/state/C API tests again, built with AddressSanitizer + LeakSanitizer.
+  # VKSSM_SANITIZE_TESTS=0 skips it.
+  if [[ ${VKSSM_SANITIZE_TESTS:-1} != 0 ]]; then
+    asan_configure=(cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVKSSM_SANITIZE=ON)
+    if [[ ! -f build-asan/CMakeCache.txt ]] && command -v ninja >/dev/null; then
+      asan_configure+=(-G Ninja)
+    fi
+    "${asan_configure[@]}" >/dev/null
+    cmake --build build-asan --parallel "$jobs" --target vkssm_tests
+    # The Vulkan loader unloads the lavapipe driver when an instance goes; preloading it keeps its
+    # JIT's allocations attributable (scripts/lsan.supp), and libasan must come first.
+    preload="$(gcc -print-file-name=libasan.so)"
+    lvp=$(ls /usr/lib/*/libvulkan_lvp.so 2>/dev/null | head -n1 || true)
+    [[ -n $lvp ]] && preload="$preload $lvp"
+    echo "setup: leak check (AddressSanitizer + LeakSanitizer)"
+    (cd build-asan && LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+       LSAN_OPTIONS="suppressions=$PWD/../scripts/lsan.supp" \
+       ./bin/vkssm_tests --gtest_brief=1 \
+       --gtest_filter='*Leaks*:*StreamPool*:*StateTest*:*CApi*:*Features*')
+  fi
 fi
