@@ -5,6 +5,7 @@
 #include "host/error.h"
 #include "models/mamba1/mamba1_model.h"
 #include "models/mamba1/mamba1_vulkan.h"
+#include "models/mamba2/mamba2_model.h"
 
 namespace vkssm {
 
@@ -13,10 +14,16 @@ std::unique_ptr<Model> create_mamba1(const Mamba1Weights& weights, const LoadOpt
   return create_mamba1_vulkan(weights, options);
 }
 
+std::unique_ptr<Model> create_mamba2(const Mamba2Weights& weights, const LoadOptions& options) {
+  if (options.backend == BackendKind::Cpu) return create_mamba2_cpu(weights, options);
+  return create_mamba2_vulkan(weights, options);
+}
+
 std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& options) {
   Checkpoint ckpt = Checkpoint::open(path);
   const std::string arch = config_architecture(ckpt.config());
   if (arch == "mamba") return create_mamba1(load_mamba1(ckpt), options);
+  if (arch == "mamba2") return create_mamba2(load_mamba2(ckpt), options);
   throw Error("unsupported architecture '" + arch + "' in " + ckpt.dir() +
               "/config.json (vkssm supports: mamba, mamba2, s4d)");
 }

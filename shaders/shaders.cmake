@@ -9,3 +9,7 @@ vkssm_shader(NAME matvec_texel SOURCE matvec.comp DEFINES WEIGHT_TEXEL=1)
 # Engine shaders shared by every architecture (no weights in them).
 vkssm_shader(NAME sample_tokens SOURCE sample_tokens.comp)
 vkssm_shader(NAME state_save SOURCE state_save.comp)
+# Mamba-2 step shaders (their weights are small fp32 vectors: one variant each).
+foreach(shader mamba2_conv mamba2_scan group_rms_norm)
+  vkssm_shader(NAME ${shader} SOURCE ${shader}.comp)
+endforeach()

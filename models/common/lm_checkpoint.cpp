@@ -1,0 +1,60 @@
+#include "models/common/lm_checkpoint.h"
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "host/error.h"
+
+namespace vkssm {
+
+std::vector<float> load_token_embeddings(const Checkpoint& ckpt, int64_t vocab, int64_t d_model,
+                                         const std::string& config_path, std::string* name_used) {
+  std::string name = "backbone.embeddings.weight";
+  if (!ckpt.has(name)) name = "backbone.embedding.weight";
+  const TensorInfo* emb = ckpt.find(name);
+  if (!emb)
+    throw Error("tensor backbone.embeddings.weight (or backbone.embedding.weight) not found in checkpoint " +
+                ckpt.dir());
+  if (emb->shape.size() == 2 && emb->shape[0] != vocab)
+    throw Error("tensor " + name + " in " + emb->file + " has " + std::to_string(emb->shape[0]) + " rows but " +
+                config_path + " gives vocab_size " + std::to_string(vocab) + " (after padding)");
+  if (name_used) *name_used = name;
+  return ckpt.load_f32(name, {vocab, d_model});
+}
+
+std::vector<float> load_lm_head(const Checkpoint& ckpt, const std::string& embedding_name, int64_t vocab,
+                                int64_t d_model, bool tie_embeddings, const std::string& config_path) {
+  const TensorInfo* emb = ckpt.find(embedding_name);
+  if (const TensorInfo* head = ckpt.find("lm_head.weight")) {
+    const bool same = emb && head->dtype == emb->dtype && head->shape == emb->shape &&
+                      head->nbytes == emb->nbytes && std::memcmp(head->data, emb->data, emb->nbytes) == 0;
+    if (!same) return ckpt.load_f32("lm_head.weight", {vocab, d_model});
+  } else if (!tie_embeddings) {
+    throw Error("missing tensor lm_head.weight in checkpoint " + ckpt.dir() + " (" + config_path +
+                " says the embeddings are not tied)");
+  }
+  return {};
+}
+
+std::vector<float> load_optional_tensor(const Checkpoint& ckpt, const std::string& name, bool expected,
+                                        const std::vector<int64_t>& shape, const char* flag,
+                                        const std::string& config_path) {
+  if (!expected && ckpt.has(name))
+    throw Error("checkpoint " + ckpt.dir() + " has tensor " + name + " but " + config_path + " sets " + flag +
+                " to false");
+  return expected ? ckpt.load_f32(name, shape) : std::vector<float>();
+}
+
+void write_config_json(const std::string& dir, const nlohmann::json& config) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw Error("cannot create checkpoint folder " + dir + ": " + ec.message());
+  const std::string path = (std::filesystem::path(dir) / "config.json").string();
+  std::ofstream out(path);
+  out << config.dump(2) << "\n";
+  out.close();
+  if (!out) throw Error("cannot write " + path);
+}
+
+}  // namespace vkssm
