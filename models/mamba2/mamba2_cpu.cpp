@@ -50,9 +50,9 @@ void Mamba2CpuReference::step(float* state, int32_t token, float* logits) const 
   float* conv_all = state;                                  // [L][CD][K]
   float* ssm_all = state + size_t(c.n_layer) * CD * K;      // [L][H][P][N]
 
-  std::vector<double> h(size_t(D)), residual(size_t(D), 0.0);
+  std::vector<double> h(static_cast<size_t>(D)), residual(static_cast<size_t>(D), 0.0);
   for (int64_t d = 0; d < D; ++d) h[size_t(d)] = w_.embeddings[size_t(token) * D + d];
-  std::vector<double> zxbcdt, xbc(size_t(CD)), y(size_t(E)), out;
+  std::vector<double> zxbcdt, xbc(static_cast<size_t>(CD)), y(static_cast<size_t>(E)), out;
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const Mamba2LayerWeights& L = w_.layers[size_t(l)];
     for (int64_t d = 0; d < D; ++d) residual[size_t(d)] += h[size_t(d)];
