@@ -1,0 +1,52 @@
+#version 450
+// S4D step for one layer: the diagonal complex recurrence of every channel, the D skip and GELU.
+//   s[h,m] = dA[h,m] * s[h,m] + dB[h,m] * u[h]         (complex; dA, dB from the zero-order hold)
+//   y[h]   = gelu(2 * Re(sum_m C[h,m] * s[h,m]) + D[h] * u[h])
+// One invocation per channel, for every row of the step in order.
+#include "common.glsl"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint H = 1;          // channels
+layout(constant_id = 2) const uint M = 1;          // complex modes per channel
+layout(constant_id = 3) const uint CAPACITY = 1;
+layout(constant_id = 4) const uint STRIDE = 8;     // floats between rows of u and y
+
+STEP_INPUT(0)
+layout(std430, binding = 1) readonly buffer U { float u[]; };         // [B][STRIDE]
+layout(std430, binding = 2) readonly buffer DA { vec2 dA[]; };        // [H][M]
+layout(std430, binding = 3) readonly buffer DB { vec2 dB[]; };        // [H][M]
+layout(std430, binding = 4) readonly buffer Cm { vec2 C[]; };         // [H][M]
+layout(std430, binding = 5) readonly buffer Dskip { float D_skip[]; };  // [H]
+layout(std430, binding = 6) buffer State { vec2 s[]; };               // this layer's [slot][H][M]
+layout(std430, binding = 7) writeonly buffer Y { float y[]; };        // [B][STRIDE]
+
+// erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7): GLSL has no erf.
+float erf_approx(float x) {
+  const float t = 1.0 / (1.0 + 0.3275911 * abs(x));
+  const float poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+  const float r = 1.0 - poly * exp(-x * x);
+  return x < 0.0 ? -r : r;
+}
+float gelu(float x) { return 0.5 * x * (1.0 + erf_approx(x * 0.70710678118654752)); }
+
+vec2 cmul(vec2 a, vec2 b) { return vec2(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x); }
+
+void main() {
+  const uint h = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * gl_WorkGroupSize.x +
+                 gl_LocalInvocationID.x;
+  if (h >= H) return;
+  const uint batch = STEP_BATCH;
+  for (uint b = 0; b < batch; ++b) {
+    const uint s0 = (STEP_SLOT(b, CAPACITY) * H + h) * M;
+    const bool fresh = STEP_FRESH(b, CAPACITY);
+    const float uh = u[b * STRIDE + h];
+    float acc = 0.0;
+    for (uint m = 0; m < M; ++m) {
+      const vec2 old = fresh ? vec2(0.0) : s[s0 + m];
+      const vec2 v = cmul(dA[h * M + m], old) + dB[h * M + m] * uh;
+      s[s0 + m] = v;
+      acc += C[h * M + m].x * v.x - C[h * M + m].y * v.y;  // Re(C * s)
+    }
+    y[b * STRIDE + h] = gelu(2.0 * acc + D_skip[h] * uh);
+  }
+}
