@@ -13,3 +13,7 @@ vkssm_shader(NAME state_save SOURCE state_save.comp)
 foreach(shader mamba2_conv mamba2_scan group_rms_norm)
   vkssm_shader(NAME ${shader} SOURCE ${shader}.comp)
 endforeach()
+# S4D step shaders.
+foreach(shader frame_gather s4d_scan s4d_norm)
+  vkssm_shader(NAME ${shader} SOURCE ${shader}.comp)
+endforeach()
