@@ -20,6 +20,7 @@
 #include "engine/vkssm.hpp"
 #include "host/error.h"
 #include "models/mamba1/mamba1_model.h"
+#include "models/mamba2/mamba2_model.h"
 
 using namespace vkssm;
 
@@ -35,6 +36,7 @@ struct Args {
   int ttft = 0;  // document length for the time-to-first-token comparison; 0 = skip it
   bool json = false;
   int64_t d_model = 768, n_layer = 24, vocab = 50280;
+  std::string arch = "mamba";  // the random model's architecture: mamba or mamba2
 };
 
 [[noreturn]] void usage(int code) {
@@ -42,9 +44,12 @@ struct Args {
       code ? stderr : stdout,
       "usage: vkssm_bench [--model PATH] [--backend vulkan|cpu] [--device N] [--weights f32|f16]\n"
       "                   [--tokens N] [--batch 1,4,16] [--ttft N] [--json] [--d-model D --layers L --vocab V]\n"
+      "                   [--arch mamba|mamba2]\n"
       "\n"
       "  --model PATH      checkpoint folder; default: a random model (shape from --d-model/--layers/--vocab,\n"
       "                    default D 768, 24 layers, V 50280 = mamba-130m)\n"
+      "  --arch A          the random model's architecture: mamba (default) or mamba2 (d_state 128,\n"
+      "                    head_dim 64, 1 group: the mamba2-130m shape)\n"
       "  --backend B       vulkan (default) or cpu\n"
       "  --device N        Vulkan device index (default: $VKSSM_DEVICE, else the best device)\n"
       "  --weights W       f32 (default) or f16 weight storage\n"
@@ -80,6 +85,10 @@ Args parse(int argc, char** argv) {
     else if (f == "--d-model") a.d_model = std::atoll(value().c_str());
     else if (f == "--layers") a.n_layer = std::atoll(value().c_str());
     else if (f == "--vocab") a.vocab = std::atoll(value().c_str());
+    else if (f == "--arch") {
+      a.arch = value();
+      if (a.arch != "mamba" && a.arch != "mamba2") usage(2);
+    }
     else if (f == "--batch") {
       a.batches.clear();
       std::string v = value();
@@ -219,7 +228,17 @@ int main(int argc, char** argv) {
     opt.max_streams = a.ttft > 0 ? std::max(2, max_batch) : max_batch;  // TTFT restores into slot 1
     std::unique_ptr<Model> model;
     std::string source = a.model;
-    if (a.model.empty()) {
+    if (a.model.empty() && a.arch == "mamba2") {
+      Mamba2Config c;
+      c.d_model = a.d_model;
+      c.n_layer = a.n_layer;
+      c.vocab_size = a.vocab;
+      c.d_state = 128;
+      c.head_dim = 64;
+      model = create_mamba2(random_mamba2(c, 42), opt);
+      source = "random mamba2-130m shape (D " + std::to_string(c.d_model) + ", " + std::to_string(c.n_layer) +
+               " layers, N 128, V " + std::to_string(c.vocab_size) + ")";
+    } else if (a.model.empty()) {
       Mamba1Config c;
       c.d_model = a.d_model;
       c.n_layer = a.n_layer;
