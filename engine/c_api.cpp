@@ -1,18 +1,33 @@
-// The C API (engine/vkssm.h): a thin shell over vkssm::Model that turns every C++ exception into a
-// vkssm_status plus a thread-local message, so nothing unwinds through a C caller's frames.
+// The C API (engine/vkssm.h): a thin shell over vkssm::Model and vkssm::StreamPool that turns every
+// C++ exception into a vkssm_status plus a thread-local message, so nothing unwinds through a C
+// caller's frames.
 #include "engine/vkssm.h"
 
+#include <algorithm>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <string>
+#include <type_traits>
+#include <vector>
 
+#include "engine/model_checks.h"
+#include "engine/stream_pool.h"
 #include "engine/vkssm.hpp"
 #include "host/error.h"
 
 struct vkssm_model {
   std::unique_ptr<vkssm::Model> model;
-  // step/reset record into shared command buffers and staging memory: one caller at a time.
-  std::mutex lock;
+  // Steps record into shared command buffers and staging memory: one caller at a time.
+  mutable std::mutex lock;
+  // A state blob's size is fixed by the model, so the size query of vkssm_model_snapshot is
+  // answered without a device read-back once one snapshot was taken. Guarded by `lock`.
+  size_t snapshot_bytes = 0;
+};
+
+struct vkssm_pool {
+  vkssm_model* owner = nullptr;
+  std::unique_ptr<vkssm::StreamPool> pool;
 };
 
 namespace {
@@ -29,12 +44,17 @@ vkssm_status fail(vkssm_status status, std::string message) {
   return status;
 }
 
-// Runs `body`, mapping any exception to VKSSM_ERROR with its message.
+// Runs `body`, mapping any exception to VKSSM_ERROR with its message. A body may return its own
+// status (for failures that are the caller's, found only once the engine was asked).
 template <typename Body>
 vkssm_status guarded(const char* function, Body&& body) {
   try {
-    body();
-    return VKSSM_OK;
+    if constexpr (std::is_void_v<decltype(body())>) {
+      body();
+      return VKSSM_OK;
+    } else {
+      return body();
+    }
   } catch (const vkssm::Error& e) {
     return fail(VKSSM_ERROR, e.what());
   } catch (const std::bad_alloc&) {
@@ -50,6 +70,51 @@ vkssm_status null_argument(const char* function, const char* argument) {
   return fail(VKSSM_INVALID_ARGUMENT, std::string(function) + ": " + argument + " is NULL");
 }
 
+std::vector<vkssm::SamplingParams> to_params(const vkssm_sampling* params, int batch) {
+  std::vector<vkssm::SamplingParams> out(size_t(batch > 0 ? batch : 0));
+  for (size_t i = 0; i < out.size(); ++i) out[i] = {params[i].temperature, params[i].top_k, params[i].seed};
+  return out;
+}
+
+// Copies `blob` into the caller's buffer under the two-call protocol of vkssm_model_snapshot.
+vkssm_status hand_out_blob(const char* function, const std::vector<uint8_t>& blob, void* buffer,
+                           size_t capacity, size_t* size) {
+  *size = blob.size();
+  if (!buffer) return VKSSM_OK;
+  if (capacity < blob.size())
+    return fail(VKSSM_INVALID_ARGUMENT, std::string(function) + ": buffer of " + std::to_string(capacity) +
+                                            " bytes is too small for the " + std::to_string(blob.size()) +
+                                            "-byte state blob");
+  std::copy(blob.begin(), blob.end(), static_cast<uint8_t*>(buffer));
+  return VKSSM_OK;
+}
+
+// Stream handles: the generation in the high 32 bits, slot + 1 in the low ones, so 0 is no stream.
+vkssm_stream encode(vkssm::StreamHandle h) { return (uint64_t(h.generation) << 32) | (uint64_t(h.slot) + 1); }
+
+bool decode(const char* function, vkssm_stream s, vkssm::StreamHandle& h, vkssm_status& status) {
+  const uint32_t low = uint32_t(s & 0xffffffffu);
+  if (low == 0) {
+    status = fail(VKSSM_INVALID_ARGUMENT, std::string(function) + ": stream " + std::to_string(s) +
+                                              " is not a stream handle");
+    return false;
+  }
+  h = {low - 1, uint32_t(s >> 32)};
+  return true;
+}
+
+// Copies pool step results into the caller's arrays.
+void hand_out_results(const std::vector<vkssm::StepResult>& rs, int64_t d_output, vkssm_step_result* results,
+                      float* outputs, int* count) {
+  for (size_t i = 0; i < rs.size(); ++i) {
+    results[i].stream = encode(rs[i].stream);
+    results[i].token_fed = rs[i].token_fed;
+    results[i].sampled = rs[i].sampled;
+    if (outputs) std::copy(rs[i].logits.begin(), rs[i].logits.end(), outputs + i * size_t(d_output));
+  }
+  *count = int(rs.size());
+}
+
 }  // namespace
 
 extern "C" {
@@ -63,6 +128,7 @@ void vkssm_load_options_default(vkssm_load_options* opts) {
   opts->weights = static_cast<int>(d.weights);
   opts->validation = d.validation ? 1 : 0;
   opts->cache_dir = nullptr;
+  opts->rollback_depth = d.rollback_depth;
 }
 
 vkssm_status vkssm_model_load(const char* path, const vkssm_load_options* opts, vkssm_model** out) {
@@ -91,6 +157,7 @@ vkssm_status vkssm_model_load(const char* path, const vkssm_load_options* opts, 
                                   : vkssm::WeightStorage::Auto;
     lo.validation = o.validation != 0;
     if (o.cache_dir) lo.cache_dir = o.cache_dir;
+    lo.rollback_depth = o.rollback_depth;
     auto handle = std::make_unique<vkssm_model>();
     handle->model = vkssm::load_model(path, lo);
     *out = handle.release();
@@ -105,12 +172,38 @@ void vkssm_model_free(vkssm_model* model) {
   }
 }
 
+// ---- getters ------------------------------------------------------------------------------------
+
 int64_t vkssm_model_vocab_size(const vkssm_model* model) {
   if (!model) {
     null_argument("vkssm_model_vocab_size", "model");
     return 0;
   }
   return model->model->info().vocab_size;
+}
+
+int64_t vkssm_model_d_input(const vkssm_model* model) {
+  if (!model) {
+    null_argument("vkssm_model_d_input", "model");
+    return 0;
+  }
+  return model->model->info().d_input;
+}
+
+int64_t vkssm_model_d_output(const vkssm_model* model) {
+  if (!model) {
+    null_argument("vkssm_model_d_output", "model");
+    return 0;
+  }
+  return model->model->info().d_output;
+}
+
+const char* vkssm_model_architecture(const vkssm_model* model) {
+  if (!model) {
+    null_argument("vkssm_model_architecture", "model");
+    return nullptr;
+  }
+  return model->model->info().architecture.c_str();  // info() is fixed for the model's life
 }
 
 int vkssm_model_capacity(const vkssm_model* model) {
@@ -137,6 +230,22 @@ uint64_t vkssm_model_weight_bytes(const vkssm_model* model) {
   return model->model->info().weight_bytes;
 }
 
+int vkssm_model_in_flight(const vkssm_model* model) {
+  if (!model) {
+    null_argument("vkssm_model_in_flight", "model");
+    return 0;
+  }
+  try {
+    std::lock_guard<std::mutex> hold(model->lock);
+    return model->model->in_flight();
+  } catch (...) {  // a mutex failure: nothing sensible to report through an int
+    fail(VKSSM_ERROR, "vkssm_model_in_flight: could not take the model's lock");
+    return 0;
+  }
+}
+
+// ---- stepping -----------------------------------------------------------------------------------
+
 vkssm_status vkssm_model_reset(vkssm_model* model, int slot) {
   const char* fn = "vkssm_model_reset";
   if (!model) return null_argument(fn, "model");
@@ -146,16 +255,399 @@ vkssm_status vkssm_model_reset(vkssm_model* model, int slot) {
   });
 }
 
+// With batch < 1 the engine rejects a step before reading the arrays, with its own message, so
+// arrays are only required when there is something to read.
 vkssm_status vkssm_model_step(vkssm_model* model, const int32_t* tokens, const int32_t* slots,
                               int batch, float* logits) {
   const char* fn = "vkssm_model_step";
   if (!model) return null_argument(fn, "model");
-  // With batch < 1 the engine rejects the call before reading the arrays, with its own message.
   if (batch > 0 && !tokens) return null_argument(fn, "tokens");
   if (batch > 0 && !slots) return null_argument(fn, "slots");
   return guarded(fn, [&] {
     std::lock_guard<std::mutex> hold(model->lock);
     model->model->step(tokens, slots, batch, logits);
+  });
+}
+
+vkssm_status vkssm_model_step_frames(vkssm_model* model, const float* frames, const int32_t* slots,
+                                     int batch, float* outputs) {
+  const char* fn = "vkssm_model_step_frames";
+  if (!model) return null_argument(fn, "model");
+  if (batch > 0 && !frames) return null_argument(fn, "frames");
+  if (batch > 0 && !slots) return null_argument(fn, "slots");
+  return guarded(fn, [&] {
+    std::lock_guard<std::mutex> hold(model->lock);
+    model->model->step_frames(frames, slots, batch, outputs);
+  });
+}
+
+vkssm_status vkssm_model_step_sample(vkssm_model* model, const int32_t* tokens, const int32_t* slots,
+                                     int batch, const vkssm_sampling* params, int32_t* next_tokens,
+                                     float* logits) {
+  const char* fn = "vkssm_model_step_sample";
+  if (!model) return null_argument(fn, "model");
+  if (batch > 0 && !tokens) return null_argument(fn, "tokens");
+  if (batch > 0 && !slots) return null_argument(fn, "slots");
+  if (batch > 0 && !params) return null_argument(fn, "params");
+  if (batch > 0 && !next_tokens) return null_argument(fn, "next_tokens");
+  return guarded(fn, [&] {
+    const std::vector<vkssm::SamplingParams> p = to_params(params, batch);
+    std::lock_guard<std::mutex> hold(model->lock);
+    model->model->step_sample(tokens, slots, batch, p.data(), next_tokens, logits);
+  });
+}
+
+vkssm_status vkssm_model_prefill(vkssm_model* model, int slot, const int32_t* tokens, int n,
+                                 float* last_logits) {
+  const char* fn = "vkssm_model_prefill";
+  if (!model) return null_argument(fn, "model");
+  if (n > 0 && !tokens) return null_argument(fn, "tokens");
+  return guarded(fn, [&] {
+    std::lock_guard<std::mutex> hold(model->lock);
+    model->model->prefill(slot, tokens, n, last_logits);
+  });
+}
+
+vkssm_status vkssm_model_rollback(vkssm_model* model, int slot, int steps) {
+  const char* fn = "vkssm_model_rollback";
+  if (!model) return null_argument(fn, "model");
+  return guarded(fn, [&] {
+    std::lock_guard<std::mutex> hold(model->lock);
+    model->model->rollback(slot, steps);
+  });
+}
+
+vkssm_status vkssm_model_rollback_available(vkssm_model* model, int slot, int* available) {
+  const char* fn = "vkssm_model_rollback_available";
+  if (!model) return null_argument(fn, "model");
+  if (!available) return null_argument(fn, "available");
+  return guarded(fn, [&] {
+    std::lock_guard<std::mutex> hold(model->lock);
+    *available = model->model->rollback_available(slot);
+  });
+}
+
+vkssm_status vkssm_model_submit(vkssm_model* model, const int32_t* tokens, const float* frames,
+                                const int32_t* slots, int batch, const vkssm_sampling* sampling,
+                                int want_outputs) {
+  const char* fn = "vkssm_model_submit";
+  if (!model) return null_argument(fn, "model");
+  const bool frame_model = model->model->info().d_input > 0;
+  if (batch > 0 && !frame_model && !tokens) return null_argument(fn, "tokens");
+  if (batch > 0 && frame_model && !frames) return null_argument(fn, "frames");
+  if (batch > 0 && !slots) return null_argument(fn, "slots");
+  return guarded(fn, [&] {
+    const std::vector<vkssm::SamplingParams> p = sampling ? to_params(sampling, batch)
+                                                          : std::vector<vkssm::SamplingParams>{};
+    vkssm::Model::StepRequest r;
+    r.tokens = tokens;
+    r.frames = frames;
+    r.slots = slots;
+    r.batch = batch;
+    r.sampling = sampling ? p.data() : nullptr;
+    r.want_outputs = want_outputs != 0;
+    std::lock_guard<std::mutex> hold(model->lock);
+    model->model->submit(r);
+  });
+}
+
+vkssm_status vkssm_model_collect(vkssm_model* model, int32_t* next_tokens, float* outputs) {
+  const char* fn = "vkssm_model_collect";
+  if (!model) return null_argument(fn, "model");
+  return guarded(fn, [&] {
+    std::lock_guard<std::mutex> hold(model->lock);
+    model->model->collect(next_tokens, outputs);
+  });
+}
+
+// ---- state --------------------------------------------------------------------------------------
+
+vkssm_status vkssm_model_fork(vkssm_model* model, int from_slot, int to_slot) {
+  const char* fn = "vkssm_model_fork";
+  if (!model) return null_argument(fn, "model");
+  return guarded(fn, [&] {
+    std::lock_guard<std::mutex> hold(model->lock);
+    model->model->fork(from_slot, to_slot);
+  });
+}
+
+vkssm_status vkssm_model_snapshot(vkssm_model* model, int slot, void* buffer, size_t capacity, size_t* size) {
+  const char* fn = "vkssm_model_snapshot";
+  if (!model) return null_argument(fn, "model");
+  if (!size) return null_argument(fn, "size");
+  return guarded(fn, [&] {
+    std::lock_guard<std::mutex> hold(model->lock);
+    if (!buffer && model->snapshot_bytes > 0) {
+      vkssm::check_slot_index(slot, model->model->capacity());
+      *size = model->snapshot_bytes;
+      return VKSSM_OK;
+    }
+    const std::vector<uint8_t> blob = model->model->snapshot(slot);
+    model->snapshot_bytes = blob.size();
+    return hand_out_blob(fn, blob, buffer, capacity, size);
+  });
+}
+
+vkssm_status vkssm_model_restore(vkssm_model* model, int slot, const void* data, size_t size) {
+  const char* fn = "vkssm_model_restore";
+  if (!model) return null_argument(fn, "model");
+  if (!data) return null_argument(fn, "data");
+  return guarded(fn, [&] {
+    std::lock_guard<std::mutex> hold(model->lock);
+    model->model->restore(slot, static_cast<const uint8_t*>(data), size);
+  });
+}
+
+vkssm_status vkssm_model_snapshot_to_file(vkssm_model* model, int slot, const char* path) {
+  const char* fn = "vkssm_model_snapshot_to_file";
+  if (!model) return null_argument(fn, "model");
+  if (!path) return null_argument(fn, "path");
+  return guarded(fn, [&] {
+    std::vector<uint8_t> blob;
+    {
+      std::lock_guard<std::mutex> hold(model->lock);
+      blob = model->model->snapshot(slot);
+    }
+    vkssm::save_state_file(path, blob);  // file I/O outside the lock
+  });
+}
+
+vkssm_status vkssm_model_restore_from_file(vkssm_model* model, int slot, const char* path) {
+  const char* fn = "vkssm_model_restore_from_file";
+  if (!model) return null_argument(fn, "model");
+  if (!path) return null_argument(fn, "path");
+  return guarded(fn, [&] {
+    const std::vector<uint8_t> blob = vkssm::load_state_file(path);
+    std::lock_guard<std::mutex> hold(model->lock);
+    model->model->restore(slot, blob.data(), blob.size());
+  });
+}
+
+// ---- streams ------------------------------------------------------------------------------------
+// Lock order: the model's lock (only by calls that use the model), then the pool's own mutex
+// inside StreamPool. Calls that only touch queues (feed, pending, close, ...) skip the model lock,
+// so feeding never waits for a direct call on the model.
+
+vkssm_status vkssm_pool_create(vkssm_model* model, vkssm_pool** out) {
+  const char* fn = "vkssm_pool_create";
+  if (!out) return null_argument(fn, "out");
+  *out = nullptr;
+  if (!model) return null_argument(fn, "model");
+  return guarded(fn, [&] {
+    auto pool = std::make_unique<vkssm_pool>();
+    pool->owner = model;
+    std::lock_guard<std::mutex> hold(model->lock);
+    pool->pool = std::make_unique<vkssm::StreamPool>(*model->model);
+    *out = pool.release();
+  });
+}
+
+void vkssm_pool_free(vkssm_pool* pool) {
+  try {
+    delete pool;
+  } catch (...) {
+  }
+}
+
+int vkssm_pool_open_count(vkssm_pool* pool) {
+  if (!pool) {
+    null_argument("vkssm_pool_open_count", "pool");
+    return 0;
+  }
+  try {
+    return pool->pool->open_count();
+  } catch (...) {  // a mutex failure: nothing sensible to report through an int
+    fail(VKSSM_ERROR, "vkssm_pool_open_count: could not take the pool's lock");
+    return 0;
+  }
+}
+
+vkssm_status vkssm_pool_open(vkssm_pool* pool, vkssm_stream* out) {
+  const char* fn = "vkssm_pool_open";
+  if (!out) return null_argument(fn, "out");
+  *out = 0;
+  if (!pool) return null_argument(fn, "pool");
+  return guarded(fn, [&] {
+    std::lock_guard<std::mutex> hold(pool->owner->lock);
+    *out = encode(pool->pool->open());
+  });
+}
+
+vkssm_status vkssm_pool_close(vkssm_pool* pool, vkssm_stream stream) {
+  const char* fn = "vkssm_pool_close";
+  if (!pool) return null_argument(fn, "pool");
+  vkssm::StreamHandle h;
+  vkssm_status status = VKSSM_OK;
+  if (!decode(fn, stream, h, status)) return status;
+  return guarded(fn, [&] { pool->pool->close(h); });
+}
+
+vkssm_status vkssm_pool_reset(vkssm_pool* pool, vkssm_stream stream) {
+  const char* fn = "vkssm_pool_reset";
+  if (!pool) return null_argument(fn, "pool");
+  vkssm::StreamHandle h;
+  vkssm_status status = VKSSM_OK;
+  if (!decode(fn, stream, h, status)) return status;
+  return guarded(fn, [&] {
+    std::lock_guard<std::mutex> hold(pool->owner->lock);
+    pool->pool->reset(h);
+  });
+}
+
+vkssm_status vkssm_pool_fork(vkssm_pool* pool, vkssm_stream stream, vkssm_stream* out) {
+  const char* fn = "vkssm_pool_fork";
+  if (!out) return null_argument(fn, "out");
+  *out = 0;
+  if (!pool) return null_argument(fn, "pool");
+  vkssm::StreamHandle h;
+  vkssm_status status = VKSSM_OK;
+  if (!decode(fn, stream, h, status)) return status;
+  return guarded(fn, [&] {
+    std::lock_guard<std::mutex> hold(pool->owner->lock);
+    *out = encode(pool->pool->fork(h));
+  });
+}
+
+vkssm_status vkssm_pool_feed(vkssm_pool* pool, vkssm_stream stream, const int32_t* tokens, size_t n) {
+  const char* fn = "vkssm_pool_feed";
+  if (!pool) return null_argument(fn, "pool");
+  if (n > 0 && !tokens) return null_argument(fn, "tokens");
+  vkssm::StreamHandle h;
+  vkssm_status status = VKSSM_OK;
+  if (!decode(fn, stream, h, status)) return status;
+  return guarded(fn, [&] { pool->pool->feed(h, tokens, n); });
+}
+
+vkssm_status vkssm_pool_feed_frames(vkssm_pool* pool, vkssm_stream stream, const float* frames, size_t n) {
+  const char* fn = "vkssm_pool_feed_frames";
+  if (!pool) return null_argument(fn, "pool");
+  if (n > 0 && !frames) return null_argument(fn, "frames");
+  vkssm::StreamHandle h;
+  vkssm_status status = VKSSM_OK;
+  if (!decode(fn, stream, h, status)) return status;
+  return guarded(fn, [&] { pool->pool->feed_frames(h, frames, n); });
+}
+
+vkssm_status vkssm_pool_pending(vkssm_pool* pool, vkssm_stream stream, size_t* out) {
+  const char* fn = "vkssm_pool_pending";
+  if (!pool) return null_argument(fn, "pool");
+  if (!out) return null_argument(fn, "out");
+  vkssm::StreamHandle h;
+  vkssm_status status = VKSSM_OK;
+  if (!decode(fn, stream, h, status)) return status;
+  return guarded(fn, [&] { *out = pool->pool->pending(h); });
+}
+
+vkssm_status vkssm_pool_set_sampling(vkssm_pool* pool, vkssm_stream stream, const vkssm_sampling* params) {
+  const char* fn = "vkssm_pool_set_sampling";
+  if (!pool) return null_argument(fn, "pool");
+  if (!params) return null_argument(fn, "params");
+  vkssm::StreamHandle h;
+  vkssm_status status = VKSSM_OK;
+  if (!decode(fn, stream, h, status)) return status;
+  return guarded(fn, [&] { pool->pool->set_sampling(h, to_params(params, 1)[0]); });
+}
+
+vkssm_status vkssm_pool_step(vkssm_pool* pool, vkssm_step_result* results, float* outputs, int* count) {
+  const char* fn = "vkssm_pool_step";
+  if (count) *count = 0;
+  if (!pool) return null_argument(fn, "pool");
+  if (!results) return null_argument(fn, "results");
+  if (!count) return null_argument(fn, "count");
+  return guarded(fn, [&] {
+    std::vector<vkssm::StepResult> rs;
+    {
+      std::lock_guard<std::mutex> hold(pool->owner->lock);
+      rs = pool->pool->step(outputs != nullptr);
+    }
+    hand_out_results(rs, pool->owner->model->info().d_output, results, outputs, count);
+  });
+}
+
+vkssm_status vkssm_pool_step_sample(vkssm_pool* pool, int feed_back, vkssm_step_result* results,
+                                    float* outputs, int* count) {
+  const char* fn = "vkssm_pool_step_sample";
+  if (count) *count = 0;
+  if (!pool) return null_argument(fn, "pool");
+  if (!results) return null_argument(fn, "results");
+  if (!count) return null_argument(fn, "count");
+  return guarded(fn, [&] {
+    vkssm::SampleOptions o;
+    o.want_logits = outputs != nullptr;
+    o.feed_back = feed_back != 0;
+    std::vector<vkssm::StepResult> rs;
+    {
+      std::lock_guard<std::mutex> hold(pool->owner->lock);
+      rs = pool->pool->step_sample(o);
+    }
+    hand_out_results(rs, pool->owner->model->info().d_output, results, outputs, count);
+  });
+}
+
+vkssm_status vkssm_pool_prefill(vkssm_pool* pool, vkssm_stream stream, size_t* consumed) {
+  const char* fn = "vkssm_pool_prefill";
+  if (consumed) *consumed = 0;
+  if (!pool) return null_argument(fn, "pool");
+  vkssm::StreamHandle h;
+  vkssm_status status = VKSSM_OK;
+  if (!decode(fn, stream, h, status)) return status;
+  return guarded(fn, [&] {
+    std::lock_guard<std::mutex> hold(pool->owner->lock);
+    const size_t n = pool->pool->prefill(h);
+    if (consumed) *consumed = n;
+  });
+}
+
+vkssm_status vkssm_pool_rollback(vkssm_pool* pool, vkssm_stream stream, int steps) {
+  const char* fn = "vkssm_pool_rollback";
+  if (!pool) return null_argument(fn, "pool");
+  vkssm::StreamHandle h;
+  vkssm_status status = VKSSM_OK;
+  if (!decode(fn, stream, h, status)) return status;
+  return guarded(fn, [&] {
+    std::lock_guard<std::mutex> hold(pool->owner->lock);
+    pool->pool->rollback(h, steps);
+  });
+}
+
+vkssm_status vkssm_pool_rollback_available(vkssm_pool* pool, vkssm_stream stream, int* available) {
+  const char* fn = "vkssm_pool_rollback_available";
+  if (!pool) return null_argument(fn, "pool");
+  if (!available) return null_argument(fn, "available");
+  vkssm::StreamHandle h;
+  vkssm_status status = VKSSM_OK;
+  if (!decode(fn, stream, h, status)) return status;
+  return guarded(fn, [&] {
+    std::lock_guard<std::mutex> hold(pool->owner->lock);
+    *available = pool->pool->rollback_available(h);
+  });
+}
+
+vkssm_status vkssm_pool_snapshot(vkssm_pool* pool, vkssm_stream stream, void* buffer, size_t capacity,
+                                 size_t* size) {
+  const char* fn = "vkssm_pool_snapshot";
+  if (!pool) return null_argument(fn, "pool");
+  if (!size) return null_argument(fn, "size");
+  vkssm::StreamHandle h;
+  vkssm_status status = VKSSM_OK;
+  if (!decode(fn, stream, h, status)) return status;
+  return guarded(fn, [&] {
+    std::lock_guard<std::mutex> hold(pool->owner->lock);
+    const std::vector<uint8_t> blob = pool->pool->snapshot(h);
+    pool->owner->snapshot_bytes = blob.size();
+    return hand_out_blob(fn, blob, buffer, capacity, size);
+  });
+}
+
+vkssm_status vkssm_pool_restore(vkssm_pool* pool, const void* data, size_t size, vkssm_stream* out) {
+  const char* fn = "vkssm_pool_restore";
+  if (!out) return null_argument(fn, "out");
+  *out = 0;
+  if (!pool) return null_argument(fn, "pool");
+  if (!data) return null_argument(fn, "data");
+  return guarded(fn, [&] {
+    std::lock_guard<std::mutex> hold(pool->owner->lock);
+    *out = encode(pool->pool->restore(static_cast<const uint8_t*>(data), size));
   });
 }
 

@@ -57,7 +57,9 @@ class CpuModel final : public Model {
   }
 
   void step(const int32_t* tokens, const int32_t* slots, int batch, float* logits) override {
-    if (info_.vocab_size == 0) stepper_->step_token(nullptr, 0, nullptr);  // throws: frame model
+    if (info_.vocab_size == 0)
+      throw Error("model '" + info_.architecture + "' takes input frames (step_frames), not token ids");
+    if (!tokens) throw Error("step: no token ids (tokens is null)");
     check_step(tokens, slots, batch);
     for (int b = 0; b < batch; ++b) {
       Slot& s = push(slots[b]);
@@ -67,7 +69,9 @@ class CpuModel final : public Model {
   }
 
   void step_frames(const float* frames, const int32_t* slots, int batch, float* outputs) override {
-    if (info_.vocab_size != 0) stepper_->step_frame(nullptr, nullptr, nullptr);  // throws: token model
+    if (info_.vocab_size != 0)
+      throw Error("model '" + info_.architecture + "' takes token ids (step), not input frames");
+    if (!frames) throw Error("step_frames: no input frames (frames is null)");
     check_batch_and_slots(slots, batch, capacity(), marks_);
     for (int b = 0; b < batch; ++b) {
       Slot& s = push(slots[b]);

@@ -4,6 +4,7 @@
 //   vkssm info     --model PATH                        what a checkpoint holds and where it runs
 //   vkssm logits   --model PATH --ids 1,2,3 --out F    logits of each position, as .npy
 //                  (--ids given N times: N streams stepped together, --out a folder)
+//   vkssm logits   --model PATH --inputs X.npy --out F  frame models (S4D): outputs of each step
 //   vkssm generate --model PATH --prompt TEXT -n N     sample text
 //
 // Exit codes: 0 success, 1 runtime error ("vkssm: error: ..."), 2 usage error. Arguments are all
@@ -14,6 +15,7 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -67,18 +69,8 @@ void require_model_path(const std::string& path) {
   if (!std::filesystem::exists(path, ec)) throw Error("model path '" + path + "' does not exist");
 }
 
-// The folder holding config.json (the model path may also name a .safetensors file in it).
-std::string model_dir(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return path;
-  std::string parent = std::filesystem::path(path).parent_path().string();
-  return parent.empty() ? "." : parent;
-}
-
-std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
-  std::string dir = model_dir(path);
-  return load_tokenizer_for_model(dir, read_json_file(dir + "/config.json"));
-}
+// The model's tokenizer: a GGUF file's own, else the checkpoint folder's (see tokenizer.h).
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) { return load_tokenizer_for_path(path); }
 
 // Fails with a message naming the position rather than letting step() reject the id mid-run.
 void check_ids(const std::vector<int32_t>& ids, int64_t vocab_size, const std::string& what) {
@@ -144,18 +136,25 @@ int cmd_info(const Args& args) {
   std::unique_ptr<Model> model = load_model(path, opt);
   std::unique_ptr<Tokenizer> tok = load_tokenizer(path);
   const ModelInfo& info = model->info();
+  const bool frame_model = info.d_input > 0;
   std::cout << "model:            " << path << "\n"
             << "architecture:     " << info.architecture << "\n"
             << "layers:           " << info.n_layer << "\n"
-            << "d_model:          " << info.d_model << "\n"
-            << "vocabulary:       " << info.vocab_size << "\n"
-            << "weights:          " << info.weight_type << ", " << format_bytes(info.weight_bytes)
+            << "d_model:          " << info.d_model << "\n";
+  if (frame_model) {
+    std::cout << "d_input:          " << info.d_input << " (floats per input frame)\n"
+              << "d_output:         " << info.d_output << " (floats per step)\n";
+  } else {
+    std::cout << "vocabulary:       " << info.vocab_size << "\n";
+  }
+  std::cout << "weights:          " << info.weight_type << ", " << format_bytes(info.weight_bytes)
             << " (" << info.weight_bytes << " bytes)\n"
             << "state per stream: " << format_bytes(info.state_bytes_per_stream) << " ("
             << info.state_bytes_per_stream << " bytes)\n"
             << "backend:          " << info.backend << "\n"
-            << "device:           " << info.device_name << "\n"
-            << "tokenizer:        ";
+            << "device:           " << info.device_name << "\n";
+  if (frame_model) return 0;  // frames in, no tokens: nothing to tokenize
+  std::cout << "tokenizer:        ";
   if (tok) {
     std::cout << "vocabulary " << tok->vocab_size();
     if (tok->eos_id() >= 0) std::cout << ", eos " << tok->eos_id();
@@ -173,24 +172,29 @@ int cmd_info(const Args& args) {
 void require_output_folder(const std::string& out) {
   std::error_code ec;
   if (std::filesystem::exists(out, ec) && !std::filesystem::is_directory(out, ec)) {
-    throw Error("--out '" + out + "' exists and is not a folder (with several --ids, --out names " +
-                "the folder that receives stream-0.npy, stream-1.npy, ...)");
+    throw Error("--out '" + out + "' exists and is not a folder (with several --ids or --inputs, --out " +
+                "names the folder that receives stream-0.npy, stream-1.npy, ...)");
   }
 }
 
-// Feeds every stream its ids from a zero state (stream 0 from `start` when given), all streams together: time step t is ONE step()
-// call over the streams that still have a token at t, so a stream leaves the batch once its ids
-// run out. Stream s uses state slot s. Returns each stream's logits [T_s, vocab], row-major.
-std::vector<std::vector<float>> run_streams(Model& model, const std::vector<std::vector<int32_t>>& streams,
+// Steps the streams in `slots` (a subset of 0..n-1, ascending) by their input at position t and
+// writes their outputs [slots.size(), d_output].
+using StepAt = std::function<void(size_t t, const std::vector<int32_t>& slots, float* outputs)>;
+
+// Runs every stream from a zero state (stream 0 from `start` when given), all streams together:
+// time step t is ONE batched step over the streams that still have input at t, so a stream leaves
+// the batch once its input runs out. Stream s uses state slot s and has lengths[s] steps. Returns
+// each stream's outputs [T_s, d_output], row-major.
+std::vector<std::vector<float>> run_streams(Model& model, const std::vector<size_t>& lengths, const StepAt& step,
                                             const std::vector<uint8_t>* start = nullptr,
                                             const std::string& start_file = "") {
-  const size_t vocab = static_cast<size_t>(model.info().vocab_size);
-  std::vector<std::vector<float>> logits(streams.size());
+  const size_t width = static_cast<size_t>(model.info().d_output);
+  std::vector<std::vector<float>> outputs(lengths.size());
   size_t longest = 0;
-  for (size_t s = 0; s < streams.size(); ++s) {
+  for (size_t s = 0; s < lengths.size(); ++s) {
     model.reset(static_cast<int>(s));
-    logits[s].resize(streams[s].size() * vocab);
-    longest = std::max(longest, streams[s].size());
+    outputs[s].resize(lengths[s] * width);
+    longest = std::max(longest, lengths[s]);
   }
   if (start) {
     try {
@@ -199,65 +203,119 @@ std::vector<std::vector<float>> run_streams(Model& model, const std::vector<std:
       throw Error("--load-state '" + start_file + "': " + e.what());
     }
   }
-  std::vector<int32_t> tokens, slots;
-  std::vector<float> batch_logits;
+  std::vector<int32_t> slots;
+  std::vector<float> batch_outputs;
   for (size_t t = 0; t < longest; ++t) {
-    tokens.clear();
     slots.clear();
-    for (size_t s = 0; s < streams.size(); ++s) {
-      if (t < streams[s].size()) {
-        tokens.push_back(streams[s][t]);
-        slots.push_back(static_cast<int32_t>(s));
-      }
-    }
-    batch_logits.resize(tokens.size() * vocab);
-    model.step(tokens.data(), slots.data(), static_cast<int>(tokens.size()), batch_logits.data());
+    for (size_t s = 0; s < lengths.size(); ++s)
+      if (t < lengths[s]) slots.push_back(static_cast<int32_t>(s));
+    batch_outputs.resize(slots.size() * width);
+    step(t, slots, batch_outputs.data());
     for (size_t b = 0; b < slots.size(); ++b)
-      std::copy_n(batch_logits.data() + b * vocab, vocab, logits[slots[b]].data() + t * vocab);
+      std::copy_n(batch_outputs.data() + b * width, width, outputs[slots[b]].data() + t * width);
   }
-  return logits;
+  return outputs;
+}
+
+// One --inputs file: float32 (or float64, converted) [T, d_input] with T >= 1. The width is checked
+// against the model once it is loaded.
+NpyArray read_frames(const std::string& file) {
+  NpyArray a = read_npy_f32(file);
+  if (a.shape.size() != 2) {
+    std::string shape;
+    for (size_t i = 0; i < a.shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(a.shape[i]);
+    throw Error("--inputs '" + file + "' has shape [" + shape + "]; expected a 2-D float32 array [T, d_input]");
+  }
+  if (a.shape[0] == 0) throw Error("--inputs '" + file + "' holds no frames (shape [0, " + std::to_string(a.shape[1]) + "])");
+  return a;
 }
 
 int cmd_logits(const Args& args) {
   const std::string& path = args.get("--model");
+  const bool frames_given = args.has("--inputs");
+  if (frames_given && args.has("--ids")) throw UsageError("give --ids (token models) or --inputs (frame models), not both");
+  if (!frames_given && !args.has("--ids")) throw UsageError("give --ids (token models) or --inputs (frame models)");
   std::vector<std::vector<int32_t>> streams;
-  for (const std::string& text : args.get_all("--ids")) streams.push_back(parse_ids("--ids", text));
-  const bool several = streams.size() > 1;
+  std::vector<NpyArray> frames;
+  std::vector<size_t> lengths;
+  const std::vector<std::string>& inputs = frames_given ? args.get_all("--inputs") : std::vector<std::string>();
+  if (!frames_given) {
+    for (const std::string& text : args.get_all("--ids")) streams.push_back(parse_ids("--ids", text));
+    for (const auto& ids : streams) lengths.push_back(ids.size());
+  }
+  const bool several = (frames_given ? inputs.size() : streams.size()) > 1;
   const std::string& out = args.get("--out");
   LoadOptions opt = load_options(args);
-  opt.max_streams = static_cast<int>(streams.size());
+  opt.max_streams = static_cast<int>(frames_given ? inputs.size() : streams.size());
   if (several) require_output_folder(out);
   const std::string save_state = args.get_or("--save-state", "");
   const std::string load_state = args.get_or("--load-state", "");
   if (several && (args.has("--save-state") || args.has("--load-state")))
-    throw UsageError("--save-state and --load-state need a single --ids");
+    throw UsageError("--save-state and --load-state need a single --ids or --inputs");
+  // Input files and the state are read before the (slow) model load, so a bad one fails fast.
+  for (const std::string& file : inputs) {
+    frames.push_back(read_frames(file));
+    lengths.push_back(static_cast<size_t>(frames.back().shape[0]));
+  }
   std::vector<uint8_t> start;
-  if (args.has("--load-state")) start = load_state_file(load_state);  // before the (slow) model load
+  if (args.has("--load-state")) start = load_state_file(load_state);
 
   require_model_path(path);
   std::unique_ptr<Model> model = load_model(path, opt);
-  const int64_t vocab = model->info().vocab_size;
-  for (size_t s = 0; s < streams.size(); ++s)
-    check_ids(streams[s], vocab, several ? "stream " + std::to_string(s) + " (--ids)" : "--ids");
+  const ModelInfo& info = model->info();
+  const int64_t width = info.d_output;
+  const bool frame_model = info.d_input > 0;
+  if (frame_model && !frames_given)
+    throw Error("model '" + path + "' (" + info.architecture + ") takes input frames, not token ids: " +
+                "give --inputs FRAMES.npy (float32 [T, " + std::to_string(info.d_input) + "])");
+  if (!frame_model && frames_given)
+    throw Error("model '" + path + "' (" + info.architecture + ") takes token ids, not input frames: give --ids");
 
-  std::vector<std::vector<float>> logits =
-      run_streams(*model, streams, args.has("--load-state") ? &start : nullptr, load_state);
+  StepAt step;
+  std::vector<int32_t> tokens;
+  std::vector<float> batch_frames;
+  if (frame_model) {
+    for (size_t s = 0; s < frames.size(); ++s) {
+      if (frames[s].shape[1] != info.d_input)
+        throw Error("--inputs '" + inputs[s] + "' has frames of " + std::to_string(frames[s].shape[1]) +
+                    " floats, but model '" + path + "' takes d_input " + std::to_string(info.d_input));
+    }
+    step = [&](size_t t, const std::vector<int32_t>& slots, float* outputs) {
+      const size_t d = static_cast<size_t>(info.d_input);
+      batch_frames.resize(slots.size() * d);
+      for (size_t b = 0; b < slots.size(); ++b)
+        std::copy_n(frames[size_t(slots[b])].data.data() + t * d, d, batch_frames.data() + b * d);
+      model->step_frames(batch_frames.data(), slots.data(), static_cast<int>(slots.size()), outputs);
+    };
+  } else {
+    for (size_t s = 0; s < streams.size(); ++s)
+      check_ids(streams[s], info.vocab_size, several ? "stream " + std::to_string(s) + " (--ids)" : "--ids");
+    step = [&](size_t t, const std::vector<int32_t>& slots, float* outputs) {
+      tokens.clear();
+      for (int32_t s : slots) tokens.push_back(streams[size_t(s)][t]);
+      model->step(tokens.data(), slots.data(), static_cast<int>(slots.size()), outputs);
+    };
+  }
+
+  std::vector<std::vector<float>> outputs =
+      run_streams(*model, lengths, step, args.has("--load-state") ? &start : nullptr, load_state);
+  const char* unit = frame_model ? " frames" : " tokens";
   if (args.has("--save-state")) {
     save_state_file(save_state, model->snapshot(0));
-    std::cerr << "saved the state after " << streams[0].size() << " tokens to " << save_state << "\n";
+    std::cerr << "saved the state after " << lengths[0] << unit << " to " << save_state << "\n";
   }
   if (!several) {
-    write_npy_f32(out, logits[0].data(), {static_cast<int64_t>(streams[0].size()), vocab});
-    std::cerr << "wrote " << out << " [" << streams[0].size() << ", " << vocab << "]\n";
+    write_npy_f32(out, outputs[0].data(), {static_cast<int64_t>(lengths[0]), width});
+    std::cerr << "wrote " << out << " [" << lengths[0] << ", " << width << "]\n";
     return 0;
   }
   std::error_code ec;
   std::filesystem::create_directories(out, ec);
   if (ec) throw Error("cannot create output folder '" + out + "': " + ec.message());
-  for (size_t s = 0; s < streams.size(); ++s) {
+  for (size_t s = 0; s < lengths.size(); ++s) {
     std::string file = (std::filesystem::path(out) / ("stream-" + std::to_string(s) + ".npy")).string();
-    write_npy_f32(file, logits[s].data(), {static_cast<int64_t>(streams[s].size()), vocab});
-    std::cerr << "wrote " << file << " [" << streams[s].size() << ", " << vocab << "]\n";
+    write_npy_f32(file, outputs[s].data(), {static_cast<int64_t>(lengths[s]), width});
+    std::cerr << "wrote " << file << " [" << lengths[s] << ", " << width << "]\n";
   }
   return 0;
 }
@@ -312,6 +370,9 @@ int cmd_generate(const Args& args) {
     if (ids.empty()) throw Error("the prompt encodes to no tokens: give a non-empty --prompt");
   }
   std::unique_ptr<Model> model = load_model(path, opt);
+  if (model->info().d_input > 0)
+    throw Error("model '" + path + "' (" + model->info().architecture + ") takes input frames, not text: " +
+                "generate needs a token model (use logits --inputs)");
   const int64_t vocab = model->info().vocab_size;
   check_ids(ids, vocab, args.has("--ids") ? "--ids" : "the encoded prompt");
 
@@ -374,19 +435,23 @@ const std::vector<Command>& commands() {
       {"devices", "", "list Vulkan devices and mark the default one", {}, cmd_devices},
       {"info", "--model PATH [options]", "show a model's architecture, sizes and device",
        with_model_flags({}), cmd_info},
-      {"logits", "--model PATH --ids 1,2,3 [--ids 4,5 ...] --out FILE.npy|DIR [options]",
-       "run token ids from a zero state and write float32 logits [T, vocab] as .npy",
+      {"logits", "--model PATH (--ids 1,2,3 | --inputs FRAMES.npy) [...] --out FILE.npy|DIR [options]",
+       "run token ids (or input frames) from a zero state; write float32 [T, vocab or d_output] as .npy",
        with_model_flags({{"--ids", "IDS", "comma-separated token ids, fed one at a time (repeatable)", true},
-                         {"--out", "PATH", "output .npy file; with several --ids, an output folder"},
-                         {"--save-state", "FILE", "save the stream's state after the last id (single --ids)"},
-                         {"--load-state", "FILE", "start from a saved state instead of zeros (single --ids)"}}),
+                         {"--inputs", "FILE", "frame models (S4D): .npy float32 [T, d_input], a frame per step "
+                                              "(repeatable)", true},
+                         {"--out", "PATH", "output .npy file; with several streams, an output folder"},
+                         {"--save-state", "FILE", "save the stream's state after the last step (single stream)"},
+                         {"--load-state", "FILE", "start from a saved state instead of zeros (single stream)"}}),
        cmd_logits,
-       "Several streams: give --ids once per stream. The streams run together, one batched step\n"
-       "per position (a stream leaves the batch when its ids run out), and --out names a folder\n"
-       "(created if missing) that receives stream-0.npy, stream-1.npy, ... in --ids order,\n"
-       "each float32 [T_i, vocab].\n"
-       "State files: --save-state then --load-state with the next ids gives the same logits as one\n"
-       "run over all the ids. A state only loads into the checkpoint (and shape) that saved it.\n"},
+       "Token models take --ids; frame models (S4D) take --inputs and write decoder outputs\n"
+       "[T, d_output], one row per frame (upstream's pooled classifier output is their mean).\n"
+       "Several streams: give --ids (or --inputs) once per stream. The streams run together, one\n"
+       "batched step per position (a stream leaves the batch when its input runs out), and --out\n"
+       "names a folder (created if missing) that receives stream-0.npy, stream-1.npy, ... in\n"
+       "command-line order, each float32 [T_i, vocab or d_output].\n"
+       "State files: --save-state then --load-state with the next input gives the same outputs as\n"
+       "one run over all of it. A state only loads into the checkpoint (and shape) that saved it.\n"},
       {"generate", "--model PATH (--prompt TEXT | --ids 1,2,3) -n N [options]",
        "feed a prompt, then sample N tokens and print them as they come",
        with_model_flags({{"--prompt", "TEXT", "prompt text (needs the model's tokenizer)"},

@@ -340,5 +340,168 @@ TEST_F(CliTest, DevicesListsWithoutCrashing) {
   EXPECT_TRUE(r.out.rfind("[0] ", 0) == 0 || r.out == "no Vulkan devices found\n") << r.out;
 }
 
+// ---- frame models (S4D): --inputs -----------------------------------------------------------------
+
+namespace {
+
+const std::string kS4DTiny = std::string(VKSSM_SOURCE_DIR) + "/tests/data/s4d_tiny";
+const std::string kS4DInputs = std::string(VKSSM_SOURCE_DIR) + "/tests/data/s4d_tiny_inputs.npy";
+
+// The outputs [T, d_output] of `frames` ([T, d_input]) from a zero state, through the library.
+std::vector<float> s4d_library_outputs(const std::vector<float>& frames, int64_t d_input) {
+  LoadOptions opt;
+  opt.backend = BackendKind::Cpu;
+  std::unique_ptr<Model> model = load_model(kS4DTiny, opt);
+  const int64_t d_out = model->info().d_output;
+  const size_t T = frames.size() / size_t(d_input);
+  const int32_t slot = 0;
+  std::vector<float> out(T * size_t(d_out));
+  for (size_t t = 0; t < T; ++t) model->step_frames(frames.data() + t * d_input, &slot, 1, out.data() + t * d_out);
+  return out;
+}
+
+// Rows [begin, end) of the tiny inputs as their own .npy.
+std::string write_rows(const fs::path& dir, const std::string& name, int64_t begin, int64_t end) {
+  NpyArray in = read_npy_f32(kS4DInputs);
+  const std::string path = (dir / name).string();
+  write_npy_f32(path, in.data.data() + begin * 3, {end - begin, 3});
+  return path;
+}
+
+}  // namespace
+
+TEST_F(CliTest, InputsGiveTheLibraryOutputsExactly) {
+  const std::string out = (dir_ / "out.npy").string();
+  CliResult r = run({"logits", "--model", kS4DTiny, "--backend", "cpu", "--inputs", kS4DInputs, "--out", out});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("wrote " + out + " [24, 5]"));
+  NpyArray got = read_npy_f32(out);
+  ASSERT_EQ(got.shape, (std::vector<int64_t>{24, 5}));
+  EXPECT_EQ(got.data, s4d_library_outputs(read_npy_f32(kS4DInputs).data, 3));
+}
+
+TEST_F(CliTest, SeveralInputStreamsMatchEachStreamRunAlone) {
+  // Lengths 5, 2 and 9: batches of 3, 3, 2, 2, 2, 1, 1, 1, 1 at the successive steps.
+  const std::vector<std::pair<int64_t, int64_t>> rows = {{0, 5}, {5, 7}, {10, 19}};
+  std::vector<std::string> args = {"logits", "--model", kS4DTiny, "--backend", "cpu"};
+  for (size_t s = 0; s < rows.size(); ++s) {
+    args.push_back("--inputs");
+    args.push_back(write_rows(dir_, "in" + std::to_string(s) + ".npy", rows[s].first, rows[s].second));
+  }
+  const std::string out = (dir_ / "streams").string();
+  args.push_back("--out");
+  args.push_back(out);
+  CliResult r = run(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+
+  NpyArray in = read_npy_f32(kS4DInputs);
+  for (size_t s = 0; s < rows.size(); ++s) {
+    SCOPED_TRACE("stream " + std::to_string(s));
+    std::vector<float> frames(in.data.begin() + rows[s].first * 3, in.data.begin() + rows[s].second * 3);
+    NpyArray got = read_npy_f32((fs::path(out) / ("stream-" + std::to_string(s) + ".npy")).string());
+    ASSERT_EQ(got.shape, (std::vector<int64_t>{rows[s].second - rows[s].first, 5}));
+    EXPECT_EQ(got.data, s4d_library_outputs(frames, 3));
+  }
+  EXPECT_FALSE(fs::exists(fs::path(out) / "stream-3.npy"));
+}
+
+TEST_F(CliTest, InputsContinueFromASavedState) {
+  const std::string head = write_rows(dir_, "head.npy", 0, 10), tail = write_rows(dir_, "tail.npy", 10, 24);
+  const std::string state = (dir_ / "s.state").string();
+  const std::string a = (dir_ / "a.npy").string(), b = (dir_ / "b.npy").string();
+  CliResult r = run({"logits", "--model", kS4DTiny, "--backend", "cpu", "--inputs", head, "--save-state", state,
+                     "--out", a});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("saved the state after 10 frames"));
+  r = run({"logits", "--model", kS4DTiny, "--backend", "cpu", "--load-state", state, "--inputs", tail, "--out", b});
+  ASSERT_EQ(r.code, 0) << r.err;
+
+  std::vector<float> joined = read_npy_f32(a).data, rest = read_npy_f32(b).data;
+  joined.insert(joined.end(), rest.begin(), rest.end());
+  EXPECT_EQ(joined, s4d_library_outputs(read_npy_f32(kS4DInputs).data, 3));
+}
+
+TEST_F(CliTest, InputsAndIdsGoToTheRightKindOfModel) {
+  const std::string out = (dir_ / "out.npy").string();
+  CliResult r = run({"logits", "--model", kS4DTiny, "--backend", "cpu", "--ids", "1,2", "--out", out});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("vkssm: error: model '" + kS4DTiny +
+                               "' (s4d) takes input frames, not token ids: give --inputs FRAMES.npy "
+                               "(float32 [T, 3])"));
+
+  const std::string mamba = make_model();
+  r = run({"logits", "--model", mamba, "--backend", "cpu", "--inputs", kS4DInputs, "--out", out});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("model '" + mamba + "' (mamba) takes token ids, not input frames: give --ids"));
+  EXPECT_FALSE(fs::exists(out));
+
+  r = run({"logits", "--model", kS4DTiny, "--ids", "1", "--inputs", kS4DInputs, "--out", out});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("give --ids (token models) or --inputs (frame models), not both"));
+  r = run({"logits", "--model", kS4DTiny, "--out", out});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("give --ids (token models) or --inputs (frame models)"));
+  r = run({"logits", "--model", kS4DTiny, "--inputs", "a.npy", "--inputs", "b.npy", "--save-state", "s",
+           "--out", out});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--save-state and --load-state need a single --ids or --inputs"));
+}
+
+TEST_F(CliTest, BadInputFilesAreNamed) {
+  const std::string out = (dir_ / "out.npy").string();
+  // Frames of the wrong width.
+  const std::string wide = (dir_ / "wide.npy").string();
+  const std::vector<float> values(8, 0.5f);
+  write_npy_f32(wide, values.data(), {2, 4});
+  CliResult r = run({"logits", "--model", kS4DTiny, "--backend", "cpu", "--inputs", wide, "--out", out});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("--inputs '" + wide + "' has frames of 4 floats, but model '" + kS4DTiny +
+                               "' takes d_input 3"));
+
+  // Not 2-D.
+  const std::string flat = (dir_ / "flat.npy").string();
+  write_npy_f32(flat, values.data(), {8});
+  r = run({"logits", "--model", kS4DTiny, "--backend", "cpu", "--inputs", flat, "--out", out});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("--inputs '" + flat + "' has shape [8]; expected a 2-D float32 array [T, d_input]"));
+
+  // No frames.
+  const std::string empty = (dir_ / "empty.npy").string();
+  write_npy_f32(empty, values.data(), {0, 3});
+  r = run({"logits", "--model", kS4DTiny, "--backend", "cpu", "--inputs", empty, "--out", out});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("--inputs '" + empty + "' holds no frames"));
+
+  // Integers, not floats: the same bytes with the header saying '<i4'.
+  const std::string ints = (dir_ / "ints.npy").string();
+  write_npy_f32(ints, values.data(), {2, 4});
+  std::string bytes = read_text(ints);
+  bytes.replace(bytes.find("<f4"), 3, "<i4");
+  std::ofstream(ints, std::ios::binary) << bytes;
+  r = run({"logits", "--model", kS4DTiny, "--backend", "cpu", "--inputs", ints, "--out", out});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("npy file '" + ints + "': unsupported dtype '<i4'"));
+
+  r = run({"logits", "--model", kS4DTiny, "--backend", "cpu", "--inputs", (dir_ / "none.npy").string(), "--out", out});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("none.npy"));
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST_F(CliTest, InfoDescribesAFrameModel) {
+  CliResult r = run({"info", "--model", kS4DTiny, "--backend", "cpu"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("architecture:     s4d"));
+  EXPECT_THAT(r.out, HasSubstr("d_input:          3 (floats per input frame)"));
+  EXPECT_THAT(r.out, HasSubstr("d_output:         5 (floats per step)"));
+  EXPECT_THAT(r.out, HasSubstr("state per stream: 768 B"));
+  EXPECT_THAT(r.out, testing::Not(HasSubstr("vocabulary")));
+  EXPECT_THAT(r.out, testing::Not(HasSubstr("tokenizer")));
+
+  r = run({"generate", "--model", kS4DTiny, "--backend", "cpu", "--ids", "1", "-n", "1"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("takes input frames, not text"));
+}
+
 }  // namespace
 }  // namespace vkssm

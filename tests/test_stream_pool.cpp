@@ -13,7 +13,9 @@
 
 #include "engine/stream_pool.h"
 #include "engine/vkssm.hpp"
+#include "host/sampling.h"
 #include "models/mamba1/mamba1_model.h"
+#include "models/s4d/s4d_model.h"
 #include "tests/test_helpers.h"
 
 namespace vkssm {
@@ -33,10 +35,11 @@ const Mamba1Weights& weights() {
   return w;
 }
 
-std::unique_ptr<Model> make_model(BackendKind backend = BackendKind::Vulkan, int streams = 4) {
+std::unique_ptr<Model> make_model(BackendKind backend = BackendKind::Vulkan, int streams = 4, int rollback = 0) {
   LoadOptions opt;
   opt.backend = backend;
   opt.max_streams = streams;
+  opt.rollback_depth = rollback;
   return create_mamba1(weights(), opt);
 }
 
@@ -152,9 +155,12 @@ TEST(StreamPool, ClosedAndStaleHandlesAreRefused) {
   const StreamHandle a = pool.open();
   pool.close(a);
   const std::vector<int32_t> t = {1, 2};
+  const float frame = 0.0f;
   for (auto use : std::vector<std::function<void()>>{
            [&] { pool.close(a); }, [&] { pool.reset(a); }, [&] { pool.fork(a); },
-           [&] { pool.snapshot(a); }, [&] { pool.feed(a, t.data(), t.size()); }, [&] { pool.pending(a); }})
+           [&] { pool.snapshot(a); }, [&] { pool.feed(a, t.data(), t.size()); }, [&] { pool.pending(a); },
+           [&] { pool.rollback(a, 0); }, [&] { pool.rollback_available(a); }, [&] { pool.prefill(a); },
+           [&] { pool.set_sampling(a, SamplingParams{}); }, [&] { pool.feed_frames(a, &frame, 1); }})
     EXPECT_THAT(error_of(use), HasSubstr("stream handle is closed or stale"));
 
   // The slot is reused by the next stream; the old handle must not reach it.
@@ -315,6 +321,261 @@ TEST(StreamPool, ManyOpenCloseAndForkCycles) {
   }
   EXPECT_EQ(pool.open_count(), 0);
   EXPECT_TRUE(pool.step().empty());
+}
+
+// ---- sampling, prefill, rollback: both backends -------------------------------------------------
+
+class PoolFeatures : public testing::TestWithParam<BackendKind> {};
+
+// step_sample() is one Model::step_sample per pool step with each stream's own parameters: a twin
+// model given the same calls returns the same ids and logits, bit for bit. With feed_back a stream
+// goes through its prompt first, then is fed the token sampled at the step before.
+TEST_P(PoolFeatures, StepSampleIsOneModelStepSampleWithEachStreamsParameters) {
+  auto model = make_model(GetParam());
+  auto twin = make_model(GetParam());
+  StreamPool pool(*model);
+  const std::vector<SamplingParams> params = {{0.0f, 0, 1}, {0.9f, 0, 42}, {1.2f, 5, 7}};
+  const std::vector<std::vector<int32_t>> prompts = {ids(3, 1), ids(1, 2), ids(5, 3)};
+  std::vector<StreamHandle> h;
+  for (size_t i = 0; i < 3; ++i) {
+    h.push_back(pool.open());
+    ASSERT_EQ(h[i].slot, i);
+    pool.set_sampling(h[i], params[i]);
+    pool.feed(h[i], prompts[i].data(), prompts[i].size());
+  }
+  std::vector<size_t> read(3, 0);
+  std::vector<int32_t> last_sampled(3, -1);
+  for (int t = 0; t < 8; ++t) {
+    const auto results = pool.step_sample({.want_logits = true, .feed_back = true});
+    ASSERT_EQ(results.size(), 3u) << "step " << t;
+    std::vector<int32_t> tokens, slots, next(3, -1);
+    std::vector<SamplingParams> ps;
+    for (const StepResult& r : results) {
+      tokens.push_back(r.token_fed);
+      slots.push_back(int32_t(r.stream.slot));
+      ps.push_back(params[r.stream.slot]);
+    }
+    std::vector<float> logits(3 * kVocab);
+    twin->step_sample(tokens.data(), slots.data(), 3, ps.data(), next.data(), logits.data());
+    for (size_t b = 0; b < 3; ++b) {
+      const StepResult& r = results[b];
+      const size_t i = r.stream.slot;
+      EXPECT_EQ(r.stream, h[i]);
+      EXPECT_EQ(r.sampled, next[b]) << "step " << t << " stream " << i;
+      EXPECT_EQ(r.logits, std::vector<float>(logits.begin() + ptrdiff_t(b * kVocab),
+                                             logits.begin() + ptrdiff_t((b + 1) * kVocab)));
+      if (read[i] < prompts[i].size()) {
+        EXPECT_EQ(r.token_fed, prompts[i][read[i]++]) << "step " << t << " stream " << i;
+      } else {
+        EXPECT_EQ(r.token_fed, last_sampled[i]) << "step " << t << " stream " << i;
+      }
+      last_sampled[i] = r.sampled;
+      // A prompt token still queued comes first; otherwise exactly the sampled token is queued.
+      EXPECT_EQ(pool.pending(h[i]), std::max<size_t>(prompts[i].size() - read[i], 1));
+    }
+  }
+}
+
+TEST_P(PoolFeatures, StepSampleDefaultsAndErrors) {
+  auto model = make_model(GetParam());
+  StreamPool pool(*model);
+  const StreamHandle a = pool.open();
+  const auto toks = ids(3, 7);
+  pool.feed(a, toks.data(), toks.size());
+  // A stream's default is greedy; logits only when asked for; no feed_back: the queue drains.
+  auto r = pool.step_sample();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_TRUE(r[0].logits.empty());
+  EXPECT_EQ(r[0].token_fed, toks[0]);
+  r = pool.step_sample({.want_logits = true});
+  ASSERT_EQ(r.size(), 1u);
+  ASSERT_EQ(r[0].logits.size(), size_t(kVocab));
+  EXPECT_EQ(r[0].sampled, argmax(r[0].logits.data(), int(kVocab)));
+  EXPECT_EQ(pool.step(false).at(0).sampled, -1);  // step() samples nothing
+  EXPECT_TRUE(pool.step_sample().empty());
+
+  EXPECT_EQ(error_of([&] { pool.set_sampling(a, {-1.0f, 0, 0}); }),
+            "sampling temperature must be finite and >= 0 (got -1.000000)");
+  EXPECT_EQ(error_of([&] { pool.set_sampling(a, {1.0f, -3, 0}); }), "sampling top_k must be >= 0 (got -3)");
+  if (GetParam() == BackendKind::Vulkan) {
+    EXPECT_EQ(error_of([&] { pool.set_sampling(a, {1.0f, 257, 0}); }),
+              "sampling top_k 257 exceeds the device sampler's limit of 256");
+  }
+  pool.set_sampling(a, {0.0f, 1000, 0});  // greedy ignores top_k
+
+  // A fork takes the stream's sampling parameters (and the model's draw counter): fed the same
+  // token, both pick the same one.
+  pool.set_sampling(a, {1.5f, 0, 99});
+  const StreamHandle b = pool.fork(a);
+  const int32_t tok = 5;
+  pool.feed(a, &tok, 1);
+  pool.feed(b, &tok, 1);
+  r = pool.step_sample();
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].sampled, r[1].sampled);
+  // Re-opened slots start greedy again.
+  pool.close(b);
+  const StreamHandle c = pool.open();
+  pool.feed(c, &tok, 1);
+  r = pool.step_sample({.want_logits = true});
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].sampled, argmax(r[0].logits.data(), int(kVocab)));
+}
+
+// prefill() leaves the state stepping leaves, in fewer submits, and keeps the last token queued
+// for the next batched step.
+TEST_P(PoolFeatures, PrefillRunsAllButTheLastQueuedToken) {
+  auto model = make_model(GetParam());
+  auto stepped = make_model(GetParam());
+  StreamPool pool(*model), ref(*stepped);
+  const auto prompt = ids(20, 4), other = ids(3, 5);
+  const StreamHandle a = pool.open(), b = pool.open();
+  pool.feed(a, prompt.data(), prompt.size());
+  pool.feed(b, other.data(), other.size());
+  const StepCounters before = model->counters();
+  EXPECT_EQ(pool.prefill(a), 19u);
+  const StepCounters after = model->counters();
+  EXPECT_EQ(after.steps - before.steps, 19u);
+  if (GetParam() == BackendKind::Vulkan) {
+    EXPECT_EQ(after.submits - before.submits, 1u);
+  }
+  EXPECT_EQ(pool.pending(a), 1u);
+  EXPECT_EQ(pool.pending(b), 3u);
+  EXPECT_EQ(pool.prefill(a), 0u);  // one token left: nothing to prefill
+  EXPECT_EQ(pool.prefill(b), 2u);
+
+  const StreamHandle ra = ref.open();
+  ref.feed(ra, prompt.data(), 19);
+  while (!ref.step(false).empty()) {
+  }
+  EXPECT_EQ(pool.snapshot(a), ref.snapshot(ra));
+
+  const auto results = pool.step();
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].token_fed, prompt[19]);
+  EXPECT_EQ(results[1].token_fed, other[2]);
+  const auto want = solo(prompt);
+  expect_close(results[0].logits, std::vector<float>(want.end() - kVocab, want.end()), "prefilled stream");
+  const auto want_b = solo(other);
+  expect_close(results[1].logits, std::vector<float>(want_b.end() - kVocab, want_b.end()), "other stream");
+  EXPECT_EQ(pool.prefill(a), 0u);  // empty queue
+}
+
+TEST_P(PoolFeatures, RollbackUndoesAStreamsSteps) {
+  auto model = make_model(GetParam(), 4, 3);
+  StreamPool pool(*model);
+  const StreamHandle a = pool.open();
+  const auto toks = ids(5, 6);
+  pool.feed(a, toks.data(), toks.size());
+  for (int t = 0; t < 3; ++t) pool.step(false);
+  const auto after3 = pool.snapshot(a);
+  while (!pool.step(false).empty()) {
+  }
+  EXPECT_EQ(pool.rollback_available(a), 3);
+  const int32_t queued = 9;
+  pool.feed(a, &queued, 1);
+  pool.rollback(a, 2);
+  EXPECT_EQ(pool.snapshot(a), after3);
+  EXPECT_EQ(pool.pending(a), 1u);  // input is not part of the rollback
+  EXPECT_EQ(pool.rollback_available(a), 1);
+
+  EXPECT_EQ(error_of([&] { pool.rollback(a, 2); }),
+            "rollback of 2 steps on slot 0: only 1 steps since its last reset, restore or fork");
+  EXPECT_EQ(error_of([&] { pool.rollback(a, 4); }),
+            "rollback of 4 steps on slot 0 exceeds the rollback depth of 3 (LoadOptions::rollback_depth)");
+  EXPECT_EQ(error_of([&] { pool.rollback(a, -1); }), "rollback of -1 steps: must be >= 0");
+  EXPECT_EQ(pool.snapshot(a), after3);
+  const StreamHandle b = pool.fork(a);
+  EXPECT_EQ(pool.rollback_available(b), 0);
+  pool.reset(a);
+  EXPECT_EQ(pool.rollback_available(a), 0);
+}
+
+TEST_P(PoolFeatures, FramesOnATokenModelAreRefused) {
+  auto model = make_model(GetParam());
+  StreamPool pool(*model);
+  const StreamHandle a = pool.open();
+  const float frame[2] = {0.5f, 1.0f};
+  EXPECT_EQ(error_of([&] { pool.feed_frames(a, frame, 1); }),
+            "feed_frames: model 'mamba' takes token ids (feed), not input frames");
+  EXPECT_EQ(pool.pending(a), 0u);
+  EXPECT_TRUE(pool.step().empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, PoolFeatures, testing::Values(BackendKind::Cpu, BackendKind::Vulkan),
+                         [](const testing::TestParamInfo<BackendKind>& i) {
+                           return std::string(i.param == BackendKind::Cpu ? "Cpu" : "Vulkan");
+                         });
+
+// ---- frame models (S4D, cpu backend) ------------------------------------------------------------
+
+S4DConfig frame_config() {
+  S4DConfig c;
+  c.d_input = 3;
+  c.d_model = 8;
+  c.d_state = 4;
+  c.n_layers = 2;
+  c.d_output = 5;
+  return c;
+}
+
+TEST(StreamPoolFrames, QueuedFramesStepLikeTheReference) {
+  const S4DWeights w = random_s4d(frame_config(), 3);
+  LoadOptions opt;
+  opt.backend = BackendKind::Cpu;
+  opt.max_streams = 3;
+  auto model = create_s4d(w, opt);
+  StreamPool pool(*model);
+  const int64_t I = w.cfg.d_input, O = w.cfg.d_output;
+
+  std::vector<std::vector<float>> frames(2);
+  for (size_t s = 0; s < 2; ++s)
+    for (int64_t k = 0; k < (s == 0 ? 4 : 2) * I; ++k) frames[s].push_back(0.1f * float((k * 7 + int64_t(s) * 5) % 11) - 0.5f);
+  const StreamHandle a = pool.open(), b = pool.open();
+  pool.feed_frames(a, frames[0].data(), 1);  // in two parts: the queue holds whole frames
+  pool.feed_frames(a, frames[0].data() + I, 3);
+  pool.feed_frames(b, frames[1].data(), 2);
+  EXPECT_EQ(pool.pending(a), 4u);
+  EXPECT_EQ(pool.pending(b), 2u);
+
+  std::vector<std::vector<float>> got(2);
+  int steps = 0;
+  for (;; ++steps) {
+    const auto results = pool.step();
+    if (results.empty()) break;
+    for (const StepResult& r : results) {
+      EXPECT_EQ(r.token_fed, -1);
+      EXPECT_EQ(r.sampled, -1);
+      ASSERT_EQ(r.logits.size(), size_t(O));
+      got[r.stream.slot].insert(got[r.stream.slot].end(), r.logits.begin(), r.logits.end());
+    }
+  }
+  EXPECT_EQ(steps, 4);
+  // The cpu backend is the reference itself: equal bit for bit.
+  S4DCpuReference ref(w);
+  for (size_t s = 0; s < 2; ++s) {
+    std::vector<float> state(ref.state_floats(), 0.0f), want;
+    for (size_t f = 0; f < frames[s].size() / size_t(I); ++f) {
+      std::vector<float> out(static_cast<size_t>(O));
+      ref.step(state.data(), frames[s].data() + f * size_t(I), out.data());
+      want.insert(want.end(), out.begin(), out.end());
+    }
+    EXPECT_EQ(got[s], want) << "stream " << s;
+  }
+
+  // A frame model takes no tokens.
+  const int32_t tok = 1;
+  EXPECT_EQ(error_of([&] { pool.feed(a, &tok, 1); }),
+            "feed: model 's4d' takes input frames (feed_frames), not token ids");
+  EXPECT_EQ(error_of([&] { pool.step_sample(); }),
+            "step_sample: model 's4d' takes input frames and has no tokens to sample; use step()");
+  EXPECT_EQ(error_of([&] { pool.prefill(a); }), "prefill: model 's4d' takes input frames, not a token prompt");
+  EXPECT_EQ(error_of([&] { pool.feed_frames(a, nullptr, 1); }), "feed_frames: frames is null but n = 1");
+  EXPECT_EQ(pool.pending(a), 0u);
+  pool.feed_frames(a, frames[0].data(), 1);
+  const auto r = pool.step(false);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_TRUE(r[0].logits.empty());
 }
 
 }  // namespace
