@@ -386,24 +386,24 @@ int cmd_generate(const Args& args) {
 
   const int32_t slot = 0;
   model->reset(slot);
-  std::vector<float> logits(static_cast<size_t>(vocab));
   auto t0 = std::chrono::steady_clock::now();
-  // Only the last prompt token's logits are needed: the others skip the lm_head on the GPU.
-  for (size_t i = 0; i < ids.size(); ++i)
-    model->step(&ids[i], &slot, 1, i + 1 == ids.size() ? logits.data() : nullptr);
+  // All prompt tokens but the last go in by prefill (many tokens per submit on Vulkan); the last
+  // one is the first step that samples.
+  if (ids.size() > 1) model->prefill(slot, ids.data(), static_cast<int>(ids.size() - 1), nullptr);
   const double prompt_s = seconds_since(t0);
 
-  // Each sampled token is fed back, except the last: its logits would go unused.
-  Rng rng(sp.seed);
+  // Sampling happens on the device: each step feeds one token and returns the next one's id.
   const int32_t eos = tok ? tok->eos_id() : -1;
   int generated = 0;
+  int32_t fed = ids.back();
   t0 = std::chrono::steady_clock::now();
   while (generated < n) {
-    int32_t next = sample_token(logits.data(), static_cast<int>(vocab), sp, rng);
+    int32_t next = -1;
+    model->step_sample(&fed, &slot, 1, &sp, &next);
     if (next == eos) break;
     print_token(next, false);
     ++generated;
-    if (generated < n) model->step(&next, &slot, 1, logits.data());
+    fed = next;
   }
   const double gen_s = seconds_since(t0);
   text.finish();
@@ -411,8 +411,8 @@ int cmd_generate(const Args& args) {
 
   char line[256];
   std::snprintf(line, sizeof line,
-                "prompt: %zu tokens, %.1f tokens/s | generation: %d tokens, %.1f tokens/s | %s on %s\n",
-                ids.size(), prompt_s > 0 ? ids.size() / prompt_s : 0.0, generated,
+                "prompt: %zu tokens, prefill %.1f tokens/s | generation: %d tokens, %.1f tokens/s | %s on %s\n",
+                ids.size(), prompt_s > 0 ? double(ids.size() - 1) / prompt_s : 0.0, generated,
                 gen_s > 0 ? generated / gen_s : 0.0, model->info().backend.c_str(),
                 model->info().device_name.c_str());
   std::cerr << line;

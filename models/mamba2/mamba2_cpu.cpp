@@ -1,10 +1,12 @@
 // The Mamba-2 CPU reference: a plain, readable Mamba2.step in double accumulation (the tests'
-// oracle), and the `cpu` backend built on it.
+// oracle). State and weights round to fp32 where the model keeps them; everything in between is
+// double.
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
-#include "engine/cpu_model.h"
+#include "host/error.h"
 #include "models/mamba2/mamba2_model.h"
 
 namespace vkssm {
@@ -47,6 +49,8 @@ void Mamba2CpuReference::step(float* state, int32_t token, float* logits) const 
   const int64_t D = c.d_model, E = c.d_inner, N = c.d_state, K = c.d_conv, H = c.n_heads, P = c.head_dim;
   const int64_t G = c.n_groups, CD = c.conv_dim(), V = c.vocab_size;
   const int64_t heads_per_group = H / G, group_size = E / G;
+  if (token < 0 || token >= V)
+    throw Error("token " + std::to_string(token) + " is outside the vocabulary [0, " + std::to_string(V) + ")");
   float* conv_all = state;                                  // [L][CD][K]
   float* ssm_all = state + size_t(c.n_layer) * CD * K;      // [L][H][P][N]
 
@@ -111,26 +115,6 @@ void Mamba2CpuReference::step(float* state, int32_t token, float* logits) const 
   std::vector<double> logits_d;
   matvec(w_.head(), {}, rms_norm(residual, w_.norm_f, c.norm_eps), V, logits_d);
   for (int64_t v = 0; v < V; ++v) logits[v] = float(logits_d[size_t(v)]);
-}
-
-namespace {
-
-class Mamba2CpuStepper final : public CpuStepper {
- public:
-  explicit Mamba2CpuStepper(const Mamba2Weights& w) : weights_(w), ref_(weights_) {}
-  size_t state_floats() const override { return ref_.state_floats(); }
-  void step_token(float* state, int32_t token, float* out) const override { ref_.step(state, token, out); }
-
- private:
-  Mamba2Weights weights_;
-  Mamba2CpuReference ref_;
-};
-
-}  // namespace
-
-std::unique_ptr<Model> create_mamba2_cpu(const Mamba2Weights& weights, const LoadOptions& options) {
-  return create_cpu_model(std::make_unique<Mamba2CpuStepper>(weights), mamba2_model_info(weights),
-                          mamba2_state_header(weights), options);
 }
 
 }  // namespace vkssm

@@ -1,8 +1,10 @@
 // Mamba-2 configuration parsing, checkpoint loading/saving and random weights. Both config.json
 // dialects (HF Mamba2Config and the original mamba_ssm one with ssm_cfg.layer "Mamba2") end up in
-// one Mamba2Config.
+// one Mamba2Config, each with its own writer's defaults.
+#include <cfloat>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 
 #include "host/config_json.h"
 #include "host/error.h"
@@ -20,30 +22,70 @@ void check_range(const char* what, int64_t v, int64_t max, const std::string& so
   check_dim_range("Mamba-2", what, v, max, source);
 }
 
-// time_step_limit: [min, max]; writers emit the default (0, inf) with a bare Infinity token,
-// which read_json_file turns into a huge number.
-void read_time_step_limit(const json& j, Mamba2Config& c, const std::string& source) {
-  if (!j.contains("time_step_limit") || j["time_step_limit"].is_null()) return;
-  const json& v = j["time_step_limit"];
-  if (!v.is_array() || v.size() != 2 || !v[0].is_number() || !v[1].is_number())
-    throw Error("key 'time_step_limit' in " + source + " must be a pair of numbers, got " + describe_json(v));
-  c.dt_min = float(v[0].get<double>());
-  c.dt_max = float(v[1].get<double>());  // 1e308 becomes +inf in float: no upper clamp
-  if (!(c.dt_min >= 0.0f) || !(c.dt_max > c.dt_min))
-    throw Error("key 'time_step_limit' in " + source + " must satisfy 0 <= min < max, got " + describe_json(v));
+std::string show(double v) {
+  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
+  return json(v).dump();
 }
 
+// Doubles past the float range become infinities explicitly (the plain conversion is undefined).
+float to_float(double v) {
+  if (v > double(FLT_MAX)) return std::numeric_limits<float>::infinity();
+  if (v < -double(FLT_MAX)) return -std::numeric_limits<float>::infinity();
+  return float(v);
+}
+
+// One bound of time_step_limit. Writers spell the default (0, inf) three ways: a bare Infinity
+// token (read_json_file turns it into 1e308, past the float range), and since transformers 5 an
+// object {"__float__": "Infinity"}.
+double limit_bound(const json& v, int index, const std::string& key, const std::string& source) {
+  if (v.is_number()) return v.get<double>();
+  if (v.is_object() && v.size() == 1 && v.contains("__float__") && v["__float__"].is_string()) {
+    const std::string s = v["__float__"].get<std::string>();
+    if (s == "Infinity" || s == "inf") return HUGE_VAL;
+    if (s == "-Infinity" || s == "-inf") return -HUGE_VAL;
+  }
+  throw Error("element " + std::to_string(index) + " of key '" + key + "' in " + source +
+              " must be a number, got " + describe_json(v));
+}
+
+// time_step_limit (HF) or ssm_cfg.dt_limit (mamba_ssm): [min, max] that dt is clamped to.
+void read_time_step_limit(const json& j, const std::string& key, Mamba2Config& c, const std::string& source) {
+  if (!j.contains(key) || j[key].is_null()) return;
+  const json& v = j[key];
+  if (!v.is_array() || v.size() != 2)
+    throw Error("key '" + key + "' in " + source + " must be a pair of numbers, got " + describe_json(v));
+  const double lo = limit_bound(v[0], 0, key, source), hi = limit_bound(v[1], 1, key, source);
+  if (!(lo >= 0.0) || !(hi > lo) || std::isinf(lo))
+    throw Error("key '" + key + "' in " + source + " must satisfy 0 <= min < max, got [" + show(lo) + ", " +
+                show(hi) + "]");
+  c.dt_min = to_float(lo);
+  c.dt_max = to_float(hi);
+}
+
+void refuse_if(bool cond, const std::string& what, const std::string& source) {
+  if (cond) throw Error("config " + source + " " + what);
+}
+
+// Checks and derives what both dialects share; also run on random_mamba2's config.
 void finish_config(Mamba2Config& c, const std::string& source) {
   check_range("d_model", c.d_model, 1 << 16, source);
   check_range("n_layer", c.n_layer, 1 << 12, source);
   check_range("vocab_size", c.vocab_size, 1 << 23, source);
   check_range("d_state", c.d_state, 1 << 12, source);
   check_range("d_conv", c.d_conv, 64, source);
-  check_range("expand", c.expand, 64, source);
   check_range("head_dim", c.head_dim, 1 << 12, source);
   check_range("n_groups", c.n_groups, 1 << 12, source);
-  if (c.d_inner == 0) c.d_inner = c.expand * c.d_model;
+  if (!(c.expand > 0.0 && c.expand <= 64.0))
+    throw Error("Mamba-2 expand in " + source + " must be a number above 0 and at most 64, got " + show(c.expand));
+  // expand is a number in both dialects (a real HF config has 1.5): E = int(expand * D), as both
+  // upstream and HF compute it.
+  const int64_t from_expand = int64_t(c.expand * double(c.d_model));
+  if (c.d_inner == 0) c.d_inner = from_expand;
   check_range("d_inner", c.d_inner, 1 << 20, source);
+  // A saved config only carries expand, so a d_inner that disagrees would not survive a round trip.
+  if (c.d_inner != from_expand)
+    throw Error("Mamba-2 d_inner " + std::to_string(c.d_inner) + " in " + source +
+                " must equal int(expand * d_model) = " + std::to_string(from_expand));
   if (c.n_heads == 0) {
     if (c.d_inner % c.head_dim != 0)
       throw Error("Mamba-2 d_inner " + std::to_string(c.d_inner) + " in " + source +
@@ -59,6 +101,86 @@ void finish_config(Mamba2Config& c, const std::string& source) {
                 " is not a multiple of n_groups " + std::to_string(c.n_groups));
   if (!(c.norm_eps > 0.0f) || !std::isfinite(c.norm_eps))
     throw Error("Mamba-2 norm epsilon in " + source + " must be a positive number, got " + std::to_string(c.norm_eps));
+  if (!(c.dt_min >= 0.0f) || !(c.dt_max > c.dt_min) || std::isinf(c.dt_min))
+    throw Error("Mamba-2 time_step_limit in " + source + " must satisfy 0 <= min < max, got [" + show(c.dt_min) +
+                ", " + show(c.dt_max) + "]");
+}
+
+// HF Mamba2Config. Its defaults where a key is missing (a config written by transformers always
+// has them): n_groups 8, head_dim 64, state_size 128; num_heads, which HF defaults to 128, is
+// derived from d_inner / head_dim instead (HF could not load a checkpoint where the two differ).
+// intermediate_size and norm_before_gate are ignored, as HF's Mamba2Mixer ignores them.
+void parse_hf(const json& config, Mamba2Config& c, const std::string& source) {
+  c.d_model = get_int(config, "hidden_size", source);
+  c.n_layer = get_int(config, "num_hidden_layers", source);
+  c.vocab_size = get_int(config, "vocab_size", source);
+  c.d_state = get_int(config, "state_size", source, 128);
+  c.d_conv = get_int(config, "conv_kernel", source, 4);
+  c.expand = get_number(config, "expand", source, 2.0);
+  c.n_heads = get_int(config, "num_heads", source, 0);  // 0: derived in finish_config
+  if (config.contains("num_heads") && !config["num_heads"].is_null())
+    check_range("num_heads", c.n_heads, 1 << 16, source);
+  c.head_dim = get_int(config, "head_dim", source, 64);
+  c.n_groups = get_int(config, "n_groups", source, 8);
+  c.norm_eps = float(get_number(config, "layer_norm_epsilon", source, 1e-5));
+  c.use_bias = get_bool(config, "use_bias", source, false);
+  c.use_conv_bias = get_bool(config, "use_conv_bias", source, true);
+  c.tie_embeddings = get_bool(config, "tie_word_embeddings", source, true);
+  check_range("chunk_size", get_int(config, "chunk_size", source, 256), 1 << 20, source);
+  get_bool(config, "residual_in_fp32", source, true);  // type-checked only: the reference sums in double
+  refuse_if(!get_bool(config, "rms_norm", source, true),
+            "sets rms_norm to false; vkssm runs Mamba-2 with its gated RMSNorm only", source);
+  read_time_step_limit(config, "time_step_limit", c, source);
+}
+
+// Original mamba_ssm MambaConfig + Mamba2(**ssm_cfg), with their defaults. MixerModel's norms and
+// Mamba2's gated norm all use eps 1e-5 there (the config has no key for it).
+void parse_original(const json& config, Mamba2Config& c, const std::string& source) {
+  c.d_model = get_int(config, "d_model", source);
+  c.n_layer = get_int(config, "n_layer", source);
+  c.vocab_size = get_int(config, "vocab_size", source);
+  const json ssm = config.contains("ssm_cfg") && !config["ssm_cfg"].is_null() ? config["ssm_cfg"] : json::object();
+  if (!ssm.is_object()) throw Error("key 'ssm_cfg' in " + source + " must be an object, got " + describe_json(ssm));
+  c.d_state = get_int(ssm, "d_state", source, 128);
+  c.d_conv = get_int(ssm, "d_conv", source, 4);
+  c.expand = get_number(ssm, "expand", source, 2.0);
+  c.head_dim = get_int(ssm, "headdim", source, 64);
+  c.n_groups = get_int(ssm, "ngroups", source, 1);
+  c.use_bias = get_bool(ssm, "bias", source, false);
+  c.use_conv_bias = get_bool(ssm, "conv_bias", source, true);
+  check_range("chunk_size", get_int(ssm, "chunk_size", source, 256), 1 << 20, source);
+  refuse_if(!get_bool(ssm, "rmsnorm", source, true),
+            "sets ssm_cfg.rmsnorm to false; vkssm runs Mamba-2 with its gated RMSNorm only", source);
+  refuse_if(get_bool(ssm, "norm_before_gate", source, false),
+            "sets ssm_cfg.norm_before_gate to true; vkssm runs the gate before the norm only", source);
+  refuse_if(get_bool(ssm, "D_has_hdim", source, false),
+            "sets ssm_cfg.D_has_hdim to true; vkssm runs Mamba-2 with one D per head only", source);
+  read_time_step_limit(ssm, "dt_limit", c, source);
+  c.norm_eps = 1e-5f;
+  c.tie_embeddings = get_bool(config, "tie_embeddings", source, true);
+  refuse_if(!get_bool(config, "rms_norm", source, true),
+            "asks for LayerNorm (rms_norm: false); vkssm supports only RMSNorm models", source);
+  const int64_t d_mlp = get_int(config, "d_intermediate", source, 0);
+  refuse_if(d_mlp != 0,
+            "sets d_intermediate to " + std::to_string(d_mlp) + " (an MLP after each mixer); vkssm does not run it",
+            source);
+  if (config.contains("attn_layer_idx") && !config["attn_layer_idx"].is_null()) {
+    const json& a = config["attn_layer_idx"];
+    if (!a.is_array()) throw Error("key 'attn_layer_idx' in " + source + " must be a list, got " + describe_json(a));
+    refuse_if(!a.empty(), "lists attention layers in attn_layer_idx; vkssm runs pure Mamba-2 models only", source);
+  }
+  // mamba_ssm pads the embedding to a multiple of pad_vocab_size_multiple rows (MambaConfig: 8).
+  const int64_t pad = get_int(config, "pad_vocab_size_multiple", source, 8);
+  check_range("pad_vocab_size_multiple", pad, 1 << 16, source);
+  check_range("vocab_size", c.vocab_size, 1 << 23, source);
+  c.vocab_size = (c.vocab_size + pad - 1) / pad * pad;
+  // d_ssm < d_inner splits the extra channels off as a gated MLP beside the SSM.
+  c.d_inner = int64_t(c.expand * double(c.d_model));
+  const int64_t d_ssm = get_int(ssm, "d_ssm", source, c.d_inner);
+  refuse_if(d_ssm != c.d_inner,
+            "sets ssm_cfg.d_ssm to " + std::to_string(d_ssm) + ", not d_inner " + std::to_string(c.d_inner) +
+                " (the rest is an MLP beside the SSM); vkssm does not run it",
+            source);
 }
 
 }  // namespace
@@ -69,50 +191,10 @@ Mamba2Config parse_mamba2_config(const json& config, const std::string& source) 
   if (arch != "mamba2")
     throw Error("config " + source + " describes '" + arch + "', not a Mamba-2 model");
   Mamba2Config c;
-  const bool original_form = config.contains("d_model") && !config.contains("hidden_size");
-  if (!original_form) {  // HF Mamba2Config
-    c.d_model = get_int(config, "hidden_size", source);
-    c.n_layer = get_int(config, "num_hidden_layers", source);
-    c.vocab_size = get_int(config, "vocab_size", source);
-    c.d_state = get_int(config, "state_size", source, 128);
-    c.d_conv = get_int(config, "conv_kernel", source, 4);
-    c.expand = get_int(config, "expand", source, 2);
-    c.n_heads = get_int(config, "num_heads", source, 0);
-    c.head_dim = get_int(config, "head_dim", source, 64);
-    c.n_groups = get_int(config, "n_groups", source, 1);
-    c.norm_eps = float(get_number(config, "layer_norm_epsilon", source, 1e-5));
-    c.use_bias = get_bool(config, "use_bias", source, false);
-    c.use_conv_bias = get_bool(config, "use_conv_bias", source, true);
-    c.tie_embeddings = get_bool(config, "tie_word_embeddings", source, true);
-    if (!get_bool(config, "rms_norm", source, true))
-      throw Error("config " + source + " sets rms_norm to false; vkssm runs Mamba-2 with its gated RMSNorm only");
-    read_time_step_limit(config, c, source);
-  } else {  // original mamba_ssm MambaConfig with a Mamba2 ssm_cfg
-    c.d_model = get_int(config, "d_model", source);
-    c.n_layer = get_int(config, "n_layer", source);
-    c.vocab_size = get_int(config, "vocab_size", source);
-    const json& ssm = config["ssm_cfg"];
-    c.d_state = get_int(ssm, "d_state", source, 128);
-    c.d_conv = get_int(ssm, "d_conv", source, 4);
-    c.expand = get_int(ssm, "expand", source, 2);
-    c.head_dim = get_int(ssm, "headdim", source, 64);
-    c.n_groups = get_int(ssm, "ngroups", source, 1);
-    c.use_bias = get_bool(ssm, "bias", source, false);
-    c.use_conv_bias = get_bool(ssm, "conv_bias", source, true);
-    if (!get_bool(ssm, "rmsnorm", source, true))
-      throw Error("config " + source + " sets ssm_cfg.rmsnorm to false; vkssm runs Mamba-2 with its gated RMSNorm only");
-    if (get_int(ssm, "d_ssm", source, 0) != 0)
-      throw Error("config " + source + " sets ssm_cfg.d_ssm (an MLP branch beside the SSM); vkssm does not run it");
-    read_time_step_limit(ssm, c, source);
-    c.norm_eps = float(get_number(config, "norm_epsilon", source, 1e-5));
-    c.tie_embeddings = get_bool(config, "tie_embeddings", source, true);
-    if (!get_bool(config, "rms_norm", source, true))
-      throw Error("config " + source + " asks for LayerNorm (rms_norm: false); vkssm supports only RMSNorm models");
-    const int64_t pad = get_int(config, "pad_vocab_size_multiple", source, 16);
-    check_range("pad_vocab_size_multiple", pad, 1 << 16, source);
-    check_range("vocab_size", c.vocab_size, 1 << 23, source);
-    c.vocab_size = (c.vocab_size + pad - 1) / pad * pad;
-  }
+  if (config.contains("d_model") && !config.contains("hidden_size"))
+    parse_original(config, c, source);
+  else
+    parse_hf(config, c, source);
   finish_config(c, source);
   return c;
 }
@@ -212,7 +294,7 @@ void save_mamba2_hf(const Mamba2Weights& w, const std::string& dir, DType dtype)
       {"vocab_size", c.vocab_size},
       {"state_size", c.d_state},
       {"conv_kernel", K},
-      {"expand", c.expand},
+      {"expand", c.expand == std::floor(c.expand) ? json(int64_t(c.expand)) : json(c.expand)},
       {"num_heads", H},
       {"head_dim", c.head_dim},
       {"n_groups", c.n_groups},
@@ -265,29 +347,10 @@ uint64_t mamba2_fingerprint(const Mamba2Weights& w) {
     add(l.gate_norm);
   }
   add(w.norm_f);
+  const float limits[] = {c.dt_min, c.dt_max};
+  h = fnv1a64(limits, sizeof(limits), h);
   const size_t row = std::min(w.embeddings.size(), size_t(std::max<int64_t>(c.d_model, 0)));
   return fnv1a64(w.embeddings.data(), row * sizeof(float), h);
-}
-
-ModelInfo mamba2_model_info(const Mamba2Weights& w) {
-  const Mamba2Config& c = w.cfg;
-  ModelInfo info;
-  info.architecture = "mamba2";
-  info.vocab_size = c.vocab_size;
-  info.d_output = c.vocab_size;
-  info.d_model = c.d_model;
-  info.n_layer = c.n_layer;
-  info.weight_bytes = uint64_t(w.parameter_count()) * 4;
-  info.state_bytes_per_stream = uint64_t(c.n_layer) * (c.conv_dim() * c.d_conv + c.d_inner * c.d_state) * 4;
-  return info;
-}
-
-StateHeader mamba2_state_header(const Mamba2Weights& w) {
-  const Mamba2Config& c = w.cfg;
-  return {mamba2_fingerprint(w), "mamba2",
-          {uint64_t(c.n_layer), uint64_t(c.conv_dim()), uint64_t(c.d_conv), uint64_t(c.n_heads),
-           uint64_t(c.head_dim), uint64_t(c.d_state)},
-          uint64_t(c.n_layer) * uint64_t(c.conv_dim() * c.d_conv + c.d_inner * c.d_state)};
 }
 
 }  // namespace vkssm

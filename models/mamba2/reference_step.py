@@ -9,7 +9,7 @@ The script checks that the two agree, then writes the per-token logits of the st
 
     python3 models/mamba2/reference_step.py --model DIR --ids 1,2,3 --out logits.npy [--chunk 4]
     python3 models/mamba2/reference_step.py --make-tiny DIR [--seed 0]
-        writes a small random HF-format checkpoint (awkward sizes: 2 groups, head_dim 12) in float32.
+        writes a small random HF-format checkpoint (awkward sizes: 2 groups, head_dim 8) in float32.
 """
 import argparse
 import json
@@ -26,18 +26,24 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from reference_step import read_checkpoint  # noqa: E402  (the shared safetensors reader)
 
 
+def limit_bound(v):
+    """A time_step_limit bound: a number, or transformers 5's {"__float__": "Infinity"}."""
+    return float(v["__float__"]) if isinstance(v, dict) else float(v)
+
+
 def load(model_dir):
+    """An HF-format folder, with HF Mamba2Config's defaults for missing keys."""
     with open(os.path.join(model_dir, "config.json")) as f:
-        text = f.read().replace("Infinity", "1e309")  # bare Infinity tokens some writers emit
-    cfg = json.loads(text)
+        cfg = json.load(f)  # Python's json reads the bare Infinity token HF writes
     t = {k: torch.from_numpy(v) for k, v in read_checkpoint(model_dir).items()}
     D = cfg["hidden_size"]
-    E = cfg.get("expand", 2) * D
+    E = int(cfg.get("expand", 2) * D)
     c = dict(D=D, L=cfg["num_hidden_layers"], V=cfg["vocab_size"], N=cfg.get("state_size", 128),
-             K=cfg.get("conv_kernel", 4), H=cfg["num_heads"], P=cfg["head_dim"], G=cfg.get("n_groups", 1),
-             E=E, eps=cfg.get("layer_norm_epsilon", 1e-5),
-             dt_limit=tuple(cfg.get("time_step_limit", (0.0, math.inf))))
-    assert c["H"] * c["P"] == E
+             K=cfg.get("conv_kernel", 4), H=cfg.get("num_heads", 128), P=cfg.get("head_dim", 64),
+             G=cfg.get("n_groups", 8), E=E, eps=cfg.get("layer_norm_epsilon", 1e-5),
+             dt_limit=tuple(limit_bound(v) for v in cfg.get("time_step_limit", (0.0, math.inf))))
+    assert c["H"] * c["P"] == E and c["H"] % c["G"] == 0
+    assert cfg.get("rms_norm", True)
     return c, t
 
 
@@ -184,9 +190,9 @@ def write_safetensors(path, tensors):
 
 
 def make_tiny(out_dir, seed):
-    """A small random Mamba-2 with awkward sizes: 2 groups, 6 heads of 12, d_state 16, biases."""
+    """A small random Mamba-2 with awkward sizes: 2 groups, 6 heads of 8, d_state 16, biases."""
     rng = np.random.default_rng(seed)
-    D, L, V, N, K, G, H, P = 36, 2, 48, 16, 4, 2, 6, 12
+    D, L, V, N, K, G, H, P = 24, 2, 48, 16, 4, 2, 6, 8
     E = H * P
     conv_dim = E + 2 * G * N
     rows = 2 * E + 2 * G * N + H

@@ -1,0 +1,52 @@
+// Mamba-2 on the `cpu` backend: the reference step (mamba2_cpu.cpp) behind engine/cpu_model.h,
+// plus what ModelInfo and the state header say about a Mamba-2 model (shared with the Vulkan
+// backend, so both describe and serialise a model identically).
+#include "engine/cpu_model.h"
+#include "models/mamba2/mamba2_model.h"
+
+namespace vkssm {
+
+ModelInfo mamba2_model_info(const Mamba2Weights& w) {
+  const Mamba2Config& c = w.cfg;
+  ModelInfo info;
+  info.architecture = "mamba2";
+  info.vocab_size = c.vocab_size;
+  info.d_output = c.vocab_size;
+  info.d_model = c.d_model;
+  info.n_layer = c.n_layer;
+  info.weight_bytes = uint64_t(w.parameter_count()) * 4;
+  info.state_bytes_per_stream = uint64_t(c.n_layer) * uint64_t(c.conv_dim() * c.d_conv + c.d_inner * c.d_state) * 4;
+  return info;
+}
+
+StateHeader mamba2_state_header(const Mamba2Weights& w) {
+  const Mamba2Config& c = w.cfg;
+  return {mamba2_fingerprint(w), "mamba2",
+          {uint64_t(c.n_layer), uint64_t(c.conv_dim()), uint64_t(c.d_conv), uint64_t(c.n_heads),
+           uint64_t(c.head_dim), uint64_t(c.d_state)},
+          uint64_t(c.n_layer) * uint64_t(c.conv_dim() * c.d_conv + c.d_inner * c.d_state)};
+}
+
+namespace {
+
+// The reference already steps the blob's flat layout: conv states [L][conv_dim][K], then ssm
+// states [L][H][P][N].
+class Mamba2CpuStepper final : public CpuStepper {
+ public:
+  explicit Mamba2CpuStepper(const Mamba2Weights& w) : weights_(w), ref_(weights_) {}
+  size_t state_floats() const override { return ref_.state_floats(); }
+  void step_token(float* state, int32_t token, float* out) const override { ref_.step(state, token, out); }
+
+ private:
+  Mamba2Weights weights_;  // ref_ points here: declared first, so built first
+  Mamba2CpuReference ref_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> create_mamba2_cpu(const Mamba2Weights& weights, const LoadOptions& options) {
+  return create_cpu_model(std::make_unique<Mamba2CpuStepper>(weights), mamba2_model_info(weights),
+                          mamba2_state_header(weights), options);
+}
+
+}  // namespace vkssm
