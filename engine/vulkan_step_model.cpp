@@ -4,19 +4,13 @@
 #include <cstring>
 
 #include "engine/model_checks.h"
+#include "engine/vk/dispatch_math.h"
 #include "engine/vk/vk_check.h"
 #include "host/error.h"
 #include "host/sampling.h"
 
 namespace vkssm {
 namespace {
-
-uint32_t ceil_div(uint64_t a, uint64_t b) { return uint32_t((a + b - 1) / b); }
-uint32_t float_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
 
 // Orders work of one command buffer after everything submitted before it: compute and transfer
 // writes become visible to compute and transfer reads and writes.

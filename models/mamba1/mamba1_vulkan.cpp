@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "engine/vk/compute_pipeline.h"
+#include "engine/vk/dispatch_math.h"
 #include "engine/vk/device_tuning.h"
 #include "engine/vk/gpu_buffer.h"
 #include "engine/vk/weight_uploader.h"
@@ -14,13 +15,6 @@
 
 namespace vkssm {
 namespace {
-
-uint32_t ceil_div(uint64_t a, uint64_t b) { return uint32_t((a + b - 1) / b); }
-uint32_t float_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
 
 // The name of the first matrix stored as fp16 that holds a value fp16 cannot represent, or "".
 std::string first_beyond_fp16(const Mamba1Weights& w) {

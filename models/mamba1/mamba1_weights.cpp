@@ -12,6 +12,7 @@
 #include "host/config_json.h"
 #include "host/error.h"
 #include "host/weight_rng.h"
+#include "models/common/lm_checkpoint.h"
 #include "host/state_file.h"
 #include "host/safetensors.h"
 #include "models/mamba1/mamba1_model.h"
@@ -150,26 +151,11 @@ Mamba1Weights load_mamba1(const Checkpoint& ckpt) {
   c = parse_mamba1_config(ckpt.config(), config_path);
   const int64_t D = c.d_model, E = c.d_inner, N = c.d_state, K = c.d_conv, R = c.dt_rank;
 
-  std::string emb_name = "backbone.embeddings.weight";
-  if (!ckpt.has(emb_name)) emb_name = "backbone.embedding.weight";
-  const TensorInfo* emb = ckpt.find(emb_name);
-  if (!emb)
-    throw Error("tensor backbone.embeddings.weight (or backbone.embedding.weight) not found in "
-                "checkpoint " + ckpt.dir());
-  if (emb->shape.size() == 2 && emb->shape[0] != c.vocab_size)
-    throw Error("tensor " + emb_name + " in " + emb->file + " has " +
-                std::to_string(emb->shape[0]) + " rows but " + config_path +
-                " gives vocab_size " + std::to_string(c.vocab_size) + " (after padding)");
-  w.embeddings = ckpt.load_f32(emb_name, {c.vocab_size, D});
-
-  // Optional tensors must agree with the config: loading a bias the config says is absent (or
-  // the reverse) would silently compute a different model.
+  std::string emb_name;
+  w.embeddings = load_token_embeddings(ckpt, c.vocab_size, D, config_path, &emb_name);
   auto load_optional = [&](const std::string& name, bool expected, std::vector<int64_t> shape,
-                           const char* flag) -> std::vector<float> {
-    if (!expected && ckpt.has(name))
-      throw Error("checkpoint " + ckpt.dir() + " has tensor " + name + " but " + config_path +
-                  " sets " + flag + " to false");
-    return expected ? ckpt.load_f32(name, shape) : std::vector<float>();
+                           const char* flag) {
+    return load_optional_tensor(ckpt, name, expected, shape, flag, config_path);
   };
 
   for (int64_t i = 0; i < c.n_layer; ++i) {
@@ -193,16 +179,7 @@ Mamba1Weights load_mamba1(const Checkpoint& ckpt) {
   }
   w.norm_f = ckpt.load_f32("backbone.norm_f.weight", {D});
 
-  // Some tied checkpoints still store lm_head.weight (a copy of the embedding): keep only a head
-  // that really differs, so tied models share one matrix on the GPU.
-  if (const TensorInfo* head = ckpt.find("lm_head.weight")) {
-    bool same = head->dtype == emb->dtype && head->shape == emb->shape &&
-                head->nbytes == emb->nbytes && std::memcmp(head->data, emb->data, emb->nbytes) == 0;
-    if (!same) w.lm_head = ckpt.load_f32("lm_head.weight", {c.vocab_size, D});
-  } else if (!c.tie_embeddings) {
-    throw Error("missing tensor lm_head.weight in checkpoint " + ckpt.dir() + " (" + config_path +
-                " says the embeddings are not tied)");
-  }
+  w.lm_head = load_lm_head(ckpt, emb_name, c.vocab_size, D, c.tie_embeddings, config_path);
   c.tie_embeddings = w.lm_head.empty();
   w.source_dtype = ckpt.main_dtype();
   w.source = ckpt.dir();
@@ -255,13 +232,7 @@ Mamba1Weights random_mamba1(const Mamba1Config& cfg, uint64_t seed) {
 void save_mamba1_hf(const Mamba1Weights& w, const std::string& dir, DType dtype) {
   const Mamba1Config& c = w.cfg;
   const int64_t D = c.d_model, E = c.d_inner, N = c.d_state, K = c.d_conv, R = c.dt_rank;
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw Error("cannot create checkpoint folder " + dir + ": " + ec.message());
-
-  const char* torch_dtype = dtype == DType::F32 ? "float32"
-                            : dtype == DType::F16 ? "float16"
-                                                  : "bfloat16";
+  const char* torch_dtype = dtype == DType::F32 ? "float32" : dtype == DType::F16 ? "float16" : "bfloat16";
   json config = {
       {"architectures", {"MambaForCausalLM"}},
       {"model_type", "mamba"},
@@ -281,13 +252,7 @@ void save_mamba1_hf(const Mamba1Weights& w, const std::string& dir, DType dtype)
       {"residual_in_fp32", true},
       {"torch_dtype", torch_dtype},
   };
-  const std::string config_path = (std::filesystem::path(dir) / "config.json").string();
-  {
-    std::ofstream out(config_path);
-    out << config.dump(2) << "\n";
-    out.close();
-    if (!out) throw Error("cannot write " + config_path);
-  }
+  write_config_json(dir, config);
 
   std::vector<TensorToWrite> t;
   t.push_back(make_tensor("backbone.embeddings.weight", {c.vocab_size, D}, w.embeddings, dtype));

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "engine/vk/compute_pipeline.h"
+#include "engine/vk/dispatch_math.h"
 #include "engine/vk/device_tuning.h"
 #include "engine/vk/weight_uploader.h"
 #include "engine/vulkan_step_model.h"
@@ -20,18 +21,6 @@
 
 namespace vkssm {
 namespace {
-
-uint32_t ceil_div(uint64_t a, uint64_t b) { return uint32_t((a + b - 1) / b); }
-uint32_t float_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-uint32_t floor_pow2(uint32_t v) {
-  uint32_t p = 1;
-  while (p * 2 <= v) p *= 2;
-  return p;
-}
 
 class Mamba2Vulkan final : public VulkanStepModel {
  public:
