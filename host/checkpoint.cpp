@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "host/error.h"
+#include "host/gguf_checkpoint.h"
 
 namespace vkssm {
 
@@ -71,10 +72,53 @@ nlohmann::json read_json_file(const std::string& path) {
   }
 }
 
+std::string find_gguf_file(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) {
+    if (fs::path(path).extension() == ".gguf") return path;
+    char magic[4] = {};
+    std::ifstream in(path, std::ios::binary);
+    in.read(magic, 4);
+    return (in && std::memcmp(magic, "GGUF", 4) == 0) ? path : std::string();
+  }
+  if (!fs::is_directory(path, ec)) return {};
+  std::vector<std::string> ggufs;
+  for (const auto& entry : fs::directory_iterator(path, ec)) {
+    const fs::path& p = entry.path();
+    if (p.extension() == ".safetensors" || p.filename() == "model.safetensors.index.json") return {};
+    if (p.extension() == ".gguf" && entry.is_regular_file(ec)) ggufs.push_back(p.string());
+  }
+  if (ggufs.size() > 1) {
+    std::sort(ggufs.begin(), ggufs.end());
+    std::string names;
+    for (const auto& g : ggufs) names += (names.empty() ? "" : ", ") + fs::path(g).filename().string();
+    throw Error("checkpoint folder " + path + " holds " + std::to_string(ggufs.size()) +
+                " .gguf files (" + names + "); give the path of the one to load");
+  }
+  return ggufs.empty() ? std::string() : ggufs[0];
+}
+
+Checkpoint Checkpoint::open_gguf(const std::string& gguf_path) {
+  Checkpoint ck;
+  ck.gguf_ = open_gguf_checkpoint(gguf_path);
+  ck.dir_ = gguf_path;
+  ck.config_ = ck.gguf_->config;
+  for (const auto& t : ck.gguf_->tensors) ck.index_.emplace_back(t.name, &t);
+  std::sort(ck.index_.begin(), ck.index_.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  return ck;
+}
+
+std::string Checkpoint::config_source() const {
+  return gguf_ ? dir_ + " (metadata)" : (fs::path(dir_) / "config.json").string();
+}
+
 Checkpoint Checkpoint::open(const std::string& path) {
   Checkpoint ck;
   std::error_code ec;
   if (!fs::exists(path, ec)) throw Error("checkpoint path " + path + " does not exist");
+  const std::string gguf = find_gguf_file(path);
+  if (!gguf.empty()) return open_gguf(gguf);
 
   // Which safetensors files to open; the folder form looks for the index first.
   std::vector<std::string> shard_paths;
@@ -178,6 +222,7 @@ std::vector<float> Checkpoint::load_f32(const std::string& name,
 }
 
 DType Checkpoint::main_dtype() const {
+  if (gguf_) return gguf_->main_dtype;
   size_t bytes[3] = {0, 0, 0};
   for (const auto& e : index_) bytes[size_t(e.second->dtype)] += e.second->nbytes;
   size_t best = 0;

@@ -16,7 +16,9 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "host/checkpoint.h"
 #include "host/error.h"
+#include "host/gguf.h"
 
 namespace vkssm {
 namespace {
@@ -255,6 +257,7 @@ struct AddedToken {
 class BpeTokenizer final : public Tokenizer {
  public:
   BpeTokenizer(const std::string& path, const nlohmann::json& root);
+  BpeTokenizer(const std::string& source, const BpeVocabulary& vocab);
 
   std::vector<int32_t> encode(const std::string& text) const override;
   std::string decode(const std::vector<int32_t>& ids) const override {
@@ -289,6 +292,15 @@ class BpeTokenizer final : public Tokenizer {
 
   void encode_word(std::string_view word, std::vector<int32_t>& out) const;
   std::vector<int32_t> apply_merges(std::string_view word) const;
+
+  // Building blocks of both constructors. `ids` maps the byte-level text of vocabulary tokens to
+  // their ids, for the merges.
+  using TokenIds = std::unordered_map<std::string, int32_t>;
+  void add_vocab_token(const std::string& token, int32_t id, TokenIds& ids);
+  void set_byte_ids(const TokenIds& ids);
+  bool add_merge(const std::string& left, const std::string& right, int32_t rank, const TokenIds& ids);
+  void add_added_token(AddedToken token, bool normalized);
+  void find_eos(const TokenIds& ids);
 
   std::vector<std::string> token_bytes_;  // raw bytes of each id; empty for gaps
   std::array<int32_t, 256> byte_id_{};    // id of the one-byte token, -1 when the vocab lacks it
@@ -369,13 +381,7 @@ BpeTokenizer::BpeTokenizer(const std::string& path, const nlohmann::json& root) 
   // Vocabulary: byte-level strings -> ids.
   if (!model.contains("vocab") || !model["vocab"].is_object())
     fail(path, "model.vocab is missing or not an object");
-  const std::array<uint32_t, 256> byte_to_cp = byte_to_code_point_table();
-  constexpr uint32_t kMappedCodePoints = 0x100 + 68;  // byte_to_cp's values lie below this
-  std::array<int, kMappedCodePoints> cp_to_byte;
-  cp_to_byte.fill(-1);
-  for (int b = 0; b < 256; ++b) cp_to_byte[byte_to_cp[b]] = b;
-
-  std::unordered_map<std::string, int32_t> token_to_id;
+  TokenIds token_to_id;
   token_to_id.reserve(model["vocab"].size());
   std::vector<bool> present;
   for (const auto& [token, value] : model["vocab"].items()) {
@@ -386,27 +392,9 @@ BpeTokenizer::BpeTokenizer(const std::string& path, const nlohmann::json& root) 
     }
     if (present[id]) fail(path, "id " + std::to_string(id) + " appears twice in model.vocab");
     present[id] = true;
-    token_to_id.emplace(token, id);
-
-    std::string& bytes = token_bytes_[id];
-    for (size_t pos = 0; pos < token.size();) {
-      size_t len;
-      const uint32_t cp = decode_utf8(token, pos, &len);
-      if (cp < kMappedCodePoints && cp_to_byte[cp] >= 0)
-        bytes += static_cast<char>(cp_to_byte[cp]);
-      else
-        bytes.append(token, pos, len);  // not byte-level: keep the text as written
-      pos += len;
-    }
+    add_vocab_token(token, id, token_to_id);
   }
-  for (int b = 0; b < 256; ++b) {
-    std::string symbol;
-    append_utf8(symbol, byte_to_cp[b]);
-    const auto it = token_to_id.find(symbol);
-    // Bytes that never occur in UTF-8 (0xC0, 0xF5.. in GPT-NeoX) may lack a token; they are
-    // dropped when encoding, as Hugging Face does for a BPE without an unknown token.
-    byte_id_[b] = (it == token_to_id.end()) ? -1 : it->second;
-  }
+  set_byte_ids(token_to_id);
 
   // Merges: "left right" strings (older files) or [left, right] pairs (newer files).
   if (!model.contains("merges") || !model["merges"].is_array())
@@ -429,14 +417,9 @@ BpeTokenizer::BpeTokenizer(const std::string& path, const nlohmann::json& root) 
     } else {
       fail(path, "merge " + std::to_string(rank) + " is neither \"a b\" nor [\"a\", \"b\"]");
     }
-    const auto l = token_to_id.find(left), r = token_to_id.find(right),
-               result = token_to_id.find(left + right);
-    if (l == token_to_id.end() || r == token_to_id.end() || result == token_to_id.end())
+    if (!add_merge(left, right, static_cast<int32_t>(rank), token_to_id))
       fail(path, "merge " + std::to_string(rank) + " ('" + left + "' + '" + right +
                      "') names a token missing from model.vocab");
-    // A repeated pair keeps its first (best) rank.
-    merges_.emplace(pair_key(l->second, r->second),
-                    Merge{static_cast<int32_t>(rank), result->second});
   }
 
   // Added tokens: decoded verbatim, matched before pre-tokenization.
@@ -448,21 +431,131 @@ BpeTokenizer::BpeTokenizer(const std::string& path, const nlohmann::json& root) 
         fail(path, "an added_tokens entry lacks \"content\" or \"id\"");
       const std::string content = t["content"];
       AddedToken token{content, check_id(t["id"], "added token", content)};
-      if (token.content.empty()) continue;  // can never match
-      if (static_cast<size_t>(token.id) >= token_bytes_.size()) token_bytes_.resize(token.id + 1);
-      token_bytes_[token.id] = token.content;
       // lstrip / rstrip / single_word are not implemented; GPT-NeoX sets none of them.
-      const bool normalized = t.contains("normalized") && t["normalized"] == true;
-      (normalized ? normalized_tokens_ : special_tokens_).push_back(std::move(token));
+      add_added_token(std::move(token), t.contains("normalized") && t["normalized"] == true);
     }
   }
+  find_eos(token_to_id);
+}
 
-  // The end-of-text marker, under the names byte-level BPE vocabularies give it.
+// The token list form (GGUF's tokenizer.ggml.*): ids are list positions, and the token types say
+// which entries are added tokens. Of llama.cpp's types, CONTROL tokens are matched in the raw text
+// and USER_DEFINED ones after normalization, as Hugging Face does with special and normalized
+// added tokens; UNUSED entries (the "[PAD50277]" rows padding the vocabulary) are gaps.
+BpeTokenizer::BpeTokenizer(const std::string& source, const BpeVocabulary& vocab) {
+  const auto fail_here = [&](const std::string& what) {
+    throw Error("tokenizer in " + source + ": " + what);
+  };
+  constexpr size_t kMaxTokens = size_t(1) << 24;
+  if (vocab.tokens.size() > kMaxTokens)
+    fail_here("holds " + std::to_string(vocab.tokens.size()) + " tokens, more than the limit of " +
+              std::to_string(kMaxTokens));
+  if (!vocab.token_types.empty() && vocab.token_types.size() != vocab.tokens.size())
+    fail_here("has " + std::to_string(vocab.tokens.size()) + " tokens but " +
+              std::to_string(vocab.token_types.size()) + " token types");
+  token_bytes_.resize(vocab.tokens.size());
+  TokenIds token_to_id;
+  token_to_id.reserve(vocab.tokens.size());
+  for (size_t i = 0; i < vocab.tokens.size(); ++i) {
+    const int32_t id = static_cast<int32_t>(i);
+    const int64_t type = vocab.token_types.empty() ? 1 : vocab.token_types[i];
+    switch (type) {
+      case 1:  // NORMAL
+      case 2:  // UNKNOWN
+      case 6:  // BYTE
+        add_vocab_token(vocab.tokens[i], id, token_to_id);
+        break;
+      case 3:  // CONTROL
+      case 4:  // USER_DEFINED
+        add_added_token({vocab.tokens[i], id}, type == 4);
+        break;
+      case 5:  // UNUSED
+        break;
+      default:
+        fail_here("token " + std::to_string(i) + " has unknown token type " + std::to_string(type));
+    }
+  }
+  set_byte_ids(token_to_id);
+  merges_.reserve(vocab.merges.size());
+  for (size_t rank = 0; rank < vocab.merges.size(); ++rank) {
+    const std::string& m = vocab.merges[rank];
+    const size_t space = m.find(' ');
+    if (space == std::string::npos || m.find(' ', space + 1) != std::string::npos)
+      fail_here("merge " + std::to_string(rank) + " '" + m + "' is not two tokens");
+    const std::string left = m.substr(0, space), right = m.substr(space + 1);
+    if (!add_merge(left, right, static_cast<int32_t>(rank), token_to_id))
+      fail_here("merge " + std::to_string(rank) + " ('" + left + "' + '" + right +
+                "') names a token missing from the vocabulary");
+  }
+  add_prefix_space_ = vocab.add_prefix_space;
+  if (vocab.eos_id >= 0) {
+    if (static_cast<size_t>(vocab.eos_id) >= vocab.tokens.size())
+      fail_here("end-of-sequence id " + std::to_string(vocab.eos_id) + " is past the " +
+                std::to_string(vocab.tokens.size()) + " tokens");
+    eos_id_ = static_cast<int32_t>(vocab.eos_id);
+  } else {
+    find_eos(token_to_id);
+  }
+}
+
+// Byte-level text (each byte spelled as one printable code point) -> raw bytes.
+void BpeTokenizer::add_vocab_token(const std::string& token, int32_t id, TokenIds& ids) {
+  static const std::array<int, 0x100 + 68> cp_to_byte = [] {
+    std::array<int, 0x100 + 68> table;  // byte_to_code_point_table's values lie below 0x100 + 68
+    table.fill(-1);
+    const std::array<uint32_t, 256> byte_to_cp = byte_to_code_point_table();
+    for (int b = 0; b < 256; ++b) table[byte_to_cp[b]] = b;
+    return table;
+  }();
+  ids.emplace(token, id);
+  std::string& bytes = token_bytes_[id];
+  for (size_t pos = 0; pos < token.size();) {
+    size_t len;
+    const uint32_t cp = decode_utf8(token, pos, &len);
+    if (cp < cp_to_byte.size() && cp_to_byte[cp] >= 0)
+      bytes += static_cast<char>(cp_to_byte[cp]);
+    else
+      bytes.append(token, pos, len);  // not byte-level: keep the text as written
+    pos += len;
+  }
+}
+
+void BpeTokenizer::set_byte_ids(const TokenIds& ids) {
+  const std::array<uint32_t, 256> byte_to_cp = byte_to_code_point_table();
+  for (int b = 0; b < 256; ++b) {
+    std::string symbol;
+    append_utf8(symbol, byte_to_cp[b]);
+    const auto it = ids.find(symbol);
+    // Bytes that never occur in UTF-8 (0xC0, 0xF5.. in GPT-NeoX) may lack a token; they are
+    // dropped when encoding, as Hugging Face does for a BPE without an unknown token.
+    byte_id_[b] = (it == ids.end()) ? -1 : it->second;
+  }
+}
+
+bool BpeTokenizer::add_merge(const std::string& left, const std::string& right, int32_t rank,
+                             const TokenIds& ids) {
+  const auto l = ids.find(left), r = ids.find(right), result = ids.find(left + right);
+  if (l == ids.end() || r == ids.end() || result == ids.end()) return false;
+  // A repeated pair keeps its first (best) rank.
+  merges_.emplace(pair_key(l->second, r->second), Merge{rank, result->second});
+  return true;
+}
+
+// Added tokens: decoded verbatim, matched before pre-tokenization.
+void BpeTokenizer::add_added_token(AddedToken token, bool normalized) {
+  if (token.content.empty()) return;  // can never match
+  if (static_cast<size_t>(token.id) >= token_bytes_.size()) token_bytes_.resize(token.id + 1);
+  token_bytes_[token.id] = token.content;
+  (normalized ? normalized_tokens_ : special_tokens_).push_back(std::move(token));
+}
+
+// The end-of-text marker, under the names byte-level BPE vocabularies give it.
+void BpeTokenizer::find_eos(const TokenIds& ids) {
   for (const char* name : {"<|endoftext|>", "</s>"}) {
     for (const AddedToken& t : special_tokens_)
       if (t.content == name) eos_id_ = t.id;
-    const auto it = token_to_id.find(name);
-    if (eos_id_ < 0 && it != token_to_id.end()) eos_id_ = it->second;
+    const auto it = ids.find(name);
+    if (eos_id_ < 0 && it != ids.end()) eos_id_ = it->second;
     if (eos_id_ >= 0) break;
   }
 }
@@ -647,6 +740,54 @@ std::unique_ptr<Tokenizer> load_tokenizer_for_model(const std::string& model_dir
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return nullptr;
   return load_bpe_tokenizer(path.string());
+}
+
+std::unique_ptr<Tokenizer> make_bpe_tokenizer(const BpeVocabulary& vocab, const std::string& source) {
+  return std::make_unique<BpeTokenizer>(source, vocab);
+}
+
+std::unique_ptr<Tokenizer> load_gguf_tokenizer(const GgufFile& file) {
+  if (!file.has("tokenizer.ggml.model")) return nullptr;
+  const std::string model = file.get_string("tokenizer.ggml.model");
+  if (model != "gpt2")
+    throw Error("tokenizer.ggml.model '" + model + "' in GGUF file " + file.path() +
+                " is not supported (vkssm reads byte-level BPE tokenizers, 'gpt2', only)");
+  // llama.cpp pre-tokenizers that split text with the GPT-2 pattern. A missing or "default" one
+  // comes from converters older than the pre-tokenizer field; byte-level BPE vocabularies are
+  // trained with the GPT-2 split, so that is what they get here.
+  if (file.has("tokenizer.ggml.pre")) {
+    const std::string pre = file.get_string("tokenizer.ggml.pre");
+    static const char* const kGpt2Split[] = {"default", "gpt-2", "phi-2", "olmo", "mpt",
+                                             "jais", "trillion", "granite-docling"};
+    bool known = false;
+    for (const char* name : kGpt2Split) known = known || pre == name;
+    if (!known)
+      throw Error("tokenizer.ggml.pre '" + pre + "' in GGUF file " + file.path() +
+                  " is not supported (vkssm implements the GPT-2 pre-tokenizer: gpt-2, olmo, mpt, ...)");
+  }
+  BpeVocabulary v;
+  v.tokens = file.get_string_array("tokenizer.ggml.tokens");
+  if (file.has("tokenizer.ggml.token_type")) v.token_types = file.get_int_array("tokenizer.ggml.token_type");
+  if (file.has("tokenizer.ggml.merges")) v.merges = file.get_string_array("tokenizer.ggml.merges");
+  if (file.has("tokenizer.ggml.eos_token_id")) v.eos_id = file.get_int("tokenizer.ggml.eos_token_id");
+  if (file.has("tokenizer.ggml.add_space_prefix"))
+    v.add_prefix_space = file.get_bool("tokenizer.ggml.add_space_prefix");
+  return make_bpe_tokenizer(v, "GGUF file " + file.path());
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer_for_path(const std::string& model_path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const bool is_dir = fs::is_directory(model_path, ec);
+  std::string dir = is_dir ? model_path : fs::path(model_path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  const std::string gguf = find_gguf_file(model_path);
+  if (!gguf.empty()) {
+    if (std::unique_ptr<Tokenizer> t = load_gguf_tokenizer(*GgufFile::open(gguf))) return t;
+    const fs::path json = fs::path(dir) / "tokenizer.json";
+    return fs::exists(json, ec) ? load_bpe_tokenizer(json.string()) : nullptr;
+  }
+  return load_tokenizer_for_model(dir, read_json_file((fs::path(dir) / "config.json").string()));
 }
 
 }  // namespace vkssm

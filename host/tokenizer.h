@@ -42,6 +42,33 @@ std::unique_ptr<Tokenizer> make_byte_tokenizer();
 // ByteLevel, ...).
 std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::string& tokenizer_json_path);
 
+// A byte-level BPE vocabulary given as lists, the form GGUF files carry (tokenizer.ggml.*).
+struct BpeVocabulary {
+  std::vector<std::string> tokens;   // id = position; byte-level text, as in tokenizer.json's vocab
+  // llama.cpp token types, one per token (1 normal, 2 unknown, 3 control, 4 user-defined,
+  // 5 unused, 6 byte); empty = all normal. Control tokens are matched in the raw text,
+  // user-defined ones after normalization (Hugging Face's special / normalized added tokens);
+  // unused ones (vocabulary padding) never match and decode to nothing.
+  std::vector<int64_t> token_types;
+  std::vector<std::string> merges;   // "left right", best first
+  int64_t eos_id = -1;               // -1: look for <|endoftext|> or </s>
+  bool add_prefix_space = false;
+};
+// `source` names where the vocabulary came from in error messages.
+std::unique_ptr<Tokenizer> make_bpe_tokenizer(const BpeVocabulary& vocab, const std::string& source);
+
+class GgufFile;
+// The tokenizer stored in a GGUF file's metadata; nullptr when it has none (no
+// tokenizer.ggml.model). Throws vkssm::Error naming the file and key for a tokenizer other than
+// byte-level BPE ("gpt2") with the GPT-2 pre-tokenizer, or malformed tokenizer metadata.
+std::unique_ptr<Tokenizer> load_gguf_tokenizer(const GgufFile& file);
+
+// The tokenizer for a model path as load_model() takes it: for a GGUF checkpoint (a .gguf file,
+// or a folder holding one and no safetensors), the tokenizer in its metadata, else a
+// tokenizer.json beside it; otherwise load_tokenizer_for_model() on the folder and its
+// config.json. nullptr when there is none.
+std::unique_ptr<Tokenizer> load_tokenizer_for_path(const std::string& model_path);
+
 // The tokenizer for a checkpoint folder: the byte tokenizer when config.json says
 // "vkssm_tokenizer": "bytes"; otherwise tokenizer.json in the folder; otherwise nullptr (the
 // caller then needs token ids from the user). Throws vkssm::Error for an unknown

@@ -22,7 +22,6 @@
 #include <vector>
 
 #include "engine/vkssm.hpp"
-#include "host/checkpoint.h"
 #include "host/error.h"
 #include "host/npy.h"
 #include "host/sampling.h"

@@ -21,6 +21,7 @@
 #include "host/npy.h"
 #include "host/sampling.h"
 #include "models/mamba1/mamba1_model.h"
+#include "tests/gguf_writer.h"
 
 namespace vkssm {
 namespace {
@@ -501,6 +502,46 @@ TEST_F(CliTest, InfoDescribesAFrameModel) {
   r = run({"generate", "--model", kS4DTiny, "--backend", "cpu", "--ids", "1", "-n", "1"});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("takes input frames, not text"));
+}
+
+TEST_F(CliTest, RunsALlamaCppGgufFile) {
+  // The converter's output for a small random Mamba-1, with a four-token byte-level BPE vocabulary.
+  Mamba1Config cfg;
+  cfg.d_model = 16;
+  cfg.n_layer = 2;
+  cfg.vocab_size = 40;
+  cfg.d_state = 4;
+  cfg.d_inner = 32;
+  cfg.dt_rank = 2;
+  gguf_test::TokenizerMeta tok;
+  tok.tokens = {"a", "b", "ab", "<|endoftext|>"};
+  tok.token_types = {1, 1, 1, 3};
+  tok.merges = {"a b"};
+  tok.eos = 3;
+  gguf_test::ConvertedModel m = gguf_test::convert_mamba1(random_mamba1(cfg, 9), gguf_test::OutType::F16, &tok);
+  const std::string gguf = (dir_ / "tiny-F16.gguf").string();
+  gguf_test::write_bytes(gguf, m.gguf.bytes());
+
+  CliResult r = run({"info", "--model", gguf, "--backend", "cpu"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("architecture:     mamba"));
+  EXPECT_THAT(r.out, HasSubstr("vocabulary:       40"));
+  EXPECT_THAT(r.out, HasSubstr("tokenizer:        vocabulary 4, eos 3"));
+
+  const std::string out = (dir_ / "logits.npy").string();
+  r = run({"logits", "--model", gguf, "--backend", "cpu", "--ids", "1,2,39", "--out", out});
+  ASSERT_EQ(r.code, 0) << r.err;
+  LoadOptions opt;
+  opt.backend = BackendKind::Cpu;
+  std::unique_ptr<Model> model = load_model(gguf, opt);
+  std::vector<float> want(3 * 40);
+  const int32_t slot = 0;
+  const int32_t ids[] = {1, 2, 39};
+  for (int t = 0; t < 3; ++t) model->step(&ids[t], &slot, 1, want.data() + t * 40);
+  EXPECT_EQ(read_npy_f32(out).data, want);
+
+  r = run({"generate", "--model", gguf, "--backend", "cpu", "--prompt", "abba", "-n", "2"});
+  EXPECT_EQ(r.code, 0) << r.err;
 }
 
 }  // namespace
