@@ -31,8 +31,8 @@ std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& op
   if (arch == "mamba") return create_mamba1(load_mamba1(ckpt), options);
   if (arch == "mamba2") return create_mamba2(load_mamba2(ckpt), options);
   if (arch == "s4d") return create_s4d(load_s4d(ckpt), options);
-  throw Error("unsupported architecture '" + arch + "' in " + ckpt.dir() +
-              "/config.json (vkssm supports: mamba, mamba2, s4d)");
+  throw Error("unsupported architecture '" + arch + "' in " + ckpt.config_source() +
+              " (vkssm supports: mamba, mamba2, s4d)");
 }
 
 }  // namespace vkssm

@@ -146,7 +146,7 @@ Mamba1Config parse_mamba1_config(const json& config, const std::string& source) 
 
 Mamba1Weights load_mamba1(const Checkpoint& ckpt) {
   Mamba1Weights w;
-  const std::string config_path = (std::filesystem::path(ckpt.dir()) / "config.json").string();
+  const std::string config_path = ckpt.config_source();
   Mamba1Config& c = w.cfg;
   c = parse_mamba1_config(ckpt.config(), config_path);
   const int64_t D = c.d_model, E = c.d_inner, N = c.d_state, K = c.d_conv, R = c.dt_rank;

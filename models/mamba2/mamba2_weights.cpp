@@ -212,7 +212,7 @@ int64_t Mamba2Weights::parameter_count() const {
 
 Mamba2Weights load_mamba2(const Checkpoint& ckpt) {
   Mamba2Weights w;
-  const std::string config_path = (std::filesystem::path(ckpt.dir()) / "config.json").string();
+  const std::string config_path = ckpt.config_source();
   Mamba2Config& c = w.cfg;
   c = parse_mamba2_config(ckpt.config(), config_path);
   const int64_t D = c.d_model, E = c.d_inner, H = c.n_heads, K = c.d_conv, CD = c.conv_dim();

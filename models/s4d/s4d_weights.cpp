@@ -131,7 +131,7 @@ void s4d_discretise(S4DWeights& w) {
 
 S4DWeights load_s4d(const Checkpoint& ckpt) {
   S4DWeights w;
-  const std::string config_path = (std::filesystem::path(ckpt.dir()) / "config.json").string();
+  const std::string config_path = ckpt.config_source();
   S4DConfig& c = w.cfg;
   c = parse_s4d_config(ckpt.config(), config_path);
   const int64_t H = c.d_model, M = c.modes();
