@@ -169,12 +169,16 @@ void VulkanStepModel::finish(ModelInfo info, const StateHeader& header) {
   }
   record_all();
   ctx_->save_pipeline_cache();
+  // The longest submit: a prefill chunk of (prologue, save, body) per token plus head and copy.
+  submit_list_.reserve(3 * kPrefillChunk + 8);
 
   // Warm up: run the step once with zero streams, so drivers that compile on first use do it now.
   std::memset(staging_[0].mapped(), 0, in_words_ * 4ull);
-  std::vector<VkCommandBuffer> cbs{prologue_[0], body_, head_};
+  std::vector<VkCommandBuffer>& cbs = submit_list_;
+  cbs.assign({prologue_[0]});
+  if (save_) cbs.push_back(save_);
+  cbs.insert(cbs.end(), {body_, head_});
   if (sample_) cbs.push_back(sample_);
-  if (save_) cbs.insert(cbs.begin() + 1, save_);
   submit_commands(cbs, 0);
   wait_ticket(flight_.back().ticket);
   flight_.clear();
@@ -367,7 +371,9 @@ void VulkanStepModel::submit(const StepRequest& r) {
   if (r.sampling && info_.vocab_size == 0) throw Error("submit: sampling needs a token model");
   const int parity = next_parity_;
   stage(parity, r.tokens, r.frames, r.slots, r.batch, r.sampling);
-  std::vector<VkCommandBuffer> cbs{prologue_[size_t(parity)]};
+  // submit_list_ and flight_ have their room from load time: nothing here allocates.
+  std::vector<VkCommandBuffer>& cbs = submit_list_;
+  cbs.assign({prologue_[size_t(parity)]});
   uint64_t dispatches = body_dispatches_;
   if (save_) {
     cbs.push_back(save_);
@@ -468,11 +474,12 @@ void VulkanStepModel::prefill(int slot, const int32_t* tokens, int n, float* las
   int t0 = 0;
   while (true) {
     const int count = std::min(rows_, n - 1 - t0);
-    std::vector<VkCommandBuffer> cbs;
+    std::vector<VkCommandBuffer>& cbs = submit_list_;
+    cbs.clear();
     uint64_t dispatches = 0;
     if (count > 0) {
       stage_prompt(2, tokens + t0, count, slot);
-      cbs = {prologue_[2], body_};
+      cbs.insert(cbs.end(), {prologue_[2], body_});
       dispatches += body_dispatches_;
       counters_.steps += uint64_t(count);
       t0 += count;
@@ -501,7 +508,8 @@ void VulkanStepModel::prefill(int slot, const int32_t* tokens, int n, float* las
 void VulkanStepModel::prefill_by_steps(int slot, const int32_t* tokens, int n, float* last_logits) {
   for (int t0 = 0; t0 < n; t0 += kPrefillChunk) {
     const int count = std::min(kPrefillChunk, n - t0);
-    std::vector<VkCommandBuffer> cbs;
+    std::vector<VkCommandBuffer>& cbs = submit_list_;
+    cbs.clear();
     uint64_t dispatches = 0;
     for (int t = 0; t < count; ++t) {
       stage(2 + t, &tokens[t0 + t], nullptr, &slot, 1, nullptr);

@@ -150,6 +150,7 @@ class VulkanStepModel : public Model {
   std::array<VkCommandBuffer, 2> ids_copy_{};
   std::array<std::vector<VkCommandBuffer>, 2> outputs_copy_;  // per parity, per batch bucket
   std::vector<VkCommandBuffer> all_cbs_;
+  std::vector<VkCommandBuffer> submit_list_;  // the command buffers of one submit (reserved at load)
   uint64_t body_dispatches_ = 0, head_dispatches_ = 0, save_dispatches_ = 0;
   uint64_t recording_dispatches_ = 0;  // counts dispatch() calls while recording
 
@@ -157,7 +158,22 @@ class VulkanStepModel : public Model {
   VkSemaphore timeline_ = VK_NULL_HANDLE;
   std::array<VkFence, 2> fences_{};
   uint64_t next_ticket_ = 1;
-  std::deque<InFlight> flight_;
+  // Submitted, uncollected steps, oldest first: at most two, in fixed storage (no allocation).
+  struct FlightQueue {
+    std::array<InFlight, 2> items{};
+    size_t first = 0, count = 0;
+    size_t size() const { return count; }
+    bool empty() const { return count == 0; }
+    void push_back(const InFlight& f) { items[(first + count++) % 2] = f; }
+    InFlight& back() { return items[(first + count - 1) % 2]; }
+    const InFlight& front() const { return items[first]; }
+    void pop_front() {
+      first = (first + 1) % 2;
+      --count;
+    }
+    void clear() { first = count = 0; }
+  };
+  FlightQueue flight_;
   int next_parity_ = 0;
 
   StepCounters counters_;
