@@ -18,7 +18,7 @@ const Flag* find_flag(const std::vector<Flag>& flags, const std::string& name) {
 
 }  // namespace
 
-Args::Args(const std::vector<std::string>& words, const std::vector<Flag>& flags) {
+Args::Args(const std::vector<std::string>& words, const std::vector<Flag>& flags, bool positionals) {
   for (size_t i = 0; i < words.size(); ++i) {
     const std::string& word = words[i];
     if (word == "-h" || word == "--help") {
@@ -34,10 +34,16 @@ Args::Args(const std::vector<std::string>& words, const std::vector<Flag>& flags
       value = word.substr(eq + 1);
       inline_value = true;
     }
-    if (name.empty() || name[0] != '-') throw UsageError("unexpected argument '" + word + "'");
+    if (name.empty() || name[0] != '-' || name == "-") {
+      if (!positionals) throw UsageError("unexpected argument '" + word + "'");
+      positional_.push_back(word);
+      continue;
+    }
     const Flag* flag = find_flag(flags, name);
     if (!flag) throw UsageError("unknown option '" + name + "'");
-    if (!inline_value) {
+    if (flag->value_name.empty()) {
+      if (inline_value) throw UsageError("option " + name + " takes no value");
+    } else if (!inline_value) {
       if (i + 1 >= words.size()) throw UsageError("option " + name + " requires a value");
       value = words[++i];
     }

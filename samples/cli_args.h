@@ -18,10 +18,11 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// One option of a subcommand. Every option takes a value; -h/--help is built in.
+// One option of a subcommand. An option takes a value unless its value_name is empty: then it
+// is a switch (`--json`), read with Args::has. -h/--help is built in.
 struct Flag {
   std::string name;        // as typed: "--model", "-n"
-  std::string value_name;  // shown in the help: "PATH", "N"
+  std::string value_name;  // shown in the help: "PATH", "N"; "" for a switch
   std::string help;        // one line
   // May be given several times (`--ids 1,2 --ids 3`); read all values with Args::get_all. Any
   // other option given twice is a usage error, which catches typos like a doubled --model.
@@ -30,8 +31,11 @@ struct Flag {
 
 class Args {
  public:
-  // Parses the words after the subcommand. Throws UsageError.
-  Args(const std::vector<std::string>& words, const std::vector<Flag>& flags);
+  // Parses the words after the subcommand. Throws UsageError. With `positionals`, words that are
+  // not options (and "-", standard input) are kept in order for positional(); otherwise they are
+  // usage errors.
+  Args(const std::vector<std::string>& words, const std::vector<Flag>& flags, bool positionals = false);
+  const std::vector<std::string>& positional() const { return positional_; }
 
   bool help() const { return help_; }
   bool has(const std::string& name) const { return values_.count(name) != 0; }
@@ -44,6 +48,7 @@ class Args {
 
  private:
   std::map<std::string, std::vector<std::string>> values_;  // never holds an empty list
+  std::vector<std::string> positional_;
   bool help_ = false;
 };
 

@@ -6,6 +6,7 @@
 //                  (--ids given N times: N streams stepped together, --out a folder)
 //   vkssm logits   --model PATH --inputs X.npy --out F  frame models (S4D): outputs of each step
 //   vkssm generate --model PATH --prompt TEXT -n N     sample text
+//   vkssm listen   [--model DIR] INPUT...              spoken commands in audio streams
 //
 // Exit codes: 0 success, 1 runtime error ("vkssm: error: ..."), 2 usage error. Arguments are all
 // checked before a model is loaded, so a typo fails fast.
@@ -27,6 +28,7 @@
 #include "host/sampling.h"
 #include "host/tokenizer.h"
 #include "samples/cli_args.h"
+#include "samples/listen_command.h"
 
 namespace vkssm::cli {
 namespace {
@@ -427,6 +429,7 @@ struct Command {
   std::vector<Flag> flags;
   int (*run)(const Args&);
   std::string details = "";  // more help, shown after the options
+  bool positionals = false;  // takes arguments that are not options (listen's INPUTs)
 };
 
 const std::vector<Command>& commands() {
@@ -460,6 +463,9 @@ const std::vector<Command>& commands() {
                          {"--top-k", "K", "sample among the K most likely tokens; 0 = all (default 0)"},
                          {"--seed", "S", "random seed (default 0)"}}),
        cmd_generate},
+      {"listen", "[options] INPUT...",
+       "recognize spoken commands in audio streams (WAV files or '-' for a microphone pipe), all stepped together",
+       kListenFlags, cmd_listen, kListenDetails, true},
   };
   return list;
 }
@@ -504,7 +510,7 @@ int run(const std::vector<std::string>& words) {
     if (!cmd) throw UsageError("unknown command '" + words[0] + "'");
     help_hint = "Run 'vkssm " + cmd->name + " --help' for usage.";
 
-    Args args(std::vector<std::string>(words.begin() + 1, words.end()), cmd->flags);
+    Args args(std::vector<std::string>(words.begin() + 1, words.end()), cmd->flags, cmd->positionals);
     if (args.help()) {
       std::cout << command_usage(*cmd);
       return 0;

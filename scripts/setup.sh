@@ -22,7 +22,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # ---- system packages ----------------------------------------------------------------------
 packages=(cmake ninja-build g++ pkg-config libvulkan-dev libvulkan-volk-dev glslc libglm-dev
           libgtest-dev mesa-vulkan-drivers vulkan-validationlayers spirv-tools vulkan-tools
-          nlohmann-json3-dev)
+          nlohmann-json3-dev libfftw3-dev libsamplerate0-dev)
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

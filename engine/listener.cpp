@@ -1,0 +1,273 @@
+#include "engine/listener.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "host/audio/log_mel.h"
+#include "host/audio/resampler.h"
+#include "host/error.h"
+
+namespace vkssm {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// One audio stream. `in_mutex` guards what push()/finish() touch (the raw input and the flag);
+// the rest belongs to process().
+struct Listener::Stream {
+  int id = 0;
+  bool open = false;           // slot in use (until done)
+  std::mutex in_mutex;
+  std::vector<float> input;    // pushed, not yet resampled
+  bool finish_requested = false;
+  bool finished_input = false;  // the resampler was flushed
+  bool done = false;
+  std::unique_ptr<Resampler> resampler;
+  LogMelStream front_end;
+  std::unique_ptr<CommandDecoder> decoder;
+  std::vector<float> taken, resampled;  // scratch
+};
+
+namespace {
+
+const json& require(const json& j, const char* key, const std::string& where) {
+  if (!j.is_object() || !j.contains(key)) throw Error(where + ": missing '" + key + "'");
+  return j.at(key);
+}
+
+void check_number(const json& features, const char* key, double expected, const std::string& where) {
+  const json& v = require(features, key, where);
+  if (!v.is_number() || std::abs(v.get<double>() - expected) > 1e-9 * std::max(1.0, std::abs(expected)))
+    throw Error(where + ": '" + key + "' is " + v.dump() + ", but vkssm's front-end computes " +
+                json(expected).dump() + " (host/audio/log_mel.h)");
+}
+
+}  // namespace
+
+Listener::Listener(const std::string& model_dir, const ListenerOptions& options) {
+  const std::string config_path = (fs::path(model_dir) / "config.json").string();
+  std::ifstream in(config_path);
+  if (!in) throw Error(config_path + ": cannot open (is " + model_dir + " a command model folder?)");
+  json config;
+  try {
+    config = json::parse(in);
+  } catch (const std::exception& e) {
+    throw Error(config_path + ": not valid JSON: " + e.what());
+  }
+  const std::string where = config_path + " speech_commands";
+  const json& sc = require(config, "speech_commands", config_path);
+  const json& labels = require(sc, "labels", where);
+  if (!labels.is_array() || labels.size() < 2) throw Error(where + ": 'labels' must be an array of at least 2 strings");
+  for (const auto& l : labels) {
+    if (!l.is_string()) throw Error(where + ": 'labels' must hold strings, got " + l.dump());
+    commands_.push_back(l.get<std::string>());
+  }
+  // The last label is the background class; the others are commands.
+  commands_.pop_back();
+  const json& f = require(sc, "features", where);
+  using S = LogMelSpec;
+  check_number(f, "sample_rate", S::kSampleRate, where + ".features");
+  check_number(f, "window", S::kWindow, where + ".features");
+  check_number(f, "hop", S::kHop, where + ".features");
+  check_number(f, "n_fft", S::kFft, where + ".features");
+  check_number(f, "n_mels", S::kMels, where + ".features");
+  check_number(f, "f_min", S::kFMin, where + ".features");
+  check_number(f, "f_max", S::kFMax, where + ".features");
+  check_number(f, "log_floor", S::kLogFloor, where + ".features");
+  if (sc.contains("decoder")) {
+    const json& d = sc["decoder"];
+    if (d.contains("threshold")) decoder_opt_.threshold = d["threshold"].get<float>();
+    if (d.contains("window")) decoder_opt_.window = d["window"].get<int>();
+    if (d.contains("refractory")) decoder_opt_.refractory = d["refractory"].get<int>();
+  }
+  if (options.threshold != 0.0f) decoder_opt_.threshold = options.threshold;
+  if (options.window != 0) decoder_opt_.window = options.window;
+  if (options.refractory != 0) decoder_opt_.refractory = options.refractory;
+  CommandDecoder check(int(labels.size()), int(commands_.size()), decoder_opt_);  // validates the options
+
+  LoadOptions load = options.load;
+  if (load.max_streams < 1) throw Error("listener: max_streams must be at least 1, got " + std::to_string(load.max_streams));
+  model_ = load_model(model_dir, load);
+  const ModelInfo& info = model_->info();
+  if (info.d_input != S::kMels)
+    throw Error(config_path + ": the model takes " + std::to_string(info.d_input) + " floats per frame, the front-end gives " +
+                std::to_string(S::kMels) + " log-mel features");
+  if (info.d_output != int64_t(labels.size()))
+    throw Error(where + ": " + std::to_string(labels.size()) + " labels, but the model has " + std::to_string(info.d_output) +
+                " outputs");
+  n_outputs_ = int(info.d_output);
+  const int cap = model_->capacity();
+  streams_.reserve(cap);
+  for (int i = 0; i < cap; ++i) {
+    streams_.push_back(std::make_unique<Stream>());
+    streams_.back()->id = i;
+  }
+  frames_.resize(size_t(cap) * S::kMels);
+  outputs_.resize(size_t(cap) * n_outputs_);
+  slots_.resize(cap);
+  batch_.reserve(cap);
+}
+
+Listener::~Listener() = default;
+
+std::string Listener::default_model_dir() {
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return "";
+  const fs::path dir = exe.parent_path();
+  for (const fs::path& candidate : {dir / ".." / "share" / "vkssm" / "models" / "speech-commands",
+                                    dir / ".." / ".." / "models" / "s4d" / "speech-commands",
+                                    dir / ".." / "models" / "s4d" / "speech-commands"}) {
+    if (fs::exists(candidate / "config.json", ec)) return fs::weakly_canonical(candidate, ec).string();
+  }
+  return "";
+}
+
+int Listener::capacity() const { return model_->capacity(); }
+const ModelInfo& Listener::model_info() const { return model_->info(); }
+
+Listener::Stream& Listener::stream_at(int id) const {
+  if (id < 0 || id >= int(streams_.size()) || !streams_[id]->open)
+    throw Error("listener: stream " + std::to_string(id) + " is not open");
+  return *streams_[id];
+}
+
+int Listener::open_stream(int sample_rate) {
+  for (auto& s : streams_) {
+    if (s->open) continue;
+    auto resampler = std::make_unique<Resampler>(sample_rate, LogMelSpec::kSampleRate);
+    std::lock_guard<std::mutex> lock(s->in_mutex);
+    s->resampler = std::move(resampler);
+    if (!s->decoder) s->decoder = std::make_unique<CommandDecoder>(n_outputs_, int(commands_.size()), decoder_opt_);
+    s->decoder->reset();
+    s->front_end.reset();
+    s->input.clear();
+    s->finish_requested = s->finished_input = s->done = false;
+    model_->reset(s->id);
+    s->open = true;
+    return s->id;
+  }
+  throw Error("listener: all " + std::to_string(streams_.size()) +
+              " streams are in use (the limit is the model's max_streams)");
+}
+
+void Listener::push(int stream, const float* samples, size_t n) {
+  Stream& s = stream_at(stream);
+  std::lock_guard<std::mutex> lock(s.in_mutex);
+  if (s.finish_requested) throw Error("listener: stream " + std::to_string(stream) + " was finished; no more audio");
+  s.input.insert(s.input.end(), samples, samples + n);
+}
+
+void Listener::push_s16(int stream, const int16_t* samples, size_t n) {
+  Stream& s = stream_at(stream);
+  std::lock_guard<std::mutex> lock(s.in_mutex);
+  if (s.finish_requested) throw Error("listener: stream " + std::to_string(stream) + " was finished; no more audio");
+  for (size_t i = 0; i < n; ++i) s.input.push_back(float(samples[i]) / 32768.0f);
+}
+
+void Listener::finish(int stream) {
+  Stream& s = stream_at(stream);
+  std::lock_guard<std::mutex> lock(s.in_mutex);
+  s.finish_requested = true;
+}
+
+void Listener::close(int stream) {
+  Stream& s = stream_at(stream);
+  std::lock_guard<std::mutex> lock(s.in_mutex);
+  s.open = false;
+  s.done = true;
+}
+
+bool Listener::done(int stream) const {
+  if (stream < 0 || stream >= int(streams_.size())) throw Error("listener: stream " + std::to_string(stream) + " does not exist");
+  return streams_[stream]->done || !streams_[stream]->open;
+}
+
+int Listener::open_streams() const {
+  int n = 0;
+  for (auto& s : streams_) n += s->open ? 1 : 0;
+  return n;
+}
+
+double Listener::stream_seconds(int stream) const {
+  Stream& s = stream_at(stream);
+  return double(s.front_end.samples_pushed()) / LogMelSpec::kSampleRate;
+}
+
+// Moves the stream's pushed audio through the resampler into the front-end; true when a frame is
+// ready. A finished stream with no frame left is marked done and its slot freed.
+bool Listener::has_hop(Stream& s) {
+  if (s.front_end.frames_ready() > 0) return true;
+  bool flush = false;
+  {
+    std::lock_guard<std::mutex> lock(s.in_mutex);
+    s.taken.swap(s.input);
+    s.input.clear();
+    flush = s.finish_requested && !s.finished_input;
+  }
+  if (!s.taken.empty() || flush) {
+    s.resampled.clear();
+    s.resampler->process(s.taken.data(), s.taken.size(), flush, s.resampled);
+    s.front_end.push(s.resampled.data(), s.resampled.size());
+    s.taken.clear();
+    if (flush) s.finished_input = true;
+  }
+  if (s.front_end.frames_ready() > 0) return true;
+  if (s.finished_input) {
+    std::lock_guard<std::mutex> lock(s.in_mutex);
+    s.done = true;
+    s.open = false;  // the slot is free for a new stream
+  }
+  return false;
+}
+
+int Listener::process() {
+  using clock = std::chrono::steady_clock;
+  int hops = 0;
+  const int d_in = LogMelSpec::kMels;
+  while (true) {
+    auto t0 = clock::now();
+    batch_.clear();
+    for (auto& s : streams_)
+      if (s->open && !s->done && has_hop(*s)) batch_.push_back(s.get());
+    if (batch_.empty()) break;
+    const int B = int(batch_.size());
+    for (int i = 0; i < B; ++i) {
+      batch_[i]->front_end.pop_frame(frames_.data() + size_t(i) * d_in);
+      slots_[i] = batch_[i]->id;
+    }
+    model_->step_frames(frames_.data(), slots_.data(), B, outputs_.data());
+    for (int i = 0; i < B; ++i) {
+      CommandDetection d;
+      if (batch_[i]->decoder->push(outputs_.data() + size_t(i) * n_outputs_, &d)) {
+        ListenerEvent e;
+        e.stream = batch_[i]->id;
+        e.command = d.command;
+        e.word = commands_[d.command];
+        e.time = double(d.frame * LogMelSpec::kHop + LogMelSpec::kWindow) / LogMelSpec::kSampleRate;
+        e.score = d.score;
+        std::lock_guard<std::mutex> lock(events_mutex_);
+        events_.push_back(std::move(e));
+      }
+    }
+    ++hops;
+    ++stats_.hops;
+    stats_.frames += uint64_t(B);
+    stats_.hop_ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - t0).count());
+  }
+  return hops;
+}
+
+std::vector<ListenerEvent> Listener::poll() {
+  std::lock_guard<std::mutex> lock(events_mutex_);
+  std::vector<ListenerEvent> out;
+  out.swap(events_);
+  return out;
+}
+
+}  // namespace vkssm

@@ -1,0 +1,112 @@
+#pragma once
+// The speech-command listener: many live audio streams, one batched model step per 10 ms hop.
+//
+// Each stream owns a slot of a frame model (the shipped S4D command model or any model with the
+// same config.json "speech_commands" section), a resampler to 16 kHz, a log-mel front-end and a
+// command decoder. Audio may be pushed from any thread in chunks of any size; process() advances
+// every stream that has a full hop of audio in one step_frames() call per hop, so the model's
+// weights are read once per hop for all streams. Detections come out of poll().
+//
+//   vkssm::Listener listener(vkssm::Listener::default_model_dir(), {});
+//   int s = listener.open_stream(48000);
+//   listener.push(s, samples, n);      // any thread, any chunk size
+//   listener.process();                // steps while a hop is ready
+//   for (auto& e : listener.poll()) printf("%d %.2f %s\n", e.stream, e.time, e.word.c_str());
+//   listener.finish(s);                // end of input: the rest is processed, then the slot frees
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engine/vkssm.hpp"
+#include "host/audio/command_decoder.h"
+
+namespace vkssm {
+
+struct ListenerOptions {
+  LoadOptions load;        // backend, device; load.max_streams = streams open at once
+  float threshold = 0.0f;  // 0: the model's own (config.json speech_commands.decoder)
+  int window = 0;          // frames; 0: the model's own
+  int refractory = 0;      // frames; 0: the model's own
+};
+
+struct ListenerEvent {
+  int stream = 0;
+  int command = 0;         // index into commands()
+  std::string word;
+  double time = 0.0;       // seconds from the start of the stream's audio to the decision
+  float score = 0.0f;
+};
+
+struct ListenerStats {
+  uint64_t hops = 0;            // batched steps run
+  uint64_t frames = 0;          // stream-frames processed (sum of batch sizes)
+  std::vector<double> hop_ms;   // wall time of each batched hop: front-end, model step, decoding
+};
+
+class Listener {
+ public:
+  // Loads the model in `model_dir` and reads its speech_commands section. Throws vkssm::Error
+  // naming the file and field when the model is not a frame model, its input is not 40 log-mel
+  // features at 16 kHz as host/audio/log_mel.h computes them, or the labels disagree with d_output.
+  Listener(const std::string& model_dir, const ListenerOptions& options);
+  ~Listener();
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+
+  // The shipped command model: <exe dir>/../share/vkssm/models/speech-commands when installed,
+  // else the source tree's models/s4d/speech-commands found from the executable's location.
+  // Returns "" when neither exists.
+  static std::string default_model_dir();
+
+  const std::vector<std::string>& commands() const { return commands_; }
+  const CommandDecoderOptions& decoder_options() const { return decoder_opt_; }
+  int capacity() const;
+  const ModelInfo& model_info() const;
+
+  // A new stream of mono audio at `sample_rate` Hz. Throws when all streams are in use (naming
+  // the limit) or the rate is out of range.
+  int open_stream(int sample_rate);
+  // Appends samples (floats in [-1, 1], or signed 16-bit). Thread-safe. Throws on a bad or
+  // finished stream id.
+  void push(int stream, const float* samples, size_t n);
+  void push_s16(int stream, const int16_t* samples, size_t n);
+  // No more audio: process() runs the stream's last hops, then the stream leaves the batch and
+  // its slot is free again. Thread-safe.
+  void finish(int stream);
+  // Drops a stream now (its undelivered events stay in poll()).
+  void close(int stream);
+  // True once a finished stream has been fully processed (or closed).
+  bool done(int stream) const;
+  int open_streams() const;
+
+  // Runs batched hops while any stream has a full hop; returns how many hops ran. Call it from one
+  // thread at a time.
+  int process();
+  // Detections since the last poll, in decision order. Thread-safe.
+  std::vector<ListenerEvent> poll();
+  const ListenerStats& stats() const { return stats_; }
+  // Seconds of 16 kHz audio processed for `stream`.
+  double stream_seconds(int stream) const;
+
+ private:
+  struct Stream;
+  Stream& stream_at(int id) const;
+  bool has_hop(Stream& s);
+
+  std::unique_ptr<Model> model_;
+  std::vector<std::string> commands_;
+  int n_outputs_ = 0;
+  CommandDecoderOptions decoder_opt_;
+  std::vector<std::unique_ptr<Stream>> streams_;  // by stream id = slot
+  mutable std::mutex events_mutex_;
+  std::vector<ListenerEvent> events_;
+  ListenerStats stats_;
+  // Step scratch, sized at construction: no allocation per hop.
+  std::vector<float> frames_, outputs_;
+  std::vector<int32_t> slots_;
+  std::vector<Stream*> batch_;
+};
+
+}  // namespace vkssm

@@ -1,0 +1,370 @@
+"""Synthetic speech-command data from Debian's text-to-speech voices, with heavy augmentation.
+
+Two stages, both deterministic given the seed:
+
+1. render_bank(): every voice says every command, many non-command words (near misses such as
+   "yesterday", "often", "gone", "eighteen" among them), carrier-phrase pieces and sentences.
+   Voices: espeak-ng (7 English accents x many variants, random rate and pitch), flite (kal, kal16,
+   rms, slt, awb) and festival (kal, ked diphones, the SLT HTS voice); flite/festival renders are
+   pitch- and tempo-shifted by sox. Each render is trimmed of silence, resampled to 16 kHz by sox,
+   and stored with its voice so data can be split by voice.
+2. make_clip(): one training clip of CLIP_SECONDS: a command alone, a command inside running
+   speech (carrier phrase pieces before and after it), non-command speech, or noise alone; then
+   speed, gain, reverberation, band-limiting (telephone, 8 kHz), microphone colour, additive
+   white/pink/brown noise or babble at 0-30 dB SNR. Returns the samples and the command's span.
+
+Voices are split into train / validation / test by voice identity (split_of_voice): the test
+voices are never trained on.
+"""
+import hashlib
+import os
+import subprocess
+import tempfile
+from multiprocessing import Pool
+
+import numpy as np
+
+SR = 16000
+
+COMMANDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "forward",
+            "backward", "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+BACKGROUND = "_background_"
+LABELS = COMMANDS + [BACKGROUND]
+
+# Words that are not commands. Near misses share sounds with a command; homophones of commands
+# ("know", "to", "too", "for", "won", "ate", "write", "of") are left out on purpose.
+NEGATIVE_WORDS = """
+yesterday yellow yet yesses nose north nothing nobody notice number nowhere upper update
+uphill upon dog dawn doubt downtown town lift let lesson leftover bright light ride rice
+righteous only honest often office offer coffee stock stone stomach stopper goal gold going gone
+good ghost goat fork foreign famous format back backpack zebra zeal wonder once win twin tomb
+tool tooth true tree free thirteen thirty fourteen forty floor fine fire fight fifteen fifty
+sixteen sixty sick seventeen seventy eighteen eighty eighth nineteen ninety nice night nine's
+ten eleven twelve hundred thousand hello please thanks maybe okay water music weather
+computer robot house window table kitchen today tomorrow bird cat happy marvin sheila visual
+learn follow wow bed answer again around station morning evening green orange purple coming
+sitting lasting forever
+""".split()
+NEGATIVE_WORDS = [w for w in NEGATIVE_WORDS if w != "nine's"]
+
+# Pieces of carrier phrases (no commands or their homophones inside).
+PREFIXES = ["please", "now", "okay", "I said", "can you", "turn", "move", "the answer is", "say",
+            "let's", "and then", "quickly", "robot", "computer", "alright", "we need", "press",
+            "choose", "number", "I think", "just", "the code is", "then",
+            "hey robot", "could you please", "it was"]
+SUFFIXES = ["now", "please", "again", "at the corner", "quickly", "thanks", "at once",
+            "a little", "slowly", "and wait", "this time", "over there", "then", "if you can",
+            "please robot", "I think", "and that is all", "my friend"]
+SENTENCES = [
+    "the weather is nice today", "I would like some coffee", "where is the kitchen",
+    "this is a test of the system", "my name is Sam", "what time is it", "she sells sea shells",
+    "open the window", "call my mother", "play some music", "how are you doing",
+    "that was yesterday", "eighteen people came", "they have often gone home",
+    "the dog barked at night", "thank you very much", "it is getting late",
+    "we met at the station", "please wait here", "can you hear me", "that sounds good",
+    "I think so", "maybe later", "sixteen and seventeen", "the yellow bird sang",
+    "nobody noticed the stone", "the office is downtown", "a lesson in honesty",
+    "the light is bright", "going home is good", "the ghost was famous",
+    "fifty thousand people", "eleven and twelve", "a hundred years",
+    "nothing happened this morning", "the upper floor", "an update is coming",
+    "the ride was long", "rice and beans", "the stock market", "my stomach hurts",
+    "a golden goal", "the zebra ran away", "I wonder why", "once upon a time",
+    "twin towers", "the tooth fairy", "is it true", "a free tree", "the thirteenth floor",
+    "foreign languages", "my backpack is heavy", "happy birthday marvin", "sheila is visiting",
+    "follow the river", "the cat is sleeping", "what a wonderful evening", "the station is closed",
+    "green and purple", "an orange", "we are sitting here", "it will last forever",
+]
+
+ESPEAK_ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
+                  "en-gb-x-gbcwmd", "en-029"]
+ESPEAK_VARIANTS_TRAIN = ["m1", "m2", "m4", "m5", "m7", "f1", "f2", "f3", "f5", "croak", "klatt",
+                         "klatt3", "klatt4", "Andy", "Denis", "Gene", "Jacky", "Lee", "Mario",
+                         "Mr", "Storm", "Tweaky", "adam", "anika", "steph", "david", "edward",
+                         "linda", "max", "paul", "robert", "john", "whisperf", "grandma",
+                         "grandpa", "quincy", "shelby", "travis", "victor", "zac", "norbert",
+                         "aunty", "belinda", "boris", "caleb", "iven", "iven3", "rob"]
+ESPEAK_VARIANTS_VALID = ["m8", "klatt6", "Alicia", "benjamin", "Mike"]
+ESPEAK_VARIANTS_TEST = ["m3", "m6", "f4", "klatt2", "klatt5", "Annie", "Michael", "steph2",
+                        "Alex", "edward2", "iven2", "sandro"]
+FLITE_TRAIN = ["kal", "kal16", "rms", "slt"]
+FLITE_TEST = ["awb"]
+FESTIVAL_TRAIN = ["voice_kal_diphone", "voice_cmu_us_slt_arctic_hts"]
+FESTIVAL_TEST = ["voice_ked_diphone"]
+
+
+def voices():
+    """[(voice_id, engine, name, split)]; espeak voices are accent + variant."""
+    out = []
+    for split, variants in (("train", ESPEAK_VARIANTS_TRAIN), ("valid", ESPEAK_VARIANTS_VALID),
+                            ("test", ESPEAK_VARIANTS_TEST)):
+        for i, v in enumerate(variants):
+            # Two accents per variant (rotating through all seven) keeps rendering time in check.
+            for a in (ESPEAK_ACCENTS[(2 * i) % 7], ESPEAK_ACCENTS[(2 * i + 1) % 7]):
+                out.append(("espeak:%s+%s" % (a, v), "espeak", "%s+%s" % (a, v), split))
+    for split, names in (("train", FLITE_TRAIN), ("test", FLITE_TEST)):
+        out += [("flite:" + n, "flite", n, split) for n in names]
+    for split, names in (("train", FESTIVAL_TRAIN), ("test", FESTIVAL_TEST)):
+        out += [("festival:" + n, "festival", n, split) for n in names]
+    return out
+
+
+def _seed_of(*parts):
+    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:8], "little")
+
+
+def _sox_to_16k(src, effects=()):
+    """Any audio file -> float32 16 kHz mono (sox -R: reproducible)."""
+    cmd = ["sox", "-R", src, "-t", "raw", "-e", "floating-point", "-b", "32", "-r", str(SR), "-c", "1", "-"] + list(effects)
+    return np.frombuffer(subprocess.run(cmd, check=True, capture_output=True).stdout, dtype="<f4").copy()
+
+
+def _fft_resample(x, rate):
+    """Band-limited resampling of a short clip to 16 kHz by cutting or padding its spectrum."""
+    if rate == SR:
+        return x
+    n_out = int(round(len(x) * SR / rate))
+    f = np.fft.rfft(x)
+    g = np.zeros(n_out // 2 + 1, dtype=complex)
+    k = min(len(f), len(g))
+    g[:k] = f[:k]
+    return np.fft.irfft(g, n_out) * (n_out / len(x))
+
+
+def _wav_bytes_to_16k(blob):
+    """A mono 16-bit WAV (as espeak-ng writes to stdout) -> float 16 kHz."""
+    import struct
+    rate = struct.unpack("<I", blob[24:28])[0]
+    pos = blob.find(b"data")
+    pcm = np.frombuffer(blob[pos + 8:], dtype="<i2").astype(np.float64) / 32768.0
+    return _fft_resample(pcm, rate)
+
+
+def trim(x, rel=0.02, margin=0.015):
+    """Cuts leading/trailing silence (below rel * peak), keeping `margin` seconds."""
+    if len(x) == 0:
+        return x
+    a = np.abs(x)
+    idx = np.nonzero(a > rel * max(a.max(), 1e-9))[0]
+    if len(idx) == 0:
+        return x[:0]
+    m = int(margin * SR)
+    return x[max(0, idx[0] - m): idx[-1] + 1 + m]
+
+
+def _render_job(job):
+    """One (voice, variant draw, list of texts) -> {text: samples}."""
+    voice_id, engine, name, draw, texts = job
+    rng = np.random.default_rng(_seed_of(voice_id, draw))
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = os.path.join(tmp, "x.wav")
+        if engine == "espeak":
+            rate = int(rng.uniform(110, 210))
+            pitch = int(rng.uniform(15, 85))
+            for t in texts:
+                r = subprocess.run(["espeak-ng", "-v", name, "-s", str(rate), "-p", str(pitch), "--stdout", t],
+                                   check=True, capture_output=True)
+                out[t] = trim(_wav_bytes_to_16k(r.stdout)).astype(np.float32)
+            return voice_id, draw, out
+        # flite / festival: a few natural voices, so widen them with sox pitch and tempo.
+        cents = int(rng.uniform(-400, 400)) if draw else 0
+        tempo = float(rng.uniform(0.8, 1.25)) if draw else 1.0
+        effects = ["pitch", str(cents), "tempo", "%.3f" % tempo] if draw else []
+        if engine == "flite":
+            for t in texts:
+                subprocess.run(["flite", "-voice", name, "-t", t, "-o", wav], check=True, capture_output=True)
+                if effects:
+                    out[t] = trim(_sox_to_16k(wav, effects))
+                else:
+                    out[t] = trim(_wav_bytes_to_16k(open(wav, "rb").read())).astype(np.float32)
+        else:
+            script = ["(%s)" % name]
+            for i, t in enumerate(texts):
+                script.append('(utt.save.wave (SynthText "%s") "%s/%d.wav")' % (t, tmp, i))
+            subprocess.run(["festival", "--pipe"], input="\n".join(script).encode(), check=True,
+                           capture_output=True)
+            for i, t in enumerate(texts):
+                out[t] = trim(_sox_to_16k(os.path.join(tmp, "%d.wav" % i), effects))
+        return voice_id, draw, out
+
+
+def all_texts():
+    return sorted(set(COMMANDS + NEGATIVE_WORDS + PREFIXES + SUFFIXES + SENTENCES))
+
+
+def render_bank(draws_espeak=1, draws_other=3, processes=2, only_split=None):
+    """{voice_id: {"split": s, "draws": [{text: samples}]}}."""
+    jobs = []
+    texts = all_texts()
+    for voice_id, engine, name, split in voices():
+        if only_split and split not in only_split:
+            continue
+        n = draws_espeak if engine == "espeak" else draws_other
+        jobs += [(voice_id, engine, name, d, texts) for d in range(n)]
+    bank = {}
+    split_of = {v[0]: v[3] for v in voices()}
+    with Pool(processes) as pool:
+        for voice_id, draw, out in pool.imap_unordered(_render_job, jobs):
+            entry = bank.setdefault(voice_id, {"split": split_of[voice_id], "draws": {}})
+            entry["draws"][draw] = out
+    for e in bank.values():
+        e["draws"] = [e["draws"][k] for k in sorted(e["draws"])]
+    return bank
+
+
+# ---- augmentation -----------------------------------------------------------------------------
+
+def _colored_noise(rng, n, kind):
+    w = rng.standard_normal(n)
+    if kind == "white":
+        return w
+    f = np.fft.rfft(w)
+    k = np.arange(len(f)) + 1.0
+    f /= np.sqrt(k) if kind == "pink" else k
+    x = np.fft.irfft(f, n)
+    return x / (x.std() + 1e-12)
+
+
+def _fft_filter(x, gain_of_hz):
+    f = np.fft.rfft(x)
+    hz = np.fft.rfftfreq(len(x), 1.0 / SR)
+    return np.fft.irfft(f * gain_of_hz(hz), len(x))
+
+
+def _reverb(rng, x):
+    rt60 = rng.uniform(0.15, 0.9)
+    n = int(rt60 * SR)
+    t = np.arange(n) / SR
+    ir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    ir[0] = 1.0 / rng.uniform(0.3, 1.0)  # direct path relative to the tail
+    ir /= np.sqrt((ir ** 2).sum())
+    m = len(x) + n - 1
+    size = 1 << (m - 1).bit_length()
+    y = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(ir, size), size)[: len(x)]
+    return y
+
+
+def _speed(x, factor):
+    """Resample by linear interpolation (speed and pitch change together)."""
+    n = int(len(x) / factor)
+    if n < 2:
+        return x
+    return np.interp(np.arange(n) * factor, np.arange(len(x)), x)
+
+
+def augment(rng, x, babble_source):
+    """Channel and noise augmentation of a clean clip."""
+    if rng.random() < 0.5:
+        x = _reverb(rng, x)
+    r = rng.random()
+    if r < 0.15:    # telephone band
+        x = _fft_filter(x, lambda f: ((f > 300) & (f < 3400)).astype(float))
+    elif r < 0.25:  # 8 kHz recording played back at 16 kHz
+        x = _fft_filter(x, lambda f: (f < 3800).astype(float))
+    elif r < 0.55:  # microphone / room colour: a random smooth tilt and bump
+        tilt = rng.uniform(-6, 6)
+        c, bw, g = rng.uniform(300, 5000), rng.uniform(0.3, 1.5), rng.uniform(-8, 8)
+        x = _fft_filter(x, lambda f: 10 ** ((tilt * np.log2((f + 100) / 1000) +
+                                             g * np.exp(-0.5 * (np.log2((f + 1) / c) / bw) ** 2)) / 20))
+    speech_rms = np.sqrt(np.mean(x ** 2)) + 1e-9
+    if rng.random() < 0.85:
+        snr = rng.uniform(0, 30)
+        kind = rng.choice(["white", "pink", "brown", "babble", "babble"])
+        if kind == "babble":
+            noise = babble_source(rng, len(x))
+        else:
+            noise = _colored_noise(rng, len(x), kind)
+        noise = noise / (np.sqrt(np.mean(noise ** 2)) + 1e-9) * speech_rms / (10 ** (snr / 20))
+        x = x + noise
+    level_db = rng.uniform(-45, -8)  # rms level re full scale
+    x = x / (np.sqrt(np.mean(x ** 2)) + 1e-9) * 10 ** (level_db / 20)
+    peak = np.abs(x).max()
+    if peak > 0.99:
+        x = x * (0.99 / peak)
+    return x
+
+
+# ---- clips ------------------------------------------------------------------------------------
+
+class ClipMaker:
+    """Builds clips from the voices of one split of a rendered bank."""
+
+    def __init__(self, bank, splits, clip_seconds):
+        self.n = int(clip_seconds * SR)
+        self.voices = [v for v, e in sorted(bank.items()) if e["split"] in splits]
+        self.bank = bank
+        if not self.voices:
+            raise ValueError("no voices in splits %s" % (splits,))
+
+    def _say(self, rng, voice, text):
+        draws = self.bank[voice]["draws"]
+        return draws[rng.integers(len(draws))][text]
+
+    def _gap(self, rng, lo=0.0, hi=0.15):
+        return np.zeros(int(rng.uniform(lo, hi) * SR))
+
+    def babble(self, rng, n):
+        out = np.zeros(n)
+        for _ in range(rng.integers(3, 7)):
+            v = self.voices[rng.integers(len(self.voices))]
+            s = self._say(rng, v, SENTENCES[rng.integers(len(SENTENCES))])
+            start = rng.integers(-len(s) // 2, n)
+            a, b = max(0, start), min(n, start + len(s))
+            if b > a:
+                out[a:b] += s[a - start: b - start]
+        return out
+
+    def _negative_speech(self, rng, voice, seconds):
+        parts, total = [], 0
+        while total < seconds * SR:
+            if rng.random() < 0.5:
+                s = self._say(rng, voice, SENTENCES[rng.integers(len(SENTENCES))])
+            else:
+                s = self._say(rng, voice, NEGATIVE_WORDS[rng.integers(len(NEGATIVE_WORDS))])
+            parts += [s, self._gap(rng, 0.02, 0.3)]
+            total += len(s) + len(parts[-1])
+        return np.concatenate(parts)
+
+    def make(self, rng, kind=None):
+        """-> (samples [n], label index, (start, end) sample span of the command or None)."""
+        voice = self.voices[rng.integers(len(self.voices))]
+        kind = kind or rng.choice(["alone", "carrier", "carrier", "negative", "negative", "noise"],
+                                  p=[0.25, 0.2, 0.2, 0.15, 0.12, 0.08])
+        speed = rng.uniform(0.85, 1.2)
+        if kind == "noise":
+            x = np.zeros(self.n)
+            label, span = len(COMMANDS), None
+        elif kind == "negative":
+            s = _speed(self._negative_speech(rng, voice, self.n / SR + 0.5), speed)
+            off = rng.integers(0, max(1, len(s) - self.n))
+            x = np.zeros(self.n)
+            seg = s[off: off + self.n]
+            start = rng.integers(0, max(1, self.n - len(seg))) if rng.random() < 0.3 else 0
+            x[start: start + len(seg)] = seg[: self.n - start]
+            label, span = len(COMMANDS), None
+        else:
+            label = int(rng.integers(len(COMMANDS)))
+            word = self._say(rng, voice, COMMANDS[label])
+            before, after = [], []
+            if kind == "carrier":
+                if rng.random() < 0.8:
+                    before = [self._say(rng, voice, PREFIXES[rng.integers(len(PREFIXES))]), self._gap(rng)]
+                if rng.random() < 0.7:
+                    after = [self._gap(rng), self._say(rng, voice, SUFFIXES[rng.integers(len(SUFFIXES))])]
+                if rng.random() < 0.3:
+                    before = [self._say(rng, voice, NEGATIVE_WORDS[rng.integers(len(NEGATIVE_WORDS))]),
+                              self._gap(rng)] + before
+            pre = np.concatenate(before) if before else np.zeros(0)
+            post = np.concatenate(after) if after else np.zeros(0)
+            s = _speed(np.concatenate([pre, word, post]), speed)
+            w0, w1 = int(len(pre) / speed), int((len(pre) + len(word)) / speed)
+            # Place the command so that its end lands between 30 % and 85 % of the clip, leaving
+            # room after it for the label window.
+            end_at = int(rng.uniform(0.3, 0.85) * self.n)
+            shift = end_at - w1
+            x = np.zeros(self.n)
+            a, b = max(0, shift), min(self.n, shift + len(s))
+            x[a:b] = s[a - shift: b - shift]
+            span = (w0 + shift, w1 + shift)
+        x = augment(rng, x, self.babble)
+        return x.astype(np.float32), label, span

@@ -1,0 +1,188 @@
+#!/usr/bin/python3
+"""Trains the shipped speech-command model (models/s4d/speech-commands) on the CPU.
+
+    train_commands.py --bank build/speech-data/bank.pkl --out models/s4d/speech-commands
+
+Deterministic given --seed (data, initialisation and batch order come from it; torch runs with
+deterministic algorithms on a fixed number of threads). Steps:
+1. n_train clips from the training voices and n_valid from the validation voices
+   (speech_data.ClipMaker: commands alone and in carrier phrases, non-command speech, noise,
+   heavy augmentation), as log-mel features (features.py) with one label per frame:
+   the command in the frames from 80 ms before its end to 300 ms after it, no label (ignored) in
+   the rest of the command, background everywhere else.
+2. Per-frame cross-entropy on the S4D model (kws.CommandModel), AdamW, cosine schedule.
+3. Exports config.json + model.safetensors + train_log.json; the per-feature normalisation is
+   folded into the encoder, so the engine feeds raw log-mel features.
+"""
+import argparse
+import json
+import math
+import os
+import pickle
+import struct
+import sys
+import time
+from multiprocessing import Pool
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import features
+import kws
+import speech_data
+
+LABEL_BEFORE_END = 8    # frames before the command's end that carry its label
+LABEL_AFTER_END = 30    # frames after it
+
+_maker = None
+
+
+def _init_worker(bank_path, splits, clip_seconds):
+    global _maker
+    with open(bank_path, "rb") as f:
+        bank = pickle.load(f)
+    _maker = speech_data.ClipMaker(bank, splits, clip_seconds)
+
+
+def frame_labels(n_frames, label, span):
+    y = np.full(n_frames, len(speech_data.COMMANDS), dtype=np.int16)
+    if span is None:
+        return y
+    start, end = span
+    t_end = max(0, math.ceil((end - features.WINDOW) / features.HOP))
+    t_start = max(0, math.ceil((start - features.WINDOW) / features.HOP))
+    y[t_start: max(t_start, t_end - LABEL_BEFORE_END)] = -1
+    y[max(0, t_end - LABEL_BEFORE_END): t_end + LABEL_AFTER_END] = label
+    return y
+
+
+def _clip_job(seed):
+    rng = np.random.default_rng(seed)
+    x, label, span = _maker.make(rng)
+    f = features.log_mel(x).astype(np.float16)
+    return f, frame_labels(len(f), label, span)
+
+
+def make_set(bank_path, splits, n, seed, clip_seconds, processes):
+    seeds = [seed * 1_000_003 + i for i in range(n)]
+    with Pool(processes, _init_worker, (bank_path, splits, clip_seconds)) as pool:
+        out = pool.map(_clip_job, seeds, chunksize=64)
+    return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
+
+
+def write_safetensors(path, tensors):
+    header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
+    for name, t in tensors.items():
+        data = np.ascontiguousarray(t.numpy().astype("<f4")).tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bank", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--n-train", type=int, default=48000)
+    ap.add_argument("--n-valid", type=int, default=2000)
+    ap.add_argument("--clip-seconds", type=float, default=2.4)
+    ap.add_argument("--d-model", type=int, default=64)
+    ap.add_argument("--d-state", type=int, default=32)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=4e-3)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+
+    torch.manual_seed(a.seed)
+    torch.set_num_threads(a.threads)
+    torch.use_deterministic_algorithms(True)
+    log = {"args": vars(a), "epochs": []}
+    t0 = time.time()
+    Xtr, Ytr = make_set(a.bank, {"train"}, a.n_train, a.seed, a.clip_seconds, a.threads)
+    Xva, Yva = make_set(a.bank, {"valid"}, a.n_valid, a.seed + 7919, a.clip_seconds, a.threads)
+    print("data: %d train, %d valid clips of %d frames in %.0f s" % (len(Xtr), len(Xva), Xtr.shape[1], time.time() - t0), flush=True)
+    log["data_seconds"] = round(time.time() - t0, 1)
+
+    n_cls = len(speech_data.LABELS)
+    model = kws.CommandModel(features.N_MELS, a.d_model, a.d_state, a.layers, n_cls, seed=a.seed)
+    flat = Xtr.reshape(-1, features.N_MELS).astype(np.float64)
+    model.feat_mean.copy_(torch.from_numpy(flat.mean(0)).float())
+    model.feat_std.copy_(torch.from_numpy(flat.std(0) + 1e-3).float())
+    del flat
+    ssm = [p for n, p in model.named_parameters() if any(k in n for k in ("log_dt", "log_A_real", "A_imag"))]
+    rest = [p for n, p in model.named_parameters() if not any(k in n for k in ("log_dt", "log_A_real", "A_imag"))]
+    opt = torch.optim.AdamW([{"params": rest, "weight_decay": 0.01}, {"params": ssm, "weight_decay": 0.0, "lr": min(a.lr, 1e-3)}],
+                            lr=a.lr)
+    steps_per_epoch = len(Xtr) // a.batch
+    total = steps_per_epoch * a.epochs
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    weights = torch.ones(n_cls)
+    weights[-1] = 0.5  # background frames outnumber command frames about 10 to 1
+    g = torch.Generator().manual_seed(a.seed)
+    step = 0
+    for epoch in range(a.epochs):
+        model.train()
+        perm = torch.randperm(len(Xtr), generator=g)
+        tl, tn, te = 0.0, 0, time.time()
+        for i in range(steps_per_epoch):
+            idx = perm[i * a.batch: (i + 1) * a.batch]
+            x = torch.from_numpy(Xtr[idx].astype(np.float32))
+            y = torch.from_numpy(Ytr[idx].astype(np.int64))
+            warm = min(1.0, (step + 1) / 300)
+            for gr, b in zip(opt.param_groups, base_lrs):
+                gr["lr"] = b * warm * 0.5 * (1 + math.cos(math.pi * step / total))
+            loss = F.cross_entropy(model(x).reshape(-1, n_cls), y.reshape(-1), weight=weights, ignore_index=-1)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            tl, tn, step = tl + loss.item(), tn + 1, step + 1
+        model.eval()
+        with torch.no_grad():
+            vl, correct, counted = 0.0, 0, 0
+            for i in range(0, len(Xva), 256):
+                out = model(torch.from_numpy(Xva[i: i + 256].astype(np.float32)))
+                y = torch.from_numpy(Yva[i: i + 256].astype(np.int64))
+                vl += F.cross_entropy(out.reshape(-1, n_cls), y.reshape(-1), ignore_index=-1, reduction="sum").item()
+                m = y >= 0
+                correct += (out.argmax(-1)[m] == y[m]).sum().item()
+                counted += m.sum().item()
+        e = {"epoch": epoch + 1, "train_loss": round(tl / tn, 4), "valid_loss": round(vl / counted, 4),
+             "valid_frame_accuracy": round(correct / counted, 4), "seconds": round(time.time() - te, 1)}
+        log["epochs"].append(e)
+        print(json.dumps(e), flush=True)
+
+    os.makedirs(a.out, exist_ok=True)
+    config = {
+        "architectures": ["S4DClassifier"], "model_type": "s4d", "d_input": features.N_MELS,
+        "d_model": a.d_model, "d_state": a.d_state, "n_layers": a.layers, "d_output": n_cls,
+        "prenorm": False, "layer_norm_eps": 1e-5, "activation": "gelu", "torch_dtype": "float32",
+        "speech_commands": {
+            "labels": speech_data.LABELS,
+            "features": {"sample_rate": features.SAMPLE_RATE, "window": features.WINDOW, "hop": features.HOP,
+                         "n_fft": features.N_FFT, "n_mels": features.N_MELS, "f_min": features.F_MIN,
+                         "f_max": features.F_MAX, "log_floor": features.LOG_FLOOR},
+            "decoder": {"threshold": 0.6, "window": 8, "refractory": 30},
+        },
+    }
+    with open(os.path.join(a.out, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    write_safetensors(os.path.join(a.out, "model.safetensors"), model.checkpoint_tensors())
+    log["parameters"] = sum(p.numel() for n, p in model.named_parameters())
+    log["train_seconds"] = round(time.time() - t0, 1)
+    log["torch"] = torch.__version__
+    with open(os.path.join(a.out, "train_log.json"), "w") as f:
+        json.dump(log, f, indent=1)
+    print("wrote %s (%d parameters) in %.0f s" % (a.out, log["parameters"], time.time() - t0))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
