@@ -253,6 +253,9 @@ int main(int argc, char** argv) {
       model = load_model(a.model, opt);
     }
     const ModelInfo& info = model->info();
+    if (info.vocab_size == 0)  // frame models have no token steps to time
+      throw Error(source + " is a frame model (" + info.architecture +
+                  "); it is measured by 'vkssm listen --bench N' (speech-command models) instead");
     CopyBandwidth bw;
     if (a.backend == BackendKind::Vulkan) bw = measure_copy_bandwidth(a.device);
 

@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "engine/listener.h"
 #include "engine/model_checks.h"
 #include "engine/stream_pool.h"
 #include "engine/vkssm.hpp"
@@ -23,6 +24,10 @@ struct vkssm_model {
   // A state blob's size is fixed by the model, so the size query of vkssm_model_snapshot is
   // answered without a device read-back once one snapshot was taken. Guarded by `lock`.
   size_t snapshot_bytes = 0;
+};
+
+struct vkssm_listener {
+  std::unique_ptr<vkssm::Listener> listener;
 };
 
 struct vkssm_pool {
@@ -117,6 +122,35 @@ void hand_out_results(const std::vector<vkssm::StepResult>& rs, int64_t d_output
 
 }  // namespace
 
+extern "C" void vkssm_load_options_default(vkssm_load_options* opts);
+
+namespace {
+
+// The C options as LoadOptions; NULL means the defaults. Range errors are the caller's.
+vkssm_status to_load_options(const char* fn, const vkssm_load_options* opts, vkssm::LoadOptions& lo) {
+  vkssm_load_options o;
+  vkssm_load_options_default(&o);
+  if (opts) o = *opts;
+  if (o.backend != 0 && o.backend != 1)
+    return fail(VKSSM_INVALID_ARGUMENT, std::string(fn) + ": backend must be 0 (vulkan) or 1 (cpu), got " +
+                                            std::to_string(o.backend));
+  if (o.weights < 0 || o.weights > 2)
+    return fail(VKSSM_INVALID_ARGUMENT, std::string(fn) + ": weights must be 0 (auto), 1 (f32) or 2 (f16), got " +
+                                            std::to_string(o.weights));
+  lo.backend = o.backend == 1 ? vkssm::BackendKind::Cpu : vkssm::BackendKind::Vulkan;
+  lo.device = o.device;
+  lo.max_streams = o.max_streams;
+  lo.weights = o.weights == 1   ? vkssm::WeightStorage::F32
+               : o.weights == 2 ? vkssm::WeightStorage::F16
+                                : vkssm::WeightStorage::Auto;
+  lo.validation = o.validation != 0;
+  if (o.cache_dir) lo.cache_dir = o.cache_dir;
+  lo.rollback_depth = o.rollback_depth;
+  return VKSSM_OK;
+}
+
+}  // namespace
+
 extern "C" {
 
 void vkssm_load_options_default(vkssm_load_options* opts) {
@@ -137,27 +171,9 @@ vkssm_status vkssm_model_load(const char* path, const vkssm_load_options* opts, 
   *out = nullptr;
   if (!path) return null_argument(fn, "path");
 
-  vkssm_load_options o;
-  vkssm_load_options_default(&o);
-  if (opts) o = *opts;
-  if (o.backend != 0 && o.backend != 1)
-    return fail(VKSSM_INVALID_ARGUMENT, std::string(fn) + ": backend must be 0 (vulkan) or 1 (cpu), got " +
-                                            std::to_string(o.backend));
-  if (o.weights < 0 || o.weights > 2)
-    return fail(VKSSM_INVALID_ARGUMENT, std::string(fn) + ": weights must be 0 (auto), 1 (f32) or 2 (f16), got " +
-                                            std::to_string(o.weights));
-
+  vkssm::LoadOptions lo;
+  if (vkssm_status s = to_load_options(fn, opts, lo); s != VKSSM_OK) return s;
   return guarded(fn, [&] {
-    vkssm::LoadOptions lo;
-    lo.backend = o.backend == 1 ? vkssm::BackendKind::Cpu : vkssm::BackendKind::Vulkan;
-    lo.device = o.device;
-    lo.max_streams = o.max_streams;
-    lo.weights = o.weights == 1   ? vkssm::WeightStorage::F32
-                 : o.weights == 2 ? vkssm::WeightStorage::F16
-                                  : vkssm::WeightStorage::Auto;
-    lo.validation = o.validation != 0;
-    if (o.cache_dir) lo.cache_dir = o.cache_dir;
-    lo.rollback_depth = o.rollback_depth;
     auto handle = std::make_unique<vkssm_model>();
     handle->model = vkssm::load_model(path, lo);
     *out = handle.release();
@@ -652,5 +668,109 @@ vkssm_status vkssm_pool_restore(vkssm_pool* pool, const void* data, size_t size,
 }
 
 const char* vkssm_last_error(void) { return t_last_error.c_str(); }
+
+
+// ---- speech-command listener ----------------------------------------------------------------------
+
+vkssm_status vkssm_listener_create(const char* model_dir, const vkssm_load_options* opts, float threshold,
+                                   vkssm_listener** out) {
+  const char* fn = "vkssm_listener_create";
+  if (!out) return null_argument(fn, "out");
+  *out = nullptr;
+  vkssm::ListenerOptions lo;
+  if (vkssm_status s = to_load_options(fn, opts, lo.load); s != VKSSM_OK) return s;
+  if (!(threshold >= 0.0f && threshold <= 1.0f))
+    return fail(VKSSM_INVALID_ARGUMENT, std::string(fn) + ": threshold must be 0 (the model's) or in (0, 1], got " +
+                                            std::to_string(threshold));
+  lo.threshold = threshold;
+  return guarded(fn, [&] {
+    std::string dir = model_dir ? model_dir : vkssm::Listener::default_model_dir();
+    if (dir.empty()) throw vkssm::Error("the shipped speech-commands model was not found; pass its folder");
+    auto handle = std::make_unique<vkssm_listener>();
+    handle->listener = std::make_unique<vkssm::Listener>(dir, lo);
+    *out = handle.release();
+  });
+}
+
+void vkssm_listener_free(vkssm_listener* listener) {
+  try {
+    delete listener;
+  } catch (...) {
+  }
+}
+
+int vkssm_listener_command_count(const vkssm_listener* listener) {
+  return listener ? int(listener->listener->commands().size()) : 0;
+}
+
+const char* vkssm_listener_command(const vkssm_listener* listener, int index) {
+  if (!listener || index < 0 || index >= int(listener->listener->commands().size())) return nullptr;
+  return listener->listener->commands()[size_t(index)].c_str();
+}
+
+vkssm_status vkssm_listener_open_stream(vkssm_listener* listener, int sample_rate, int* stream) {
+  const char* fn = "vkssm_listener_open_stream";
+  if (!listener) return null_argument(fn, "listener");
+  if (!stream) return null_argument(fn, "stream");
+  return guarded(fn, [&] { *stream = listener->listener->open_stream(sample_rate); });
+}
+
+vkssm_status vkssm_listener_push_s16(vkssm_listener* listener, int stream, const int16_t* samples, size_t n) {
+  const char* fn = "vkssm_listener_push_s16";
+  if (!listener) return null_argument(fn, "listener");
+  if (!samples && n > 0) return null_argument(fn, "samples");
+  return guarded(fn, [&] { listener->listener->push_s16(stream, samples, n); });
+}
+
+vkssm_status vkssm_listener_push_f32(vkssm_listener* listener, int stream, const float* samples, size_t n) {
+  const char* fn = "vkssm_listener_push_f32";
+  if (!listener) return null_argument(fn, "listener");
+  if (!samples && n > 0) return null_argument(fn, "samples");
+  return guarded(fn, [&] { listener->listener->push(stream, samples, n); });
+}
+
+vkssm_status vkssm_listener_finish_stream(vkssm_listener* listener, int stream) {
+  const char* fn = "vkssm_listener_finish_stream";
+  if (!listener) return null_argument(fn, "listener");
+  return guarded(fn, [&] { listener->listener->finish(stream); });
+}
+
+vkssm_status vkssm_listener_close_stream(vkssm_listener* listener, int stream) {
+  const char* fn = "vkssm_listener_close_stream";
+  if (!listener) return null_argument(fn, "listener");
+  return guarded(fn, [&] { listener->listener->close(stream); });
+}
+
+vkssm_status vkssm_listener_stream_done(vkssm_listener* listener, int stream, int* done) {
+  const char* fn = "vkssm_listener_stream_done";
+  if (!listener) return null_argument(fn, "listener");
+  if (!done) return null_argument(fn, "done");
+  return guarded(fn, [&] { *done = listener->listener->done(stream) ? 1 : 0; });
+}
+
+vkssm_status vkssm_listener_process(vkssm_listener* listener, int* hops) {
+  const char* fn = "vkssm_listener_process";
+  if (!listener) return null_argument(fn, "listener");
+  return guarded(fn, [&] {
+    int n = listener->listener->process();
+    if (hops) *hops = n;
+  });
+}
+
+vkssm_status vkssm_listener_poll(vkssm_listener* listener, vkssm_listen_event* events, int capacity, int* count) {
+  const char* fn = "vkssm_listener_poll";
+  if (!listener) return null_argument(fn, "listener");
+  if (!count) return null_argument(fn, "count");
+  *count = 0;
+  if (capacity < 0) return fail(VKSSM_INVALID_ARGUMENT, std::string(fn) + ": capacity is negative");
+  if (!events && capacity > 0) return null_argument(fn, "events");
+  return guarded(fn, [&] {
+    const auto& words = listener->listener->commands();
+    for (const vkssm::ListenerEvent& e : listener->listener->poll(size_t(capacity))) {
+      events[*count] = {e.stream, e.command, words[size_t(e.command)].c_str(), e.time, e.score};
+      ++*count;
+    }
+  });
+}
 
 }  // extern "C"

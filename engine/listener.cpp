@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -21,12 +22,12 @@ using nlohmann::json;
 // the rest belongs to process().
 struct Listener::Stream {
   int id = 0;
-  bool open = false;           // slot in use (until done)
+  std::atomic<bool> open{false};  // slot in use (until done); read by push() on other threads
   std::mutex in_mutex;
   std::vector<float> input;    // pushed, not yet resampled
   bool finish_requested = false;
   bool finished_input = false;  // the resampler was flushed
-  bool done = false;
+  std::atomic<bool> done{false};
   std::unique_ptr<Resampler> resampler;
   LogMelStream front_end;
   std::unique_ptr<CommandDecoder> decoder;
@@ -138,6 +139,7 @@ Listener::Stream& Listener::stream_at(int id) const {
 }
 
 int Listener::open_stream(int sample_rate) {
+  std::lock_guard<std::mutex> control(control_mutex_);
   for (auto& s : streams_) {
     if (s->open) continue;
     auto resampler = std::make_unique<Resampler>(sample_rate, LogMelSpec::kSampleRate);
@@ -177,6 +179,7 @@ void Listener::finish(int stream) {
 }
 
 void Listener::close(int stream) {
+  std::lock_guard<std::mutex> control(control_mutex_);
   Stream& s = stream_at(stream);
   std::lock_guard<std::mutex> lock(s.in_mutex);
   s.open = false;
@@ -227,6 +230,7 @@ bool Listener::has_hop(Stream& s) {
 }
 
 int Listener::process() {
+  std::lock_guard<std::mutex> control(control_mutex_);
   using clock = std::chrono::steady_clock;
   int hops = 0;
   const int d_in = LogMelSpec::kMels;
@@ -263,10 +267,15 @@ int Listener::process() {
   return hops;
 }
 
-std::vector<ListenerEvent> Listener::poll() {
+std::vector<ListenerEvent> Listener::poll(size_t max) {
   std::lock_guard<std::mutex> lock(events_mutex_);
   std::vector<ListenerEvent> out;
-  out.swap(events_);
+  if (max >= events_.size()) {
+    out.swap(events_);
+  } else {
+    out.assign(std::make_move_iterator(events_.begin()), std::make_move_iterator(events_.begin() + long(max)));
+    events_.erase(events_.begin(), events_.begin() + long(max));
+  }
   return out;
 }
 

@@ -14,6 +14,7 @@
 //   for (auto& e : listener.poll()) printf("%d %.2f %s\n", e.stream, e.time, e.word.c_str());
 //   listener.finish(s);                // end of input: the rest is processed, then the slot frees
 #include <cstdint>
+#include <cstddef>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -84,8 +85,9 @@ class Listener {
   // Runs batched hops while any stream has a full hop; returns how many hops ran. Call it from one
   // thread at a time.
   int process();
-  // Detections since the last poll, in decision order. Thread-safe.
-  std::vector<ListenerEvent> poll();
+  // Detections since the last poll (at most `max`; the rest stay queued), in decision order.
+  // Thread-safe.
+  std::vector<ListenerEvent> poll(size_t max = SIZE_MAX);
   const ListenerStats& stats() const { return stats_; }
   // Seconds of 16 kHz audio processed for `stream`.
   double stream_seconds(int stream) const;
@@ -100,6 +102,8 @@ class Listener {
   int n_outputs_ = 0;
   CommandDecoderOptions decoder_opt_;
   std::vector<std::unique_ptr<Stream>> streams_;  // by stream id = slot
+  // Held by open_stream, close and process: who may start or end a stream while hops run.
+  std::mutex control_mutex_;
   mutable std::mutex events_mutex_;
   std::vector<ListenerEvent> events_;
   ListenerStats stats_;

@@ -228,6 +228,48 @@ vkssm_status vkssm_pool_snapshot(vkssm_pool* pool, vkssm_stream stream, void* bu
                                  size_t* size);
 vkssm_status vkssm_pool_restore(vkssm_pool* pool, const void* data, size_t size, vkssm_stream* out);
 
+/* ---- speech-command listener ----------------------------------------------------------------
+ * Many audio streams, one batched model step per 10 ms hop (engine/listener.h):
+ *
+ *   vkssm_listener* l;  int s, n;  vkssm_listen_event ev[16];
+ *   vkssm_listener_create(NULL, NULL, 0.0f, &l);     // the shipped command model, its threshold
+ *   vkssm_listener_open_stream(l, 48000, &s);         // any sample rate
+ *   vkssm_listener_push_s16(l, s, pcm, n_samples);    // any thread, any chunk size
+ *   vkssm_listener_process(l, NULL);                  // steps every stream with a full hop
+ *   vkssm_listener_poll(l, ev, 16, &n);               // ev[i].word, ev[i].time (s), ev[i].score
+ *   vkssm_listener_finish_stream(l, s);               // end of audio; the slot frees once processed
+ *   vkssm_listener_free(l);
+ */
+typedef struct vkssm_listener vkssm_listener;
+
+typedef struct {
+  int stream;        /* from vkssm_listener_open_stream */
+  int command;       /* index: vkssm_listener_command(l, command) */
+  const char* word;  /* the command; valid until the listener is freed */
+  double time;       /* seconds from the start of the stream's audio to the decision */
+  float score;       /* the smoothed posterior that crossed the threshold */
+} vkssm_listen_event;
+
+/* model_dir NULL: the shipped model found next to the executable. opts NULL: defaults; its
+ * max_streams is how many streams may be open at once. threshold 0: the model's own. */
+vkssm_status vkssm_listener_create(const char* model_dir, const vkssm_load_options* opts, float threshold,
+                                   vkssm_listener** out);
+void vkssm_listener_free(vkssm_listener* listener);                 /* NULL is ignored */
+int vkssm_listener_command_count(const vkssm_listener* listener);   /* 0 on NULL */
+const char* vkssm_listener_command(const vkssm_listener* listener, int index);  /* NULL out of range */
+vkssm_status vkssm_listener_open_stream(vkssm_listener* listener, int sample_rate, int* stream);
+/* Audio in [-1, 1] (f32) or signed 16-bit; from any thread. */
+vkssm_status vkssm_listener_push_s16(vkssm_listener* listener, int stream, const int16_t* samples, size_t n);
+vkssm_status vkssm_listener_push_f32(vkssm_listener* listener, int stream, const float* samples, size_t n);
+/* No more audio for the stream: its last hops run in process(), then it is done. */
+vkssm_status vkssm_listener_finish_stream(vkssm_listener* listener, int stream);
+vkssm_status vkssm_listener_close_stream(vkssm_listener* listener, int stream);  /* drop now */
+vkssm_status vkssm_listener_stream_done(vkssm_listener* listener, int stream, int* done);
+/* Runs batched hops while any stream has a full one; *hops (may be NULL) gets how many. */
+vkssm_status vkssm_listener_process(vkssm_listener* listener, int* hops);
+/* Up to `capacity` detections, oldest first; the rest stay queued. */
+vkssm_status vkssm_listener_poll(vkssm_listener* listener, vkssm_listen_event* events, int capacity, int* count);
+
 /* The message of the last failing call on this thread, "" if none has failed. The pointer stays
  * valid until the next failing call on this thread. */
 const char* vkssm_last_error(void);

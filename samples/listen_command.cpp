@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/listener.h"
+#include "host/audio/resampler.h"
 #include "host/audio/wav_reader.h"
 #include "host/error.h"
 
@@ -192,8 +193,8 @@ int run_bench(const Args& args) {
     std::string path = demo + "/command-" + std::to_string(i) + ".wav";
     if (::access(path.c_str(), R_OK) != 0) break;
     WavAudio w = read_wav_file(path);
-    if (w.sample_rate != 16000) throw Error(path + ": the bench wants 16 kHz demo audio");
-    source.insert(source.end(), w.samples.begin(), w.samples.end());
+    std::vector<float> x = resample(w.samples, w.sample_rate, 16000);
+    source.insert(source.end(), x.begin(), x.end());
   }
   if (source.empty()) throw Error(demo + ": no demo recordings (command-0.wav, ...) for --bench");
   const size_t n = size_t(seconds * 16000);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh checkout (Debian/Ubuntu):
 #
-#   scripts/setup.sh demo   install what is missing, build, generate text with the tiny model
+#   scripts/setup.sh demo   install what is missing, build, generate text with the tiny model and
+#                           recognise spoken commands in four demo recordings at once
 #   scripts/setup.sh test   install what is missing, build, run the test suite
 #
 # Re-running is cheap: the package step is skipped when everything is installed, and the build
@@ -22,7 +23,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # ---- system packages ----------------------------------------------------------------------
 packages=(cmake ninja-build g++ pkg-config libvulkan-dev libvulkan-volk-dev glslc libglm-dev
           libgtest-dev mesa-vulkan-drivers vulkan-validationlayers spirv-tools vulkan-tools
-          nlohmann-json3-dev libfftw3-dev libsamplerate0-dev)
+          nlohmann-json3-dev libfftw3-dev libsamplerate0-dev python3-numpy)
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
@@ -66,7 +67,13 @@ if [[ $mode == demo ]]; then
     echo "setup: demo model folder $model is missing" >&2
     exit 1
   fi
-  exec build/bin/vkssm generate --model "$model" --prompt "ROMEO:" -n 200 --temperature 0.8 --seed 1
+  build/bin/vkssm generate --model "$model" --prompt "ROMEO:" -n 200 --temperature 0.8 --seed 1
+  echo
+  demo=models/s4d/speech-commands/demo
+  echo "setup: speech commands: four recordings (voices never trained on) as four concurrent streams"
+  for f in "$demo"/command-*.txt; do echo "  $(basename "${f%.txt}").wav: $(cat "$f")"; done
+  echo "STREAM	SECONDS	WORD	SCORE"
+  exec build/bin/vkssm listen "$demo"/command-*.wav
 else
   ctest --test-dir build --output-on-failure -j2
   # Leak check (the tests that spawn other programs stay out: they would inherit the preload): the resource-cycle tests (10,000 open/close/fork cycles, state and model cycles)
@@ -88,6 +95,6 @@ else
     (cd build-asan && LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
        LSAN_OPTIONS="suppressions=$PWD/../scripts/lsan.supp" \
        ./bin/vkssm_tests --gtest_brief=1 \
-       --gtest_filter='*Leaks*:*StreamPool*:*StateTest*:*CApiTest*:*Features*')
+       --gtest_filter='*Leaks*:*StreamPool*:*StateTest*:*CApiTest*:*Features*:Listener*:WavReader*:Resampler*:CommandDecoder*')
   fi
 fi

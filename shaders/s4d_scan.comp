@@ -2,7 +2,10 @@
 // S4D step for one layer: the diagonal complex recurrence of every channel, the D skip and GELU.
 //   s[h,m] = dA[h,m] * s[h,m] + dB[h,m] * u[h]         (complex; dA, dB from the zero-order hold)
 //   y[h]   = gelu(2 * Re(sum_m C[h,m] * s[h,m]) + D[h] * u[h])
-// One invocation per channel, for every row of the step in order.
+// One invocation per (row, channel): the rows of a frame step name distinct slots (frame models
+// have no prefill, which would list one slot in several rows), so rows run in parallel. A
+// workgroup serves one channel, its lanes along the rows: the channel's constants are uniform
+// loads, and on lavapipe the lanes fill the SIMD width instead of one lane per workgroup.
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -10,6 +13,7 @@ layout(constant_id = 1) const uint H = 1;          // channels
 layout(constant_id = 2) const uint M = 1;          // complex modes per channel
 layout(constant_id = 3) const uint CAPACITY = 1;
 layout(constant_id = 4) const uint STRIDE = 8;     // floats between rows of u and y
+layout(constant_id = 5) const uint BGROUPS = 1;    // workgroups per channel: ceil(CAPACITY / local size)
 
 STEP_INPUT(0)
 layout(std430, binding = 1) readonly buffer U { float u[]; };         // [B][STRIDE]
@@ -32,21 +36,19 @@ float gelu(float x) { return 0.5 * x * (1.0 + erf_approx(x * 0.70710678118654752
 vec2 cmul(vec2 a, vec2 b) { return vec2(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x); }
 
 void main() {
-  const uint h = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * gl_WorkGroupSize.x +
-                 gl_LocalInvocationID.x;
-  if (h >= H) return;
-  const uint batch = STEP_BATCH;
-  for (uint b = 0; b < batch; ++b) {
-    const uint s0 = (STEP_SLOT(b, CAPACITY) * H + h) * M;
-    const bool fresh = STEP_FRESH(b, CAPACITY);
-    const float uh = u[b * STRIDE + h];
-    float acc = 0.0;
-    for (uint m = 0; m < M; ++m) {
-      const vec2 old = fresh ? vec2(0.0) : s[s0 + m];
-      const vec2 v = cmul(dA[h * M + m], old) + dB[h * M + m] * uh;
-      s[s0 + m] = v;
-      acc += C[h * M + m].x * v.x - C[h * M + m].y * v.y;  // Re(C * s)
-    }
-    y[b * STRIDE + h] = gelu(2.0 * acc + D_skip[h] * uh);
+  const uint wg = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+  const uint h = wg / BGROUPS;
+  const uint b = (wg % BGROUPS) * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+  if (b >= STEP_BATCH || h >= H) return;
+  const uint s0 = (STEP_SLOT(b, CAPACITY) * H + h) * M;
+  const bool fresh = STEP_FRESH(b, CAPACITY);
+  const float uh = u[b * STRIDE + h];
+  float acc = 0.0;
+  for (uint m = 0; m < M; ++m) {
+    const vec2 old = fresh ? vec2(0.0) : s[s0 + m];
+    const vec2 v = cmul(dA[h * M + m], old) + dB[h * M + m] * uh;
+    s[s0 + m] = v;
+    acc += C[h * M + m].x * v.x - C[h * M + m].y * v.y;  // Re(C * s)
   }
+  y[b * STRIDE + h] = gelu(2.0 * acc + D_skip[h] * uh);
 }

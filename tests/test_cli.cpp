@@ -544,5 +544,101 @@ TEST_F(CliTest, RunsALlamaCppGgufFile) {
   EXPECT_EQ(r.code, 0) << r.err;
 }
 
+
+// ---- vkssm listen -------------------------------------------------------------------------------
+
+const std::string kCommandModel = std::string(VKSSM_SOURCE_DIR) + "/models/s4d/speech-commands";
+std::string demo_wav(int i) { return kCommandModel + "/demo/command-" + std::to_string(i) + ".wav"; }
+
+// The default model is found next to the executable (not the current directory); three demo
+// files are three concurrent streams, each line STREAM, SECONDS, WORD, SCORE.
+TEST_F(CliTest, ListenPrintsEachStreamsCommands) {
+  CliResult r = run({"listen", "--backend", "cpu", demo_wav(2), demo_wav(0), demo_wav(1)});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<std::string> stream0;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    std::vector<std::string> f;
+    std::istringstream fields(line);
+    for (std::string x; std::getline(fields, x, '\t');) f.push_back(x);
+    ASSERT_EQ(f.size(), 4u) << line;
+    EXPECT_TRUE(f[0] == "0" || f[0] == "1" || f[0] == "2") << line;
+    if (f[0] == "0") stream0.push_back(f[2]);
+    EXPECT_GT(std::stod(f[1]), 0.0);
+    EXPECT_GT(std::stod(f[3]), 0.0);
+  }
+  EXPECT_EQ(stream0, (std::vector<std::string>{"one", "two", "three", "four", "five"}));
+  EXPECT_THAT(r.err, HasSubstr("listen: 3 streams, "));
+  EXPECT_THAT(r.err, HasSubstr("real-time factor"));
+  EXPECT_THAT(r.err, HasSubstr("per-hop latency p50"));
+}
+
+TEST_F(CliTest, ListenJsonNamesTheInput) {
+  CliResult r = run({"listen", "--backend", "cpu", "--json", demo_wav(2)});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string first = r.out.substr(0, r.out.find('\n'));
+  EXPECT_THAT(first, testing::MatchesRegex("\\{\"stream\":0,\"input\":\".*command-2\\.wav\",\"word\":\"one\","
+                                           "\"time\":[0-9.]+,\"score\":[0-9.]+\\}"));
+}
+
+// A bad input is named, the other streams go on, and the exit code says something failed.
+TEST_F(CliTest, ListenReportsBadInputsAndGoesOn) {
+  const std::string truncated = (dir_ / "cut.wav").string();
+  {
+    std::ifstream in(demo_wav(2), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream(truncated, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  }
+  const std::string text = (dir_ / "notes.wav").string();
+  std::ofstream(text) << "not audio at all";
+  const std::string missing = (dir_ / "missing.wav").string();
+  CliResult r = run({"listen", "--backend", "cpu", truncated, demo_wav(2), text, missing});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("vkssm: error: " + truncated + ": truncated: the data chunk holds"));
+  EXPECT_THAT(r.err, HasSubstr("vkssm: error: " + text + ": not a WAV file (no RIFF/WAVE header)"));
+  EXPECT_THAT(r.err, HasSubstr("vkssm: error: " + missing + ": cannot open"));
+  EXPECT_THAT(r.out, HasSubstr("1\t"));  // the good file (input 1) was heard
+  EXPECT_THAT(r.out, HasSubstr("\tone\t"));
+  EXPECT_THAT(r.err, HasSubstr("listen: 1 streams, "));
+}
+
+// Raw 16 kHz s16le on standard input gives what the same audio gives as a WAV file.
+TEST_F(CliTest, ListenReadsRawAudioFromStandardInput) {
+  const std::string raw = (dir_ / "audio.raw").string();
+  {
+    std::ifstream in(demo_wav(0), std::ios::binary);  // 16 kHz mono 16-bit: the data is raw s16le
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream(raw, std::ios::binary) << bytes.substr(44);
+  }
+  CliResult file = run({"listen", "--backend", "cpu", demo_wav(0)});
+  ASSERT_EQ(file.code, 0) << file.err;
+  std::string cmd = shell_quote(cli_path()) + " listen --backend cpu - <" + shell_quote(raw) + " >" +
+                    shell_quote((dir_ / "stdin.out").string()) + " 2>/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  EXPECT_FALSE(file.out.empty());
+  EXPECT_EQ(read_text(dir_ / "stdin.out"), file.out);
+}
+
+TEST_F(CliTest, ListenUsageErrors) {
+  CliResult r = run({"listen"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("give at least one INPUT (a WAV file or '-')"));
+  r = run({"listen", "--seconds", "3", demo_wav(0)});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--seconds goes with --bench"));
+  r = run({"listen", "-", "-"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("standard input ('-') can be given once"));
+  r = run({"listen", "--threshold", "0", demo_wav(0)});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--threshold: expected a number in (0, 1], got '0'"));
+  r = run({"listen", "--json=1", demo_wav(0)});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("option --json takes no value"));
+  r = run({"listen", "--model", (dir_ / "nothing").string(), demo_wav(0)});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("config.json: cannot open"));
+}
+
 }  // namespace
 }  // namespace vkssm

@@ -45,6 +45,10 @@ class S4DVulkan final : public VulkanStepModel {
   Tuning tune_{};
   std::unique_ptr<WeightUploader> up_;
   uint32_t in_pad_ = 0, hpad_ = 0, h2pad_ = 0;
+  static constexpr uint32_t kScanLocal = 64;
+  uint32_t scan_groups_per_row_ = 1;  // s4d_scan workgroups per channel (covering the step rows)
+  static constexpr uint32_t kRowsPerNormGroup = 16;
+  bool norm_per_row_ = false;         // s4d_norm: one invocation per row (CPU drivers)
 
   GpuBuffer enc_w_, enc_b_, dec_w_, dec_b_, dummy_;
   std::vector<Layer> layers_;
@@ -126,14 +130,20 @@ void S4DVulkan::create_pipelines() {
       local, DOUT, H, hpad_ / 4, DOUT, tune_.row_groups, 0, 0, 1, eps}, texel_mask);
   gather_pipe_ = std::make_unique<ComputePipeline>(ctx(), "frame_gather", 2, 0, std::vector<uint32_t>{
       64, DIN, in_pad_, rows});
+  // The scan has no cross-lane reduction: a 64-lane workgroup per channel, lanes along the rows,
+  // so the channel's dA, dB, C and D loads are the same for every lane.
+  scan_groups_per_row_ = ceil_div(rows, kScanLocal);
   scan_pipe_ = std::make_unique<ComputePipeline>(ctx(), "s4d_scan", 8, 0, std::vector<uint32_t>{
-      local, H, uint32_t(cfg_.modes()), rows, hpad_});
-  // s4d_norm spec constants: local, H, STRIDE, A_STRIDE, GLU_RESIDUAL, NORM, EPS
-  const uint32_t red = floor_pow2(std::max(local, 32u));
+      kScanLocal, H, uint32_t(cfg_.modes()), rows, hpad_, scan_groups_per_row_});
+  // s4d_norm spec constants: local, H, STRIDE, A_STRIDE, GLU_RESIDUAL, NORM, EPS, PER_ROW_INVOCATION.
+  // On CPU drivers (local 1) an invocation takes a whole row; on GPUs a workgroup reduces a row.
+  norm_per_row_ = tune_.local == 1;
+  const uint32_t red = norm_per_row_ ? kRowsPerNormGroup : floor_pow2(std::max(local, 32u));
+  const uint32_t per_row = norm_per_row_ ? 1u : 0u;
   pre_pipe_ = std::make_unique<ComputePipeline>(ctx(), "s4d_norm", 6, 0, std::vector<uint32_t>{
-      red, H, hpad_, h2pad_, 0, 1, eps});
+      red, H, hpad_, h2pad_, 0, 1, eps, per_row});
   post_pipe_ = std::make_unique<ComputePipeline>(ctx(), "s4d_norm", 6, 0, std::vector<uint32_t>{
-      red, H, hpad_, h2pad_, 1, cfg_.prenorm ? 0u : 1u, eps});
+      red, H, hpad_, h2pad_, 1, cfg_.prenorm ? 0u : 1u, eps, per_row});
 }
 
 void S4DVulkan::create_descriptor_sets() {
@@ -162,10 +172,11 @@ void S4DVulkan::record_body(VkCommandBuffer cb) {
   dispatch(cb, *gather_pipe_, gather_set_, ceil_div(in_pad_, 64));
   dispatch(cb, *enc_pipe_, enc_set_, ceil_div(H, rows_per_wg));
   for (const Layer& L : layers_) {
-    if (cfg_.prenorm) dispatch(cb, *pre_pipe_, L.pre_set, rows);
-    dispatch(cb, *scan_pipe_, L.scan_set, ceil_div(H, tune_.local));
+    const uint32_t norm_groups = norm_per_row_ ? ceil_div(rows, kRowsPerNormGroup) : rows;
+    if (cfg_.prenorm) dispatch(cb, *pre_pipe_, L.pre_set, norm_groups);
+    dispatch(cb, *scan_pipe_, L.scan_set, scan_groups_per_row_ * H);
     dispatch(cb, *out_pipe_, L.out_set, ceil_div(2 * H, rows_per_wg));
-    dispatch(cb, *post_pipe_, L.post_set, rows);
+    dispatch(cb, *post_pipe_, L.post_set, norm_groups);
   }
 }
 

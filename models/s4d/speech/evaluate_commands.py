@@ -1,0 +1,193 @@
+#!/usr/bin/python3
+"""Measures the command model on held-out voices through `vkssm listen`, the way a user runs it.
+
+    evaluate_commands.py --bank build/speech-data/bank.pkl [--split test] [--vkssm build/bin/vkssm]
+                         [--model models/s4d/speech-commands] [--backend cpu] [--thresholds 0.5,0.6]
+
+For every voice of the split (test voices are never trained on) it writes two 16 kHz WAV streams:
+- a command stream: each of the 22 commands said twice, once alone and once inside a carrier
+  phrase ("please go now"), between pieces of non-command speech, 0.3-1.0 s apart;
+- a non-command stream: about 60 s of sentences and near-miss words ("yesterday", "often",
+  "gone", "eighteen", ...) with no command in it;
+in two conditions: clean, and noisy (reverberation on half the streams, pink noise or babble at
+10-20 dB SNR). All streams of a condition go through one `vkssm listen --json` run (concurrent
+streams). A command counts as detected when an event with its word lies between its start - 0.5 s
+and its end + 0.5 s; every other event is a false alarm. The false-alarm rate is per 10 minutes of
+the non-command streams (events in command streams that match nothing are counted separately).
+"""
+import argparse
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import wave
+
+import numpy as np
+
+import speech_data as sd
+
+SR = sd.SR
+
+
+def write_wav(path, x):
+    pcm = np.clip(np.round(x * 32767), -32768, 32767).astype("<i2")
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SR)
+        w.writeframes(pcm.tobytes())
+
+
+def say(bank, rng, voice, text):
+    draws = bank[voice]["draws"]
+    return draws[int(rng.integers(len(draws)))][text]
+
+
+def command_stream(bank, rng, voice):
+    parts, truth, pos = [np.zeros(int(0.5 * SR))], [], int(0.5 * SR)
+    order = [(c, mode) for c in range(len(sd.COMMANDS)) for mode in ("alone", "carrier")]
+    rng.shuffle(order)
+    for c, mode in order:
+        before = [say(bank, rng, voice, sd.PREFIXES[rng.integers(len(sd.PREFIXES))]), np.zeros(int(rng.uniform(0.03, 0.15) * SR))] \
+            if mode == "carrier" else []
+        after = [np.zeros(int(rng.uniform(0.03, 0.15) * SR)), say(bank, rng, voice, sd.SUFFIXES[rng.integers(len(sd.SUFFIXES))])] \
+            if mode == "carrier" else []
+        word = say(bank, rng, voice, sd.COMMANDS[c])
+        pre = sum(len(p) for p in before)
+        truth.append((c, (pos + pre) / SR, (pos + pre + len(word)) / SR))
+        seg = before + [word] + after
+        if rng.random() < 0.5:  # non-command speech between commands
+            seg += [np.zeros(int(rng.uniform(0.3, 0.8) * SR)),
+                    say(bank, rng, voice, sd.NEGATIVE_WORDS[rng.integers(len(sd.NEGATIVE_WORDS))])]
+        seg.append(np.zeros(int(rng.uniform(0.3, 1.0) * SR)))
+        for p in seg:
+            parts.append(p)
+            pos += len(p)
+    return np.concatenate(parts).astype(np.float64), truth
+
+
+def negative_stream(bank, rng, voice, seconds=60.0):
+    parts, total = [np.zeros(int(0.3 * SR))], 0
+    while total < seconds * SR:
+        if rng.random() < 0.5:
+            s = say(bank, rng, voice, sd.SENTENCES[rng.integers(len(sd.SENTENCES))])
+        else:
+            s = say(bank, rng, voice, sd.NEGATIVE_WORDS[rng.integers(len(sd.NEGATIVE_WORDS))])
+        parts += [s, np.zeros(int(rng.uniform(0.1, 0.6) * SR))]
+        total += len(s) + len(parts[-1])
+    return np.concatenate(parts).astype(np.float64)
+
+
+def condition(rng, x, noisy, babble):
+    if noisy:
+        if rng.random() < 0.5:
+            x = sd._reverb(rng, x)
+        rms = np.sqrt(np.mean(x ** 2)) + 1e-9
+        noise = babble(rng, len(x)) if rng.random() < 0.5 else sd._colored_noise(rng, len(x), "pink")
+        snr = rng.uniform(10, 20)
+        x = x + noise / (np.sqrt(np.mean(noise ** 2)) + 1e-9) * rms / 10 ** (snr / 20)
+    return x / (np.abs(x).max() + 1e-9) * 10 ** (rng.uniform(-12, -3) / 20)
+
+
+def run_listen(args, paths, threshold):
+    cmd = [args.vkssm, "listen", "--json", "--backend", args.backend]
+    if args.model:
+        cmd += ["--model", args.model]
+    if threshold is not None:
+        cmd += ["--threshold", str(threshold)]
+    r = subprocess.run(cmd + paths, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit("vkssm listen failed: %s" % r.stderr)
+    events = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    return events, r.stderr.strip()
+
+
+def score(events, streams):
+    """streams: [(path, truth or None, seconds, voice)] -> per-stream (hits, misses, false alarms)."""
+    by_input = {}
+    for e in events:
+        by_input.setdefault(e["input"], []).append(e)
+    rows = []
+    for path, truth, seconds, voice in streams:
+        evs = sorted(by_input.get(path, []), key=lambda e: e["time"])
+        used = [False] * len(evs)
+        hits, missed = 0, []
+        for c, t0, t1 in truth or []:
+            for i, e in enumerate(evs):
+                if not used[i] and e["word"] == sd.COMMANDS[c] and t0 - 0.5 <= e["time"] <= t1 + 0.5:
+                    used[i] = True
+                    hits += 1
+                    break
+            else:
+                missed.append(sd.COMMANDS[c])
+        fas = [e["word"] for i, e in enumerate(evs) if not used[i]]
+        rows.append({"path": path, "voice": voice, "commands": len(truth or []), "hits": hits, "missed": missed,
+                     "false_alarms": fas, "seconds": seconds, "negative": truth is None})
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bank", required=True)
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--vkssm", default="build/bin/vkssm")
+    ap.add_argument("--model", default="")
+    ap.add_argument("--backend", default="cpu")
+    ap.add_argument("--thresholds", default="")
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--keep", default="", help="folder to keep the WAV streams in")
+    a = ap.parse_args()
+    with open(a.bank, "rb") as f:
+        bank = pickle.load(f)
+    voices = sorted(v for v, e in bank.items() if e["split"] == a.split)
+    maker = sd.ClipMaker(bank, {a.split}, 1.0)
+    tmp = a.keep or tempfile.mkdtemp(prefix="vkssm_eval_")
+    os.makedirs(tmp, exist_ok=True)
+    thresholds = [float(t) for t in a.thresholds.split(",")] if a.thresholds else [None]
+    report = {"split": a.split, "voices": voices, "conditions": {}}
+    for cond in ("clean", "noisy"):
+        rng = np.random.default_rng(a.seed + (cond == "noisy"))
+        streams = []
+        for i, v in enumerate(voices):
+            x, truth = command_stream(bank, rng, v)
+            p = os.path.join(tmp, "%s-%02d-commands.wav" % (cond, i))
+            write_wav(p, condition(rng, x, cond == "noisy", maker.babble))
+            streams.append((p, truth, len(x) / SR, v))
+            y = negative_stream(bank, rng, v)
+            p = os.path.join(tmp, "%s-%02d-negative.wav" % (cond, i))
+            write_wav(p, condition(rng, y, cond == "noisy", maker.babble))
+            streams.append((p, None, len(y) / SR, v))
+        for th in thresholds:
+            events, summary = run_listen(a, [s[0] for s in streams], th)
+            rows = score(events, streams)
+            n_cmd = sum(r["commands"] for r in rows)
+            hits = sum(r["hits"] for r in rows)
+            neg_minutes = sum(r["seconds"] for r in rows if r["negative"]) / 60
+            neg_fa = sum(len(r["false_alarms"]) for r in rows if r["negative"])
+            cmd_fa = sum(len(r["false_alarms"]) for r in rows if not r["negative"])
+            by_engine = {}
+            for r in rows:
+                if r["negative"]:
+                    continue
+                eng = r["voice"].split(":")[0]
+                h, n = by_engine.get(eng, (0, 0))
+                by_engine[eng] = (h + r["hits"], n + r["commands"])
+            res = {"threshold": th, "commands": n_cmd, "detected": hits, "detection_rate": round(hits / n_cmd, 4),
+                   "non_command_minutes": round(neg_minutes, 2), "false_alarms": neg_fa,
+                   "false_alarms_per_10_min": round(neg_fa / neg_minutes * 10, 2),
+                   "unmatched_events_in_command_streams": cmd_fa,
+                   "detection_by_engine": {k: "%d/%d (%.1f %%)" % (h, n, 100 * h / n) for k, (h, n) in by_engine.items()},
+                   "missed": sorted(w for r in rows for w in r["missed"]),
+                   "false_alarm_words": sorted(w for r in rows if r["negative"] for w in r["false_alarms"]),
+                   "listen": summary}
+            report["conditions"].setdefault(cond, []).append(res)
+            print("%-5s threshold %-5s detected %4d/%4d (%.1f %%)  false alarms %3d in %.1f min of non-command speech "
+                  "(%.2f per 10 min)  unmatched in command streams %d" %
+                  (cond, th, hits, n_cmd, 100 * hits / n_cmd, neg_fa, neg_minutes, neg_fa / neg_minutes * 10, cmd_fa), flush=True)
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
