@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -45,7 +46,8 @@ void check_number(const json& features, const char* key, double expected, const 
   const json& v = require(features, key, where);
   if (!v.is_number() || std::abs(v.get<double>() - expected) > 1e-9 * std::max(1.0, std::abs(expected)))
     throw Error(where + ": '" + key + "' is " + v.dump() + ", but vkssm's front-end computes " +
-                json(expected).dump() + " (host/audio/log_mel.h)");
+                (expected == std::floor(expected) ? json(int64_t(expected)) : json(expected)).dump() +
+                " (host/audio/log_mel.h)");
 }
 
 }  // namespace

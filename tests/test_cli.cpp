@@ -553,7 +553,7 @@ std::string demo_wav(int i) { return kCommandModel + "/demo/command-" + std::to_
 // The default model is found next to the executable (not the current directory); three demo
 // files are three concurrent streams, each line STREAM, SECONDS, WORD, SCORE.
 TEST_F(CliTest, ListenPrintsEachStreamsCommands) {
-  CliResult r = run({"listen", "--backend", "cpu", demo_wav(2), demo_wav(0), demo_wav(1)});
+  CliResult r = run({"listen", "--backend", "cpu", demo_wav(1), demo_wav(0), demo_wav(2)});
   ASSERT_EQ(r.code, 0) << r.err;
   std::vector<std::string> stream0;
   std::istringstream lines(r.out);
@@ -567,17 +567,17 @@ TEST_F(CliTest, ListenPrintsEachStreamsCommands) {
     EXPECT_GT(std::stod(f[1]), 0.0);
     EXPECT_GT(std::stod(f[3]), 0.0);
   }
-  EXPECT_EQ(stream0, (std::vector<std::string>{"one", "two", "three", "four", "five"}));
+  EXPECT_EQ(stream0, (std::vector<std::string>{"yes", "no", "up", "down"}));
   EXPECT_THAT(r.err, HasSubstr("listen: 3 streams, "));
   EXPECT_THAT(r.err, HasSubstr("real-time factor"));
   EXPECT_THAT(r.err, HasSubstr("per-hop latency p50"));
 }
 
 TEST_F(CliTest, ListenJsonNamesTheInput) {
-  CliResult r = run({"listen", "--backend", "cpu", "--json", demo_wav(2)});
+  CliResult r = run({"listen", "--backend", "cpu", "--json", demo_wav(1)});
   ASSERT_EQ(r.code, 0) << r.err;
   std::string first = r.out.substr(0, r.out.find('\n'));
-  EXPECT_THAT(first, testing::MatchesRegex("\\{\"stream\":0,\"input\":\".*command-2\\.wav\",\"word\":\"one\","
+  EXPECT_THAT(first, testing::MatchesRegex("\\{\"stream\":0,\"input\":\".*command-1\\.wav\",\"word\":\"yes\","
                                            "\"time\":[0-9.]+,\"score\":[0-9.]+\\}"));
 }
 
@@ -585,20 +585,20 @@ TEST_F(CliTest, ListenJsonNamesTheInput) {
 TEST_F(CliTest, ListenReportsBadInputsAndGoesOn) {
   const std::string truncated = (dir_ / "cut.wav").string();
   {
-    std::ifstream in(demo_wav(2), std::ios::binary);
+    std::ifstream in(demo_wav(1), std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::ofstream(truncated, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
   }
   const std::string text = (dir_ / "notes.wav").string();
   std::ofstream(text) << "not audio at all";
   const std::string missing = (dir_ / "missing.wav").string();
-  CliResult r = run({"listen", "--backend", "cpu", truncated, demo_wav(2), text, missing});
+  CliResult r = run({"listen", "--backend", "cpu", truncated, demo_wav(1), text, missing});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("vkssm: error: " + truncated + ": truncated: the data chunk holds"));
   EXPECT_THAT(r.err, HasSubstr("vkssm: error: " + text + ": not a WAV file (no RIFF/WAVE header)"));
   EXPECT_THAT(r.err, HasSubstr("vkssm: error: " + missing + ": cannot open"));
   EXPECT_THAT(r.out, HasSubstr("1\t"));  // the good file (input 1) was heard
-  EXPECT_THAT(r.out, HasSubstr("\tone\t"));
+  EXPECT_THAT(r.out, HasSubstr("\tyes\t"));
   EXPECT_THAT(r.err, HasSubstr("listen: 1 streams, "));
 }
 
@@ -606,11 +606,11 @@ TEST_F(CliTest, ListenReportsBadInputsAndGoesOn) {
 TEST_F(CliTest, ListenReadsRawAudioFromStandardInput) {
   const std::string raw = (dir_ / "audio.raw").string();
   {
-    std::ifstream in(demo_wav(0), std::ios::binary);  // 16 kHz mono 16-bit: the data is raw s16le
+    std::ifstream in(demo_wav(3), std::ios::binary);  // 16 kHz mono 16-bit: the data is raw s16le
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::ofstream(raw, std::ios::binary) << bytes.substr(44);
   }
-  CliResult file = run({"listen", "--backend", "cpu", demo_wav(0)});
+  CliResult file = run({"listen", "--backend", "cpu", demo_wav(3)});
   ASSERT_EQ(file.code, 0) << file.err;
   std::string cmd = shell_quote(cli_path()) + " listen --backend cpu - <" + shell_quote(raw) + " >" +
                     shell_quote((dir_ / "stdin.out").string()) + " 2>/dev/null";

@@ -53,7 +53,7 @@ class S4DLayer(nn.Module):
 
 
 class CommandModel(nn.Module):
-    def __init__(self, d_input, H, N, n_layers, n_classes, dropout=0.1, seed=0, dt_min=0.005, dt_max=0.2):
+    def __init__(self, d_input, H, N, n_layers, n_classes, dropout=0.1, seed=0, dt_min=0.01, dt_max=0.2):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.H, self.N, self.n_layers = H, N, n_layers

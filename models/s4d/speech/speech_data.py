@@ -295,6 +295,59 @@ class ClipMaker:
         self.bank = bank
         if not self.voices:
             raise ValueError("no voices in splits %s" % (splits,))
+        # espeak-ng gives most voices, flite and festival the most natural ones: draw a clip's voice
+        # from the two groups at NATURAL_SHARE, so the few natural voices are not drowned out.
+        self.espeak = [v for v in self.voices if v.startswith("espeak:")]
+        self.natural = [v for v in self.voices if not v.startswith("espeak:")]
+
+    NATURAL_SHARE = 0.4
+
+    def pick_voice(self, rng):
+        group = self.natural if self.natural and (not self.espeak or rng.random() < self.NATURAL_SHARE) else self.espeak
+        return group[rng.integers(len(group))]
+
+    def make_stream(self, rng):
+        """A clip of running speech as a stream sees it: several commands (alone or in carrier
+        phrases) and non-command words and sentences from one voice, with pauses, then channel and
+        noise augmentation. -> (samples [n], [(label, start, end)] in samples)."""
+        voice = self.pick_voice(rng)
+        x = np.zeros(self.n)
+        pos = int(rng.uniform(0.0, 0.6) * SR)
+        events = []
+        while pos < self.n:
+            kind = rng.choice(["alone", "carrier", "negative", "pause"], p=[0.3, 0.3, 0.3, 0.1])
+            speed = rng.uniform(0.85, 1.2)
+            if kind == "pause":
+                pos += int(rng.uniform(0.3, 1.5) * SR)
+                continue
+            if kind == "negative":
+                if rng.random() < 0.5:
+                    seg = self._say(rng, voice, SENTENCES[rng.integers(len(SENTENCES))])
+                else:
+                    seg = self._say(rng, voice, NEGATIVE_WORDS[rng.integers(len(NEGATIVE_WORDS))])
+                seg, span = _speed(seg, speed), None
+            else:
+                label = int(rng.integers(len(COMMANDS)))
+                word = self._say(rng, voice, COMMANDS[label])
+                before, after = [], []
+                if kind == "carrier":
+                    if rng.random() < 0.8:
+                        before = [self._say(rng, voice, PREFIXES[rng.integers(len(PREFIXES))]), self._gap(rng)]
+                    if rng.random() < 0.7:
+                        after = [self._gap(rng), self._say(rng, voice, SUFFIXES[rng.integers(len(SUFFIXES))])]
+                pre = np.concatenate(before) if before else np.zeros(0)
+                post = np.concatenate(after) if after else np.zeros(0)
+                seg = _speed(np.concatenate([pre, word, post]), speed)
+                span = (label, int(len(pre) / speed), int((len(pre) + len(word)) / speed))
+            end = min(self.n, pos + len(seg))
+            x[pos:end] = seg[: end - pos]
+            if span is not None and pos + span[2] + int(0.45 * SR) <= self.n:
+                events.append((span[0], pos + span[1], pos + span[2]))
+            elif span is not None:
+                # The command would end too close to the clip's end for its label window: cut it out.
+                x[pos:end] = 0.0
+            pos = end + int(rng.uniform(0.15, 0.9) * SR)
+        return augment(rng, x, self.babble).astype(np.float32), events
 
     def _say(self, rng, voice, text):
         draws = self.bank[voice]["draws"]
@@ -324,47 +377,3 @@ class ClipMaker:
             parts += [s, self._gap(rng, 0.02, 0.3)]
             total += len(s) + len(parts[-1])
         return np.concatenate(parts)
-
-    def make(self, rng, kind=None):
-        """-> (samples [n], label index, (start, end) sample span of the command or None)."""
-        voice = self.voices[rng.integers(len(self.voices))]
-        kind = kind or rng.choice(["alone", "carrier", "carrier", "negative", "negative", "noise"],
-                                  p=[0.25, 0.2, 0.2, 0.15, 0.12, 0.08])
-        speed = rng.uniform(0.85, 1.2)
-        if kind == "noise":
-            x = np.zeros(self.n)
-            label, span = len(COMMANDS), None
-        elif kind == "negative":
-            s = _speed(self._negative_speech(rng, voice, self.n / SR + 0.5), speed)
-            off = rng.integers(0, max(1, len(s) - self.n))
-            x = np.zeros(self.n)
-            seg = s[off: off + self.n]
-            start = rng.integers(0, max(1, self.n - len(seg))) if rng.random() < 0.3 else 0
-            x[start: start + len(seg)] = seg[: self.n - start]
-            label, span = len(COMMANDS), None
-        else:
-            label = int(rng.integers(len(COMMANDS)))
-            word = self._say(rng, voice, COMMANDS[label])
-            before, after = [], []
-            if kind == "carrier":
-                if rng.random() < 0.8:
-                    before = [self._say(rng, voice, PREFIXES[rng.integers(len(PREFIXES))]), self._gap(rng)]
-                if rng.random() < 0.7:
-                    after = [self._gap(rng), self._say(rng, voice, SUFFIXES[rng.integers(len(SUFFIXES))])]
-                if rng.random() < 0.3:
-                    before = [self._say(rng, voice, NEGATIVE_WORDS[rng.integers(len(NEGATIVE_WORDS))]),
-                              self._gap(rng)] + before
-            pre = np.concatenate(before) if before else np.zeros(0)
-            post = np.concatenate(after) if after else np.zeros(0)
-            s = _speed(np.concatenate([pre, word, post]), speed)
-            w0, w1 = int(len(pre) / speed), int((len(pre) + len(word)) / speed)
-            # Place the command so that its end lands between 30 % and 85 % of the clip, leaving
-            # room after it for the label window.
-            end_at = int(rng.uniform(0.3, 0.85) * self.n)
-            shift = end_at - w1
-            x = np.zeros(self.n)
-            a, b = max(0, shift), min(self.n, shift + len(s))
-            x[a:b] = s[a - shift: b - shift]
-            span = (w0 + shift, w1 + shift)
-        x = augment(rng, x, self.babble)
-        return x.astype(np.float32), label, span

@@ -8,8 +8,8 @@ deterministic algorithms on a fixed number of threads). Steps:
 1. n_train clips from the training voices and n_valid from the validation voices
    (speech_data.ClipMaker: commands alone and in carrier phrases, non-command speech, noise,
    heavy augmentation), as log-mel features (features.py) with one label per frame:
-   the command in the frames from 80 ms before its end to 300 ms after it, no label (ignored) in
-   the rest of the command, background everywhere else.
+   the command in the frames from 120 ms to 400 ms after its end, no label (ignored) from its
+   start to there, background everywhere else.
 2. Per-frame cross-entropy on the S4D model (kws.CommandModel), AdamW, cosine schedule.
 3. Exports config.json + model.safetensors + train_log.json; the per-feature normalisation is
    folded into the encoder, so the engine feeds raw log-mel features.
@@ -19,7 +19,6 @@ import json
 import math
 import os
 import pickle
-import struct
 import sys
 import time
 from multiprocessing import Pool
@@ -32,8 +31,17 @@ import features
 import kws
 import speech_data
 
-LABEL_BEFORE_END = 8    # frames before the command's end that carry its label
-LABEL_AFTER_END = 30    # frames after it
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from reference import write_safetensors  # noqa: E402  (the S4D reference's writer: F32 tensors)
+
+torch.set_default_dtype(torch.float32)  # reference.py works in float64; training does not
+
+# A command's label covers frames LABEL_FROM..LABEL_TO after the frame where the word ends. Starting
+# after the end teaches the model to wait until it has heard that the word is over, so "six" does
+# not fire inside "sixteen" nor "eight" inside "eighteen"; the frames from the word's start to
+# LABEL_FROM are not scored.
+LABEL_FROM = 12  # 120 ms
+LABEL_TO = 40
 
 _maker = None
 
@@ -45,23 +53,22 @@ def _init_worker(bank_path, splits, clip_seconds):
     _maker = speech_data.ClipMaker(bank, splits, clip_seconds)
 
 
-def frame_labels(n_frames, label, span):
+def frame_labels(n_frames, events):
+    """events: [(label, start, end)] in samples -> one label per frame (-1: not scored)."""
     y = np.full(n_frames, len(speech_data.COMMANDS), dtype=np.int16)
-    if span is None:
-        return y
-    start, end = span
-    t_end = max(0, math.ceil((end - features.WINDOW) / features.HOP))
-    t_start = max(0, math.ceil((start - features.WINDOW) / features.HOP))
-    y[t_start: max(t_start, t_end - LABEL_BEFORE_END)] = -1
-    y[max(0, t_end - LABEL_BEFORE_END): t_end + LABEL_AFTER_END] = label
+    for label, start, end in events:
+        t_end = max(0, math.ceil((end - features.WINDOW) / features.HOP))
+        t_start = max(0, math.ceil((start - features.WINDOW) / features.HOP))
+        y[t_start: t_end + LABEL_FROM] = -1
+        y[t_end + LABEL_FROM: t_end + LABEL_TO] = label
     return y
 
 
 def _clip_job(seed):
     rng = np.random.default_rng(seed)
-    x, label, span = _maker.make(rng)
+    x, events = _maker.make_stream(rng)
     f = features.log_mel(x).astype(np.float16)
-    return f, frame_labels(len(f), label, span)
+    return f, frame_labels(len(f), events)
 
 
 def make_set(bank_path, splits, n, seed, clip_seconds, processes):
@@ -71,17 +78,31 @@ def make_set(bank_path, splits, n, seed, clip_seconds, processes):
     return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
 
 
-def write_safetensors(path, tensors):
-    header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
-    for name, t in tensors.items():
-        data = np.ascontiguousarray(t.numpy().astype("<f4")).tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+def export(model, a, log, t0):
+    """Writes config.json, model.safetensors and train_log.json (after every epoch, so a run that
+    is stopped early still leaves its last complete epoch)."""
+    n_cls = len(speech_data.LABELS)
+    os.makedirs(a.out, exist_ok=True)
+    config = {
+        "architectures": ["S4DClassifier"], "model_type": "s4d", "d_input": features.N_MELS,
+        "d_model": a.d_model, "d_state": a.d_state, "n_layers": a.layers, "d_output": n_cls,
+        "prenorm": False, "layer_norm_eps": 1e-5, "activation": "gelu", "torch_dtype": "float32",
+        "speech_commands": {
+            "labels": speech_data.LABELS,
+            "features": {"sample_rate": features.SAMPLE_RATE, "window": features.WINDOW, "hop": features.HOP,
+                         "n_fft": features.N_FFT, "n_mels": features.N_MELS, "f_min": features.F_MIN,
+                         "f_max": features.F_MAX, "log_floor": features.LOG_FLOOR},
+            "decoder": {"threshold": 0.7, "window": 8, "refractory": 30},
+        },
+    }
+    with open(os.path.join(a.out, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    write_safetensors(os.path.join(a.out, "model.safetensors"), model.checkpoint_tensors())
+    log["parameters"] = sum(p.numel() for n, p in model.named_parameters())
+    log["train_seconds"] = round(time.time() - t0, 1)
+    log["torch"] = torch.__version__
+    with open(os.path.join(a.out, "train_log.json"), "w") as f:
+        json.dump(log, f, indent=1)
 
 
 def main():
@@ -89,14 +110,14 @@ def main():
     ap.add_argument("--bank", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--n-train", type=int, default=48000)
-    ap.add_argument("--n-valid", type=int, default=2000)
-    ap.add_argument("--clip-seconds", type=float, default=2.4)
+    ap.add_argument("--n-train", type=int, default=14000)
+    ap.add_argument("--n-valid", type=int, default=800)
+    ap.add_argument("--clip-seconds", type=float, default=6.0)
     ap.add_argument("--d-model", type=int, default=64)
     ap.add_argument("--d-state", type=int, default=32)
     ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=7)
+    ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=4e-3)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
@@ -124,8 +145,7 @@ def main():
     steps_per_epoch = len(Xtr) // a.batch
     total = steps_per_epoch * a.epochs
     base_lrs = [g["lr"] for g in opt.param_groups]
-    weights = torch.ones(n_cls)
-    weights[-1] = 0.5  # background frames outnumber command frames about 10 to 1
+    weights = torch.ones(n_cls)  # one weight for all: false alarms cost as much as misses
     g = torch.Generator().manual_seed(a.seed)
     step = 0
     for epoch in range(a.epochs):
@@ -159,28 +179,9 @@ def main():
              "valid_frame_accuracy": round(correct / counted, 4), "seconds": round(time.time() - te, 1)}
         log["epochs"].append(e)
         print(json.dumps(e), flush=True)
+        export(model, a, log, t0)
 
-    os.makedirs(a.out, exist_ok=True)
-    config = {
-        "architectures": ["S4DClassifier"], "model_type": "s4d", "d_input": features.N_MELS,
-        "d_model": a.d_model, "d_state": a.d_state, "n_layers": a.layers, "d_output": n_cls,
-        "prenorm": False, "layer_norm_eps": 1e-5, "activation": "gelu", "torch_dtype": "float32",
-        "speech_commands": {
-            "labels": speech_data.LABELS,
-            "features": {"sample_rate": features.SAMPLE_RATE, "window": features.WINDOW, "hop": features.HOP,
-                         "n_fft": features.N_FFT, "n_mels": features.N_MELS, "f_min": features.F_MIN,
-                         "f_max": features.F_MAX, "log_floor": features.LOG_FLOOR},
-            "decoder": {"threshold": 0.6, "window": 8, "refractory": 30},
-        },
-    }
-    with open(os.path.join(a.out, "config.json"), "w") as f:
-        json.dump(config, f, indent=2)
-    write_safetensors(os.path.join(a.out, "model.safetensors"), model.checkpoint_tensors())
-    log["parameters"] = sum(p.numel() for n, p in model.named_parameters())
-    log["train_seconds"] = round(time.time() - t0, 1)
-    log["torch"] = torch.__version__
-    with open(os.path.join(a.out, "train_log.json"), "w") as f:
-        json.dump(log, f, indent=1)
+    export(model, a, log, t0)
     print("wrote %s (%d parameters) in %.0f s" % (a.out, log["parameters"], time.time() - t0))
 
 
