@@ -2,7 +2,7 @@
 """Independent pure-PyTorch reference of Mamba-1 decoding, one token at a time.
 
 This mirrors upstream state-spaces/mamba `Mamba.step` inside `MambaLMHeadModel` (see the
-Mamba-1 section of /work/shared/reference/architectures.md) and is the cross-check for the C++
+Mamba-1 section of ../shared/reference/architectures.md beside the checkout) and is the cross-check for the C++
 engine: it shares no code with it and runs in float64 by default.
 
 It reads an HF-format folder (config.json + model.safetensors, or a sharded

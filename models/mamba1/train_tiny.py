@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-DEFAULT_DATA = "/work/shared/data/text/tinyshakespeare.txt"
+DEFAULT_DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "text", "tinyshakespeare.txt")  # ../shared beside the checkout
 
 
 class RMSNorm(nn.Module):
