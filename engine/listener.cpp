@@ -1,7 +1,5 @@
 #include "engine/listener.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -114,6 +112,7 @@ Listener::Listener(const std::string& model_dir, const ListenerOptions& options)
   outputs_.resize(size_t(cap) * n_outputs_);
   slots_.resize(cap);
   batch_.reserve(cap);
+  stats_.hop_ms.reserve(ListenerStats::kHopHistory);
 }
 
 Listener::~Listener() = default;
@@ -199,11 +198,6 @@ int Listener::open_streams() const {
   return n;
 }
 
-double Listener::stream_seconds(int stream) const {
-  Stream& s = stream_at(stream);
-  return double(s.front_end.samples_pushed()) / LogMelSpec::kSampleRate;
-}
-
 // Moves the stream's pushed audio through the resampler into the front-end; true when a frame is
 // ready. A finished stream with no frame left is marked done and its slot freed.
 bool Listener::has_hop(Stream& s) {
@@ -261,10 +255,12 @@ int Listener::process() {
         events_.push_back(std::move(e));
       }
     }
+    const double ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
+    if (stats_.hop_ms.size() < ListenerStats::kHopHistory) stats_.hop_ms.push_back(ms);
+    else stats_.hop_ms[stats_.hops % ListenerStats::kHopHistory] = ms;
     ++hops;
     ++stats_.hops;
     stats_.frames += uint64_t(B);
-    stats_.hop_ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - t0).count());
   }
   return hops;
 }

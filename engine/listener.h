@@ -43,7 +43,11 @@ struct ListenerEvent {
 struct ListenerStats {
   uint64_t hops = 0;            // batched steps run
   uint64_t frames = 0;          // stream-frames processed (sum of batch sizes)
-  std::vector<double> hop_ms;   // wall time of each batched hop: front-end, model step, decoding
+  // Wall time of the most recent hops (front-end, model step, decoding), at most kHopHistory of
+  // them in no particular order: a listener that runs for days keeps a fixed-size record, reserved
+  // at construction, so no hop allocates.
+  static constexpr size_t kHopHistory = 1 << 16;
+  std::vector<double> hop_ms;
 };
 
 class Listener {
@@ -89,8 +93,6 @@ class Listener {
   // Thread-safe.
   std::vector<ListenerEvent> poll(size_t max = SIZE_MAX);
   const ListenerStats& stats() const { return stats_; }
-  // Seconds of 16 kHz audio processed for `stream`.
-  double stream_seconds(int stream) const;
 
  private:
   struct Stream;

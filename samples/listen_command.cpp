@@ -3,6 +3,7 @@
 // batched model step per 10 ms hop, and each detected command is printed as soon as it is decided.
 // `--bench N` runs N synthetic streams instead and reports whether they keep up with real time.
 #include "samples/listen_command.h"
+#include "samples/load_options.h"
 
 #include <unistd.h>
 
@@ -58,12 +59,8 @@ double percentile(std::vector<double> v, double p) {
 
 ListenerOptions listener_options(const Args& args, int streams) {
   ListenerOptions opt;
+  opt.load = load_options(args);
   opt.load.max_streams = std::max(1, streams);
-  std::string backend = args.get_or("--backend", "vulkan");
-  if (backend == "vulkan") opt.load.backend = BackendKind::Vulkan;
-  else if (backend == "cpu") opt.load.backend = BackendKind::Cpu;
-  else throw UsageError("--backend: expected vulkan or cpu, got '" + backend + "'");
-  if (args.has("--device")) opt.load.device = int(parse_int("--device", args.get("--device"), 0, 1 << 20));
   if (args.has("--threshold")) {
     opt.threshold = parse_float("--threshold", args.get("--threshold"), 0.0f, 1.0f);
     if (opt.threshold <= 0.0f) throw UsageError("--threshold: expected a number in (0, 1], got '" + args.get("--threshold") + "'");

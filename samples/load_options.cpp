@@ -1,0 +1,21 @@
+#include "samples/load_options.h"
+
+namespace vkssm::cli {
+
+LoadOptions load_options(const Args& args) {
+  LoadOptions opt;
+  opt.max_streams = 1;  // one stream, unless the command raises it (logits with several --ids)
+  std::string backend = args.get_or("--backend", "vulkan");
+  if (backend == "vulkan") opt.backend = BackendKind::Vulkan;
+  else if (backend == "cpu") opt.backend = BackendKind::Cpu;
+  else throw UsageError("--backend: expected vulkan or cpu, got '" + backend + "'");
+  if (args.has("--device")) opt.device = static_cast<int>(parse_int("--device", args.get("--device"), 0, 1 << 20));
+  std::string weights = args.get_or("--weights", "auto");
+  if (weights == "auto") opt.weights = WeightStorage::Auto;
+  else if (weights == "f32") opt.weights = WeightStorage::F32;
+  else if (weights == "f16") opt.weights = WeightStorage::F16;
+  else throw UsageError("--weights: expected auto, f32 or f16, got '" + weights + "'");
+  return opt;
+}
+
+}  // namespace vkssm::cli
