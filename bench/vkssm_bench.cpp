@@ -17,10 +17,9 @@
 #include <vector>
 
 #include "bench/copy_bandwidth.h"
+#include "engine/architecture.h"
 #include "engine/vkssm.hpp"
 #include "host/error.h"
-#include "models/mamba1/mamba1_model.h"
-#include "models/mamba2/mamba2_model.h"
 
 using namespace vkssm;
 
@@ -35,21 +34,29 @@ struct Args {
   std::vector<int> batches{1};
   int ttft = 0;  // document length for the time-to-first-token comparison; 0 = skip it
   bool json = false;
-  int64_t d_model = 768, n_layer = 24, vocab = 50280;
-  std::string arch = "mamba";  // the random model's architecture: mamba or mamba2
+  BenchShape shape;             // the random model's size (mamba-130m's by default)
+  std::string arch = "mamba";   // the random model's architecture (a registry name)
 };
+
+// The registered architectures the bench can make random models of.
+std::string bench_architectures() {
+  std::string s;
+  for (const Architecture* arch : architectures())
+    if (arch->random) s += (s.empty() ? "" : ", ") + arch->name;
+  return s;
+}
 
 [[noreturn]] void usage(int code) {
   std::fprintf(
       code ? stderr : stdout,
       "usage: vkssm_bench [--model PATH] [--backend vulkan|cpu] [--device N] [--weights f32|f16]\n"
       "                   [--tokens N] [--batch 1,4,16] [--ttft N] [--json] [--d-model D --layers L --vocab V]\n"
-      "                   [--arch mamba|mamba2]\n"
+      "                   [--arch NAME]\n"
       "\n"
       "  --model PATH      checkpoint folder; default: a random model (shape from --d-model/--layers/--vocab,\n"
       "                    default D 768, 24 layers, V 50280 = mamba-130m)\n"
-      "  --arch A          the random model's architecture: mamba (default) or mamba2 (d_state 128,\n"
-      "                    head_dim 64, 1 group: the mamba2-130m shape)\n"
+      "  --arch NAME       the random model's architecture, one of: %s (default mamba;\n"
+      "                    mamba2 takes the mamba2-130m layout: d_state 128, head_dim 64, 1 group)\n"
       "  --backend B       vulkan (default) or cpu\n"
       "  --device N        Vulkan device index (default: $VKSSM_DEVICE, else the best device)\n"
       "  --weights W       f32 (default) or f16 weight storage\n"
@@ -60,7 +67,8 @@ struct Args {
       "  --ttft N          also time the first token after an N-token document: Model::prefill + 1\n"
       "                    query step vs restore of the saved state + 1 query step (median of 7), and\n"
       "                    prompt tokens/s of prefill vs one step per token\n"
-      "  --json            print the results as JSON instead of tables\n");
+      "  --json            print the results as JSON instead of tables\n",
+      bench_architectures().c_str());
   std::exit(code);
 }
 
@@ -82,12 +90,13 @@ Args parse(int argc, char** argv) {
       a.ttft = std::atoi(value().c_str());
       if (a.ttft < 0) usage(2);
     } else if (f == "--json") a.json = true;
-    else if (f == "--d-model") a.d_model = std::atoll(value().c_str());
-    else if (f == "--layers") a.n_layer = std::atoll(value().c_str());
-    else if (f == "--vocab") a.vocab = std::atoll(value().c_str());
+    else if (f == "--d-model") a.shape.d_model = std::atoll(value().c_str());
+    else if (f == "--layers") a.shape.n_layer = std::atoll(value().c_str());
+    else if (f == "--vocab") a.shape.vocab_size = std::atoll(value().c_str());
     else if (f == "--arch") {
       a.arch = value();
-      if (a.arch != "mamba" && a.arch != "mamba2") usage(2);
+      const Architecture* arch = find_architecture(a.arch);
+      if (!arch || !arch->random) usage(2);
     }
     else if (f == "--batch") {
       a.batches.clear();
@@ -228,27 +237,12 @@ int main(int argc, char** argv) {
     opt.max_streams = a.ttft > 0 ? std::max(2, max_batch) : max_batch;  // TTFT restores into slot 1
     std::unique_ptr<Model> model;
     std::string source = a.model;
-    if (a.model.empty() && a.arch == "mamba2") {
-      Mamba2Config c;
-      c.d_model = a.d_model;
-      c.n_layer = a.n_layer;
-      c.vocab_size = a.vocab;
-      c.d_state = 128;
-      c.head_dim = 64;
-      model = create_mamba2(random_mamba2(c, 42), opt);
-      source = "random mamba2-130m shape (D " + std::to_string(c.d_model) + ", " + std::to_string(c.n_layer) +
-               " layers, N 128, V " + std::to_string(c.vocab_size) + ")";
-    } else if (a.model.empty()) {
-      Mamba1Config c;
-      c.d_model = a.d_model;
-      c.n_layer = a.n_layer;
-      c.vocab_size = a.vocab;
-      c.d_inner = 2 * a.d_model;
-      c.dt_rank = (a.d_model + 15) / 16;
-      Mamba1Weights w = random_mamba1(c, 42);
-      model = create_mamba1(w, opt);
-      source = "random mamba-130m shape (D " + std::to_string(c.d_model) + ", " + std::to_string(c.n_layer) +
-               " layers, V " + std::to_string(c.vocab_size) + ")";
+    if (a.model.empty()) {
+      const Architecture& arch = *find_architecture(a.arch);
+      model = arch.random(a.shape, opt);
+      source = "random " + arch.name + " model (D " + std::to_string(a.shape.d_model) + ", " +
+               std::to_string(a.shape.n_layer) + " layers, V " + std::to_string(a.shape.vocab_size) + "; " +
+               arch.bench_layout + ")";
     } else {
       model = load_model(a.model, opt);
     }

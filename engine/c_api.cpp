@@ -4,11 +4,13 @@
 #include "engine/vkssm.h"
 
 #include <algorithm>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "engine/listener.h"
@@ -120,6 +122,98 @@ void hand_out_results(const std::vector<vkssm::StepResult>& rs, int64_t d_output
   *count = int(rs.size());
 }
 
+// One pointer argument that must not be NULL: its name, and whether it is NULL.
+struct Required {
+  const char* name;
+  bool missing;
+};
+
+// The caller's error for the first missing argument, or VKSSM_OK.
+vkssm_status check_required(const char* function, std::initializer_list<Required> required) {
+  for (const Required& r : required)
+    if (r.missing) return null_argument(function, r.name);
+  return VKSSM_OK;
+}
+
+// Which lock a call takes around its body: the model's (everything that uses the model), or none
+// (calls that only touch the pool's queues, or that lock part of their work themselves).
+enum class Lock { Model, None };
+
+// The lock of the model a handle uses.
+std::mutex& model_lock(vkssm_model& model) { return model.lock; }
+std::mutex& model_lock(vkssm_pool& pool) { return pool.owner->lock; }
+
+// A call on a handle (a model or a pool): the handle, then the `required` arguments in order;
+// then body(handle), under the model's lock when `lock` says so, with exceptions mapped as
+// guarded() does.
+template <typename Handle, typename Body>
+vkssm_status with_handle(const char* function, Handle* handle, const char* handle_name,
+                         std::initializer_list<Required> required, Lock lock, Body&& body) {
+  if (!handle) return null_argument(function, handle_name);
+  if (vkssm_status s = check_required(function, required); s != VKSSM_OK) return s;
+  return guarded(function, [&] {
+    std::unique_lock<std::mutex> hold(model_lock(*handle), std::defer_lock);
+    if (lock == Lock::Model) hold.lock();
+    return body(*handle);
+  });
+}
+
+template <typename Body>
+vkssm_status with_model(const char* function, vkssm_model* model, std::initializer_list<Required> required,
+                        Lock lock, Body&& body) {
+  return with_handle(function, model, "model", required, lock, std::forward<Body>(body));
+}
+
+template <typename Body>
+vkssm_status with_pool(const char* function, vkssm_pool* pool, std::initializer_list<Required> required,
+                       Lock lock, Body&& body) {
+  return with_handle(function, pool, "pool", required, lock, std::forward<Body>(body));
+}
+
+// A call on one stream of a pool: as with_pool, with the stream handle decoded after the
+// arguments are checked; body(pool, handle).
+template <typename Body>
+vkssm_status with_stream(const char* function, vkssm_pool* pool, vkssm_stream stream,
+                         std::initializer_list<Required> required, Lock lock, Body&& body) {
+  if (!pool) return null_argument(function, "pool");
+  if (vkssm_status s = check_required(function, required); s != VKSSM_OK) return s;
+  vkssm::StreamHandle h;
+  vkssm_status status = VKSSM_OK;
+  if (!decode(function, stream, h, status)) return status;
+  return with_pool(function, pool, {}, lock, [&](vkssm_pool& p) { return body(*p.pool, h); });
+}
+
+// A getter: the value `get` reads from the handle, or `none` with the NULL-argument error.
+template <typename T, typename Handle, typename Get>
+T get_or(const char* function, const Handle* handle, const char* handle_name, T none, Get&& get) {
+  if (!handle) {
+    null_argument(function, handle_name);
+    return none;
+  }
+  return get(*handle);
+}
+
+// Steps under the model's lock, then copies the results out without it.
+template <typename Step>
+vkssm_status pool_step(const char* fn, vkssm_pool* pool, vkssm_step_result* results, float* outputs, int* count,
+                       Step&& step) {
+  if (count) *count = 0;
+  return with_pool(fn, pool, {{"results", !results}, {"count", !count}}, Lock::None, [&](vkssm_pool& p) {
+    std::vector<vkssm::StepResult> rs;
+    {
+      std::lock_guard<std::mutex> hold(p.owner->lock);
+      rs = step(*p.pool);
+    }
+    hand_out_results(rs, p.owner->model->info().d_output, results, outputs, count);
+  });
+}
+
+// A number from the model's info(), or 0 with the NULL-argument error.
+template <typename T>
+T info_field(const char* function, const vkssm_model* model, T vkssm::ModelInfo::*field) {
+  return get_or(function, model, "model", T(0), [&](const vkssm_model& m) { return m.model->info().*field; });
+}
+
 }  // namespace
 
 extern "C" void vkssm_load_options_default(vkssm_load_options* opts);
@@ -190,252 +284,164 @@ void vkssm_model_free(vkssm_model* model) {
 
 // ---- getters ------------------------------------------------------------------------------------
 
+// info() is fixed for the model's life, so its strings may be handed out.
 int64_t vkssm_model_vocab_size(const vkssm_model* model) {
-  if (!model) {
-    null_argument("vkssm_model_vocab_size", "model");
-    return 0;
-  }
-  return model->model->info().vocab_size;
+  return info_field("vkssm_model_vocab_size", model, &vkssm::ModelInfo::vocab_size);
 }
-
 int64_t vkssm_model_d_input(const vkssm_model* model) {
-  if (!model) {
-    null_argument("vkssm_model_d_input", "model");
-    return 0;
-  }
-  return model->model->info().d_input;
+  return info_field("vkssm_model_d_input", model, &vkssm::ModelInfo::d_input);
 }
-
 int64_t vkssm_model_d_output(const vkssm_model* model) {
-  if (!model) {
-    null_argument("vkssm_model_d_output", "model");
-    return 0;
-  }
-  return model->model->info().d_output;
+  return info_field("vkssm_model_d_output", model, &vkssm::ModelInfo::d_output);
 }
-
 const char* vkssm_model_architecture(const vkssm_model* model) {
-  if (!model) {
-    null_argument("vkssm_model_architecture", "model");
-    return nullptr;
-  }
-  return model->model->info().architecture.c_str();  // info() is fixed for the model's life
+  return get_or("vkssm_model_architecture", model, "model", static_cast<const char*>(nullptr),
+                [](const vkssm_model& m) { return m.model->info().architecture.c_str(); });
 }
 
 int vkssm_model_capacity(const vkssm_model* model) {
-  if (!model) {
-    null_argument("vkssm_model_capacity", "model");
-    return 0;
-  }
-  return model->model->capacity();
+  return get_or("vkssm_model_capacity", model, "model", 0, [](const vkssm_model& m) { return m.model->capacity(); });
 }
 
 uint64_t vkssm_model_state_bytes_per_stream(const vkssm_model* model) {
-  if (!model) {
-    null_argument("vkssm_model_state_bytes_per_stream", "model");
-    return 0;
-  }
-  return model->model->info().state_bytes_per_stream;
+  return info_field("vkssm_model_state_bytes_per_stream", model, &vkssm::ModelInfo::state_bytes_per_stream);
 }
-
 uint64_t vkssm_model_weight_bytes(const vkssm_model* model) {
-  if (!model) {
-    null_argument("vkssm_model_weight_bytes", "model");
-    return 0;
-  }
-  return model->model->info().weight_bytes;
+  return info_field("vkssm_model_weight_bytes", model, &vkssm::ModelInfo::weight_bytes);
 }
 
 int vkssm_model_in_flight(const vkssm_model* model) {
-  if (!model) {
-    null_argument("vkssm_model_in_flight", "model");
-    return 0;
-  }
-  try {
-    std::lock_guard<std::mutex> hold(model->lock);
-    return model->model->in_flight();
-  } catch (...) {  // a mutex failure: nothing sensible to report through an int
-    fail(VKSSM_ERROR, "vkssm_model_in_flight: could not take the model's lock");
-    return 0;
-  }
+  return get_or("vkssm_model_in_flight", model, "model", 0, [](const vkssm_model& m) {
+    try {
+      std::lock_guard<std::mutex> hold(m.lock);
+      return m.model->in_flight();
+    } catch (...) {  // a mutex failure: nothing sensible to report through an int
+      fail(VKSSM_ERROR, "vkssm_model_in_flight: could not take the model's lock");
+      return 0;
+    }
+  });
 }
 
 // ---- stepping -----------------------------------------------------------------------------------
 
 vkssm_status vkssm_model_reset(vkssm_model* model, int slot) {
-  const char* fn = "vkssm_model_reset";
-  if (!model) return null_argument(fn, "model");
-  return guarded(fn, [&] {
-    std::lock_guard<std::mutex> hold(model->lock);
-    model->model->reset(slot);
-  });
+  return with_model("vkssm_model_reset", model, {}, Lock::Model, [&](vkssm_model& m) { m.model->reset(slot); });
 }
 
 // With batch < 1 the engine rejects a step before reading the arrays, with its own message, so
 // arrays are only required when there is something to read.
 vkssm_status vkssm_model_step(vkssm_model* model, const int32_t* tokens, const int32_t* slots,
                               int batch, float* logits) {
-  const char* fn = "vkssm_model_step";
-  if (!model) return null_argument(fn, "model");
-  if (batch > 0 && !tokens) return null_argument(fn, "tokens");
-  if (batch > 0 && !slots) return null_argument(fn, "slots");
-  return guarded(fn, [&] {
-    std::lock_guard<std::mutex> hold(model->lock);
-    model->model->step(tokens, slots, batch, logits);
-  });
+  return with_model("vkssm_model_step", model, {{"tokens", batch > 0 && !tokens}, {"slots", batch > 0 && !slots}},
+                    Lock::Model, [&](vkssm_model& m) { m.model->step(tokens, slots, batch, logits); });
 }
 
 vkssm_status vkssm_model_step_frames(vkssm_model* model, const float* frames, const int32_t* slots,
                                      int batch, float* outputs) {
-  const char* fn = "vkssm_model_step_frames";
-  if (!model) return null_argument(fn, "model");
-  if (batch > 0 && !frames) return null_argument(fn, "frames");
-  if (batch > 0 && !slots) return null_argument(fn, "slots");
-  return guarded(fn, [&] {
-    std::lock_guard<std::mutex> hold(model->lock);
-    model->model->step_frames(frames, slots, batch, outputs);
-  });
+  return with_model("vkssm_model_step_frames", model,
+                    {{"frames", batch > 0 && !frames}, {"slots", batch > 0 && !slots}}, Lock::Model,
+                    [&](vkssm_model& m) { m.model->step_frames(frames, slots, batch, outputs); });
 }
 
 vkssm_status vkssm_model_step_sample(vkssm_model* model, const int32_t* tokens, const int32_t* slots,
                                      int batch, const vkssm_sampling* params, int32_t* next_tokens,
                                      float* logits) {
-  const char* fn = "vkssm_model_step_sample";
-  if (!model) return null_argument(fn, "model");
-  if (batch > 0 && !tokens) return null_argument(fn, "tokens");
-  if (batch > 0 && !slots) return null_argument(fn, "slots");
-  if (batch > 0 && !params) return null_argument(fn, "params");
-  if (batch > 0 && !next_tokens) return null_argument(fn, "next_tokens");
-  return guarded(fn, [&] {
-    const std::vector<vkssm::SamplingParams> p = to_params(params, batch);
-    std::lock_guard<std::mutex> hold(model->lock);
-    model->model->step_sample(tokens, slots, batch, p.data(), next_tokens, logits);
-  });
+  const bool some = batch > 0;
+  return with_model("vkssm_model_step_sample", model,
+                    {{"tokens", some && !tokens}, {"slots", some && !slots}, {"params", some && !params},
+                     {"next_tokens", some && !next_tokens}},
+                    Lock::Model, [&](vkssm_model& m) {
+                      const std::vector<vkssm::SamplingParams> p = to_params(params, batch);
+                      m.model->step_sample(tokens, slots, batch, p.data(), next_tokens, logits);
+                    });
 }
 
 vkssm_status vkssm_model_prefill(vkssm_model* model, int slot, const int32_t* tokens, int n,
                                  float* last_logits) {
-  const char* fn = "vkssm_model_prefill";
-  if (!model) return null_argument(fn, "model");
-  if (n > 0 && !tokens) return null_argument(fn, "tokens");
-  return guarded(fn, [&] {
-    std::lock_guard<std::mutex> hold(model->lock);
-    model->model->prefill(slot, tokens, n, last_logits);
-  });
+  return with_model("vkssm_model_prefill", model, {{"tokens", n > 0 && !tokens}}, Lock::Model,
+                    [&](vkssm_model& m) { m.model->prefill(slot, tokens, n, last_logits); });
 }
 
 vkssm_status vkssm_model_rollback(vkssm_model* model, int slot, int steps) {
-  const char* fn = "vkssm_model_rollback";
-  if (!model) return null_argument(fn, "model");
-  return guarded(fn, [&] {
-    std::lock_guard<std::mutex> hold(model->lock);
-    model->model->rollback(slot, steps);
-  });
+  return with_model("vkssm_model_rollback", model, {}, Lock::Model,
+                    [&](vkssm_model& m) { m.model->rollback(slot, steps); });
 }
 
 vkssm_status vkssm_model_rollback_available(vkssm_model* model, int slot, int* available) {
-  const char* fn = "vkssm_model_rollback_available";
-  if (!model) return null_argument(fn, "model");
-  if (!available) return null_argument(fn, "available");
-  return guarded(fn, [&] {
-    std::lock_guard<std::mutex> hold(model->lock);
-    *available = model->model->rollback_available(slot);
-  });
+  return with_model("vkssm_model_rollback_available", model, {{"available", !available}}, Lock::Model,
+                    [&](vkssm_model& m) { *available = m.model->rollback_available(slot); });
 }
 
 vkssm_status vkssm_model_submit(vkssm_model* model, const int32_t* tokens, const float* frames,
                                 const int32_t* slots, int batch, const vkssm_sampling* sampling,
                                 int want_outputs) {
-  const char* fn = "vkssm_model_submit";
-  if (!model) return null_argument(fn, "model");
-  const bool frame_model = model->model->info().d_input > 0;
-  if (batch > 0 && !frame_model && !tokens) return null_argument(fn, "tokens");
-  if (batch > 0 && frame_model && !frames) return null_argument(fn, "frames");
-  if (batch > 0 && !slots) return null_argument(fn, "slots");
-  return guarded(fn, [&] {
-    const std::vector<vkssm::SamplingParams> p = sampling ? to_params(sampling, batch)
-                                                          : std::vector<vkssm::SamplingParams>{};
-    vkssm::Model::StepRequest r;
-    r.tokens = tokens;
-    r.frames = frames;
-    r.slots = slots;
-    r.batch = batch;
-    r.sampling = sampling ? p.data() : nullptr;
-    r.want_outputs = want_outputs != 0;
-    std::lock_guard<std::mutex> hold(model->lock);
-    model->model->submit(r);
-  });
+  const bool frame_model = model && model->model->info().d_input > 0;
+  return with_model("vkssm_model_submit", model,
+                    {{"tokens", batch > 0 && !frame_model && !tokens},
+                     {"frames", batch > 0 && frame_model && !frames},
+                     {"slots", batch > 0 && !slots}},
+                    Lock::Model, [&](vkssm_model& m) {
+                      const std::vector<vkssm::SamplingParams> p = sampling ? to_params(sampling, batch)
+                                                                            : std::vector<vkssm::SamplingParams>{};
+                      vkssm::Model::StepRequest r;
+                      r.tokens = tokens;
+                      r.frames = frames;
+                      r.slots = slots;
+                      r.batch = batch;
+                      r.sampling = sampling ? p.data() : nullptr;
+                      r.want_outputs = want_outputs != 0;
+                      m.model->submit(r);
+                    });
 }
 
 vkssm_status vkssm_model_collect(vkssm_model* model, int32_t* next_tokens, float* outputs) {
-  const char* fn = "vkssm_model_collect";
-  if (!model) return null_argument(fn, "model");
-  return guarded(fn, [&] {
-    std::lock_guard<std::mutex> hold(model->lock);
-    model->model->collect(next_tokens, outputs);
-  });
+  return with_model("vkssm_model_collect", model, {}, Lock::Model,
+                    [&](vkssm_model& m) { m.model->collect(next_tokens, outputs); });
 }
 
 // ---- state --------------------------------------------------------------------------------------
 
 vkssm_status vkssm_model_fork(vkssm_model* model, int from_slot, int to_slot) {
-  const char* fn = "vkssm_model_fork";
-  if (!model) return null_argument(fn, "model");
-  return guarded(fn, [&] {
-    std::lock_guard<std::mutex> hold(model->lock);
-    model->model->fork(from_slot, to_slot);
-  });
+  return with_model("vkssm_model_fork", model, {}, Lock::Model,
+                    [&](vkssm_model& m) { m.model->fork(from_slot, to_slot); });
 }
 
 vkssm_status vkssm_model_snapshot(vkssm_model* model, int slot, void* buffer, size_t capacity, size_t* size) {
   const char* fn = "vkssm_model_snapshot";
-  if (!model) return null_argument(fn, "model");
-  if (!size) return null_argument(fn, "size");
-  return guarded(fn, [&] {
-    std::lock_guard<std::mutex> hold(model->lock);
-    if (!buffer && model->snapshot_bytes > 0) {
-      vkssm::check_slot_index(slot, model->model->capacity());
-      *size = model->snapshot_bytes;
+  return with_model(fn, model, {{"size", !size}}, Lock::Model, [&](vkssm_model& m) {
+    if (!buffer && m.snapshot_bytes > 0) {
+      vkssm::check_slot_index(slot, m.model->capacity());
+      *size = m.snapshot_bytes;
       return VKSSM_OK;
     }
-    const std::vector<uint8_t> blob = model->model->snapshot(slot);
-    model->snapshot_bytes = blob.size();
+    const std::vector<uint8_t> blob = m.model->snapshot(slot);
+    m.snapshot_bytes = blob.size();
     return hand_out_blob(fn, blob, buffer, capacity, size);
   });
 }
 
 vkssm_status vkssm_model_restore(vkssm_model* model, int slot, const void* data, size_t size) {
-  const char* fn = "vkssm_model_restore";
-  if (!model) return null_argument(fn, "model");
-  if (!data) return null_argument(fn, "data");
-  return guarded(fn, [&] {
-    std::lock_guard<std::mutex> hold(model->lock);
-    model->model->restore(slot, static_cast<const uint8_t*>(data), size);
-  });
+  return with_model("vkssm_model_restore", model, {{"data", !data}}, Lock::Model,
+                    [&](vkssm_model& m) { m.model->restore(slot, static_cast<const uint8_t*>(data), size); });
 }
 
+// File I/O happens outside the model's lock.
 vkssm_status vkssm_model_snapshot_to_file(vkssm_model* model, int slot, const char* path) {
-  const char* fn = "vkssm_model_snapshot_to_file";
-  if (!model) return null_argument(fn, "model");
-  if (!path) return null_argument(fn, "path");
-  return guarded(fn, [&] {
+  return with_model("vkssm_model_snapshot_to_file", model, {{"path", !path}}, Lock::None, [&](vkssm_model& m) {
     std::vector<uint8_t> blob;
     {
-      std::lock_guard<std::mutex> hold(model->lock);
-      blob = model->model->snapshot(slot);
+      std::lock_guard<std::mutex> hold(m.lock);
+      blob = m.model->snapshot(slot);
     }
-    vkssm::save_state_file(path, blob);  // file I/O outside the lock
+    vkssm::save_state_file(path, blob);
   });
 }
 
 vkssm_status vkssm_model_restore_from_file(vkssm_model* model, int slot, const char* path) {
-  const char* fn = "vkssm_model_restore_from_file";
-  if (!model) return null_argument(fn, "model");
-  if (!path) return null_argument(fn, "path");
-  return guarded(fn, [&] {
+  return with_model("vkssm_model_restore_from_file", model, {{"path", !path}}, Lock::None, [&](vkssm_model& m) {
     const std::vector<uint8_t> blob = vkssm::load_state_file(path);
-    std::lock_guard<std::mutex> hold(model->lock);
-    model->model->restore(slot, blob.data(), blob.size());
+    std::lock_guard<std::mutex> hold(m.lock);
+    m.model->restore(slot, blob.data(), blob.size());
   });
 }
 
@@ -448,12 +454,10 @@ vkssm_status vkssm_pool_create(vkssm_model* model, vkssm_pool** out) {
   const char* fn = "vkssm_pool_create";
   if (!out) return null_argument(fn, "out");
   *out = nullptr;
-  if (!model) return null_argument(fn, "model");
-  return guarded(fn, [&] {
+  return with_model(fn, model, {}, Lock::Model, [&](vkssm_model& m) {
     auto pool = std::make_unique<vkssm_pool>();
-    pool->owner = model;
-    std::lock_guard<std::mutex> hold(model->lock);
-    pool->pool = std::make_unique<vkssm::StreamPool>(*model->model);
+    pool->owner = &m;
+    pool->pool = std::make_unique<vkssm::StreamPool>(*m.model);
     *out = pool.release();
   });
 }
@@ -466,204 +470,112 @@ void vkssm_pool_free(vkssm_pool* pool) {
 }
 
 int vkssm_pool_open_count(vkssm_pool* pool) {
-  if (!pool) {
-    null_argument("vkssm_pool_open_count", "pool");
-    return 0;
-  }
-  try {
-    return pool->pool->open_count();
-  } catch (...) {  // a mutex failure: nothing sensible to report through an int
-    fail(VKSSM_ERROR, "vkssm_pool_open_count: could not take the pool's lock");
-    return 0;
-  }
+  return get_or("vkssm_pool_open_count", pool, "pool", 0, [](const vkssm_pool& p) {
+    try {
+      return p.pool->open_count();
+    } catch (...) {  // a mutex failure: nothing sensible to report through an int
+      fail(VKSSM_ERROR, "vkssm_pool_open_count: could not take the pool's lock");
+      return 0;
+    }
+  });
 }
 
 vkssm_status vkssm_pool_open(vkssm_pool* pool, vkssm_stream* out) {
   const char* fn = "vkssm_pool_open";
   if (!out) return null_argument(fn, "out");
   *out = 0;
-  if (!pool) return null_argument(fn, "pool");
-  return guarded(fn, [&] {
-    std::lock_guard<std::mutex> hold(pool->owner->lock);
-    *out = encode(pool->pool->open());
-  });
+  return with_pool(fn, pool, {}, Lock::Model, [&](vkssm_pool& p) { *out = encode(p.pool->open()); });
 }
 
 vkssm_status vkssm_pool_close(vkssm_pool* pool, vkssm_stream stream) {
-  const char* fn = "vkssm_pool_close";
-  if (!pool) return null_argument(fn, "pool");
-  vkssm::StreamHandle h;
-  vkssm_status status = VKSSM_OK;
-  if (!decode(fn, stream, h, status)) return status;
-  return guarded(fn, [&] { pool->pool->close(h); });
+  return with_stream("vkssm_pool_close", pool, stream, {}, Lock::None,
+                     [&](vkssm::StreamPool& p, vkssm::StreamHandle h) { p.close(h); });
 }
 
 vkssm_status vkssm_pool_reset(vkssm_pool* pool, vkssm_stream stream) {
-  const char* fn = "vkssm_pool_reset";
-  if (!pool) return null_argument(fn, "pool");
-  vkssm::StreamHandle h;
-  vkssm_status status = VKSSM_OK;
-  if (!decode(fn, stream, h, status)) return status;
-  return guarded(fn, [&] {
-    std::lock_guard<std::mutex> hold(pool->owner->lock);
-    pool->pool->reset(h);
-  });
+  return with_stream("vkssm_pool_reset", pool, stream, {}, Lock::Model,
+                     [&](vkssm::StreamPool& p, vkssm::StreamHandle h) { p.reset(h); });
 }
 
 vkssm_status vkssm_pool_fork(vkssm_pool* pool, vkssm_stream stream, vkssm_stream* out) {
   const char* fn = "vkssm_pool_fork";
   if (!out) return null_argument(fn, "out");
   *out = 0;
-  if (!pool) return null_argument(fn, "pool");
-  vkssm::StreamHandle h;
-  vkssm_status status = VKSSM_OK;
-  if (!decode(fn, stream, h, status)) return status;
-  return guarded(fn, [&] {
-    std::lock_guard<std::mutex> hold(pool->owner->lock);
-    *out = encode(pool->pool->fork(h));
-  });
+  return with_stream(fn, pool, stream, {}, Lock::Model,
+                     [&](vkssm::StreamPool& p, vkssm::StreamHandle h) { *out = encode(p.fork(h)); });
 }
 
 vkssm_status vkssm_pool_feed(vkssm_pool* pool, vkssm_stream stream, const int32_t* tokens, size_t n) {
-  const char* fn = "vkssm_pool_feed";
-  if (!pool) return null_argument(fn, "pool");
-  if (n > 0 && !tokens) return null_argument(fn, "tokens");
-  vkssm::StreamHandle h;
-  vkssm_status status = VKSSM_OK;
-  if (!decode(fn, stream, h, status)) return status;
-  return guarded(fn, [&] { pool->pool->feed(h, tokens, n); });
+  return with_stream("vkssm_pool_feed", pool, stream, {{"tokens", n > 0 && !tokens}}, Lock::None,
+                     [&](vkssm::StreamPool& p, vkssm::StreamHandle h) { p.feed(h, tokens, n); });
 }
 
 vkssm_status vkssm_pool_feed_frames(vkssm_pool* pool, vkssm_stream stream, const float* frames, size_t n) {
-  const char* fn = "vkssm_pool_feed_frames";
-  if (!pool) return null_argument(fn, "pool");
-  if (n > 0 && !frames) return null_argument(fn, "frames");
-  vkssm::StreamHandle h;
-  vkssm_status status = VKSSM_OK;
-  if (!decode(fn, stream, h, status)) return status;
-  return guarded(fn, [&] { pool->pool->feed_frames(h, frames, n); });
+  return with_stream("vkssm_pool_feed_frames", pool, stream, {{"frames", n > 0 && !frames}}, Lock::None,
+                     [&](vkssm::StreamPool& p, vkssm::StreamHandle h) { p.feed_frames(h, frames, n); });
 }
 
 vkssm_status vkssm_pool_pending(vkssm_pool* pool, vkssm_stream stream, size_t* out) {
-  const char* fn = "vkssm_pool_pending";
-  if (!pool) return null_argument(fn, "pool");
-  if (!out) return null_argument(fn, "out");
-  vkssm::StreamHandle h;
-  vkssm_status status = VKSSM_OK;
-  if (!decode(fn, stream, h, status)) return status;
-  return guarded(fn, [&] { *out = pool->pool->pending(h); });
+  return with_stream("vkssm_pool_pending", pool, stream, {{"out", !out}}, Lock::None,
+                     [&](vkssm::StreamPool& p, vkssm::StreamHandle h) { *out = p.pending(h); });
 }
 
 vkssm_status vkssm_pool_set_sampling(vkssm_pool* pool, vkssm_stream stream, const vkssm_sampling* params) {
-  const char* fn = "vkssm_pool_set_sampling";
-  if (!pool) return null_argument(fn, "pool");
-  if (!params) return null_argument(fn, "params");
-  vkssm::StreamHandle h;
-  vkssm_status status = VKSSM_OK;
-  if (!decode(fn, stream, h, status)) return status;
-  return guarded(fn, [&] { pool->pool->set_sampling(h, to_params(params, 1)[0]); });
+  return with_stream("vkssm_pool_set_sampling", pool, stream, {{"params", !params}}, Lock::None,
+                     [&](vkssm::StreamPool& p, vkssm::StreamHandle h) { p.set_sampling(h, to_params(params, 1)[0]); });
 }
 
 vkssm_status vkssm_pool_step(vkssm_pool* pool, vkssm_step_result* results, float* outputs, int* count) {
-  const char* fn = "vkssm_pool_step";
-  if (count) *count = 0;
-  if (!pool) return null_argument(fn, "pool");
-  if (!results) return null_argument(fn, "results");
-  if (!count) return null_argument(fn, "count");
-  return guarded(fn, [&] {
-    std::vector<vkssm::StepResult> rs;
-    {
-      std::lock_guard<std::mutex> hold(pool->owner->lock);
-      rs = pool->pool->step(outputs != nullptr);
-    }
-    hand_out_results(rs, pool->owner->model->info().d_output, results, outputs, count);
-  });
+  return pool_step("vkssm_pool_step", pool, results, outputs, count,
+                   [&](vkssm::StreamPool& p) { return p.step(outputs != nullptr); });
 }
 
 vkssm_status vkssm_pool_step_sample(vkssm_pool* pool, int feed_back, vkssm_step_result* results,
                                     float* outputs, int* count) {
-  const char* fn = "vkssm_pool_step_sample";
-  if (count) *count = 0;
-  if (!pool) return null_argument(fn, "pool");
-  if (!results) return null_argument(fn, "results");
-  if (!count) return null_argument(fn, "count");
-  return guarded(fn, [&] {
+  return pool_step("vkssm_pool_step_sample", pool, results, outputs, count, [&](vkssm::StreamPool& p) {
     vkssm::SampleOptions o;
     o.want_logits = outputs != nullptr;
     o.feed_back = feed_back != 0;
-    std::vector<vkssm::StepResult> rs;
-    {
-      std::lock_guard<std::mutex> hold(pool->owner->lock);
-      rs = pool->pool->step_sample(o);
-    }
-    hand_out_results(rs, pool->owner->model->info().d_output, results, outputs, count);
+    return p.step_sample(o);
   });
 }
 
 vkssm_status vkssm_pool_prefill(vkssm_pool* pool, vkssm_stream stream, size_t* consumed) {
-  const char* fn = "vkssm_pool_prefill";
   if (consumed) *consumed = 0;
-  if (!pool) return null_argument(fn, "pool");
-  vkssm::StreamHandle h;
-  vkssm_status status = VKSSM_OK;
-  if (!decode(fn, stream, h, status)) return status;
-  return guarded(fn, [&] {
-    std::lock_guard<std::mutex> hold(pool->owner->lock);
-    const size_t n = pool->pool->prefill(h);
-    if (consumed) *consumed = n;
-  });
+  return with_stream("vkssm_pool_prefill", pool, stream, {}, Lock::Model,
+                     [&](vkssm::StreamPool& p, vkssm::StreamHandle h) {
+                       const size_t n = p.prefill(h);
+                       if (consumed) *consumed = n;
+                     });
 }
 
 vkssm_status vkssm_pool_rollback(vkssm_pool* pool, vkssm_stream stream, int steps) {
-  const char* fn = "vkssm_pool_rollback";
-  if (!pool) return null_argument(fn, "pool");
-  vkssm::StreamHandle h;
-  vkssm_status status = VKSSM_OK;
-  if (!decode(fn, stream, h, status)) return status;
-  return guarded(fn, [&] {
-    std::lock_guard<std::mutex> hold(pool->owner->lock);
-    pool->pool->rollback(h, steps);
-  });
+  return with_stream("vkssm_pool_rollback", pool, stream, {}, Lock::Model,
+                     [&](vkssm::StreamPool& p, vkssm::StreamHandle h) { p.rollback(h, steps); });
 }
 
 vkssm_status vkssm_pool_rollback_available(vkssm_pool* pool, vkssm_stream stream, int* available) {
-  const char* fn = "vkssm_pool_rollback_available";
-  if (!pool) return null_argument(fn, "pool");
-  if (!available) return null_argument(fn, "available");
-  vkssm::StreamHandle h;
-  vkssm_status status = VKSSM_OK;
-  if (!decode(fn, stream, h, status)) return status;
-  return guarded(fn, [&] {
-    std::lock_guard<std::mutex> hold(pool->owner->lock);
-    *available = pool->pool->rollback_available(h);
-  });
+  return with_stream("vkssm_pool_rollback_available", pool, stream, {{"available", !available}}, Lock::Model,
+                     [&](vkssm::StreamPool& p, vkssm::StreamHandle h) { *available = p.rollback_available(h); });
 }
 
 vkssm_status vkssm_pool_snapshot(vkssm_pool* pool, vkssm_stream stream, void* buffer, size_t capacity,
                                  size_t* size) {
   const char* fn = "vkssm_pool_snapshot";
-  if (!pool) return null_argument(fn, "pool");
-  if (!size) return null_argument(fn, "size");
-  vkssm::StreamHandle h;
-  vkssm_status status = VKSSM_OK;
-  if (!decode(fn, stream, h, status)) return status;
-  return guarded(fn, [&] {
-    std::lock_guard<std::mutex> hold(pool->owner->lock);
-    const std::vector<uint8_t> blob = pool->pool->snapshot(h);
-    pool->owner->snapshot_bytes = blob.size();
-    return hand_out_blob(fn, blob, buffer, capacity, size);
-  });
+  return with_stream(fn, pool, stream, {{"size", !size}}, Lock::Model,
+                     [&](vkssm::StreamPool& p, vkssm::StreamHandle h) {
+                       const std::vector<uint8_t> blob = p.snapshot(h);
+                       pool->owner->snapshot_bytes = blob.size();
+                       return hand_out_blob(fn, blob, buffer, capacity, size);
+                     });
 }
 
 vkssm_status vkssm_pool_restore(vkssm_pool* pool, const void* data, size_t size, vkssm_stream* out) {
   const char* fn = "vkssm_pool_restore";
   if (!out) return null_argument(fn, "out");
   *out = 0;
-  if (!pool) return null_argument(fn, "pool");
-  if (!data) return null_argument(fn, "data");
-  return guarded(fn, [&] {
-    std::lock_guard<std::mutex> hold(pool->owner->lock);
-    *out = encode(pool->pool->restore(static_cast<const uint8_t*>(data), size));
+  return with_pool(fn, pool, {{"data", !data}}, Lock::Model, [&](vkssm_pool& p) {
+    *out = encode(p.pool->restore(static_cast<const uint8_t*>(data), size));
   });
 }
 

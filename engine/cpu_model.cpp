@@ -94,6 +94,8 @@ class CpuModel final : public Model {
   }
 
   void prefill(int slot, const int32_t* tokens, int n, float* last_logits) override {
+    if (info_.vocab_size == 0)
+      throw Error("model '" + info_.architecture + "' takes input frames, not a token prompt");
     check_prefill(slot, tokens, n, capacity(), info_.vocab_size);
     for (int t = 0; t < n; ++t) step(&tokens[t], &slot, 1, t + 1 == n ? last_logits : nullptr);
   }

@@ -5,7 +5,6 @@
 #include <string>
 
 #include "engine/model_checks.h"
-#include "engine/vulkan_step_model.h"
 #include "host/error.h"
 
 namespace vkssm {
@@ -165,10 +164,9 @@ void StreamPool::set_sampling(StreamHandle stream, const SamplingParams& params)
   check_sampling(params);
   // The device sampler's own limit, checked here too: found only at step time, one stream's
   // parameters would fail every batched step of every stream.
-  if (dynamic_cast<const VulkanStepModel*>(&model_) && params.temperature != 0.0f &&
-      params.top_k > VulkanStepModel::kMaxTopK)
+  if (const int limit = model_.max_top_k(); limit > 0 && params.temperature != 0.0f && params.top_k > limit)
     throw Error("sampling top_k " + std::to_string(params.top_k) + " exceeds the device sampler's limit of " +
-                std::to_string(VulkanStepModel::kMaxTopK));
+                std::to_string(limit));
   s.sampling = params;
 }
 

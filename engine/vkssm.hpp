@@ -17,10 +17,6 @@
 
 namespace vkssm {
 
-struct Mamba1Weights;
-struct Mamba2Weights;
-struct S4DWeights;
-
 enum class BackendKind { Vulkan, Cpu };
 enum class WeightStorage { Auto, F32, F16 };  // Auto: fp16 when the checkpoint is 16-bit and the device can
 
@@ -35,7 +31,7 @@ struct LoadOptions {
 };
 
 struct ModelInfo {
-  std::string architecture;  // "mamba", "mamba2" or "s4d"
+  std::string architecture;  // a name from supported_architectures(): "mamba", "mamba2", "s4d", ...
   std::string backend;       // "vulkan" or "cpu"
   std::string device_name;
   std::string weight_type;   // "f32" or "f16"
@@ -102,6 +98,9 @@ class Model {
   // next_tokens: [batch] when the step sampled; outputs: [batch, d_output] when asked for.
   virtual void collect(int32_t* next_tokens, float* outputs);
   virtual int in_flight() const;
+  // The largest SamplingParams::top_k step_sample() takes with a temperature (0 = no limit). The
+  // Vulkan backend's device sampler has one; StreamPool checks it when a stream's sampling is set.
+  virtual int max_top_k() const { return 0; }
   virtual StepCounters counters() const = 0;
 
   // Per-stream state: read a document once, keep its state, continue from it later.
@@ -120,12 +119,11 @@ class Model {
 void save_state_file(const std::string& path, const std::vector<uint8_t>& blob);
 std::vector<uint8_t> load_state_file(const std::string& path);
 
-// Loads a checkpoint folder (config.json + safetensors). Throws vkssm::Error.
+// Loads a checkpoint: a folder (config.json + safetensors) or a llama.cpp GGUF file, of any
+// architecture in supported_architectures(). Throws vkssm::Error.
 std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& options = {});
-// Build a model from weights already in memory (tests, bench).
-std::unique_ptr<Model> create_mamba1(const Mamba1Weights& weights, const LoadOptions& options = {});
-std::unique_ptr<Model> create_mamba2(const Mamba2Weights& weights, const LoadOptions& options = {});
-std::unique_ptr<Model> create_s4d(const S4DWeights& weights, const LoadOptions& options = {});
+// The architecture names load_model() accepts ("mamba", "falcon_mamba", ...).
+std::vector<std::string> supported_architectures();
 
 struct DeviceInfo {
   int index = 0;

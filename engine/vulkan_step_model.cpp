@@ -5,9 +5,12 @@
 
 #include "engine/model_checks.h"
 #include "engine/vk/dispatch_math.h"
+#include "engine/vk/shader_registry.h"
 #include "engine/vk/vk_check.h"
+#include "engine/vk/weight_uploader.h"
 #include "host/error.h"
 #include "host/sampling.h"
+#include "shaders/step_input.h"
 
 namespace vkssm {
 namespace {
@@ -34,25 +37,89 @@ void host_barrier(VkCommandBuffer cb) {
                        nullptr);
 }
 
+// Makes one dispatch's shader writes visible to the next dispatch.
+void compute_barrier(VkCommandBuffer cb) {
+  VkMemoryBarrier mb{};
+  mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+  mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
+  mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
+  vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb,
+                       0, nullptr, 0, nullptr);
+}
+
+// sample_tokens.comp's specialization constants, in its constant_id order.
+struct SampleTokensSpec {
+  uint32_t local = 64;     // 0: threads per workgroup (a power of two: tree reductions)
+  uint32_t vocab = 1;      // 1: V, logits per row
+  uint32_t capacity = 1;   // 2: CAPACITY, the step input's row stride
+  uint32_t max_top_k = 1;  // 3: MAX_TOPK, candidates kept in shared memory
+  SpecConstants constants() const { return {local, vocab, capacity, max_top_k}; }
+};
+
+// state_save.comp's specialization constants, in its constant_id order.
+struct StateSaveSpec {
+  uint32_t local = 64;     // 0: threads per workgroup, one float each
+  uint32_t floats = 1;     // 1: FLOATS per slot in this state buffer
+  uint32_t capacity = 1;   // 2: CAPACITY, the step input's row stride
+  SpecConstants constants() const { return {local, floats, capacity}; }
+};
+constexpr uint32_t kSaveLocal = 64;  // a plain copy: any size works, 64 fits every device's limit
+
 }  // namespace
 
-VulkanStepModel::VulkanStepModel(const LoadOptions& options) : depth_(options.rollback_depth) {
+VulkanStepModel::VulkanStepModel(const LoadOptions& options, const GraphFactory& make_graph)
+    : depth_(options.rollback_depth) {
   if (options.max_streams < 0)
     throw Error("max_streams must be at least 1 (or 0 for automatic), got " + std::to_string(options.max_streams));
   if (depth_ < 0) throw Error("rollback_depth must be >= 0, got " + std::to_string(depth_));
   ctx_ = std::make_unique<VulkanContext>(VulkanContext::Options{options.device, options.validation, options.cache_dir});
+  idle_.ctx = ctx_.get();
+  cbs_ = CommandBuffers(ctx_->device(), ctx_->command_pool());
+  GraphBuilder builder(*this);
+  graph_ = make_graph(builder);
+  if (capacity_ == 0 || !described_)
+    throw Error("internal: a Vulkan step graph did not call create_io() and describe()");
+  finish();
 }
 
-VulkanStepModel::~VulkanStepModel() {
-  if (!ctx_) return;
-  VkDevice dev = ctx_->device();
-  vkDeviceWaitIdle(dev);
-  if (timeline_) vkDestroySemaphore(dev, timeline_, nullptr);
-  for (VkFence f : fences_)
-    if (f) vkDestroyFence(dev, f, nullptr);
-  if (!all_cbs_.empty())
-    vkFreeCommandBuffers(dev, ctx_->command_pool(), uint32_t(all_cbs_.size()), all_cbs_.data());
+VulkanStepModel::IdleGuard::~IdleGuard() {
+  if (ctx) vkDeviceWaitIdle(ctx->device());
 }
+
+// ---- what a graph uses while it is built --------------------------------------------------------
+
+VulkanContext& GraphBuilder::ctx() const { return *model_.ctx_; }
+const DeviceCaps& GraphBuilder::caps() const { return model_.ctx_->caps(); }
+void GraphBuilder::create_io(int capacity, int64_t d_input, int64_t d_output) {
+  model_.create_io(capacity, d_input, d_output);
+}
+GpuBuffer& GraphBuilder::add_state(uint64_t floats_per_slot, const std::string& what) {
+  return model_.add_state(floats_per_slot, what);
+}
+const GpuBuffer& GraphBuilder::step_input() const { return model_.step_in_; }
+const GpuBuffer& GraphBuilder::outputs() const { return model_.outputs_; }
+int GraphBuilder::capacity() const { return model_.capacity_; }
+int GraphBuilder::step_rows() const { return model_.rows_; }
+void GraphBuilder::describe(ModelInfo info, const StateHeader& header, const Tuning& tuning,
+                            const WeightUploader& weights) {
+  info.weight_type = weights.f16() ? "f16" : "f32";
+  info.weight_bytes = weights.bytes();
+  model_.info_ = std::move(info);
+  model_.header_ = header;
+  model_.tuning_ = tuning;
+  model_.described_ = true;
+}
+
+void StepRecorder::dispatch(const ComputePipeline& pipeline, VkDescriptorSet set, uint32_t groups) {
+  vkCmdBindPipeline(cb_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.handle());
+  vkCmdBindDescriptorSets(cb_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.layout(), 0, 1, &set, 0, nullptr);
+  const uint32_t x = std::min(std::max(groups, 1u), max_x_);
+  vkCmdDispatch(cb_, x, ceil_div(std::max(groups, 1u), x), 1);
+  compute_barrier(cb_);
+  ++dispatches_;
+}
+
+// ---- load time ----------------------------------------------------------------------------------
 
 void VulkanStepModel::create_io(int capacity, int64_t d_input, int64_t d_output) {
   capacity_ = capacity;
@@ -60,7 +127,7 @@ void VulkanStepModel::create_io(int capacity, int64_t d_input, int64_t d_output)
   d_input_ = d_input;
   d_output_ = d_output;
   const uint64_t cap = uint64_t(capacity), rows = uint64_t(rows_);
-  in_words_ = uint32_t(4 + 7 * rows + rows * uint64_t(d_input));
+  in_words_ = uint32_t(STEP_IN_TOTAL_WORDS(rows, uint64_t(d_input)));
   step_in_ = GpuBuffer(*ctx_, in_words_ * 4ull, GpuBuffer::Kind::DeviceLocal, "step input");
   step_in_.fill_zero();
   // Two staging buffers for the two steps that may be in flight, then one per prefill token.
@@ -100,47 +167,20 @@ GpuBuffer& VulkanStepModel::add_state(uint64_t floats_per_slot, const std::strin
   return s.buffer;
 }
 
-void VulkanStepModel::compute_barrier(VkCommandBuffer cb) {
-  VkMemoryBarrier mb{};
-  mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
-  mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
-  mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
-  vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb,
-                       0, nullptr, 0, nullptr);
-}
-
-void VulkanStepModel::dispatch(VkCommandBuffer cb, const ComputePipeline& pipeline, VkDescriptorSet set,
-                               uint32_t groups) {
-  vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.handle());
-  vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.layout(), 0, 1, &set, 0, nullptr);
-  const uint32_t x = std::min(std::max(groups, 1u), caps().max_workgroup_count_x);
-  vkCmdDispatch(cb, x, ceil_div(std::max(groups, 1u), x), 1);
-  compute_barrier(cb);
-  ++recording_dispatches_;
-}
-
-VkCommandBuffer VulkanStepModel::begin_recording() {
-  VkCommandBufferAllocateInfo ai{};
-  ai.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
-  ai.commandPool = ctx_->command_pool();
-  ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
-  ai.commandBufferCount = 1;
-  VkCommandBuffer cb = VK_NULL_HANDLE;
-  VK_CHECK(vkAllocateCommandBuffers(ctx_->device(), &ai, &cb));
-  all_cbs_.push_back(cb);
+VkCommandBuffer VulkanStepModel::record(const std::function<void(StepRecorder&)>& commands, uint64_t* dispatches) {
+  VkCommandBuffer cb = cbs_.allocate();
   VkCommandBufferBeginInfo bi{};
   bi.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
   // A prefill submit lists the body once per token.
   bi.flags = VK_COMMAND_BUFFER_USAGE_SIMULTANEOUS_USE_BIT;
   VK_CHECK(vkBeginCommandBuffer(cb, &bi));
   full_barrier(cb);
-  recording_dispatches_ = 0;
-  return cb;
-}
-
-void VulkanStepModel::end_recording(VkCommandBuffer cb) {
+  StepRecorder recorder(cb, ctx_->caps().max_workgroup_count_x);
+  commands(recorder);
   VK_CHECK(vkEndCommandBuffer(cb));
   counters_.recordings++;
+  if (dispatches) *dispatches += recorder.dispatches();
+  return cb;
 }
 
 // Batch buckets for copying outputs back: powers of two up to the capacity, so a step copies at
@@ -151,23 +191,22 @@ uint32_t VulkanStepModel::bucket_of(int batch) const {
   return bucket;
 }
 
-void VulkanStepModel::finish(ModelInfo info, const StateHeader& header) {
-  info_ = std::move(info);
+void VulkanStepModel::finish() {
   info_.backend = "vulkan";
-  info_.device_name = caps().name;
-  header_ = header;
+  info_.device_name = ctx_->caps().name;
   header_.payload_floats = state_floats_;
   const uint32_t rows = uint32_t(rows_);
 
-  // Engine pipelines: the sampler (token models) and the rollback save.
-  const uint32_t local = caps().is_cpu() ? 8 : std::min<uint32_t>(64, caps().max_workgroup_invocations);
+  // The engine's own pipeline: the sampler (token models), in the work split of the graph.
   arena_ = std::make_unique<DescriptorArena>(*ctx_, 1, 3);
   if (info_.vocab_size > 0) {
-    sample_pipe_ = std::make_unique<ComputePipeline>(
-        *ctx_, "sample_tokens", 3, 0, std::vector<uint32_t>{local, uint32_t(d_output_), rows, uint32_t(kMaxTopK)});
+    const SampleTokensSpec spec{.local = sampler_local(tuning_), .vocab = uint32_t(d_output_), .capacity = rows,
+                                .max_top_k = uint32_t(kMaxTopK)};
+    sample_pipe_ = std::make_unique<ComputePipeline>(*ctx_, ShaderId::sample_tokens, 3, spec.constants());
     sample_set_ = arena_->make_set(*sample_pipe_, {{&step_in_}, {&outputs_}, {&ids_}});
   }
   record_all();
+  create_completion();
   ctx_->save_pipeline_cache();
   // The longest submit: a prefill chunk of (prologue, save, body) per token plus head and copy.
   submit_list_.reserve(3 * kPrefillChunk + 8);
@@ -188,68 +227,57 @@ void VulkanStepModel::finish(ModelInfo info, const StateHeader& header) {
 void VulkanStepModel::record_all() {
   const uint32_t cap = uint32_t(capacity_), rows = uint32_t(rows_);
   for (size_t i = 0; i < staging_.size(); ++i) {
-    VkCommandBuffer cb = begin_recording();
-    const VkBufferCopy copy{0, 0, in_words_ * 4ull};
-    vkCmdCopyBuffer(cb, staging_[i].handle(), step_in_.handle(), 1, &copy);
-    end_recording(cb);
-    prologue_.push_back(cb);
+    prologue_.push_back(record([&](StepRecorder& r) {
+      const VkBufferCopy copy{0, 0, in_words_ * 4ull};
+      vkCmdCopyBuffer(r.command_buffer(), staging_[i].handle(), step_in_.handle(), 1, &copy);
+    }));
   }
-  body_ = begin_recording();
-  record_body(body_);
-  body_dispatches_ = recording_dispatches_;
-  end_recording(body_);
-  head_ = begin_recording();
-  record_head(head_);
-  head_dispatches_ = recording_dispatches_;
-  end_recording(head_);
-  if (sample_pipe_) {
-    sample_ = begin_recording();
-    dispatch(sample_, *sample_pipe_, sample_set_, cap);
-    end_recording(sample_);
-  }
+  body_ = record([&](StepRecorder& r) { graph_->record_body(r); }, &body_dispatches_);
+  head_ = record([&](StepRecorder& r) { graph_->record_head(r); }, &head_dispatches_);
+  if (sample_pipe_) sample_ = record([&](StepRecorder& r) { r.dispatch(*sample_pipe_, sample_set_, cap); });
   if (depth_ > 0) {
     // state_save: one dispatch per state buffer. Pipelines differ only in FLOATS.
     std::vector<std::pair<uint64_t, std::unique_ptr<ComputePipeline>>> pipes;
-    save_ = begin_recording();
     auto save_arena = std::make_unique<DescriptorArena>(*ctx_, uint32_t(states_.size()), uint32_t(states_.size()) * 3);
-    for (State& s : states_) {
-      ComputePipeline* pipe = nullptr;
-      for (auto& [floats, p] : pipes)
-        if (floats == s.floats) pipe = p.get();
-      if (!pipe) {
-        pipes.emplace_back(s.floats, std::make_unique<ComputePipeline>(
-                                         *ctx_, "state_save", 3, 0, std::vector<uint32_t>{64, uint32_t(s.floats), rows}));
-        pipe = pipes.back().second.get();
+    save_ = record([&](StepRecorder& r) {
+      for (State& s : states_) {
+        ComputePipeline* pipe = nullptr;
+        for (auto& [floats, p] : pipes)
+          if (floats == s.floats) pipe = p.get();
+        if (!pipe) {
+          const StateSaveSpec spec{.local = kSaveLocal, .floats = uint32_t(s.floats), .capacity = rows};
+          pipes.emplace_back(s.floats, std::make_unique<ComputePipeline>(*ctx_, ShaderId::state_save, 3, spec.constants()));
+          pipe = pipes.back().second.get();
+        }
+        s.save_set = save_arena->make_set(*pipe, {{&step_in_}, {&s.buffer}, {&s.ring}});
+        r.dispatch(*pipe, s.save_set, ceil_div(s.floats, kSaveLocal));
       }
-      s.save_set = save_arena->make_set(*pipe, {{&step_in_}, {&s.buffer}, {&s.ring}});
-      dispatch(save_, *pipe, s.save_set, ceil_div(s.floats, 64));
-    }
-    save_dispatches_ = recording_dispatches_;
-    end_recording(save_);
+    }, &save_dispatches_);
     // The recording references the pipelines and sets: keep them for the model's life.
     for (auto& [floats, p] : pipes) save_pipes_.push_back(std::move(p));
     save_arena_ = std::move(save_arena);
   }
   for (int p = 0; p < 2; ++p) {
-    ids_copy_[p] = begin_recording();
-    const VkBufferCopy ids{0, 0, cap * 4ull};
-    vkCmdCopyBuffer(ids_copy_[p], ids_.handle(), ids_back_[p].handle(), 1, &ids);
-    host_barrier(ids_copy_[p]);
-    end_recording(ids_copy_[p]);
+    ids_copy_[p] = record([&](StepRecorder& r) {
+      const VkBufferCopy ids{0, 0, cap * 4ull};
+      vkCmdCopyBuffer(r.command_buffer(), ids_.handle(), ids_back_[p].handle(), 1, &ids);
+      host_barrier(r.command_buffer());
+    });
     for (uint32_t bucket = 0; (1u << bucket) < 2 * cap; ++bucket) {
-      VkCommandBuffer cb = begin_recording();
-      const uint64_t n_rows = std::min<uint64_t>(1ull << bucket, cap);
-      const VkBufferCopy out{0, 0, n_rows * uint64_t(d_output_) * 4};
-      vkCmdCopyBuffer(cb, outputs_.handle(), outputs_back_[p].handle(), 1, &out);
-      host_barrier(cb);
-      end_recording(cb);
-      outputs_copy_[p].push_back(cb);
+      outputs_copy_[p].push_back(record([&](StepRecorder& r) {
+        const uint64_t n_rows = std::min<uint64_t>(1ull << bucket, cap);
+        const VkBufferCopy out{0, 0, n_rows * uint64_t(d_output_) * 4};
+        vkCmdCopyBuffer(r.command_buffer(), outputs_.handle(), outputs_back_[p].handle(), 1, &out);
+        host_barrier(r.command_buffer());
+      }));
     }
   }
+}
 
-  // Completion tracking.
+// Completion tracking: a timeline semaphore where the device has one, else a fence per parity.
+void VulkanStepModel::create_completion() {
   VkDevice dev = ctx_->device();
-  if (caps().timeline_semaphores) {
+  if (ctx_->caps().timeline_semaphores) {
     VkSemaphoreTypeCreateInfo ti{};
     ti.sType = VK_STRUCTURE_TYPE_SEMAPHORE_TYPE_CREATE_INFO;
     ti.semaphoreType = VK_SEMAPHORE_TYPE_TIMELINE;
@@ -257,11 +285,15 @@ void VulkanStepModel::record_all() {
     VkSemaphoreCreateInfo si{};
     si.sType = VK_STRUCTURE_TYPE_SEMAPHORE_CREATE_INFO;
     si.pNext = &ti;
-    VK_CHECK(vkCreateSemaphore(dev, &si, nullptr, &timeline_));
+    timeline_ = DeviceHandle<VkSemaphore>(dev, vkDestroySemaphore);
+    VK_CHECK(vkCreateSemaphore(dev, &si, nullptr, timeline_.out()));
   } else {
     VkFenceCreateInfo fi{};
     fi.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO;
-    for (VkFence& f : fences_) VK_CHECK(vkCreateFence(dev, &fi, nullptr, &f));
+    for (DeviceHandle<VkFence>& f : fences_) {
+      f = DeviceHandle<VkFence>(dev, vkDestroyFence);
+      VK_CHECK(vkCreateFence(dev, &fi, nullptr, f.out()));
+    }
   }
 }
 
@@ -275,15 +307,16 @@ void VulkanStepModel::submit_commands(const std::vector<VkCommandBuffer>& cbs, u
   si.pCommandBuffers = cbs.data();
   VkTimelineSemaphoreSubmitInfo ti{};
   VkFence fence = VK_NULL_HANDLE;
-  if (timeline_) {
+  const VkSemaphore timeline = timeline_.get();
+  if (timeline) {
     ti.sType = VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO;
     ti.signalSemaphoreValueCount = 1;
     ti.pSignalSemaphoreValues = &ticket;
     si.pNext = &ti;
     si.signalSemaphoreCount = 1;
-    si.pSignalSemaphores = &timeline_;
+    si.pSignalSemaphores = &timeline;
   } else {
-    fence = fences_[ticket & 1];
+    fence = fences_[ticket & 1].get();
   }
   VK_CHECK(vkQueueSubmit(ctx_->queue(), 1, &si, fence));
   InFlight f;
@@ -294,22 +327,18 @@ void VulkanStepModel::submit_commands(const std::vector<VkCommandBuffer>& cbs, u
 }
 
 void VulkanStepModel::wait_ticket(uint64_t ticket) {
-  if (timeline_) {
+  if (const VkSemaphore timeline = timeline_.get()) {
     VkSemaphoreWaitInfo wi{};
     wi.sType = VK_STRUCTURE_TYPE_SEMAPHORE_WAIT_INFO;
     wi.semaphoreCount = 1;
-    wi.pSemaphores = &timeline_;
+    wi.pSemaphores = &timeline;
     wi.pValues = &ticket;
     VK_CHECK(vkWaitSemaphores(ctx_->device(), &wi, UINT64_MAX));
   } else {
-    VkFence fence = fences_[ticket & 1];
+    VkFence fence = fences_[ticket & 1].get();
     VK_CHECK(vkWaitForFences(ctx_->device(), 1, &fence, VK_TRUE, UINT64_MAX));
     VK_CHECK(vkResetFences(ctx_->device(), 1, &fence));
   }
-}
-
-void VulkanStepModel::drain() {
-  if (ctx_) vkDeviceWaitIdle(ctx_->device());
 }
 
 void VulkanStepModel::check_idle(const char* what) const {
@@ -344,24 +373,25 @@ void VulkanStepModel::stage(int staging, const int32_t* tokens, const float* fra
     }
   }
   uint32_t* in = static_cast<uint32_t*>(staging_[size_t(staging)].mapped());
-  const uint32_t cap = uint32_t(rows_);  // the per-row arrays' stride
-  in[0] = uint32_t(batch);
+  const uint32_t cap = uint32_t(rows_);  // the per-row arrays' stride (layout: shaders/step_input.h)
+  in[STEP_IN_BATCH_WORD] = uint32_t(batch);
   for (int b = 0; b < batch; ++b) {
     const size_t s = size_t(slots[b]);
-    in[4 + b] = tokens ? uint32_t(tokens[b]) : 0u;
-    in[4 + cap + b] = uint32_t(slots[b]);
-    in[4 + 2 * cap + b] = fresh_[s];
+    const uint32_t row = uint32_t(b);
+    in[STEP_IN_WORD(STEP_IN_TOKEN, row, cap)] = tokens ? uint32_t(tokens[b]) : 0u;
+    in[STEP_IN_WORD(STEP_IN_SLOT, row, cap)] = uint32_t(slots[b]);
+    in[STEP_IN_WORD(STEP_IN_FRESH, row, cap)] = fresh_[s];
     if (sampling) {
-      in[4 + 4 * cap + b] = float_bits(sampling[b].temperature);
-      in[4 + 5 * cap + b] = uint32_t(sampling[b].top_k);
+      in[STEP_IN_WORD(STEP_IN_TEMPERATURE, row, cap)] = float_bits(sampling[b].temperature);
+      in[STEP_IN_WORD(STEP_IN_TOPK, row, cap)] = uint32_t(sampling[b].top_k);
       Rng rng(sampling[b].seed);
-      in[4 + 6 * cap + b] = float_bits(rng.skip(sampled_[s]).next_float());
+      in[STEP_IN_WORD(STEP_IN_DRAW, row, cap)] = float_bits(rng.skip(sampled_[s]).next_float());
       sampled_[s]++;
     }
     fresh_[s] = 0;
   }
-  if (frames) std::memcpy(in + 4 + 7 * cap, frames, size_t(batch) * size_t(d_input_) * 4);
-  if (depth_ > 0) push_rollback(slots, batch, in + 4 + 3 * cap);
+  if (frames) std::memcpy(in + STEP_IN_FRAME_WORD(0u, 0u, cap, 0u), frames, size_t(batch) * size_t(d_input_) * 4);
+  if (depth_ > 0) push_rollback(slots, batch, in + STEP_IN_WORD(STEP_IN_RING, 0u, cap));
 }
 
 void VulkanStepModel::submit(const StepRequest& r) {
@@ -450,12 +480,14 @@ void VulkanStepModel::step_sample(const int32_t* tokens, const int32_t* slots, i
 
 void VulkanStepModel::stage_prompt(int staging, const int32_t* tokens, int n, int slot) {
   uint32_t* in = static_cast<uint32_t*>(staging_[size_t(staging)].mapped());
-  const uint32_t stride = uint32_t(rows_);
-  in[0] = uint32_t(n);
+  const uint32_t cap = uint32_t(rows_);
+  in[STEP_IN_BATCH_WORD] = uint32_t(n);
   for (int t = 0; t < n; ++t) {
-    in[4 + t] = uint32_t(tokens[t]);
-    in[4 + stride + t] = uint32_t(slot);
-    in[4 + 2 * stride + t] = t == 0 ? fresh_[size_t(slot)] : 0u;  // later rows continue the state
+    const uint32_t row = uint32_t(t);
+    in[STEP_IN_WORD(STEP_IN_TOKEN, row, cap)] = uint32_t(tokens[t]);
+    in[STEP_IN_WORD(STEP_IN_SLOT, row, cap)] = uint32_t(slot);
+    // Later rows continue the state the earlier rows leave.
+    in[STEP_IN_WORD(STEP_IN_FRESH, row, cap)] = t == 0 ? fresh_[size_t(slot)] : 0u;
   }
   fresh_[size_t(slot)] = 0;
 }

@@ -2,35 +2,50 @@
 // What every architecture's Vulkan backend shares: the per-step input, the state slots, the
 // outputs, the sampler, the rollback ring, and the way a step is submitted.
 //
-// An architecture (models/<arch>/<arch>_vulkan.cpp) derives from VulkanStepModel, uploads its
-// weights, registers its per-slot state buffers and records two things once at load:
-//   record_body(cb)  every layer of one step, for the streams listed in step_input();
-//   record_head(cb)  the final projection, writing outputs() [stream][d_output].
-// This class records the rest once at load too (the step-input copy, the rollback save, the
-// sampler, the copies back to the host) and submits a list of those command buffers per step:
+// A Vulkan model is this class plus one StepGraph (engine/vulkan_step_graph.h), the architecture's
+// part (models/<arch>/<arch>_vulkan.cpp), which it builds through a GraphBuilder and then owns.
+// The graph records every layer of one step (record_body) and the final projection (record_head)
+// once at load; this class records the rest once at load too (the step-input copy, the rollback
+// save, the sampler, the copies back to the host) and submits a list of those command buffers per
+// step:
 //
 //   prologue[i] -> [rollback save] -> body -> [head] -> [sampler] -> [ids back] -> [outputs back]
 //
 // Nothing is recorded, allocated or written to a descriptor on the per-token path: a step writes
 // its inputs into a mapped staging buffer and calls vkQueueSubmit once.
+//
+// Lifetime: the device may still run submitted work when the model goes, so nothing the recorded
+// command buffers use may be destroyed before the device is idle. The graph (which owns the
+// architecture's weights, activations, pipelines and descriptor sets) is held by this class, not
+// derived from it, and `idle_` is the last member: members are destroyed in reverse order, so the
+// wait for idle comes first, then the graph, then this class's own buffers and command buffers,
+// and the context last. The same order holds when a constructor throws part-way.
 #include <array>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "engine/vk/compute_pipeline.h"
+#include "engine/vk/device_tuning.h"
 #include "engine/vk/gpu_buffer.h"
+#include "engine/vk/vk_handle.h"
 #include "engine/vk/vulkan_context.h"
 #include "engine/vkssm.hpp"
+#include "engine/vulkan_step_graph.h"
 #include "host/state_file.h"
 
 namespace vkssm {
 
-class VulkanStepModel : public Model {
+class VulkanStepModel final : public Model {
  public:
-  ~VulkanStepModel() override;
+  using GraphFactory = std::function<std::unique_ptr<StepGraph>(GraphBuilder&)>;
+  // Creates the context, lets `make_graph` build the architecture's graph (which sizes the step
+  // with GraphBuilder::create_io, registers its state and describes the model), then records
+  // everything and warms the pipelines up.
+  VulkanStepModel(const LoadOptions& options, const GraphFactory& make_graph);
 
   const ModelInfo& info() const override { return info_; }
   int capacity() const override { return capacity_; }
@@ -49,6 +64,10 @@ class VulkanStepModel : public Model {
   void submit(const StepRequest& request) override;
   void collect(int32_t* next_tokens, float* outputs) override;
   int in_flight() const override { return int(flight_.size()); }
+  int max_top_k() const override { return kMaxTopK; }
+
+  // The work split the graph runs with (the tuning table's row, VKSSM_TUNE, after the texel check).
+  const Tuning& tuning() const { return tuning_; }
 
   // Prompt tokens per step in prefill(): they run as the rows of one step (see prefill()).
   static constexpr int kPrefillRows = 64;
@@ -57,45 +76,9 @@ class VulkanStepModel : public Model {
   // The largest top_k the device sampler takes (it selects candidates one by one).
   static constexpr int kMaxTopK = 256;
 
- protected:
-  explicit VulkanStepModel(const LoadOptions& options);
-
-  VulkanContext& ctx() const { return *ctx_; }
-  const DeviceCaps& caps() const { return ctx_->caps(); }
-
-  // Called by the subclass constructor once it knows its capacity and sizes, before it creates
-  // descriptor sets (they bind step_input() and outputs()). d_input = floats per input frame
-  // (0 for token models), d_output = floats of output per stream.
-  void create_io(int capacity, int64_t d_input, int64_t d_output);
-  // A per-slot state buffer [capacity][floats_per_slot] (zeroed). Snapshot blobs hold the
-  // registered buffers' slot regions in registration order.
-  GpuBuffer& add_state(uint64_t floats_per_slot, const std::string& what);
-  // Called last by the subclass constructor: records everything, warms the pipelines up, fills
-  // in the backend fields of `info`.
-  void finish(ModelInfo info, const StateHeader& header);
-
-  virtual void record_body(VkCommandBuffer cb) = 0;
-  virtual void record_head(VkCommandBuffer cb) = 0;
-
-  // Shared by the subclasses' recordings.
-  const GpuBuffer& step_input() const { return step_in_; }
-  // Rows of one step: max(capacity, kPrefillRows). Activation buffers have this many rows and the
-  // step input's per-row arrays this stride (the shaders' CAPACITY constant). A prefill step lists
-  // one slot in several rows, in token order, so a shader must process rows in order and give each
-  // state element to one invocation for all rows (as a loop over rows in the outer position does).
-  int step_rows() const { return rows_; }
-  const GpuBuffer& outputs() const { return outputs_; }
-  // Binds `pipeline` and `set`, dispatches `groups` workgroups (folded into y beyond the device's
-  // x limit) and adds a compute barrier.
-  void dispatch(VkCommandBuffer cb, const ComputePipeline& pipeline, VkDescriptorSet set, uint32_t groups);
-  static void compute_barrier(VkCommandBuffer cb);
-  // Waits until the device is done with every submitted step (subclass destructors call it
-  // before their buffers go).
-  void drain();
-  int capacity_ = 1;
-
  private:
-  int rows_ = 1;
+  friend class GraphBuilder;
+
   struct InFlight {
     int batch = 0;
     int parity = 0;
@@ -103,6 +86,18 @@ class VulkanStepModel : public Model {
     uint64_t ticket = 0;
   };
 
+  // Waits for the device to finish everything submitted when destroyed (see the top of the file).
+  struct IdleGuard {
+    VulkanContext* ctx = nullptr;
+    IdleGuard() = default;
+    IdleGuard(const IdleGuard&) = delete;
+    IdleGuard& operator=(const IdleGuard&) = delete;
+    ~IdleGuard();
+  };
+
+  void create_io(int capacity, int64_t d_input, int64_t d_output);
+  GpuBuffer& add_state(uint64_t floats_per_slot, const std::string& what);
+  void finish();
   void check_idle(const char* what) const;
   // Validates and writes one step's inputs into staging buffer `staging`.
   void stage(int staging, const int32_t* tokens, const float* frames, const int32_t* slots, int batch,
@@ -113,15 +108,21 @@ class VulkanStepModel : public Model {
   void push_rollback(const int32_t* slots, int batch, uint32_t* ring_index);
   void submit_commands(const std::vector<VkCommandBuffer>& cbs, uint64_t dispatches);
   void wait_ticket(uint64_t ticket);
-  VkCommandBuffer begin_recording();
-  void end_recording(VkCommandBuffer cb);
+  // Records one load-time command buffer: `record` adds its commands; returns the buffer and
+  // adds the dispatches recorded to *dispatches when given.
+  VkCommandBuffer record(const std::function<void(StepRecorder&)>& record, uint64_t* dispatches = nullptr);
   void record_all();
+  void create_completion();
   void copy_slot_states(VkCommandBuffer cb, int slot, VkBuffer host, bool to_host) const;
   uint32_t bucket_of(int batch) const;
 
   std::unique_ptr<VulkanContext> ctx_;  // first: destroyed last
   ModelInfo info_;
   StateHeader header_;
+  Tuning tuning_{};
+  bool described_ = false;
+  int capacity_ = 0;
+  int rows_ = 1;
   int64_t d_input_ = 0, d_output_ = 0;
   int depth_ = 0;  // rollback depth K
   uint32_t in_words_ = 0;
@@ -143,20 +144,19 @@ class VulkanStepModel : public Model {
   std::unique_ptr<DescriptorArena> arena_, save_arena_;
   VkDescriptorSet sample_set_ = VK_NULL_HANDLE;
 
-  // Recorded once at load.
+  // Recorded once at load (all owned by cbs_).
+  CommandBuffers cbs_;
   std::vector<VkCommandBuffer> prologue_;  // per staging buffer: copy it to step_in_
   VkCommandBuffer body_ = VK_NULL_HANDLE, head_ = VK_NULL_HANDLE, sample_ = VK_NULL_HANDLE,
                   save_ = VK_NULL_HANDLE;
   std::array<VkCommandBuffer, 2> ids_copy_{};
   std::array<std::vector<VkCommandBuffer>, 2> outputs_copy_;  // per parity, per batch bucket
-  std::vector<VkCommandBuffer> all_cbs_;
   std::vector<VkCommandBuffer> submit_list_;  // the command buffers of one submit (reserved at load)
   uint64_t body_dispatches_ = 0, head_dispatches_ = 0, save_dispatches_ = 0;
-  uint64_t recording_dispatches_ = 0;  // counts dispatch() calls while recording
 
   // Completion: a timeline semaphore where the device has one, else one fence per parity.
-  VkSemaphore timeline_ = VK_NULL_HANDLE;
-  std::array<VkFence, 2> fences_{};
+  DeviceHandle<VkSemaphore> timeline_;
+  std::array<DeviceHandle<VkFence>, 2> fences_;
   uint64_t next_ticket_ = 1;
   // Submitted, uncollected steps, oldest first: at most two, in fixed storage (no allocation).
   struct FlightQueue {
@@ -182,6 +182,9 @@ class VulkanStepModel : public Model {
   std::vector<uint64_t> sampled_;    // per slot: tokens sampled since reset (sampler draw index)
   std::vector<uint32_t> ring_head_;  // per slot: ring position the next step saves into
   std::vector<int> history_;         // per slot: steps rollback() can undo
+
+  std::unique_ptr<StepGraph> graph_;  // the architecture's part: destroyed before the buffers above
+  IdleGuard idle_;                    // last: destroyed first
 };
 
 }  // namespace vkssm

@@ -47,37 +47,4 @@ void check_dim_range(const std::string& arch, const char* what, int64_t v, int64
                 ", got " + std::to_string(v));
 }
 
-std::string config_architecture(const json& config) {
-  if (!config.is_object()) return "unknown";
-  if (config.contains("model_type")) {
-    const json& mt = config["model_type"];
-    return mt.is_string() ? mt.get<std::string>() : describe_json(mt);
-  }
-  if (config.contains("architectures") && config["architectures"].is_array() &&
-      !config["architectures"].empty()) {
-    for (const auto& a : config["architectures"]) {
-      if (!a.is_string()) continue;
-      if (a == "MambaForCausalLM" || a == "MambaModel") return "mamba";
-      if (a == "Mamba2ForCausalLM" || a == "Mamba2Model") return "mamba2";
-      if (a == "S4DClassifier" || a == "S4DModel") return "s4d";
-    }
-    // MambaLMHeadModel (original mamba_ssm) is either version: ssm_cfg.layer decides below.
-    bool lm_head_model = false;
-    for (const auto& a : config["architectures"]) lm_head_model |= a.is_string() && a == "MambaLMHeadModel";
-    if (!lm_head_model) {
-      const json& a = config["architectures"][0];
-      return a.is_string() ? a.get<std::string>() : describe_json(a);
-    }
-  }
-  if (config.contains("ssm_cfg") && config["ssm_cfg"].is_object() && config["ssm_cfg"].contains("layer")) {
-    const json& layer = config["ssm_cfg"]["layer"];
-    const std::string name = layer.is_string() ? layer.get<std::string>() : describe_json(layer);
-    if (name == "Mamba1") return "mamba";
-    if (name == "Mamba2") return "mamba2";
-    return name;
-  }
-  if (config.contains("hidden_size") || config.contains("d_model")) return "mamba";
-  return "unknown";
-}
-
 }  // namespace vkssm

@@ -22,8 +22,5 @@ double get_number(const nlohmann::json& j, const std::string& key, const std::st
 // Throws "<arch> <what> in <source> must be between 1 and <max>, got <v>" unless 1 <= v <= max.
 void check_dim_range(const std::string& arch, const char* what, int64_t v, int64_t max, const std::string& source);
 
-// Which architecture a config.json describes: "mamba", "mamba2", "s4d", or the unsupported name
-// it gives (HF model_type / architectures, or the original mamba_ssm form with ssm_cfg.layer).
-std::string config_architecture(const nlohmann::json& config);
 
 }  // namespace vkssm

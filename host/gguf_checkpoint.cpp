@@ -1,4 +1,4 @@
-// GGUF (llama.cpp) mamba / mamba2 files as HF checkpoints: config synthesis and the tensor map.
+// GGUF (llama.cpp) mamba (and Falcon-Mamba) / mamba2 files as HF checkpoints: config synthesis and the tensor map.
 #include "host/gguf_checkpoint.h"
 
 #include <cmath>
@@ -79,9 +79,10 @@ std::shared_ptr<const GgufCheckpoint> open_gguf_checkpoint(const std::string& pa
                 "' model; vkssm reads the GGUF architectures mamba and mamba2");
   const bool m2 = arch == "mamba2";
   const std::string k = arch + ".";
-  if (f.has(k + "ssm.dt_b_c_rms") && f.get_bool(k + "ssm.dt_b_c_rms"))
-    throw Error("GGUF file " + path + " sets " + k +
-                "ssm.dt_b_c_rms (Falcon-Mamba's RMSNorm of dt, B and C), which vkssm does not support");
+  // Falcon-Mamba is written as a `mamba` file with this flag (RMSNorm of dt, B and C).
+  const bool dt_b_c_rms = f.has(k + "ssm.dt_b_c_rms") && f.get_bool(k + "ssm.dt_b_c_rms");
+  if (dt_b_c_rms && m2)
+    throw Error("GGUF file " + path + " sets " + k + "ssm.dt_b_c_rms, which vkssm reads for mamba files only");
 
   Dims d{};
   d.d_model = positive(f, k + "embedding_length");
@@ -123,6 +124,13 @@ std::shared_ptr<const GgufCheckpoint> open_gguf_checkpoint(const std::string& pa
         {"tie_word_embeddings", tied},
     };
     if (d.d_inner % d.d_model == 0) g->config["expand"] = d.d_inner / d.d_model;
+    if (dt_b_c_rms) {
+      // The file has no key of its own for the mixer's epsilon: llama.cpp uses the block norm's
+      // (layer_norm_rms_epsilon) for it too, and so does vkssm.
+      g->config["architectures"] = {"FalconMambaForCausalLM"};
+      g->config["model_type"] = "falcon_mamba";
+      g->config["mixer_rms_eps"] = d.eps;
+    }
   } else {
     const int64_t heads = d.dt_rank;
     if (d.d_inner % d.d_model != 0)

@@ -1,5 +1,6 @@
 #pragma once
-// A llama.cpp GGUF file of the `mamba` or `mamba2` architecture seen as a Hugging Face checkpoint:
+// A llama.cpp GGUF file of the `mamba` or `mamba2` architecture seen as a Hugging Face checkpoint
+// (a `mamba` file with mamba.ssm.dt_b_c_rms = true becomes a Falcon-Mamba config):
 // an HF-style config (synthesised from the GGUF metadata) and the tensors under their HF names,
 // with llama.cpp's converter changes undone, so the architectures' loaders read it unchanged.
 //
@@ -37,7 +38,7 @@ struct GgufCheckpoint {
 };
 
 // Throws vkssm::Error naming the file and the key or tensor at fault: a malformed file, an
-// architecture other than mamba / mamba2, Falcon-Mamba's dt_b_c_rms, a missing or mistyped
+// architecture other than mamba / mamba2, dt_b_c_rms on a mamba2 file, a missing or mistyped
 // metadata key, a tensor vkssm does not know, a ggml type it cannot read.
 std::shared_ptr<const GgufCheckpoint> open_gguf_checkpoint(const std::string& path);
 

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/architecture.h"
 #include "engine/vkssm.hpp"
 #include "host/error.h"
 #include "host/npy.h"
@@ -462,6 +463,10 @@ std::string tool_usage() {
   for (const Command& c : commands()) {
     out << "  " << c.name << std::string(10 - c.name.size(), ' ') << c.summary << "\n";
   }
+  out << "\nArchitectures (recognised from config.json or GGUF metadata):\n";
+  for (const Architecture* a : architectures())
+    out << "  " << a->name << std::string(a->name.size() < 14 ? 14 - a->name.size() : 1, ' ') << a->description
+        << "\n";
   out << "\nRun 'vkssm COMMAND --help' for a command's options.\n"
       << "Environment: VKSSM_DEVICE (default device index), VKSSM_VALIDATION=1 (validation layer),\n"
       << "             VKSSM_CACHE_DIR (pipeline cache folder).\n";

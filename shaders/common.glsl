@@ -27,27 +27,19 @@
 #endif
 
 // The per-step input every step shader can read (copied from a host staging buffer at the start
-// of each step; layout written by engine/vulkan_step_model.cpp), in 32-bit words, CAP = capacity:
-//   [0]                 B, the number of streams in this step
-//   [4 + b]             token of stream b (token models)
-//   [4 + CAP + b]       its slot
-//   [4 + 2CAP + b]      1 when that slot starts from a zero state (a reset costs nothing: the step
-//                       reads zeros instead of the old state)
-//   [4 + 3CAP + b]      rollback ring entry that receives the slot's state before this step
-//   [4 + 4CAP + b]      sampling temperature (float bits; 0 = greedy)
-//   [4 + 5CAP + b]      sampling top_k (0 = all)
-//   [4 + 6CAP + b]      the sampler's uniform draw in [0, 1) (float bits, drawn by the host)
-//   [4 + 7CAP + b*DIN]  input frame of stream b, DIN floats (frame models)
+// of each step). Its layout is defined once, for GLSL and C++, in step_input.h; `capacity` is the
+// row stride the host used (the shaders' CAPACITY constant).
+#include "step_input.h"
 #define STEP_INPUT(b) layout(std430, binding = b) readonly buffer StepInput { uint step_in[]; };
-#define STEP_BATCH step_in[0]
-#define STEP_TOKEN(i) step_in[4u + (i)]
-#define STEP_SLOT(i, capacity) step_in[4u + (capacity) + (i)]
-#define STEP_FRESH(i, capacity) (step_in[4u + 2u * (capacity) + (i)] != 0u)
-#define STEP_RING(i, capacity) step_in[4u + 3u * (capacity) + (i)]
-#define STEP_TEMPERATURE(i, capacity) uintBitsToFloat(step_in[4u + 4u * (capacity) + (i)])
-#define STEP_TOPK(i, capacity) step_in[4u + 5u * (capacity) + (i)]
-#define STEP_DRAW(i, capacity) uintBitsToFloat(step_in[4u + 6u * (capacity) + (i)])
-#define STEP_FRAME(i, k, capacity, din) uintBitsToFloat(step_in[4u + 7u * (capacity) + (i) * (din) + (k)])
+#define STEP_BATCH step_in[STEP_IN_BATCH_WORD]
+#define STEP_TOKEN(i) step_in[STEP_IN_HEADER_WORDS + (i)]
+#define STEP_SLOT(i, capacity) step_in[STEP_IN_WORD(STEP_IN_SLOT, i, capacity)]
+#define STEP_FRESH(i, capacity) (step_in[STEP_IN_WORD(STEP_IN_FRESH, i, capacity)] != 0u)
+#define STEP_RING(i, capacity) step_in[STEP_IN_WORD(STEP_IN_RING, i, capacity)]
+#define STEP_TEMPERATURE(i, capacity) uintBitsToFloat(step_in[STEP_IN_WORD(STEP_IN_TEMPERATURE, i, capacity)])
+#define STEP_TOPK(i, capacity) step_in[STEP_IN_WORD(STEP_IN_TOPK, i, capacity)]
+#define STEP_DRAW(i, capacity) uintBitsToFloat(step_in[STEP_IN_WORD(STEP_IN_DRAW, i, capacity)])
+#define STEP_FRAME(i, k, capacity, din) uintBitsToFloat(step_in[STEP_IN_FRAME_WORD(i, k, capacity, din)])
 
 float silu(float x) { return x / (1.0 + exp(-x)); }
 // torch.nn.functional.softplus with threshold 20, as upstream Mamba uses.

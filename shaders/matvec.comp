@@ -5,9 +5,11 @@
 // (residual add fused in: y is the residual stream, ACCUM), lm_head (final RMSNorm fused in).
 // Each workgroup owns 4 * ROW_GROUPS output rows and computes them for all B streams, so each
 // weight is read once per step however many streams there are.
-// LOCAL threads split a row's columns (GPUs: 64 threads, reduced with subgroup adds); on CPU
-// drivers (lavapipe) LOCAL = 1 and one invocation walks whole rows: its loads are then uniform,
-// which llvmpipe turns into plain vector loads instead of per-lane gathers.
+// LOCAL threads split a row's columns and are reduced with subgroup adds (at most 32 subgroups).
+// The split comes from engine/vk/device_tuning.cpp: GPUs 64 threads; CPU drivers (lavapipe) 8
+// threads reading through texel buffers (WEIGHT_TEXEL), whose texelFetch llvmpipe turns into
+// vector gathers; S4D on CPU drivers LOCAL = 1, where one invocation walks whole rows with no
+// reduction. The C++ side (spec constants, bindings) is engine/vulkan_matvec.h.
 #extension GL_KHR_shader_subgroup_arithmetic : enable
 #extension GL_KHR_shader_subgroup_basic : enable
 #include "common.glsl"

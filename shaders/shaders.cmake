@@ -1,6 +1,10 @@
 # The shader variants built into vkssm (included by engine/CMakeLists.txt, which embeds them).
-# Each shader is built once per weight storage type: <name>_f32 and <name>_f16.
-foreach(shader matvec conv_x_proj ssm_update embed_gather)
+# Every variant becomes a value of the generated `enum class vkssm::ShaderId` (engine/vk/
+# shader_registry.h), so C++ that names a variant not listed here does not compile.
+#
+# Shaders that read big weight matrices are built once per weight storage type: <name>_f32 and
+# <name>_f16.
+foreach(shader matvec embed_gather mamba1_conv_x_proj mamba1_scan)
   vkssm_shader(NAME ${shader}_f32 SOURCE ${shader}.comp)
   vkssm_shader(NAME ${shader}_f16 SOURCE ${shader}.comp DEFINES WEIGHT_F16=1)
 endforeach()
@@ -9,11 +13,12 @@ vkssm_shader(NAME matvec_texel SOURCE matvec.comp DEFINES WEIGHT_TEXEL=1)
 # Engine shaders shared by every architecture (no weights in them).
 vkssm_shader(NAME sample_tokens SOURCE sample_tokens.comp)
 vkssm_shader(NAME state_save SOURCE state_save.comp)
+vkssm_shader(NAME frame_gather SOURCE frame_gather.comp)
 # Mamba-2 step shaders (their weights are small fp32 vectors: one variant each).
-foreach(shader mamba2_conv mamba2_scan group_rms_norm)
+foreach(shader mamba2_conv mamba2_scan mamba2_gated_norm)
   vkssm_shader(NAME ${shader} SOURCE ${shader}.comp)
 endforeach()
 # S4D step shaders.
-foreach(shader frame_gather s4d_scan s4d_norm)
+foreach(shader s4d_scan s4d_glu_norm)
   vkssm_shader(NAME ${shader} SOURCE ${shader}.comp)
 endforeach()

@@ -427,7 +427,7 @@ inline ConvertedModel convert_mamba1(const Mamba1Weights& w, OutType out, const 
   ConvertedModel m;
   detail::common_metadata(m.gguf, "mamba", D, c.n_layer, K, E, N, R);
   m.gguf.set_f32("mamba.attention.layer_norm_rms_epsilon", c.norm_eps);
-  m.gguf.set_bool("mamba.ssm.dt_b_c_rms", false);
+  m.gguf.set_bool("mamba.ssm.dt_b_c_rms", c.dt_b_c_rms);  // Falcon-Mamba
   m.gguf.set_u32("general.file_type", file_type_of(out));
   m.gguf.set_u32("general.quantization_version", 2);
   if (tok) add_tokenizer(m.gguf, *tok);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/vkssm.hpp"
+#include "engine/vulkan_step_model.h"
 #include "tests/test_helpers.h"
 #include "host/dtype.h"
 #include "host/error.h"
@@ -117,7 +118,12 @@ INSTANTIATE_TEST_SUITE_P(
 // numbers. VKSSM_TUNE forces the split; lavapipe runs them all.
 TEST(Mamba1Gpu, EveryWorkSplitMatchesReference) {
   Shape s{"tunings", 45, 2, 16, 4, 3, 300, false, WeightStorage::F32, 5};
-  for (const char* tune : {"64,1,64,64,0", "1,8,256,256,0", "8,2,32,16,1", "32,3,40,24,0"}) {
+  const std::pair<const char*, const char*> splits[] = {
+      {"64,1,64,64,0", "local=64 row_groups=1 conv_chunk=64 ssm_chunk=64 texel=0"},
+      {"1,8,256,256,0", "local=1 row_groups=8 conv_chunk=256 ssm_chunk=256 texel=0"},
+      {"8,2,32,16,1", "local=8 row_groups=2 conv_chunk=32 ssm_chunk=16 texel=1"},
+      {"32,3,40,24,0", "local=32 row_groups=3 conv_chunk=40 ssm_chunk=24 texel=0"}};
+  for (const auto& [tune, split] : splits) {
     for (WeightStorage storage : {WeightStorage::F32, WeightStorage::F16}) {
       SCOPED_TRACE(tune);
       Mamba1Weights w = random_mamba1(config_of(s), 99);
@@ -128,6 +134,8 @@ TEST(Mamba1Gpu, EveryWorkSplitMatchesReference) {
       opt.weights = storage;
       auto gpu = create_mamba1(w, opt);
       unsetenv("VKSSM_TUNE");
+      // The split that ran is the one asked for.
+      EXPECT_EQ(dynamic_cast<const VulkanStepModel&>(*gpu).tuning().describe(), split);
       Mamba1CpuReference ref(w);
       const int B = s.streams;
       std::vector<Mamba1CpuReference::State> states(B, ref.new_state());

@@ -239,7 +239,7 @@ TEST_F(Mamba1LoadingTest, ConfigErrors) {
 }
 
 TEST_F(Mamba1LoadingTest, UnknownArchitectures) {
-  const std::string tail = " in /m/config.json (vkssm supports: mamba)";
+  const std::string tail = " in /m/config.json (vkssm supports: mamba, falcon_mamba, mamba2, s4d)";
   auto msg = [](const json& j) {
     return error_of([&] { parse_mamba1_config(j, "/m/config.json"); });
   };

@@ -198,7 +198,7 @@ TEST(Mamba2ConfigParse, BadHfKeysAreNamedExactly) {
   };
   const std::vector<Case> cases = {
       {[](json& j) { j = json::array(); }, "config /m/config.json is not a JSON object"},
-      {[](json& j) { j["model_type"] = "mamba"; }, "config /m/config.json describes 'mamba', not a Mamba-2 model"},
+      {[](json& j) { j["model_type"] = "mamba"; }, "unsupported architecture 'mamba' in /m/config.json (vkssm supports: mamba, falcon_mamba, mamba2, s4d)"},
       {[](json& j) { j.erase("hidden_size"); }, "missing key 'hidden_size' in /m/config.json"},
       {[](json& j) { j.erase("vocab_size"); }, "missing key 'vocab_size' in /m/config.json"},
       {[](json& j) { j["num_hidden_layers"] = "two"; },
@@ -269,7 +269,7 @@ TEST(Mamba2ConfigParse, BadOriginalKeysAreNamedExactly) {
        },
        "key 'ssm_cfg' in /m/config.json must be an object, got 3"},
       {[](json& j) { j["ssm_cfg"]["layer"] = "Mamba1"; },
-       "config /m/config.json describes 'mamba', not a Mamba-2 model"},
+       "unsupported architecture 'Mamba1' in /m/config.json (vkssm supports: mamba, falcon_mamba, mamba2, s4d)"},
       {[](json& j) { j["ssm_cfg"]["headdim"] = 10; },
        "Mamba-2 d_inner 48 in /m/config.json is not a multiple of head_dim 10"},
       {[](json& j) { j["ssm_cfg"]["ngroups"] = 4; },

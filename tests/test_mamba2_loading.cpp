@@ -78,7 +78,7 @@ TEST(Mamba2Config, BadConfigsAreNamed) {
   EXPECT_EQ(msg(j), "config /m/config.json sets rms_norm to false; vkssm runs Mamba-2 with its gated RMSNorm only");
   j = hf_config();
   j["model_type"] = "mamba";
-  EXPECT_EQ(msg(j), "config /m/config.json describes 'mamba', not a Mamba-2 model");
+  EXPECT_EQ(msg(j), "unsupported architecture 'mamba' in /m/config.json (vkssm supports: mamba, falcon_mamba, mamba2, s4d)");
 }
 
 class Mamba2Checkpoint : public testing::Test {

@@ -94,7 +94,7 @@ TEST(S4DConfig, ParsesAllKeysAndDefaults) {
 TEST(S4DConfig, BadKeysGiveExactMessages) {
   EXPECT_EQ(error_of([] { parse_s4d_config(json::array(), kSrc); }), "config cfg.json is not a JSON object");
   EXPECT_EQ(parse_error([](json& j) { j["model_type"] = "mamba"; }),
-            "unsupported architecture 'mamba' in cfg.json (expected s4d)");
+            "unsupported architecture 'mamba' in cfg.json (vkssm supports: mamba, falcon_mamba, mamba2, s4d)");
   EXPECT_EQ(parse_error([](json& j) { j.erase("d_model"); }), "missing key 'd_model' in cfg.json");
   EXPECT_EQ(parse_error([](json& j) { j["d_input"] = "3"; }),
             "key 'd_input' in cfg.json must be an integer, got \"3\"");

@@ -1,7 +1,9 @@
 // Tokenizers: the byte tokenizer, byte-level BPE on a small hand-written tokenizer.json, and the
-// real GPT-NeoX-20B tokenizer from the shared data folder (skipped when that file is absent).
+// GPT-NeoX-20B tokenizer, through tests/data/gpt-neox-20b-tokenizer-subset.json: the real file cut
+// down by tests/data/make_neox_tokenizer_subset.py to the merges these texts use, with the original
+// ids (so it encodes them exactly as the full file does).
 //
-// The expected GPT-NeoX ids were traced through the file's vocab and merges and cross-checked
+// The expected GPT-NeoX ids were traced through the full file's vocab and merges and cross-checked
 // with an independent implementation of the same BPE.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -22,7 +24,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
-const char* kNeoxPath = VKSSM_SOURCE_DIR "/../shared/data/tokenizer/gpt-neox-20b-tokenizer.json";
+const char* kNeoxPath = VKSSM_SOURCE_DIR "/tests/data/gpt-neox-20b-tokenizer-subset.json";
 
 // A fresh folder under the test temp dir, removed at the end of the test.
 class TempDir {
@@ -127,21 +129,18 @@ TEST(BpeTokenizer, AddPrefixSpace) {
 }
 
 // ------------------------------------------------------------------------------------------------
-// The real GPT-NeoX-20B tokenizer
+// The GPT-NeoX-20B tokenizer (the subset of tests/data)
 // ------------------------------------------------------------------------------------------------
 
 class NeoxTokenizer : public testing::Test {
  protected:
-  // Loaded once for all tests of this suite.
-  static void SetUpTestSuite() {
-    if (fs::exists(kNeoxPath)) tok_ = load_bpe_tokenizer(kNeoxPath).release();
-  }
+  // Loaded once for all tests of this suite (a load error fails the first test).
   static void TearDownTestSuite() {
     delete tok_;
     tok_ = nullptr;
   }
   void SetUp() override {
-    if (!tok_) GTEST_SKIP() << "tokenizer not found: " << kNeoxPath;
+    if (!tok_) tok_ = load_bpe_tokenizer(kNeoxPath).release();
   }
   static Tokenizer* tok_;
 };

@@ -7,12 +7,15 @@
 
 namespace vkssm {
 
-ComputePipeline::ComputePipeline(VulkanContext& ctx, const std::string& shader, uint32_t num_buffers,
-                                 uint32_t push_constant_bytes,
-                                 const std::vector<uint32_t>& spec_constants, uint32_t texel_mask)
-    : ctx_(ctx), name_(shader), num_buffers_(num_buffers), texel_mask_(texel_mask) {
-  const ShaderBlob* blob = find_shader(shader.c_str());
-  if (!blob) throw Error("internal: shader variant '" + shader + "' was not built into vkssm");
+ComputePipeline::ComputePipeline(VulkanContext& ctx, ShaderId shader, uint32_t num_buffers,
+                                 const SpecConstants& spec, uint32_t texel_mask)
+    : name_(shader_blob(shader).name),
+      num_buffers_(num_buffers),
+      texel_mask_(texel_mask),
+      set_layout_(ctx.device(), vkDestroyDescriptorSetLayout),
+      layout_(ctx.device(), vkDestroyPipelineLayout),
+      pipeline_(ctx.device(), vkDestroyPipeline) {
+  const ShaderBlob& blob = shader_blob(shader);
   VkDevice dev = ctx.device();
 
   std::vector<VkDescriptorSetLayoutBinding> bindings(num_buffers);
@@ -27,59 +30,46 @@ ComputePipeline::ComputePipeline(VulkanContext& ctx, const std::string& shader, 
   li.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO;
   li.bindingCount = num_buffers;
   li.pBindings = bindings.data();
-  VK_CHECK(vkCreateDescriptorSetLayout(dev, &li, nullptr, &set_layout_));
+  VK_CHECK(vkCreateDescriptorSetLayout(dev, &li, nullptr, set_layout_.out()));
 
-  VkPushConstantRange pc{VK_SHADER_STAGE_COMPUTE_BIT, 0, push_constant_bytes};
+  const VkDescriptorSetLayout set_layout = set_layout_.get();
   VkPipelineLayoutCreateInfo pli{};
   pli.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO;
   pli.setLayoutCount = 1;
-  pli.pSetLayouts = &set_layout_;
-  pli.pushConstantRangeCount = push_constant_bytes ? 1 : 0;
-  pli.pPushConstantRanges = &pc;
-  VK_CHECK(vkCreatePipelineLayout(dev, &pli, nullptr, &layout_));
+  pli.pSetLayouts = &set_layout;
+  VK_CHECK(vkCreatePipelineLayout(dev, &pli, nullptr, layout_.out()));
 
   VkShaderModuleCreateInfo mi{};
-
   mi.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO;
-  mi.codeSize = blob->size_bytes;
-  mi.pCode = blob->code;
-  VkShaderModule module = VK_NULL_HANDLE;
-  VK_CHECK(vkCreateShaderModule(dev, &mi, nullptr, &module));
+  mi.codeSize = blob.size_bytes;
+  mi.pCode = blob.code;
+  DeviceHandle<VkShaderModule> module(dev, vkDestroyShaderModule);  // only needed until the pipeline exists
+  VK_CHECK(vkCreateShaderModule(dev, &mi, nullptr, module.out()));
 
-  std::vector<VkSpecializationMapEntry> entries(spec_constants.size());
+  const std::vector<uint32_t>& words = spec.words();
+  std::vector<VkSpecializationMapEntry> entries(words.size());
   for (uint32_t i = 0; i < entries.size(); ++i) entries[i] = {i, i * 4, 4};
   VkSpecializationInfo si{};
   si.mapEntryCount = uint32_t(entries.size());
   si.pMapEntries = entries.data();
-  si.dataSize = spec_constants.size() * 4;
-  si.pData = spec_constants.data();
+  si.dataSize = words.size() * 4;
+  si.pData = words.data();
 
   VkComputePipelineCreateInfo ci{};
-
   ci.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO;
   ci.stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO;
   ci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
-  ci.stage.module = module;
+  ci.stage.module = module.get();
   ci.stage.pName = "main";
-  ci.stage.pSpecializationInfo = spec_constants.empty() ? nullptr : &si;
-  ci.layout = layout_;
-  VkResult r = vkCreateComputePipelines(dev, ctx.pipeline_cache(), 1, &ci, nullptr, &pipeline_);
-  vkDestroyShaderModule(dev, module, nullptr);
-  if (r != VK_SUCCESS) {
-    vkDestroyPipelineLayout(dev, layout_, nullptr);
-    vkDestroyDescriptorSetLayout(dev, set_layout_, nullptr);
-    throw Error("creating pipeline '" + shader + "' on " + ctx.caps().name + " failed: " + vk_result_name(r));
-  }
+  ci.stage.pSpecializationInfo = words.empty() ? nullptr : &si;
+  ci.layout = layout_.get();
+  const VkResult r = vkCreateComputePipelines(dev, ctx.pipeline_cache(), 1, &ci, nullptr, pipeline_.out());
+  if (r != VK_SUCCESS)
+    throw Error("creating pipeline '" + name_ + "' on " + ctx.caps().name + " failed: " + vk_result_name(r));
 }
 
-ComputePipeline::~ComputePipeline() {
-  VkDevice dev = ctx_.device();
-  vkDestroyPipeline(dev, pipeline_, nullptr);
-  vkDestroyPipelineLayout(dev, layout_, nullptr);
-  vkDestroyDescriptorSetLayout(dev, set_layout_, nullptr);
-}
-
-DescriptorArena::DescriptorArena(VulkanContext& ctx, uint32_t max_sets, uint32_t max_buffers) : ctx_(ctx) {
+DescriptorArena::DescriptorArena(VulkanContext& ctx, uint32_t max_sets, uint32_t max_buffers)
+    : ctx_(ctx), pool_(ctx.device(), vkDestroyDescriptorPool) {
   VkDescriptorPoolSize sizes[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, max_buffers},
                                    {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, max_buffers}};
   VkDescriptorPoolCreateInfo ci{};
@@ -87,10 +77,8 @@ DescriptorArena::DescriptorArena(VulkanContext& ctx, uint32_t max_sets, uint32_t
   ci.maxSets = max_sets;
   ci.poolSizeCount = 2;
   ci.pPoolSizes = sizes;
-  VK_CHECK(vkCreateDescriptorPool(ctx.device(), &ci, nullptr, &pool_));
+  VK_CHECK(vkCreateDescriptorPool(ctx.device(), &ci, nullptr, pool_.out()));
 }
-
-DescriptorArena::~DescriptorArena() { vkDestroyDescriptorPool(ctx_.device(), pool_, nullptr); }
 
 VkDescriptorSet DescriptorArena::make_set(const ComputePipeline& pipeline,
                                           const std::vector<BufferBinding>& buffers) {
@@ -100,7 +88,7 @@ VkDescriptorSet DescriptorArena::make_set(const ComputePipeline& pipeline,
   VkDescriptorSetLayout layout = pipeline.set_layout();
   VkDescriptorSetAllocateInfo ai{};
   ai.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO;
-  ai.descriptorPool = pool_;
+  ai.descriptorPool = pool_.get();
   ai.descriptorSetCount = 1;
   ai.pSetLayouts = &layout;
   VkDescriptorSet set = VK_NULL_HANDLE;

@@ -1,12 +1,16 @@
 #pragma once
-// A compute pipeline made from one embedded SPIR-V variant: its descriptor-set layout (N storage
-// buffers at bindings 0..N-1), push-constant range and specialization constants (ids 0..M-1, all
-// 32-bit). Pipelines are created at load time through the context's VkPipelineCache.
+// A compute pipeline made from one embedded SPIR-V variant: its descriptor-set layout (N buffers
+// at bindings 0..N-1) and specialization constants (ids 0..M-1, all 32-bit; see spec_constants.h).
+// Pipelines are created at load time through the context's VkPipelineCache.
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include <volk.h>
+
+#include "engine/vk/shader_registry.h"
+#include "engine/vk/spec_constants.h"
+#include "engine/vk/vk_handle.h"
 
 namespace vkssm {
 
@@ -16,28 +20,28 @@ class GpuBuffer;
 class ComputePipeline {
  public:
   // Bindings in `texel_mask` are uniform texel buffers (samplerBuffer); the rest storage buffers.
-  ComputePipeline(VulkanContext& ctx, const std::string& shader, uint32_t num_buffers,
-                  uint32_t push_constant_bytes, const std::vector<uint32_t>& spec_constants,
+  // Every object is owned by a member as soon as it exists, so a failure part-way (e.g. the
+  // pipeline compile) destroys the layouts created before it.
+  ComputePipeline(VulkanContext& ctx, ShaderId shader, uint32_t num_buffers, const SpecConstants& spec,
                   uint32_t texel_mask = 0);
-  ~ComputePipeline();
   ComputePipeline(const ComputePipeline&) = delete;
   ComputePipeline& operator=(const ComputePipeline&) = delete;
 
-  VkPipeline handle() const { return pipeline_; }
-  VkPipelineLayout layout() const { return layout_; }
-  VkDescriptorSetLayout set_layout() const { return set_layout_; }
+  VkPipeline handle() const { return pipeline_.get(); }
+  VkPipelineLayout layout() const { return layout_.get(); }
+  VkDescriptorSetLayout set_layout() const { return set_layout_.get(); }
   uint32_t num_buffers() const { return num_buffers_; }
   bool is_texel(uint32_t binding) const { return (texel_mask_ >> binding) & 1; }
   const std::string& name() const { return name_; }
 
  private:
-  VulkanContext& ctx_;
   std::string name_;
   uint32_t num_buffers_ = 0;
   uint32_t texel_mask_ = 0;
-  VkDescriptorSetLayout set_layout_ = VK_NULL_HANDLE;
-  VkPipelineLayout layout_ = VK_NULL_HANDLE;
-  VkPipeline pipeline_ = VK_NULL_HANDLE;
+  // Declared in creation order: destroyed pipeline first, set layout last.
+  DeviceHandle<VkDescriptorSetLayout> set_layout_;
+  DeviceHandle<VkPipelineLayout> layout_;
+  DeviceHandle<VkPipeline> pipeline_;
 };
 
 // A range of a buffer bound to one binding.
@@ -52,14 +56,13 @@ struct BufferBinding {
 class DescriptorArena {
  public:
   DescriptorArena(VulkanContext& ctx, uint32_t max_sets, uint32_t max_buffers);
-  ~DescriptorArena();
   DescriptorArena(const DescriptorArena&) = delete;
   DescriptorArena& operator=(const DescriptorArena&) = delete;
   VkDescriptorSet make_set(const ComputePipeline& pipeline, const std::vector<BufferBinding>& buffers);
 
  private:
   VulkanContext& ctx_;
-  VkDescriptorPool pool_ = VK_NULL_HANDLE;
+  DeviceHandle<VkDescriptorPool> pool_;
 };
 
 }  // namespace vkssm

@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "engine/vk/vk_check.h"
+#include "engine/vk/vk_handle.h"
 
 namespace vkssm {
 
@@ -94,7 +95,7 @@ VkInstance create_bare_instance(bool validation, bool debug_utils) {
   app.apiVersion = VK_API_VERSION_1_2;
   if (volkGetInstanceVersion() < VK_API_VERSION_1_2) app.apiVersion = VK_API_VERSION_1_1;
   std::vector<const char*> layers, exts;
-  if (validation) layers.push_back("VK_LAYER_KHRONOS_validation");
+  if (validation) layers.push_back(kValidationLayer);
   if (debug_utils) exts.push_back(VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
   VkInstanceCreateInfo ci{};
   ci.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO;
@@ -258,9 +259,16 @@ VulkanContext::VulkanContext(const Options& options) {
   }
 }
 
+bool use_validation_layer(bool requested, bool layer_installed) {
+  if (requested && !layer_installed)
+    throw Error(std::string("Vulkan validation was asked for (LoadOptions::validation or VKSSM_VALIDATION=1), but "
+                            "the layer ") + kValidationLayer + " is not installed (Debian/Ubuntu: "
+                "vulkan-validationlayers); install it, or run without validation (VKSSM_VALIDATION=0)");
+  return requested;
+}
+
 void VulkanContext::create_instance(bool validation) {
-  // Validation is used where installed; without the layer the tests still run, unchecked.
-  bool use_validation = validation && layer_available("VK_LAYER_KHRONOS_validation");
+  const bool use_validation = use_validation_layer(validation, validation && layer_available(kValidationLayer));
   bool debug_utils = use_validation && extension_available(VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
   instance_ = create_bare_instance(use_validation, debug_utils);
   if (debug_utils) {
@@ -423,37 +431,25 @@ VkMemoryPropertyFlags VulkanContext::memory_type_flags(uint32_t type_index) cons
 }
 
 void VulkanContext::run_once(const std::function<void(VkCommandBuffer)>& record) {
-  VkCommandBufferAllocateInfo ai{};
-  ai.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
-  ai.commandPool = command_pool_;
-  ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
-  ai.commandBufferCount = 1;
-  VkCommandBuffer cb = VK_NULL_HANDLE;
-  VK_CHECK(vkAllocateCommandBuffers(device_, &ai, &cb));
-  VkFence fence = VK_NULL_HANDLE;
-  try {
-    VkCommandBufferBeginInfo bi{};
-    bi.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
-    bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
-    VK_CHECK(vkBeginCommandBuffer(cb, &bi));
-    record(cb);
-    VK_CHECK(vkEndCommandBuffer(cb));
-    VkFenceCreateInfo fi{};
-    fi.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO;
-    VK_CHECK(vkCreateFence(device_, &fi, nullptr, &fence));
-    VkSubmitInfo si{};
-    si.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
-    si.commandBufferCount = 1;
-    si.pCommandBuffers = &cb;
-    VK_CHECK(vkQueueSubmit(queue_, 1, &si, fence));
-    VK_CHECK(vkWaitForFences(device_, 1, &fence, VK_TRUE, UINT64_MAX));
-  } catch (...) {
-    if (fence) vkDestroyFence(device_, fence, nullptr);
-    vkFreeCommandBuffers(device_, command_pool_, 1, &cb);
-    throw;
-  }
-  vkDestroyFence(device_, fence, nullptr);
-  vkFreeCommandBuffers(device_, command_pool_, 1, &cb);
+  CommandBuffers cbs(device_, command_pool_);  // freed, and the fence destroyed, however this ends
+  VkCommandBuffer cb = cbs.allocate();
+  VkCommandBufferBeginInfo bi{};
+  bi.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
+  bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+  VK_CHECK(vkBeginCommandBuffer(cb, &bi));
+  record(cb);
+  VK_CHECK(vkEndCommandBuffer(cb));
+  VkFenceCreateInfo fi{};
+  fi.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO;
+  DeviceHandle<VkFence> fence(device_, vkDestroyFence);
+  VK_CHECK(vkCreateFence(device_, &fi, nullptr, fence.out()));
+  VkSubmitInfo si{};
+  si.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
+  si.commandBufferCount = 1;
+  si.pCommandBuffers = &cb;
+  VK_CHECK(vkQueueSubmit(queue_, 1, &si, fence.get()));
+  const VkFence f = fence.get();
+  VK_CHECK(vkWaitForFences(device_, 1, &f, VK_TRUE, UINT64_MAX));
 }
 
 VulkanContext::~VulkanContext() { release(); }

@@ -96,4 +96,12 @@ class VulkanContext {
 // Probes one physical device (used by the context and by list_devices()).
 DeviceCaps probe_device(VkPhysicalDevice pd);
 
+// The Khronos validation layer's name, as the loader knows it.
+inline constexpr const char* kValidationLayer = "VK_LAYER_KHRONOS_validation";
+
+// Whether the instance enables the validation layer: when it was asked for (LoadOptions::validation
+// or VKSSM_VALIDATION=1) and is installed. Asked for but not installed throws vkssm::Error naming
+// the layer: running unchecked would pass off an unvalidated run as a validated one.
+bool use_validation_layer(bool requested, bool layer_installed);
+
 }  // namespace vkssm

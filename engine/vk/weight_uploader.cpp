@@ -8,10 +8,6 @@
 
 namespace vkssm {
 
-WeightUploader::~WeightUploader() {
-  for (VkBufferView v : views_) vkDestroyBufferView(ctx_.device(), v, nullptr);
-}
-
 GpuBuffer WeightUploader::matrix(const std::vector<float>& m, int64_t rows, int64_t cols, const std::string& what) {
   const uint32_t stride = pad8(cols);
   std::vector<float> padded(size_t(rows) * stride, 0.0f);
@@ -46,16 +42,23 @@ GpuBuffer WeightUploader::zeros(uint64_t bytes, const std::string& what) {
 }
 
 VkBufferView WeightUploader::view(const GpuBuffer& b, bool weights) {
+  const VkFormat format = weights && f16_ ? VK_FORMAT_R16G16B16A16_SFLOAT : VK_FORMAT_R32G32B32A32_SFLOAT;
+  for (const View& v : views_)
+    if (v.buffer == b.handle() && v.format == format) return v.view.get();
   VkBufferViewCreateInfo ci{};
   ci.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO;
   ci.buffer = b.handle();
-  ci.format = weights && f16_ ? VK_FORMAT_R16G16B16A16_SFLOAT : VK_FORMAT_R32G32B32A32_SFLOAT;
+  ci.format = format;
   ci.offset = 0;
   ci.range = VK_WHOLE_SIZE;
-  VkBufferView v = VK_NULL_HANDLE;
-  VK_CHECK(vkCreateBufferView(ctx_.device(), &ci, nullptr, &v));
-  views_.push_back(v);
-  return v;
+  View& v = views_.emplace_back(View{b.handle(), format, DeviceHandle<VkBufferView>(ctx_.device(), vkDestroyBufferView)});
+  VK_CHECK(vkCreateBufferView(ctx_.device(), &ci, nullptr, v.view.out()));
+  return v.view.get();
+}
+
+const GpuBuffer& WeightUploader::placeholder() {
+  if (!placeholder_.handle()) placeholder_ = zeros(16, "placeholder");
+  return placeholder_;
 }
 
 }  // namespace vkssm

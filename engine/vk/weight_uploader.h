@@ -9,6 +9,7 @@
 #include <volk.h>
 
 #include "engine/vk/gpu_buffer.h"
+#include "engine/vk/vk_handle.h"
 
 namespace vkssm {
 
@@ -17,7 +18,6 @@ class VulkanContext;
 class WeightUploader {
  public:
   WeightUploader(VulkanContext& ctx, bool f16) : ctx_(ctx), f16_(f16) {}
-  ~WeightUploader();
   WeightUploader(const WeightUploader&) = delete;
   WeightUploader& operator=(const WeightUploader&) = delete;
 
@@ -35,14 +35,23 @@ class WeightUploader {
   GpuBuffer floats(const std::vector<float>& v, const std::string& what, size_t padded = 0);
   // A zeroed device buffer (activations); not counted as weights.
   GpuBuffer zeros(uint64_t bytes, const std::string& what);
-  // An RGBA texel view of `b` (fp16 texels for weights stored as fp16), owned by the uploader.
+  // An RGBA texel view of `b` (fp16 texels for weights stored as fp16), owned by the uploader;
+  // asking twice for the same buffer and format returns the same view.
   VkBufferView view(const GpuBuffer& b, bool weights);
+  // A small zeroed buffer bound where a shader's optional input is unused (no bias, no norm).
+  const GpuBuffer& placeholder();
 
  private:
+  struct View {
+    VkBuffer buffer;
+    VkFormat format;
+    DeviceHandle<VkBufferView> view;
+  };
   VulkanContext& ctx_;
   bool f16_;
   uint64_t bytes_ = 0;
-  std::vector<VkBufferView> views_;
+  GpuBuffer placeholder_;
+  std::vector<View> views_;  // after placeholder_: destroyed before it
 };
 
 // Rounds n up to a multiple of 8 (matrix row padding, activation strides).

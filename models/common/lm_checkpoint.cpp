@@ -1,10 +1,12 @@
 #include "models/common/lm_checkpoint.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include "host/error.h"
+#include "host/state_file.h"
 
 namespace vkssm {
 
@@ -44,6 +46,42 @@ std::vector<float> load_optional_tensor(const Checkpoint& ckpt, const std::strin
     throw Error("checkpoint " + ckpt.dir() + " has tensor " + name + " but " + config_path + " sets " + flag +
                 " to false");
   return expected ? ckpt.load_f32(name, shape) : std::vector<float>();
+}
+
+std::string load_token_model_embeddings(const Checkpoint& ckpt, int64_t vocab, int64_t d_model, TokenModelWeights& w) {
+  std::string name;
+  w.embeddings = load_token_embeddings(ckpt, vocab, d_model, ckpt.config_source(), &name);
+  return name;
+}
+
+void load_token_model_head(const Checkpoint& ckpt, const std::string& embedding_name, int64_t vocab, int64_t d_model,
+                           bool& tie_embeddings, TokenModelWeights& w) {
+  w.norm_f = ckpt.load_f32("backbone.norm_f.weight", {d_model});
+  w.lm_head = load_lm_head(ckpt, embedding_name, vocab, d_model, tie_embeddings, ckpt.config_source());
+  tie_embeddings = w.lm_head.empty();
+  w.source_dtype = ckpt.main_dtype();
+  w.source = ckpt.dir();
+}
+
+void random_token_model_head(WeightRng& rng, int64_t vocab, int64_t d_model, bool tie_embeddings,
+                             TokenModelWeights& w) {
+  w.norm_f = rng.fill(d_model, 0.9f, 1.1f);
+  // Same scale as the embeddings, so tied and untied models give logits of similar size.
+  if (!tie_embeddings) w.lm_head = rng.fill(vocab * d_model, -0.1f, 0.1f);
+  w.source_dtype = DType::F32;
+}
+
+void append_token_model_tensors(std::vector<TensorToWrite>& tensors, const TokenModelWeights& w, int64_t vocab,
+                                int64_t d_model, DType dtype) {
+  tensors.push_back(make_tensor("backbone.embeddings.weight", {vocab, d_model}, w.embeddings, dtype));
+  tensors.push_back(make_tensor("backbone.norm_f.weight", {d_model}, w.norm_f, dtype));
+  if (!w.lm_head.empty()) tensors.push_back(make_tensor("lm_head.weight", {vocab, d_model}, w.lm_head, dtype));
+}
+
+uint64_t fingerprint_token_model_ends(uint64_t h, const TokenModelWeights& w, int64_t d_model) {
+  h = fnv1a64(w.norm_f.data(), w.norm_f.size() * sizeof(float), h);
+  const size_t row = std::min(w.embeddings.size(), size_t(std::max<int64_t>(d_model, 0)));
+  return fnv1a64(w.embeddings.data(), row * sizeof(float), h);
 }
 
 void write_config_json(const std::string& dir, const nlohmann::json& config) {

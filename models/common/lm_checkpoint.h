@@ -1,7 +1,8 @@
 #pragma once
-// Checkpoint pieces every token model (Mamba-1, Mamba-2) has in common: the token embedding under
-// its HF or original name, the optional untied lm_head, optional bias tensors that must agree with
-// the config, and writing a config.json.
+// What every token model (Mamba-1, Falcon-Mamba, Mamba-2) has around its layers, and the
+// checkpoint pieces they share: the token embedding under its HF or original name, the final norm,
+// the optional untied lm_head, optional bias tensors that must agree with the config, writing a
+// config.json.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -9,8 +10,38 @@
 #include <nlohmann/json.hpp>
 
 #include "host/checkpoint.h"
+#include "host/dtype.h"
+#include "host/safetensors.h"
+#include "host/weight_rng.h"
 
 namespace vkssm {
+
+// The embedding, final norm and head of a token model; each architecture's weights derive from it.
+struct TokenModelWeights {
+  std::vector<float> embeddings;    // [V, D]
+  std::vector<float> norm_f;        // [D]
+  std::vector<float> lm_head;       // [V, D]; empty when tied to the embeddings
+  DType source_dtype = DType::F32;  // what the big matrices were stored as in the checkpoint
+  std::string source;               // checkpoint path (or random_*(seed)), for messages
+
+  const std::vector<float>& head() const { return lm_head.empty() ? embeddings : lm_head; }
+  size_t end_parameters() const { return embeddings.size() + norm_f.size() + lm_head.size(); }
+};
+
+// Before the layers: the embedding [V, D] into w; returns the name it was found under.
+std::string load_token_model_embeddings(const Checkpoint& ckpt, int64_t vocab, int64_t d_model, TokenModelWeights& w);
+// After the layers: norm_f, the lm_head (`tie_embeddings` becomes whether it is tied), the source
+// dtype and path.
+void load_token_model_head(const Checkpoint& ckpt, const std::string& embedding_name, int64_t vocab, int64_t d_model,
+                           bool& tie_embeddings, TokenModelWeights& w);
+// Random norm_f and (untied) lm_head, drawn after the layers, at the embeddings' scale.
+void random_token_model_head(WeightRng& rng, int64_t vocab, int64_t d_model, bool tie_embeddings,
+                             TokenModelWeights& w);
+// The embedding, norm_f and an untied lm_head under their HF names, for save_*_hf().
+void append_token_model_tensors(std::vector<TensorToWrite>& tensors, const TokenModelWeights& w, int64_t vocab,
+                                int64_t d_model, DType dtype);
+// Continues a weights fingerprint with norm_f and the first embedding row.
+uint64_t fingerprint_token_model_ends(uint64_t h, const TokenModelWeights& w, int64_t d_model);
 
 // `backbone.embeddings.weight` (HF) or `backbone.embedding.weight` (original mamba_ssm), [V, D].
 // Errors name the tensor, the file and the config's vocab_size.

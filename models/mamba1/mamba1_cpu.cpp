@@ -100,6 +100,14 @@ std::vector<float> rms_norm(const std::vector<float>& x, const std::vector<float
   return y;
 }
 
+// x / sqrt(mean(x²) + eps) in place, without a weight (Falcon-Mamba's rms_forward).
+void rms_normalise(float* x, size_t n, float eps) {
+  double sum_sq = 0.0;
+  for (size_t i = 0; i < n; ++i) sum_sq += double(x[i]) * double(x[i]);
+  const double inv_rms = 1.0 / std::sqrt(sum_sq / double(n) + double(eps));
+  for (size_t i = 0; i < n; ++i) x[i] = float(double(x[i]) * inv_rms);
+}
+
 double silu(double x) { return x / (1.0 + std::exp(-x)); }
 
 // torch.nn.functional.softplus with its default threshold: linear above 20, where
@@ -160,7 +168,12 @@ void Mamba1CpuReference::step(State& state, int32_t token, float* logits) const 
     }
 
     // x_proj gives dt_in [R] | B [N] | C [N].
-    const std::vector<float> dbl = matvec(lw.x_proj, d.R + 2 * d.N, d.E, xc.data(), {});
+    std::vector<float> dbl = matvec(lw.x_proj, d.R + 2 * d.N, d.E, xc.data(), {});
+    if (w_.cfg.dt_b_c_rms) {  // Falcon-Mamba: each part RMS-normalised, without a weight
+      rms_normalise(dbl.data(), d.R, w_.cfg.mixer_rms_eps);
+      rms_normalise(dbl.data() + d.R, d.N, w_.cfg.mixer_rms_eps);
+      rms_normalise(dbl.data() + d.R + d.N, d.N, w_.cfg.mixer_rms_eps);
+    }
     const float* B = dbl.data() + d.R;
     const float* C = dbl.data() + d.R + d.N;
     // dt_proj's bias is added inside the softplus, as upstream step() does.

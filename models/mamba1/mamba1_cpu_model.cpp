@@ -11,7 +11,7 @@ namespace vkssm {
 ModelInfo mamba1_model_info(const Mamba1Weights& w) {
   const Mamba1Config& c = w.cfg;
   ModelInfo info;
-  info.architecture = "mamba";
+  info.architecture = mamba1_architecture_name(c);
   info.vocab_size = c.vocab_size;
   info.d_output = c.vocab_size;
   info.d_model = c.d_model;
@@ -23,7 +23,7 @@ ModelInfo mamba1_model_info(const Mamba1Weights& w) {
 
 StateHeader mamba1_state_header(const Mamba1Weights& w) {
   const Mamba1Config& c = w.cfg;
-  return {mamba1_fingerprint(w), "mamba",
+  return {mamba1_fingerprint(w), mamba1_architecture_name(c),
           {uint64_t(c.n_layer), uint64_t(c.d_inner), uint64_t(c.d_conv), uint64_t(c.d_state)},
           uint64_t(c.n_layer) * c.d_inner * (c.d_conv + c.d_state)};
 }

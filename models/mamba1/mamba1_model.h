@@ -1,6 +1,12 @@
 #pragma once
 // Mamba-1 (state-spaces/mamba `Mamba`, HF `MambaForCausalLM`): configuration and weights as the
 // rest of vkssm sees them, whatever checkpoint format they came from.
+//
+// Falcon-Mamba (HF `FalconMambaForCausalLM`, model_type "falcon_mamba") is Mamba-1 with one more
+// operation, so it is a flag here rather than a folder of its own: after x_proj, its dt, B and C
+// parts are each RMS-normalised without a weight (x * rsqrt(mean(x^2) + mixer_rms_eps), in fp32)
+// before dt_proj and the scan. Same tensors, same state, same step graph otherwise; a folder of
+// its own would repeat all of Mamba-1's loader and both backends for that one line.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -11,6 +17,7 @@
 #include "host/checkpoint.h"
 #include "host/dtype.h"
 #include "host/state_file.h"
+#include "models/common/lm_checkpoint.h"
 
 namespace vkssm {
 
@@ -27,11 +34,16 @@ struct Mamba1Config {
   bool tie_embeddings = true;
   bool use_bias = false;       // in_proj / out_proj bias
   bool use_conv_bias = true;
+  bool dt_b_c_rms = false;     // Falcon-Mamba: RMS-normalise dt, B and C after x_proj
+  float mixer_rms_eps = 1e-6f; // its epsilon (HF `mixer_rms_eps`)
 };
 
-// Reads either config.json form (HF MambaConfig or original mamba_ssm MambaConfig).
-// `source` names the file in error messages. Throws vkssm::Error on missing/invalid keys and on
-// an architecture that is not Mamba-1 (e.g. ssm_cfg.layer == "Mamba2").
+// "falcon_mamba" for Falcon-Mamba configs, else "mamba": the registry name the model reports.
+const char* mamba1_architecture_name(const Mamba1Config& c);
+
+// Reads either config.json form (HF MambaConfig / FalconMambaConfig or original mamba_ssm
+// MambaConfig). `source` names the file in error messages. Throws vkssm::Error on missing/invalid
+// keys and on an architecture that is not Mamba-1 or Falcon-Mamba (e.g. ssm_cfg.layer == "Mamba2").
 Mamba1Config parse_mamba1_config(const nlohmann::json& config, const std::string& source);
 
 struct Mamba1LayerWeights {
@@ -49,16 +61,10 @@ struct Mamba1LayerWeights {
   std::vector<float> out_proj_b; // [D] or empty
 };
 
-struct Mamba1Weights {
+struct Mamba1Weights : TokenModelWeights {  // embeddings, norm_f, lm_head, source
   Mamba1Config cfg;
-  std::vector<float> embeddings;  // [V, D]
   std::vector<Mamba1LayerWeights> layers;
-  std::vector<float> norm_f;      // [D]
-  std::vector<float> lm_head;     // [V, D]; empty when tied to the embeddings
-  DType source_dtype = DType::F32;  // what the big matrices were stored as in the checkpoint
-  std::string source;               // checkpoint path, for messages
 
-  const std::vector<float>& head() const { return lm_head.empty() ? embeddings : lm_head; }
   // Total number of parameters held (for the bench and sanity checks).
   int64_t parameter_count() const;
 };
@@ -101,5 +107,9 @@ StateHeader mamba1_state_header(const Mamba1Weights& w);
 
 // The `cpu` backend (the reference behind the Model interface; copies the weights).
 std::unique_ptr<Model> create_mamba1_cpu(const Mamba1Weights& weights, const LoadOptions& options);
+// The Vulkan backend (mamba1_vulkan.cpp).
+std::unique_ptr<Model> create_mamba1_vulkan(const Mamba1Weights& weights, const LoadOptions& options);
+// Weights already in memory on the backend `options` asks for (tests, bench).
+std::unique_ptr<Model> create_mamba1(const Mamba1Weights& weights, const LoadOptions& options = {});
 
 }  // namespace vkssm

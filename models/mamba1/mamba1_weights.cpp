@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "engine/architecture.h"
 #include "host/config_json.h"
 #include "host/error.h"
 #include "host/weight_rng.h"
@@ -22,11 +23,6 @@ namespace vkssm {
 namespace {
 
 using nlohmann::json;
-
-[[noreturn]] void unsupported(const std::string& arch, const std::string& source) {
-  throw Error("unsupported architecture '" + arch + "' in " + source +
-              " (vkssm supports: mamba)");
-}
 
 // time_step_rank / dt_rank: an integer or "auto" (= ceil(D / 16)); 0 here means "auto".
 int64_t get_dt_rank(const json& j, const std::string& key, const std::string& source) {
@@ -61,47 +57,26 @@ void finish_config(Mamba1Config& c, const std::string& source) {
   if (!(c.norm_eps > 0.0f) || !std::isfinite(c.norm_eps))
     throw Error("Mamba-1 norm epsilon in " + source + " must be a positive number, got " +
                 std::to_string(c.norm_eps));
-}
-
-// Recognises what model the config describes; throws unless it is Mamba-1. A config that names
-// no model at all is accepted when it has the keys of one of the two Mamba-1 dialects.
-void check_architecture(const json& config, const std::string& source) {
-  bool named = false;
-  if (config.contains("model_type")) {
-    const json& mt = config["model_type"];
-    std::string name = mt.is_string() ? mt.get<std::string>() : describe_json(mt);
-    if (name != "mamba") unsupported(name, source);
-    named = true;
-  } else if (config.contains("architectures") && config["architectures"].is_array() &&
-             !config["architectures"].empty()) {
-    for (const auto& a : config["architectures"])
-      if (a.is_string() && (a == "MambaForCausalLM" || a == "MambaModel" ||
-                            a == "MambaLMHeadModel"))
-        named = true;
-    if (!named) {
-      const json& a = config["architectures"][0];
-      unsupported(a.is_string() ? a.get<std::string>() : describe_json(a), source);
-    }
-  }
-  if (config.contains("ssm_cfg") && config["ssm_cfg"].is_object() &&
-      config["ssm_cfg"].contains("layer")) {
-    const json& layer = config["ssm_cfg"]["layer"];
-    std::string name = layer.is_string() ? layer.get<std::string>() : describe_json(layer);
-    if (name != "Mamba1") unsupported(name, source);
-  }
-  if (!named && !config.contains("hidden_size") && !config.contains("d_model"))
-    unsupported("unknown", source);
+  if (c.dt_b_c_rms && (!(c.mixer_rms_eps > 0.0f) || !std::isfinite(c.mixer_rms_eps)))
+    throw Error("Falcon-Mamba mixer_rms_eps in " + source + " must be a positive number, got " +
+                std::to_string(c.mixer_rms_eps));
 }
 
 std::vector<float> zeros(int64_t n) { return std::vector<float>(size_t(n), 0.0f); }
 
 }  // namespace
 
+const char* mamba1_architecture_name(const Mamba1Config& c) { return c.dt_b_c_rms ? "falcon_mamba" : "mamba"; }
+
 Mamba1Config parse_mamba1_config(const json& config, const std::string& source) {
   if (!config.is_object()) throw Error("config " + source + " is not a JSON object");
-  check_architecture(config, source);
+  require_architecture(config, source, {"mamba", "falcon_mamba"});
 
   Mamba1Config c;
+  if (architecture_of(config, source).name == "falcon_mamba") {
+    c.dt_b_c_rms = true;
+    c.mixer_rms_eps = float(get_number(config, "mixer_rms_eps", source, 1e-6));
+  }
   const bool original_form = config.contains("d_model") && !config.contains("hidden_size");
   if (!original_form) {  // HF MambaConfig
     c.d_model = get_int(config, "hidden_size", source);
@@ -151,8 +126,7 @@ Mamba1Weights load_mamba1(const Checkpoint& ckpt) {
   c = parse_mamba1_config(ckpt.config(), config_path);
   const int64_t D = c.d_model, E = c.d_inner, N = c.d_state, K = c.d_conv, R = c.dt_rank;
 
-  std::string emb_name;
-  w.embeddings = load_token_embeddings(ckpt, c.vocab_size, D, config_path, &emb_name);
+  const std::string emb_name = load_token_model_embeddings(ckpt, c.vocab_size, D, w);
   auto load_optional = [&](const std::string& name, bool expected, std::vector<int64_t> shape,
                            const char* flag) {
     return load_optional_tensor(ckpt, name, expected, shape, flag, config_path);
@@ -177,12 +151,7 @@ Mamba1Weights load_mamba1(const Checkpoint& ckpt) {
     L.out_proj_b = load_optional(m + "out_proj.bias", c.use_bias, {D}, "use_bias");
     w.layers.push_back(std::move(L));
   }
-  w.norm_f = ckpt.load_f32("backbone.norm_f.weight", {D});
-
-  w.lm_head = load_lm_head(ckpt, emb_name, c.vocab_size, D, c.tie_embeddings, config_path);
-  c.tie_embeddings = w.lm_head.empty();
-  w.source_dtype = ckpt.main_dtype();
-  w.source = ckpt.dir();
+  load_token_model_head(ckpt, emb_name, c.vocab_size, D, c.tie_embeddings, w);
   return w;
 }
 
@@ -221,10 +190,7 @@ Mamba1Weights random_mamba1(const Mamba1Config& cfg, uint64_t seed) {
     if (c.use_bias) L.out_proj_b = rng.fill(D, -0.02f, 0.02f);
     w.layers.push_back(std::move(L));
   }
-  w.norm_f = rng.fill(D, 0.9f, 1.1f);
-  // Same scale as the embeddings, so tied and untied models give logits of similar size.
-  if (!c.tie_embeddings) w.lm_head = rng.fill(V * D, -0.1f, 0.1f);
-  w.source_dtype = DType::F32;
+  random_token_model_head(rng, V, D, c.tie_embeddings, w);
   w.source = "random_mamba1(seed=" + std::to_string(seed) + ")";
   return w;
 }
@@ -234,8 +200,8 @@ void save_mamba1_hf(const Mamba1Weights& w, const std::string& dir, DType dtype)
   const int64_t D = c.d_model, E = c.d_inner, N = c.d_state, K = c.d_conv, R = c.dt_rank;
   const char* torch_dtype = dtype == DType::F32 ? "float32" : dtype == DType::F16 ? "float16" : "bfloat16";
   json config = {
-      {"architectures", {"MambaForCausalLM"}},
-      {"model_type", "mamba"},
+      {"architectures", {c.dt_b_c_rms ? "FalconMambaForCausalLM" : "MambaForCausalLM"}},
+      {"model_type", mamba1_architecture_name(c)},
       {"hidden_size", D},
       {"num_hidden_layers", c.n_layer},
       {"vocab_size", c.vocab_size},
@@ -252,10 +218,11 @@ void save_mamba1_hf(const Mamba1Weights& w, const std::string& dir, DType dtype)
       {"residual_in_fp32", true},
       {"torch_dtype", torch_dtype},
   };
+  if (c.dt_b_c_rms) config["mixer_rms_eps"] = double(c.mixer_rms_eps);
   write_config_json(dir, config);
 
   std::vector<TensorToWrite> t;
-  t.push_back(make_tensor("backbone.embeddings.weight", {c.vocab_size, D}, w.embeddings, dtype));
+  append_token_model_tensors(t, w, c.vocab_size, D, dtype);
   for (size_t i = 0; i < w.layers.size(); ++i) {
     const Mamba1LayerWeights& L = w.layers[i];
     const std::string p = "backbone.layers." + std::to_string(i) + ".";
@@ -273,15 +240,12 @@ void save_mamba1_hf(const Mamba1Weights& w, const std::string& dir, DType dtype)
     t.push_back(make_tensor(m + "out_proj.weight", {D, E}, L.out_proj, dtype));
     if (c.use_bias) t.push_back(make_tensor(m + "out_proj.bias", {D}, L.out_proj_b, dtype));
   }
-  t.push_back(make_tensor("backbone.norm_f.weight", {D}, w.norm_f, dtype));
-  if (!w.lm_head.empty())
-    t.push_back(make_tensor("lm_head.weight", {c.vocab_size, D}, w.lm_head, dtype));
   write_safetensors((std::filesystem::path(dir) / "model.safetensors").string(), t,
                     {{"format", "pt"}});
 }
 
 int64_t Mamba1Weights::parameter_count() const {
-  size_t n = embeddings.size() + norm_f.size() + lm_head.size();
+  size_t n = end_parameters();
   for (const auto& L : layers) {
     n += L.norm.size() + L.in_proj.size() + L.in_proj_b.size() + L.conv_w.size();
     n += cfg.use_conv_bias ? L.conv_b.size() : 0;  // otherwise all zeros, not a parameter
@@ -295,6 +259,7 @@ uint64_t mamba1_fingerprint(const Mamba1Weights& w) {
   const Mamba1Config& c = w.cfg;
   const int64_t dims[] = {c.d_model, c.n_layer, c.vocab_size, c.d_state, c.d_conv, c.d_inner, c.dt_rank};
   uint64_t h = fnv1a64(dims, sizeof(dims));
+  if (c.dt_b_c_rms) h = fnv1a64(&c.mixer_rms_eps, sizeof(c.mixer_rms_eps), h);  // plain Mamba-1 hashes as before
   auto add = [&](const std::vector<float>& v) { h = fnv1a64(v.data(), v.size() * sizeof(float), h); };
   for (const auto& l : w.layers) {
     add(l.norm);
@@ -304,10 +269,7 @@ uint64_t mamba1_fingerprint(const Mamba1Weights& w) {
     add(l.A_log);
     add(l.D);
   }
-  add(w.norm_f);
-  const size_t row = std::min(w.embeddings.size(), size_t(std::max<int64_t>(c.d_model, 0)));
-  h = fnv1a64(w.embeddings.data(), row * sizeof(float), h);
-  return h;
+  return fingerprint_token_model_ends(h, w, c.d_model);
 }
 
 }  // namespace vkssm

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Independent pure-PyTorch reference of Mamba-1 decoding, one token at a time.
+"""Independent pure-PyTorch reference of Mamba-1 (and Falcon-Mamba) decoding, one token at a time.
 
-This mirrors upstream state-spaces/mamba `Mamba.step` inside `MambaLMHeadModel` (see the
-Mamba-1 section of ../shared/reference/architectures.md beside the checkout) and is the cross-check for the C++
-engine: it shares no code with it and runs in float64 by default.
+This mirrors upstream state-spaces/mamba `Mamba.step` inside `MambaLMHeadModel`
+(mamba_ssm/modules/mamba_simple.py) and is the cross-check for the C++ engine: it shares no code
+with it and runs in float64 by default.
 
 It reads an HF-format folder (config.json + model.safetensors, or a sharded
 model.safetensors.index.json) with its own small safetensors reader (F32/F16/BF16/F64), so the
@@ -14,6 +14,12 @@ model.safetensors.index.json) with its own small safetensors reader (F32/F16/BF1
         feeding ids[0..t] one at a time.
     python3 models/mamba1/reference_step.py --model DIR --prompt 'ROMEO:\\n' --generate 200
         byte-level text generation (models whose config says "vkssm_tokenizer": "bytes").
+    python3 models/mamba1/reference_step.py --make-tiny DIR [--falcon] [--seed 0]
+        writes a small random checkpoint (Falcon-Mamba with --falcon) for the tests.
+
+Falcon-Mamba (HF FalconMambaForCausalLM, model_type "falcon_mamba") differs in one place: the dt,
+B and C parts of x_proj's output are each RMS-normalised without a weight, with `mixer_rms_eps`
+(HF's rms_forward), before dt_proj and the scan.
 """
 import argparse
 import json
@@ -101,6 +107,8 @@ def parse_config(cfg):
         c["d_inner"] = c["expand"] * D
     if c["dt_rank"] == "auto":
         c["dt_rank"] = math.ceil(D / 16)
+    c["dt_b_c_rms"] = cfg.get("model_type") == "falcon_mamba"
+    c["mixer_rms_eps"] = cfg.get("mixer_rms_eps", 1e-6)
     return c
 
 
@@ -185,6 +193,9 @@ class Mamba1Reference:
             xc = F.silu(xc)
             dbl = L["x_proj"] @ xc
             dt_in, Bv, Cv = dbl[:R], dbl[R:R + N], dbl[R + N:]
+            if c["dt_b_c_rms"]:  # Falcon-Mamba
+                eps = c["mixer_rms_eps"]
+                dt_in, Bv, Cv = (v / torch.sqrt(v.pow(2).mean() + eps) for v in (dt_in, Bv, Cv))
             dt = F.softplus(L["dt_w"] @ dt_in + L["dt_b"])   # -> identity above 20, as upstream
             ssm = state["ssm"][i]
             ssm.mul_(torch.exp(dt[:, None] * L["A"])).add_((dt * xc)[:, None] * Bv[None, :])
@@ -218,9 +229,55 @@ def generate(model, prompt_ids, n, temperature, seed):
     return out
 
 
+def make_tiny(out_dir, seed, falcon):
+    """A small random model with awkward sizes (D 20, E 40, N 6, R 3, V 37), biases and an
+    untied head; dt_proj's bias as upstream initialises it."""
+    import importlib.util
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec = importlib.util.spec_from_file_location("mamba2_reference",
+                                                  os.path.join(here, "..", "mamba2", "reference_step.py"))
+    mamba2_reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mamba2_reference)
+    rng = np.random.default_rng(seed)
+    D, L, V, N, K, E, R = 20, 2, 37, 6, 4, 40, 3
+    u = lambda shape, b: rng.uniform(-b, b, size=shape)  # noqa: E731
+    t = {"backbone.embeddings.weight": u((V, D), 0.5), "backbone.norm_f.weight": 1.0 + u((D,), 0.1),
+         "lm_head.weight": u((V, D), 0.5)}
+    for i in range(L):
+        p, m = f"backbone.layers.{i}.", f"backbone.layers.{i}.mixer."
+        t[p + "norm.weight"] = 1.0 + u((D,), 0.1)
+        t[m + "in_proj.weight"] = u((2 * E, D), 1 / math.sqrt(D))
+        t[m + "in_proj.bias"] = u((2 * E,), 0.05)
+        t[m + "conv1d.weight"] = u((E, 1, K), 1 / math.sqrt(K))
+        t[m + "conv1d.bias"] = u((E,), 0.1)
+        t[m + "x_proj.weight"] = u((R + 2 * N, E), 1 / math.sqrt(E))
+        t[m + "dt_proj.weight"] = u((E, R), 1 / math.sqrt(R))
+        dt = np.exp(rng.uniform(math.log(1e-3), math.log(1e-1), size=E))
+        t[m + "dt_proj.bias"] = dt + np.log(-np.expm1(-dt))
+        t[m + "A_log"] = np.log(np.tile(np.arange(1, N + 1, dtype=np.float64), (E, 1)))
+        t[m + "D"] = 1.0 + u((E,), 0.1)
+        t[m + "out_proj.weight"] = u((D, E), 1 / math.sqrt(E))
+        t[m + "out_proj.bias"] = u((D,), 0.05)
+    os.makedirs(out_dir, exist_ok=True)
+    mamba2_reference.write_safetensors(os.path.join(out_dir, "model.safetensors"), t)
+    cfg = {"architectures": ["FalconMambaForCausalLM" if falcon else "MambaForCausalLM"],
+           "model_type": "falcon_mamba" if falcon else "mamba", "hidden_size": D,
+           "num_hidden_layers": L, "vocab_size": V, "state_size": N, "conv_kernel": K,
+           "expand": 2, "intermediate_size": E, "time_step_rank": R, "layer_norm_epsilon": 1e-5,
+           "use_bias": True, "use_conv_bias": True, "tie_word_embeddings": False,
+           "torch_dtype": "float32"}
+    if falcon:
+        cfg["mixer_rms_eps"] = 1e-6
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+        f.write("\n")
+
+
 def main():
-    ap = argparse.ArgumentParser(description="Mamba-1 reference decoder (pure PyTorch)")
-    ap.add_argument("--model", required=True, help="folder with config.json + model.safetensors")
+    ap = argparse.ArgumentParser(description="Mamba-1 / Falcon-Mamba reference decoder (pure PyTorch)")
+    ap.add_argument("--model", help="folder with config.json + model.safetensors")
+    ap.add_argument("--make-tiny", metavar="DIR", help="write a small random checkpoint to DIR")
+    ap.add_argument("--falcon", action="store_true", help="with --make-tiny: a Falcon-Mamba one")
     ap.add_argument("--ids", help="comma-separated token ids")
     ap.add_argument("--text", help="byte-level: use the UTF-8 bytes of this text as the ids "
                     "(backslash escapes like \\n are interpreted)")
@@ -232,6 +289,11 @@ def main():
     ap.add_argument("--float32", action="store_true", help="compute in float32, not float64")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.make_tiny:
+        make_tiny(args.make_tiny, args.seed, args.falcon)
+        return
+    if not args.model:
+        ap.error("--model is required (or --make-tiny)")
 
     model = Mamba1Reference(args.model, torch.float32 if args.float32 else torch.float64)
 

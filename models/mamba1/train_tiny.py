@@ -12,8 +12,8 @@ What made models/mamba1/tiny-shakespeare (about 11 minutes on one core):
     python3 models/mamba1/train_tiny.py --steps 1300 --out models/mamba1/tiny-shakespeare
 (--minutes N instead of --steps trains for a wall-clock budget.) Debian's PyTorch links the
 reference (netlib) BLAS, which makes matrix products ~40x slower; point it at OpenBLAS, e.g.
-    apt-get download libopenblas0-serial && dpkg -x libopenblas0-serial_*.deb /tmp/oblas
-    LD_LIBRARY_PATH=/tmp/oblas/usr/lib/x86_64-linux-gnu/openblas-serial python3 ...
+    apt-get download libopenblas0-serial && dpkg -x libopenblas0-serial_*.deb oblas
+    LD_LIBRARY_PATH=$PWD/oblas/usr/lib/x86_64-linux-gnu/openblas-serial python3 ...
 At the end it re-reads the exported folder with reference_step.py and prints the largest
 logit difference between the two forms (--verify DIR does only that).
 """
@@ -32,7 +32,14 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-DEFAULT_DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "text", "tinyshakespeare.txt")  # ../shared beside the checkout
+# tinyshakespeare (Andrej Karpathy's char-rnn data/tinyshakespeare/input.txt, public domain); by
+# default looked for in a data folder beside the repository, else pass --data.
+DEFAULT_DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "text", "tinyshakespeare.txt")
+
+
+def repo_relative(args):
+    """The arguments with paths relative to the repository root, as train_log.json records them."""
+    return {k: os.path.relpath(v, REPO) if k in ("data", "out") else v for k, v in vars(args).items()}
 
 
 class RMSNorm(nn.Module):
@@ -396,7 +403,7 @@ def main():
     with open(os.path.join(args.out, "train_log.json"), "w") as f:
         json.dump({"steps": step, "seconds": round(train_s, 1), "train_loss_ema": round(ema, 4),
                    "val_loss": round(vl, 4), "params": n_params,
-                   "tokens_seen": step * Bsz * T, "args": vars(args)}, f, indent=2)
+                   "tokens_seen": step * Bsz * T, "args": repo_relative(args)}, f, indent=2)
         f.write("\n")
     print(f"exported to {args.out}", flush=True)
     d32, d64 = verify_export(args.out)

@@ -22,6 +22,7 @@
 #include "host/checkpoint.h"
 #include "host/dtype.h"
 #include "host/state_file.h"
+#include "models/common/lm_checkpoint.h"
 
 namespace vkssm {
 
@@ -67,16 +68,10 @@ struct Mamba2LayerWeights {
   std::vector<float> out_proj_b; // or empty
 };
 
-struct Mamba2Weights {
+struct Mamba2Weights : TokenModelWeights {  // embeddings, norm_f, lm_head, source
   Mamba2Config cfg;
-  std::vector<float> embeddings;  // [V, D]
   std::vector<Mamba2LayerWeights> layers;
-  std::vector<float> norm_f;      // [D]
-  std::vector<float> lm_head;     // [V, D]; empty when tied
-  DType source_dtype = DType::F32;
-  std::string source;
 
-  const std::vector<float>& head() const { return lm_head.empty() ? embeddings : lm_head; }
   int64_t parameter_count() const;
 };
 
@@ -114,5 +109,7 @@ class Mamba2CpuReference {
 std::unique_ptr<Model> create_mamba2_cpu(const Mamba2Weights& weights, const LoadOptions& options);
 // The Vulkan backend (mamba2_vulkan.cpp).
 std::unique_ptr<Model> create_mamba2_vulkan(const Mamba2Weights& weights, const LoadOptions& options);
+// Weights already in memory on the backend `options` asks for (tests, bench).
+std::unique_ptr<Model> create_mamba2(const Mamba2Weights& weights, const LoadOptions& options = {});
 
 }  // namespace vkssm

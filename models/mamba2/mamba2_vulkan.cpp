@@ -1,136 +1,161 @@
-// Mamba-2 on Vulkan: the step graph on top of VulkanStepModel (engine/vulkan_step_model.h).
+// Mamba-2 on Vulkan: the step graph on top of VulkanStepModel (engine/vulkan_step_graph.h).
 //
-// Per layer, 5 dispatches:
-//   matvec.comp (NORM)     RMSNorm + in_proj            -> zx [row][z | xBC | dt]
-//   mamba2_conv.comp       conv over x|B|C + SiLU       -> xbc [row][x | B | C]
-//   mamba2_scan.comp       dt, state update, D, gate    -> y [row][E]
-//   group_rms_norm.comp    gated RMSNorm per group      -> y (in place)
-//   matvec.comp (ACCUM)    out_proj + residual          -> residual stream
-// plus the embedding gather first and norm_f + lm_head as the head.
+//   embed_gather.comp                   token embeddings                  -> residual r [row][D]
+//   per layer:
+//     matvec.comp (NORM)                RMSNorm + in_proj                 -> zx [row][z | xBC | dt]
+//     mamba2_conv.comp                  conv over x|B|C + SiLU            -> xbc [row][x | B | C]
+//     mamba2_scan.comp                  dt, state update, D, SiLU(z) gate -> y [row][E]
+//     mamba2_gated_norm.comp            RMSNorm per group (gate applied)  -> y (in place)
+//     matvec.comp (ACCUM)               out_proj + residual               -> r
+//   head: matvec.comp (NORM)            norm_f + lm_head                  -> logits [row][V]
+// The embedding gather and the head are the shared TokenLmHead (engine/vulkan_lm_head.h), the two
+// matvecs around the mixer the shared ResidualBlock (engine/vulkan_residual_block.h).
 #include <algorithm>
 #include <cmath>
-#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "engine/vk/compute_pipeline.h"
 #include "engine/vk/dispatch_math.h"
-#include "engine/vk/device_tuning.h"
 #include "engine/vk/weight_uploader.h"
+#include "engine/vulkan_lm_head.h"
+#include "engine/vulkan_residual_block.h"
 #include "engine/vulkan_step_model.h"
-#include "host/error.h"
+#include "engine/vulkan_weights_plan.h"
 #include "models/mamba2/mamba2_model.h"
 
 namespace vkssm {
 namespace {
 
-class Mamba2Vulkan final : public VulkanStepModel {
+// mamba2_conv.comp's specialization constants, in its constant_id order.
+struct ConvSpec {
+  uint32_t local = 64;       // 0: threads per workgroup, one channel each
+  uint32_t CD = 1;           // 1: conv channels, E + 2 G N
+  uint32_t K = 4;            // 2: d_conv
+  uint32_t capacity = 1;     // 3: CAPACITY, the step input's row stride
+  uint32_t in_stride = 1;    // 4: IN_STRIDE, floats between rows of in_proj's output
+  uint32_t in_offset = 0;    // 5: IN_OFFSET, where xBC starts in a row (after z)
+  uint32_t out_stride = 1;   // 6: OUT_STRIDE, floats between rows of xbc
+  SpecConstants constants() const { return {local, CD, K, capacity, in_stride, in_offset, out_stride}; }
+};
+
+// mamba2_scan.comp's specialization constants, in its constant_id order.
+struct ScanSpec {
+  uint32_t local = 64;       // 0: threads per workgroup, one channel (h, p) each
+  uint32_t E = 1;            // 1: H * P
+  uint32_t N = 16;           // 2: d_state
+  uint32_t P = 1;            // 3: head_dim
+  uint32_t H = 1;            // 4: heads
+  uint32_t G = 1;            // 5: groups
+  uint32_t capacity = 1;     // 6: CAPACITY
+  uint32_t zx_stride = 1;    // 7: ZX_STRIDE, in_proj output row: z | xBC | dt
+  uint32_t dt_offset = 0;    // 8: DT_OFFSET, where dt starts in that row
+  uint32_t xbc_stride = 1;   // 9: XBC_STRIDE
+  uint32_t y_stride = 1;     // 10: Y_STRIDE
+  float dt_min = 0.0f;       // 11: DT_MIN
+  float dt_max = 1e30f;      // 12: DT_MAX
+  SpecConstants constants() const {
+    return {local, E, N, P, H, G, capacity, zx_stride, dt_offset, xbc_stride, y_stride, dt_min, dt_max};
+  }
+};
+
+// mamba2_gated_norm.comp's specialization constants, in its constant_id order.
+struct GatedNormSpec {
+  uint32_t local = 64;   // 0: threads per workgroup (a power of two: tree reduction)
+  uint32_t E = 1;        // 1: d_inner
+  uint32_t G = 1;        // 2: groups, each normalised on its own
+  uint32_t stride = 1;   // 3: STRIDE, floats between rows of y
+  float eps = 1e-5f;     // 4: EPS
+  SpecConstants constants() const { return {local, E, G, stride, eps}; }
+};
+
+// Bytes one stream costs: its recurrent state, its activations and its logits (device + 2 host).
+uint64_t bytes_per_stream(const Mamba2Config& c) {
+  return 4 * uint64_t(c.n_layer * (c.conv_dim() * c.d_conv + c.d_inner * c.d_state) + 2 * c.d_model +
+                      c.in_proj_rows() + c.conv_dim() + c.d_inner + 64 + 3 * c.vocab_size);
+}
+
+WeightsPlanRequest weights_request(const Mamba2Weights& w, const LoadOptions& options) {
+  WeightsPlanRequest r =
+      plan_request(options, w.source_dtype, w.source, w.parameter_count(), bytes_per_stream(w.cfg));
+  r.matrices = {{"embeddings", &w.embeddings}, {"lm_head", &w.lm_head}};
+  for (size_t i = 0; i < w.layers.size(); ++i) {
+    const std::string p = "layers." + std::to_string(i) + ".";
+    r.matrices.insert(r.matrices.end(), {{p + "in_proj", &w.layers[i].in_proj}, {p + "out_proj", &w.layers[i].out_proj}});
+  }
+  return r;
+}
+
+class Mamba2Graph final : public StepGraph {
  public:
-  Mamba2Vulkan(const Mamba2Weights& w, const LoadOptions& options);
-  ~Mamba2Vulkan() override { drain(); }
+  Mamba2Graph(GraphBuilder& b, const Mamba2Weights& w, const LoadOptions& options);
+  void record_body(StepRecorder& r) override;
+  void record_head(StepRecorder& r) override { r.dispatch(lm_->head()); }
 
  private:
   struct Layer {
-    GpuBuffer norm, in_proj, in_proj_b, conv_w, conv_b, dt_bias, a_neg, d_skip, gate_norm, out_proj, out_proj_b;
-    GpuBuffer* conv_state = nullptr;  // [capacity][CD][K]
+    ResidualBlockLayer block;  // norm + in_proj, out_proj
+    GpuBuffer conv_w, conv_b, dt_bias, a_neg, d_skip, gate_norm;
+    GpuBuffer* conv_state = nullptr;  // [capacity][CD][K], owned by the model (state slots)
     GpuBuffer* ssm_state = nullptr;   // [capacity][E][N]
-    VkDescriptorSet in_set, conv_set, scan_set, norm_set, out_set;
+    VkDescriptorSet conv_set, scan_set, norm_set;
   };
 
-  void upload(const Mamba2Weights& w);
-  void create_pipelines();
-  void create_descriptor_sets();
-  void record_body(VkCommandBuffer cb) override;
-  void record_head(VkCommandBuffer cb) override;
+  void upload(GraphBuilder& b, const Mamba2Weights& w);
+  void create_pipelines(GraphBuilder& b);
 
   Mamba2Config cfg_;
   Tuning tune_{};
   std::unique_ptr<WeightUploader> up_;
   uint32_t dpad_ = 0, epad_ = 0, zx_stride_ = 0, xbc_stride_ = 0;
 
-  GpuBuffer embeddings_, lm_head_, norm_f_, dummy_;
+  ResidualBlockShape block_shape_;
+  std::unique_ptr<TokenLmHead> lm_;
   std::vector<Layer> layers_;
   GpuBuffer resid_, zx_, xbc_, y_;
 
-  std::unique_ptr<ComputePipeline> embed_pipe_, in_pipe_, conv_pipe_, scan_pipe_, norm_pipe_, out_pipe_, head_pipe_;
+  std::unique_ptr<ResidualBlock> block_;
+  std::unique_ptr<ComputePipeline> conv_pipe_, scan_pipe_, norm_pipe_;
   std::unique_ptr<DescriptorArena> arena_;
-  VkDescriptorSet embed_set_ = VK_NULL_HANDLE, head_set_ = VK_NULL_HANDLE;
 };
 
-bool has_beyond_fp16(const Mamba2Weights& w) {
-  auto beyond = [](const std::vector<float>& v) {
-    return std::any_of(v.begin(), v.end(), [](float x) { return std::fabs(x) > 65504.0f; });
-  };
-  if (beyond(w.embeddings) || beyond(w.lm_head)) return true;
-  for (const auto& l : w.layers)
-    if (beyond(l.in_proj) || beyond(l.out_proj)) return true;
-  return false;
-}
+Mamba2Graph::Mamba2Graph(GraphBuilder& b, const Mamba2Weights& w, const LoadOptions& options) : cfg_(w.cfg) {
+  const WeightsPlan plan = plan_weights(weights_request(w, options), b.caps());
+  up_ = std::make_unique<WeightUploader>(b.ctx(), plan.f16);
+  b.create_io(plan.capacity, 0, cfg_.vocab_size);
 
-int automatic_capacity(const Mamba2Weights& w, const DeviceCaps& caps, bool f16) {
-  const Mamba2Config& c = w.cfg;
-  const uint64_t per_stream =
-      4 * uint64_t(c.n_layer * (c.conv_dim() * c.d_conv + c.d_inner * c.d_state) +  // state
-                   2 * c.d_model + c.in_proj_rows() + c.conv_dim() + c.d_inner + 64 +  // activations
-                   3 * c.vocab_size);                                                // logits
-  const uint64_t weights = uint64_t(w.parameter_count()) * (f16 ? 2 : 4);
-  const uint64_t budget = caps.device_local_bytes / 2;
-  if (budget <= weights + per_stream) return 1;
-  return int(std::min<uint64_t>(1024, (budget - weights) / per_stream));
-}
-
-Mamba2Vulkan::Mamba2Vulkan(const Mamba2Weights& w, const LoadOptions& options)
-    : VulkanStepModel(options), cfg_(w.cfg) {
-  tune_ = tuning_for(caps());
-  bool f16 = false;
-  switch (options.weights) {
-    case WeightStorage::F32: f16 = false; break;
-    case WeightStorage::F16: f16 = true; break;
-    case WeightStorage::Auto: f16 = w.source_dtype != DType::F32 && caps().storage16; break;
-  }
-  if (f16 && has_beyond_fp16(w)) {
-    if (options.weights == WeightStorage::F16)
-      throw Error("a matrix of " + w.source + " has values beyond the fp16 range (65504); load it with f32 weights");
-    f16 = false;
-  }
-  up_ = std::make_unique<WeightUploader>(ctx(), f16);
-  create_io(options.max_streams == 0 ? automatic_capacity(w, caps(), f16) : options.max_streams, 0, cfg_.vocab_size);
-
+  const uint64_t rows = uint64_t(b.step_rows());
   dpad_ = pad8(cfg_.d_model);
   epad_ = pad8(cfg_.d_inner);
   zx_stride_ = pad8(cfg_.in_proj_rows());
   xbc_stride_ = pad8(cfg_.conv_dim());
-  const uint64_t head_texels = uint64_t(cfg_.vocab_size) * dpad_ / 4;
-  const uint64_t in_texels = uint64_t(cfg_.in_proj_rows()) * dpad_ / 4;
-  if (tune_.texel && (!caps().texel_rgba32f || (f16 && !caps().texel_rgba16f) ||
-                      std::max(head_texels, in_texels) > caps().max_texel_buffer_elements))
-    tune_.texel = false;
+  block_shape_ = {.d_model = cfg_.d_model, .in_rows = cfg_.in_proj_rows(), .in_stride = zx_stride_,
+                  .d_inner = cfg_.d_inner, .bias = cfg_.use_bias, .norm_eps = cfg_.norm_eps};
+  tune_ = tuning_for(b.caps(), TuningProfile::TokenModel);
+  // Texel views: the head and every layer's in_proj / out_proj, and the activations they read.
+  fit_texel_views(tune_, b.caps(), plan.f16,
+                  std::max({uint64_t(cfg_.vocab_size) * dpad_, uint64_t(cfg_.in_proj_rows()) * dpad_,
+                            uint64_t(cfg_.d_model) * epad_, rows * dpad_, rows * epad_}) / 4);
 
-  upload(w);
-  create_pipelines();
-  create_descriptor_sets();
-  ModelInfo info = mamba2_model_info(w);
-  info.weight_type = f16 ? "f16" : "f32";
-  info.weight_bytes = up_->bytes();
-  finish(info, mamba2_state_header(w));
+  upload(b, w);
+  create_pipelines(b);
+  b.describe(mamba2_model_info(w), mamba2_state_header(w), tune_, *up_);
 }
 
-void Mamba2Vulkan::upload(const Mamba2Weights& w) {
-  const int64_t D = cfg_.d_model, E = cfg_.d_inner, N = cfg_.d_state, K = cfg_.d_conv, V = cfg_.vocab_size;
+void Mamba2Graph::upload(GraphBuilder& b, const Mamba2Weights& w) {
+  const int64_t D = cfg_.d_model, E = cfg_.d_inner, N = cfg_.d_state, K = cfg_.d_conv;
   const int64_t CD = cfg_.conv_dim();
-  const uint64_t rows = uint64_t(step_rows());
+  const uint64_t rows = uint64_t(b.step_rows());
   WeightUploader& up = *up_;
-  embeddings_ = up.matrix(w.embeddings, V, D, "token embeddings");
-  const uint64_t embedding_bytes = up.bytes();
-  lm_head_ = w.lm_head.empty() ? GpuBuffer() : up.matrix(w.lm_head, V, D, "lm_head");
-  norm_f_ = up.floats(w.norm_f, "norm_f", dpad_);
-  dummy_ = up.zeros(16, "placeholder");
+  lm_ = std::make_unique<TokenLmHead>(
+      up, TokenLmHeadWeights{&w.embeddings, &w.lm_head, &w.norm_f, cfg_.vocab_size, D, cfg_.norm_eps});
   layers_.resize(size_t(cfg_.n_layer));
   for (int64_t i = 0; i < cfg_.n_layer; ++i) {
     const Mamba2LayerWeights& lw = w.layers[size_t(i)];
     Layer& L = layers_[size_t(i)];
     const std::string name = "layer " + std::to_string(i) + " ";
-    L.norm = up.floats(lw.norm, name + "norm", dpad_);
-    L.in_proj = up.matrix(lw.in_proj, cfg_.in_proj_rows(), D, name + "in_proj");
-    if (!lw.in_proj_b.empty()) L.in_proj_b = up.floats(lw.in_proj_b, name + "in_proj bias");
+    L.block = ResidualBlock::upload(up, block_shape_, lw, name);
     L.conv_w = up.floats(lw.conv_w, name + "conv1d weight");
     L.conv_b = up.floats(lw.conv_b, name + "conv1d bias");
     L.dt_bias = up.floats(lw.dt_bias, name + "dt_bias");
@@ -139,15 +164,12 @@ void Mamba2Vulkan::upload(const Mamba2Weights& w) {
     L.a_neg = up.floats(a, name + "A");
     L.d_skip = up.floats(lw.D, name + "D");
     L.gate_norm = up.floats(lw.gate_norm, name + "gated norm");
-    L.out_proj = up.matrix(lw.out_proj, D, E, name + "out_proj");
-    if (!lw.out_proj_b.empty()) L.out_proj_b = up.floats(lw.out_proj_b, name + "out_proj bias");
   }
   // State slots in the blob's order: every layer's conv state, then every layer's ssm state.
   for (int64_t i = 0; i < cfg_.n_layer; ++i)
-    layers_[size_t(i)].conv_state = &add_state(uint64_t(CD * K), "layer " + std::to_string(i) + " conv state");
+    layers_[size_t(i)].conv_state = &b.add_state(uint64_t(CD * K), "layer " + std::to_string(i) + " conv state");
   for (int64_t i = 0; i < cfg_.n_layer; ++i)
-    layers_[size_t(i)].ssm_state = &add_state(uint64_t(E * N), "layer " + std::to_string(i) + " ssm state");
-  if (!w.lm_head.empty()) up.discount(embedding_bytes);
+    layers_[size_t(i)].ssm_state = &b.add_state(uint64_t(E * N), "layer " + std::to_string(i) + " ssm state");
 
   resid_ = up.zeros(rows * dpad_ * 4, "residual stream");
   zx_ = up.zeros(rows * zx_stride_ * 4, "in_proj output");
@@ -155,79 +177,53 @@ void Mamba2Vulkan::upload(const Mamba2Weights& w) {
   y_ = up.zeros(rows * epad_ * 4, "ssm output");
 }
 
-void Mamba2Vulkan::create_pipelines() {
-  const std::string suffix = up_->f16() ? "_f16" : "_f32";
-  const std::string matvec = tune_.texel ? "matvec_texel" : "matvec" + suffix;
-  const uint32_t texel_mask = tune_.texel ? 0b1110 : 0;  // x, W, norm_w
-  const uint32_t D = uint32_t(cfg_.d_model), E = uint32_t(cfg_.d_inner), V = uint32_t(cfg_.vocab_size);
-  const uint32_t CD = uint32_t(cfg_.conv_dim()), H = uint32_t(cfg_.n_heads);
-  const uint32_t rows = uint32_t(step_rows());
-  const uint32_t eps = float_bits(cfg_.norm_eps);
-  const bool bias = cfg_.use_bias;
-  const uint32_t local = tune_.local;
-  // matvec spec constants: local, ROWS, COLS, COLS4, Y_STRIDE, ROW_GROUPS, NORM, ACCUM, HAS_BIAS, EPS
-  in_pipe_ = std::make_unique<ComputePipeline>(ctx(), matvec, 6, 0, std::vector<uint32_t>{
-      local, uint32_t(cfg_.in_proj_rows()), D, dpad_ / 4, zx_stride_, tune_.row_groups, 1, 0, bias, eps}, texel_mask);
-  out_pipe_ = std::make_unique<ComputePipeline>(ctx(), matvec, 6, 0, std::vector<uint32_t>{
-      local, D, E, epad_ / 4, dpad_, tune_.row_groups, 0, 1, bias, eps}, texel_mask);
-  head_pipe_ = std::make_unique<ComputePipeline>(ctx(), matvec, 6, 0, std::vector<uint32_t>{
-      local, V, D, dpad_ / 4, V, tune_.row_groups, 1, 0, 0, eps}, texel_mask);
-  conv_pipe_ = std::make_unique<ComputePipeline>(ctx(), "mamba2_conv", 6, 0, std::vector<uint32_t>{
-      local, CD, uint32_t(cfg_.d_conv), rows, zx_stride_, E, xbc_stride_});
-  scan_pipe_ = std::make_unique<ComputePipeline>(ctx(), "mamba2_scan", 8, 0, std::vector<uint32_t>{
-      local, E, uint32_t(cfg_.d_state), uint32_t(cfg_.head_dim), H, uint32_t(cfg_.n_groups), rows, zx_stride_,
-      E + CD, xbc_stride_, epad_, float_bits(cfg_.dt_min), float_bits(cfg_.dt_max)});
-  norm_pipe_ = std::make_unique<ComputePipeline>(ctx(), "group_rms_norm", 3, 0, std::vector<uint32_t>{
-      floor_pow2(local), E, uint32_t(cfg_.n_groups), epad_, eps});
-  embed_pipe_ = std::make_unique<ComputePipeline>(ctx(), "embed_gather" + suffix, 3, 0, std::vector<uint32_t>{
-      64, D, dpad_, dpad_});
-}
+void Mamba2Graph::create_pipelines(GraphBuilder& b) {
+  VulkanContext& ctx = b.ctx();
+  const uint32_t E = uint32_t(cfg_.d_inner), CD = uint32_t(cfg_.conv_dim());
+  const uint32_t rows = uint32_t(b.step_rows());
+  block_ = std::make_unique<ResidualBlock>(ctx, *up_, tune_, block_shape_);
+  const ConvSpec conv{.local = tune_.local, .CD = CD, .K = uint32_t(cfg_.d_conv), .capacity = rows,
+                      .in_stride = zx_stride_, .in_offset = E, .out_stride = xbc_stride_};
+  conv_pipe_ = std::make_unique<ComputePipeline>(ctx, ShaderId::mamba2_conv, 6, conv.constants());
+  const ScanSpec scan{.local = tune_.local, .E = E, .N = uint32_t(cfg_.d_state), .P = uint32_t(cfg_.head_dim),
+                      .H = uint32_t(cfg_.n_heads), .G = uint32_t(cfg_.n_groups), .capacity = rows,
+                      .zx_stride = zx_stride_, .dt_offset = E + CD, .xbc_stride = xbc_stride_, .y_stride = epad_,
+                      .dt_min = cfg_.dt_min, .dt_max = cfg_.dt_max};
+  scan_pipe_ = std::make_unique<ComputePipeline>(ctx, ShaderId::mamba2_scan, 8, scan.constants());
+  const GatedNormSpec norm{.local = floor_pow2(tune_.local), .E = E, .G = uint32_t(cfg_.n_groups),
+                           .stride = epad_, .eps = cfg_.norm_eps};
+  norm_pipe_ = std::make_unique<ComputePipeline>(ctx, ShaderId::mamba2_gated_norm, 3, norm.constants());
 
-void Mamba2Vulkan::create_descriptor_sets() {
-  const uint32_t sets = 2 + 5 * uint32_t(cfg_.n_layer);
-  arena_ = std::make_unique<DescriptorArena>(ctx(), sets, sets * 8);
-  const GpuBuffer& head = lm_head_.handle() ? lm_head_ : embeddings_;
-  auto in = [&](const GpuBuffer& b, bool weights) {
-    return BufferBinding{&b, 0, 0, tune_.texel ? up_->view(b, weights) : VkBufferView(VK_NULL_HANDLE)};
-  };
-  const BufferBinding resid_in = in(resid_, false), y_in = in(y_, false), dummy_in = in(dummy_, false);
-  const BufferBinding step{&step_input()};
-  embed_set_ = arena_->make_set(*embed_pipe_, {step, {&embeddings_}, {&resid_}});
-  head_set_ = arena_->make_set(*head_pipe_, {step, resid_in, in(head, true), in(norm_f_, false), {&dummy_},
-                                             {&outputs()}});
+  lm_->create(ctx, tune_, b.step_input(), resid_, b.outputs());
+  const uint32_t sets = 5 * uint32_t(cfg_.n_layer);
+  arena_ = std::make_unique<DescriptorArena>(ctx, sets, sets * 8);
+  const BufferBinding step{&b.step_input()};
   for (Layer& L : layers_) {
-    const GpuBuffer& in_b = L.in_proj_b.handle() ? L.in_proj_b : dummy_;
-    const GpuBuffer& out_b = L.out_proj_b.handle() ? L.out_proj_b : dummy_;
-    L.in_set = arena_->make_set(*in_pipe_, {step, resid_in, in(L.in_proj, true), in(L.norm, false), {&in_b}, {&zx_}});
+    block_->bind(*arena_, b.step_input(), resid_, zx_, y_, L.block);
     L.conv_set = arena_->make_set(*conv_pipe_, {step, {&zx_}, {L.conv_state}, {&L.conv_w}, {&L.conv_b}, {&xbc_}});
     L.scan_set = arena_->make_set(*scan_pipe_, {step, {&zx_}, {&xbc_}, {&L.dt_bias}, {&L.a_neg}, {&L.d_skip},
                                                 {L.ssm_state}, {&y_}});
     L.norm_set = arena_->make_set(*norm_pipe_, {step, {&y_}, {&L.gate_norm}});
-    L.out_set = arena_->make_set(*out_pipe_, {step, y_in, in(L.out_proj, true), dummy_in, {&out_b}, {&resid_}});
   }
 }
 
-void Mamba2Vulkan::record_body(VkCommandBuffer cb) {
-  const uint32_t rows_per_wg = 4 * tune_.row_groups;
-  const uint32_t D = uint32_t(cfg_.d_model), E = uint32_t(cfg_.d_inner), CD = uint32_t(cfg_.conv_dim());
-  dispatch(cb, *embed_pipe_, embed_set_, ceil_div(D, 64));
+void Mamba2Graph::record_body(StepRecorder& r) {
+  const uint32_t E = uint32_t(cfg_.d_inner), CD = uint32_t(cfg_.conv_dim());
+  r.dispatch(lm_->embed());
   for (const Layer& L : layers_) {
-    dispatch(cb, *in_pipe_, L.in_set, ceil_div(uint64_t(cfg_.in_proj_rows()), rows_per_wg));
-    dispatch(cb, *conv_pipe_, L.conv_set, ceil_div(CD, tune_.local));
-    dispatch(cb, *scan_pipe_, L.scan_set, ceil_div(E, tune_.local));
-    dispatch(cb, *norm_pipe_, L.norm_set, uint32_t(cfg_.n_groups));
-    dispatch(cb, *out_pipe_, L.out_set, ceil_div(D, rows_per_wg));
+    r.dispatch(block_->in(L.block));
+    r.dispatch(*conv_pipe_, L.conv_set, ceil_div(CD, tune_.local));
+    r.dispatch(*scan_pipe_, L.scan_set, ceil_div(E, tune_.local));
+    r.dispatch(*norm_pipe_, L.norm_set, uint32_t(cfg_.n_groups));
+    r.dispatch(block_->out(L.block));
   }
-}
-
-void Mamba2Vulkan::record_head(VkCommandBuffer cb) {
-  dispatch(cb, *head_pipe_, head_set_, ceil_div(uint32_t(cfg_.vocab_size), 4 * tune_.row_groups));
 }
 
 }  // namespace
 
 std::unique_ptr<Model> create_mamba2_vulkan(const Mamba2Weights& weights, const LoadOptions& options) {
-  return std::make_unique<Mamba2Vulkan>(weights, options);
+  return std::make_unique<VulkanStepModel>(
+      options, [&](GraphBuilder& b) { return std::make_unique<Mamba2Graph>(b, weights, options); });
 }
 
 }  // namespace vkssm

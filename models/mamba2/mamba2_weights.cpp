@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <limits>
 
+#include "engine/architecture.h"
 #include "host/config_json.h"
 #include "host/error.h"
 #include "host/safetensors.h"
@@ -187,9 +188,7 @@ void parse_original(const json& config, Mamba2Config& c, const std::string& sour
 
 Mamba2Config parse_mamba2_config(const json& config, const std::string& source) {
   if (!config.is_object()) throw Error("config " + source + " is not a JSON object");
-  const std::string arch = config_architecture(config);
-  if (arch != "mamba2")
-    throw Error("config " + source + " describes '" + arch + "', not a Mamba-2 model");
+  require_architecture(config, source, {"mamba2"});
   Mamba2Config c;
   if (config.contains("d_model") && !config.contains("hidden_size"))
     parse_original(config, c, source);
@@ -200,7 +199,7 @@ Mamba2Config parse_mamba2_config(const json& config, const std::string& source) 
 }
 
 int64_t Mamba2Weights::parameter_count() const {
-  size_t n = embeddings.size() + norm_f.size() + lm_head.size();
+  size_t n = end_parameters();
   for (const auto& L : layers) {
     n += L.norm.size() + L.in_proj.size() + L.in_proj_b.size() + L.conv_w.size();
     n += cfg.use_conv_bias ? L.conv_b.size() : 0;
@@ -217,8 +216,7 @@ Mamba2Weights load_mamba2(const Checkpoint& ckpt) {
   c = parse_mamba2_config(ckpt.config(), config_path);
   const int64_t D = c.d_model, E = c.d_inner, H = c.n_heads, K = c.d_conv, CD = c.conv_dim();
 
-  std::string emb_name;
-  w.embeddings = load_token_embeddings(ckpt, c.vocab_size, D, config_path, &emb_name);
+  const std::string emb_name = load_token_model_embeddings(ckpt, c.vocab_size, D, w);
   for (int64_t i = 0; i < c.n_layer; ++i) {
     const std::string p = "backbone.layers." + std::to_string(i) + ".";
     const std::string m = p + "mixer.";
@@ -238,11 +236,7 @@ Mamba2Weights load_mamba2(const Checkpoint& ckpt) {
     L.out_proj_b = load_optional_tensor(ckpt, m + "out_proj.bias", c.use_bias, {D}, "use_bias", config_path);
     w.layers.push_back(std::move(L));
   }
-  w.norm_f = ckpt.load_f32("backbone.norm_f.weight", {D});
-  w.lm_head = load_lm_head(ckpt, emb_name, c.vocab_size, D, c.tie_embeddings, config_path);
-  c.tie_embeddings = w.lm_head.empty();
-  w.source_dtype = ckpt.main_dtype();
-  w.source = ckpt.dir();
+  load_token_model_head(ckpt, emb_name, c.vocab_size, D, c.tie_embeddings, w);
   return w;
 }
 
@@ -276,8 +270,7 @@ Mamba2Weights random_mamba2(const Mamba2Config& cfg, uint64_t seed) {
     if (c.use_bias) L.out_proj_b = rng.fill(D, -0.02f, 0.02f);
     w.layers.push_back(std::move(L));
   }
-  w.norm_f = rng.fill(D, 0.9f, 1.1f);
-  if (!c.tie_embeddings) w.lm_head = rng.fill(V * D, -0.1f, 0.1f);
+  random_token_model_head(rng, V, D, c.tie_embeddings, w);
   w.source = "random_mamba2(seed=" + std::to_string(seed) + ")";
   return w;
 }
@@ -308,7 +301,7 @@ void save_mamba2_hf(const Mamba2Weights& w, const std::string& dir, DType dtype)
       {"torch_dtype", dtype == DType::F32 ? "float32" : dtype == DType::F16 ? "float16" : "bfloat16"},
   });
   std::vector<TensorToWrite> t;
-  t.push_back(make_tensor("backbone.embeddings.weight", {c.vocab_size, D}, w.embeddings, dtype));
+  append_token_model_tensors(t, w, c.vocab_size, D, dtype);
   for (size_t i = 0; i < w.layers.size(); ++i) {
     const Mamba2LayerWeights& L = w.layers[i];
     const std::string p = "backbone.layers." + std::to_string(i) + ".";
@@ -326,8 +319,6 @@ void save_mamba2_hf(const Mamba2Weights& w, const std::string& dir, DType dtype)
     t.push_back(make_tensor(m + "out_proj.weight", {D, E}, L.out_proj, dtype));
     if (c.use_bias) t.push_back(make_tensor(m + "out_proj.bias", {D}, L.out_proj_b, dtype));
   }
-  t.push_back(make_tensor("backbone.norm_f.weight", {D}, w.norm_f, dtype));
-  if (!w.lm_head.empty()) t.push_back(make_tensor("lm_head.weight", {c.vocab_size, D}, w.lm_head, dtype));
   write_safetensors((std::filesystem::path(dir) / "model.safetensors").string(), t);
 }
 
@@ -346,11 +337,9 @@ uint64_t mamba2_fingerprint(const Mamba2Weights& w) {
     add(l.D);
     add(l.gate_norm);
   }
-  add(w.norm_f);
   const float limits[] = {c.dt_min, c.dt_max};
   h = fnv1a64(limits, sizeof(limits), h);
-  const size_t row = std::min(w.embeddings.size(), size_t(std::max<int64_t>(c.d_model, 0)));
-  return fnv1a64(w.embeddings.data(), row * sizeof(float), h);
+  return fingerprint_token_model_ends(h, w, c.d_model);
 }
 
 }  // namespace vkssm

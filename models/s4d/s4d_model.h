@@ -128,5 +128,7 @@ StateHeader s4d_state_header(const S4DWeights& w);
 std::unique_ptr<Model> create_s4d_cpu(const S4DWeights& weights, const LoadOptions& options);
 // The Vulkan backend (s4d_vulkan.cpp).
 std::unique_ptr<Model> create_s4d_vulkan(const S4DWeights& weights, const LoadOptions& options);
+// Weights already in memory on the backend `options` asks for (tests, bench).
+std::unique_ptr<Model> create_s4d(const S4DWeights& weights, const LoadOptions& options = {});
 
 }  // namespace vkssm

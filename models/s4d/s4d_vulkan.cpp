@@ -1,105 +1,143 @@
-// S4D on Vulkan: the step graph on top of VulkanStepModel (engine/vulkan_step_model.h).
+// S4D on Vulkan: the step graph on top of VulkanStepModel (engine/vulkan_step_graph.h).
 //
 //   frame_gather.comp                  the rows' input frames      -> in [row][d_input padded]
 //   matvec.comp                        encoder                     -> x [row][H]
 //   per layer:
-//     (pre-norm) s4d_norm.comp         u = LayerNorm(x)
+//     (pre-norm) s4d_glu_norm.comp     u = LayerNorm(x)
 //     s4d_scan.comp                    recurrence, D skip, GELU    -> y
 //     matvec.comp                      output linear (1x1 conv)    -> a [row][2H]
-//     s4d_norm.comp (GLU_RESIDUAL)     x += GLU(a); post-norm: x = LayerNorm(x)
+//     s4d_glu_norm.comp (GLU_RESIDUAL) x += GLU(a); post-norm: x = LayerNorm(x)
 //   head: matvec.comp                  decoder                     -> outputs [row][d_output]
 #include <algorithm>
-#include <cmath>
-#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "engine/vk/compute_pipeline.h"
-#include <cstdlib>
-
 #include "engine/vk/dispatch_math.h"
-#include "engine/vk/device_tuning.h"
 #include "engine/vk/weight_uploader.h"
+#include "engine/vulkan_matvec.h"
 #include "engine/vulkan_step_model.h"
-#include "host/error.h"
+#include "engine/vulkan_weights_plan.h"
 #include "models/s4d/s4d_model.h"
 
 namespace vkssm {
 namespace {
 
-class S4DVulkan final : public VulkanStepModel {
+// frame_gather.comp's specialization constants, in its constant_id order.
+struct FrameGatherSpec {
+  uint32_t local = 64;     // 0: threads per workgroup, one column each
+  uint32_t d_input = 1;    // 1: DIN, floats per frame
+  uint32_t stride = 8;     // 2: STRIDE, floats between rows of the output (>= DIN)
+  uint32_t capacity = 1;   // 3: CAPACITY, the step input's row stride
+  SpecConstants constants() const { return {local, d_input, stride, capacity}; }
+};
+
+// s4d_scan.comp's specialization constants, in its constant_id order.
+struct ScanSpec {
+  uint32_t local = 64;     // 0: threads per workgroup, one row each
+  uint32_t H = 1;          // 1: channels
+  uint32_t M = 1;          // 2: complex modes per channel
+  uint32_t capacity = 1;   // 3: CAPACITY
+  uint32_t stride = 8;     // 4: STRIDE, floats between rows of u and y
+  uint32_t bgroups = 1;    // 5: BGROUPS, workgroups per channel (covering the step rows)
+  SpecConstants constants() const { return {local, H, M, capacity, stride, bgroups}; }
+};
+
+// s4d_glu_norm.comp's specialization constants, in its constant_id order.
+struct GluNormSpec {
+  uint32_t local = 64;             // 0: threads per workgroup (a power of two unless per_row)
+  uint32_t H = 1;                  // 1: channels
+  uint32_t stride = 8;             // 2: STRIDE, floats between rows of x and out
+  uint32_t a_stride = 8;           // 3: A_STRIDE, floats between rows of a
+  bool glu_residual = false;       // 4: GLU_RESIDUAL, x += a[:H] * sigmoid(a[H:])
+  bool norm = true;                // 5: NORM, out = LayerNorm(x) * w + b
+  float eps = 1e-5f;               // 6: EPS
+  bool per_row_invocation = false; // 7: PER_ROW_INVOCATION, one invocation walks a whole row
+  SpecConstants constants() const {
+    return {local, H, stride, a_stride, glu_residual, norm, eps, per_row_invocation};
+  }
+};
+
+WeightsPlanRequest weights_request(const S4DWeights& w, const LoadOptions& options) {
+  const S4DConfig& c = w.cfg;
+  // State, activations, the input frame and the outputs (device + 2 host copies).
+  const uint64_t per_stream =
+      4 * uint64_t(c.n_layers * c.d_model * c.modes() * 2 + 8 * c.d_model + c.d_input + 3 * c.d_output);
+  WeightsPlanRequest r = plan_request(options, w.source_dtype, w.source, w.parameter_count(), per_stream);
+  r.auto_may_use_f16 = false;  // the matrices are small next to the per-step work: fp16 only when asked
+  r.matrices = {{"encoder.weight", &w.encoder_w}, {"decoder.weight", &w.decoder_w}};
+  for (size_t i = 0; i < w.layers.size(); ++i)
+    r.matrices.push_back({"s4_layers." + std::to_string(i) + ".output_linear.0.weight", &w.layers[i].out_w});
+  return r;
+}
+
+class S4DGraph final : public StepGraph {
  public:
-  S4DVulkan(const S4DWeights& w, const LoadOptions& options);
-  ~S4DVulkan() override { drain(); }
+  S4DGraph(GraphBuilder& b, const S4DWeights& w, const LoadOptions& options);
+  void record_body(StepRecorder& r) override;
+  void record_head(StepRecorder& r) override { r.dispatch(dec_pipe_->dispatch(dec_set_)); }
 
  private:
   struct Layer {
     GpuBuffer dA, dB, C, D, out_w, out_b, norm_w, norm_b;
-    GpuBuffer* state = nullptr;  // [capacity][H][M] complex
+    GpuBuffer* state = nullptr;  // [capacity][H][M] complex, owned by the model (state slots)
     VkDescriptorSet pre_set = VK_NULL_HANDLE, scan_set, out_set, post_set;
   };
 
-  void upload(const S4DWeights& w);
-  void create_pipelines();
-  void create_descriptor_sets();
-  void record_body(VkCommandBuffer cb) override;
-  void record_head(VkCommandBuffer cb) override;
+  void upload(GraphBuilder& b, const S4DWeights& w);
+  void create_pipelines(GraphBuilder& b);
 
   S4DConfig cfg_;
   Tuning tune_{};
   std::unique_ptr<WeightUploader> up_;
   uint32_t in_pad_ = 0, hpad_ = 0, h2pad_ = 0;
+  static constexpr uint32_t kGatherLocal = 64;
   static constexpr uint32_t kScanLocal = 64;
   uint32_t scan_groups_per_row_ = 1;  // s4d_scan workgroups per channel (covering the step rows)
   static constexpr uint32_t kRowsPerNormGroup = 16;
-  bool norm_per_row_ = false;         // s4d_norm: one invocation per row (CPU drivers)
+  bool norm_per_row_ = false;         // s4d_glu_norm: one invocation per row (CPU drivers)
+  uint32_t norm_groups_ = 1;          // s4d_glu_norm workgroups per dispatch
 
-  GpuBuffer enc_w_, enc_b_, dec_w_, dec_b_, dummy_;
+  GpuBuffer enc_w_, enc_b_, dec_w_, dec_b_;
   std::vector<Layer> layers_;
   GpuBuffer frames_, x_, u_, y_, a_;
 
-  std::unique_ptr<ComputePipeline> gather_pipe_, enc_pipe_, pre_pipe_, scan_pipe_, out_pipe_, post_pipe_, dec_pipe_;
+  std::unique_ptr<MatvecPipeline> enc_pipe_, out_pipe_, dec_pipe_;
+  std::unique_ptr<ComputePipeline> gather_pipe_, pre_pipe_, scan_pipe_, post_pipe_;
   std::unique_ptr<DescriptorArena> arena_;
   VkDescriptorSet gather_set_ = VK_NULL_HANDLE, enc_set_ = VK_NULL_HANDLE, dec_set_ = VK_NULL_HANDLE;
 };
 
-S4DVulkan::S4DVulkan(const S4DWeights& w, const LoadOptions& options) : VulkanStepModel(options), cfg_(w.cfg) {
-  tune_ = tuning_for(caps());
-  // The CPU-driver row of the tuning table suits Mamba's large matrices (128 rows per workgroup);
-  // S4D's are small (64-256 rows) and its batches large, so one invocation per 4-row workgroup
-  // spreads them over the cores and needs no reduction barrier: measured with `vkssm listen
-  // --bench 32` on lavapipe, 1.16x real time instead of 0.71x. VKSSM_TUNE still overrides.
-  if (caps().is_cpu() && !std::getenv("VKSSM_TUNE")) tune_.local = 1, tune_.row_groups = 1;
-  // The matrices are small next to the per-step work: fp16 only when asked for.
-  const bool f16 = options.weights == WeightStorage::F16;
-  up_ = std::make_unique<WeightUploader>(ctx(), f16);
-  const int64_t H = cfg_.d_model, M = cfg_.modes();
-  int capacity = options.max_streams;
-  if (capacity == 0) {
-    const uint64_t per_stream = 4 * uint64_t(cfg_.n_layers * H * M * 2 + 8 * H + cfg_.d_input + 3 * cfg_.d_output);
-    capacity = int(std::clamp<uint64_t>(caps().device_local_bytes / 2 / per_stream, 1, 1024));
-  }
-  create_io(capacity, cfg_.d_input, cfg_.d_output);
+S4DGraph::S4DGraph(GraphBuilder& b, const S4DWeights& w, const LoadOptions& options) : cfg_(w.cfg) {
+  const WeightsPlan plan = plan_weights(weights_request(w, options), b.caps());
+  up_ = std::make_unique<WeightUploader>(b.ctx(), plan.f16);
+  b.create_io(plan.capacity, cfg_.d_input, cfg_.d_output);
+
+  const int64_t H = cfg_.d_model;
+  const uint64_t rows = uint64_t(b.step_rows());
   in_pad_ = pad8(cfg_.d_input);
   hpad_ = pad8(H);
   h2pad_ = pad8(2 * H);
-  if (tune_.texel && (!caps().texel_rgba32f || (f16 && !caps().texel_rgba16f))) tune_.texel = false;
-  upload(w);
-  create_pipelines();
-  create_descriptor_sets();
-  ModelInfo info = s4d_model_info(w);
-  info.weight_type = f16 ? "f16" : "f32";
-  info.weight_bytes = up_->bytes();
-  finish(info, s4d_state_header(w));
+  tune_ = tuning_for(b.caps(), TuningProfile::FrameModel);
+  // Texel views: the encoder, every layer's output linear, the decoder, and the activations.
+  fit_texel_views(tune_, b.caps(), plan.f16,
+                  std::max({uint64_t(H) * in_pad_, uint64_t(2 * H) * hpad_, uint64_t(cfg_.d_output) * hpad_,
+                            rows * in_pad_, rows * hpad_}) / 4);
+
+  upload(b, w);
+  create_pipelines(b);
+  b.describe(s4d_model_info(w), s4d_state_header(w), tune_, *up_);
 }
 
-void S4DVulkan::upload(const S4DWeights& w) {
+void S4DGraph::upload(GraphBuilder& b, const S4DWeights& w) {
   const int64_t H = cfg_.d_model, M = cfg_.modes();
-  const uint64_t rows = uint64_t(step_rows());
+  const uint64_t rows = uint64_t(b.step_rows());
   WeightUploader& up = *up_;
   enc_w_ = up.matrix(w.encoder_w, H, cfg_.d_input, "encoder weight");
   enc_b_ = up.floats(w.encoder_b, "encoder bias");
   dec_w_ = up.matrix(w.decoder_w, cfg_.d_output, H, "decoder weight");
   dec_b_ = up.floats(w.decoder_b, "decoder bias");
-  dummy_ = up.zeros(16, "placeholder");
   layers_.resize(size_t(cfg_.n_layers));
   for (int64_t i = 0; i < cfg_.n_layers; ++i) {
     const S4DLayerWeights& lw = w.layers[size_t(i)];
@@ -113,7 +151,7 @@ void S4DVulkan::upload(const S4DWeights& w) {
     L.out_b = up.floats(lw.out_b, name + "output linear bias");
     L.norm_w = up.floats(lw.norm_w, name + "norm weight");
     L.norm_b = up.floats(lw.norm_b, name + "norm bias");
-    L.state = &add_state(uint64_t(H * M * 2), name + "state");
+    L.state = &b.add_state(uint64_t(H * M * 2), name + "state");
   }
   frames_ = up.zeros(rows * in_pad_ * 4, "input frames");
   x_ = up.zeros(rows * hpad_ * 4, "residual stream");
@@ -122,79 +160,75 @@ void S4DVulkan::upload(const S4DWeights& w) {
   a_ = up.zeros(rows * h2pad_ * 4, "output linear");
 }
 
-void S4DVulkan::create_pipelines() {
-  const std::string matvec = tune_.texel ? "matvec_texel" : std::string("matvec") + (up_->f16() ? "_f16" : "_f32");
-  const uint32_t texel_mask = tune_.texel ? 0b1110 : 0;
-  const uint32_t H = uint32_t(cfg_.d_model), DIN = uint32_t(cfg_.d_input), DOUT = uint32_t(cfg_.d_output);
-  const uint32_t rows = uint32_t(step_rows());
-  const uint32_t local = tune_.local, eps = float_bits(cfg_.layer_norm_eps);
-  // matvec spec constants: local, ROWS, COLS, COLS4, Y_STRIDE, ROW_GROUPS, NORM, ACCUM, HAS_BIAS, EPS
-  enc_pipe_ = std::make_unique<ComputePipeline>(ctx(), matvec, 6, 0, std::vector<uint32_t>{
-      local, H, DIN, in_pad_ / 4, hpad_, tune_.row_groups, 0, 0, 1, eps}, texel_mask);
-  out_pipe_ = std::make_unique<ComputePipeline>(ctx(), matvec, 6, 0, std::vector<uint32_t>{
-      local, 2 * H, H, hpad_ / 4, h2pad_, tune_.row_groups, 0, 0, 1, eps}, texel_mask);
-  dec_pipe_ = std::make_unique<ComputePipeline>(ctx(), matvec, 6, 0, std::vector<uint32_t>{
-      local, DOUT, H, hpad_ / 4, DOUT, tune_.row_groups, 0, 0, 1, eps}, texel_mask);
-  gather_pipe_ = std::make_unique<ComputePipeline>(ctx(), "frame_gather", 2, 0, std::vector<uint32_t>{
-      64, DIN, in_pad_, rows});
+void S4DGraph::create_pipelines(GraphBuilder& b) {
+  VulkanContext& ctx = b.ctx();
+  const uint32_t H = uint32_t(cfg_.d_model), rows = uint32_t(b.step_rows());
+  const float eps = cfg_.layer_norm_eps;
+
+  // The three projections, each with its bias.
+  auto linear = [&](uint32_t out_rows, uint32_t cols, uint32_t y_stride) {
+    return std::make_unique<MatvecPipeline>(
+        ctx, *up_, tune_, MatvecParams{.rows = out_rows, .cols = cols, .y_stride = y_stride, .bias = true, .eps = eps});
+  };
+  enc_pipe_ = linear(H, uint32_t(cfg_.d_input), hpad_);
+  out_pipe_ = linear(2 * H, H, h2pad_);
+  dec_pipe_ = linear(uint32_t(cfg_.d_output), H, uint32_t(cfg_.d_output));
+
+  const FrameGatherSpec gather{.local = kGatherLocal, .d_input = uint32_t(cfg_.d_input), .stride = in_pad_,
+                               .capacity = rows};
+  gather_pipe_ = std::make_unique<ComputePipeline>(ctx, ShaderId::frame_gather, 2, gather.constants());
   // The scan has no cross-lane reduction: a 64-lane workgroup per channel, lanes along the rows,
   // so the channel's dA, dB, C and D loads are the same for every lane.
   scan_groups_per_row_ = ceil_div(rows, kScanLocal);
-  scan_pipe_ = std::make_unique<ComputePipeline>(ctx(), "s4d_scan", 8, 0, std::vector<uint32_t>{
-      kScanLocal, H, uint32_t(cfg_.modes()), rows, hpad_, scan_groups_per_row_});
-  // s4d_norm spec constants: local, H, STRIDE, A_STRIDE, GLU_RESIDUAL, NORM, EPS, PER_ROW_INVOCATION.
+  const ScanSpec scan{.local = kScanLocal, .H = H, .M = uint32_t(cfg_.modes()), .capacity = rows, .stride = hpad_,
+                      .bgroups = scan_groups_per_row_};
+  scan_pipe_ = std::make_unique<ComputePipeline>(ctx, ShaderId::s4d_scan, 8, scan.constants());
   // On CPU drivers (local 1) an invocation takes a whole row; on GPUs a workgroup reduces a row.
   norm_per_row_ = tune_.local == 1;
-  const uint32_t red = norm_per_row_ ? kRowsPerNormGroup : floor_pow2(std::max(local, 32u));
-  const uint32_t per_row = norm_per_row_ ? 1u : 0u;
-  pre_pipe_ = std::make_unique<ComputePipeline>(ctx(), "s4d_norm", 6, 0, std::vector<uint32_t>{
-      red, H, hpad_, h2pad_, 0, 1, eps, per_row});
-  post_pipe_ = std::make_unique<ComputePipeline>(ctx(), "s4d_norm", 6, 0, std::vector<uint32_t>{
-      red, H, hpad_, h2pad_, 1, cfg_.prenorm ? 0u : 1u, eps, per_row});
-}
+  norm_groups_ = norm_per_row_ ? ceil_div(rows, kRowsPerNormGroup) : rows;
+  const GluNormSpec pre{.local = norm_per_row_ ? kRowsPerNormGroup : floor_pow2(std::max(tune_.local, 32u)),
+                        .H = H, .stride = hpad_, .a_stride = h2pad_, .glu_residual = false, .norm = true,
+                        .eps = eps, .per_row_invocation = norm_per_row_};
+  GluNormSpec post = pre;
+  post.glu_residual = true;
+  post.norm = !cfg_.prenorm;
+  pre_pipe_ = std::make_unique<ComputePipeline>(ctx, ShaderId::s4d_glu_norm, 6, pre.constants());
+  post_pipe_ = std::make_unique<ComputePipeline>(ctx, ShaderId::s4d_glu_norm, 6, post.constants());
 
-void S4DVulkan::create_descriptor_sets() {
   const uint32_t sets = 3 + 4 * uint32_t(cfg_.n_layers);
-  arena_ = std::make_unique<DescriptorArena>(ctx(), sets, sets * 8);
-  auto in = [&](const GpuBuffer& b, bool weights) {
-    return BufferBinding{&b, 0, 0, tune_.texel ? up_->view(b, weights) : VkBufferView(VK_NULL_HANDLE)};
-  };
-  const BufferBinding step{&step_input()}, x_in = in(x_, false), y_in = in(y_, false), dummy_in = in(dummy_, false);
+  arena_ = std::make_unique<DescriptorArena>(ctx, sets, sets * 8);
+  const GpuBuffer& step_in = b.step_input();
+  const BufferBinding step{&step_in};
   gather_set_ = arena_->make_set(*gather_pipe_, {step, {&frames_}});
-  enc_set_ = arena_->make_set(*enc_pipe_, {step, in(frames_, false), in(enc_w_, true), dummy_in, {&enc_b_}, {&x_}});
-  dec_set_ = arena_->make_set(*dec_pipe_, {step, x_in, in(dec_w_, true), dummy_in, {&dec_b_}, {&outputs()}});
+  enc_set_ = enc_pipe_->bind(*arena_, step_in, {&frames_, &enc_w_, nullptr, &enc_b_, &x_});
+  dec_set_ = dec_pipe_->bind(*arena_, step_in, {&x_, &dec_w_, nullptr, &dec_b_, &b.outputs()});
   for (Layer& L : layers_) {
     const GpuBuffer& u = cfg_.prenorm ? u_ : x_;
     if (cfg_.prenorm)
       L.pre_set = arena_->make_set(*pre_pipe_, {step, {&x_}, {&a_}, {&L.norm_w}, {&L.norm_b}, {&u_}});
     L.scan_set = arena_->make_set(*scan_pipe_, {step, {&u}, {&L.dA}, {&L.dB}, {&L.C}, {&L.D}, {L.state}, {&y_}});
-    L.out_set = arena_->make_set(*out_pipe_, {step, y_in, in(L.out_w, true), dummy_in, {&L.out_b}, {&a_}});
+    L.out_set = out_pipe_->bind(*arena_, step_in, {&y_, &L.out_w, nullptr, &L.out_b, &a_});
     L.post_set = arena_->make_set(*post_pipe_, {step, {&x_}, {&a_}, {&L.norm_w}, {&L.norm_b}, {&x_}});
   }
 }
 
-void S4DVulkan::record_body(VkCommandBuffer cb) {
-  const uint32_t rows_per_wg = 4 * tune_.row_groups;
-  const uint32_t H = uint32_t(cfg_.d_model), rows = uint32_t(step_rows());
-  dispatch(cb, *gather_pipe_, gather_set_, ceil_div(in_pad_, 64));
-  dispatch(cb, *enc_pipe_, enc_set_, ceil_div(H, rows_per_wg));
+void S4DGraph::record_body(StepRecorder& r) {
+  const uint32_t H = uint32_t(cfg_.d_model);
+  r.dispatch(*gather_pipe_, gather_set_, ceil_div(in_pad_, kGatherLocal));
+  r.dispatch(enc_pipe_->dispatch(enc_set_));
   for (const Layer& L : layers_) {
-    const uint32_t norm_groups = norm_per_row_ ? ceil_div(rows, kRowsPerNormGroup) : rows;
-    if (cfg_.prenorm) dispatch(cb, *pre_pipe_, L.pre_set, norm_groups);
-    dispatch(cb, *scan_pipe_, L.scan_set, scan_groups_per_row_ * H);
-    dispatch(cb, *out_pipe_, L.out_set, ceil_div(2 * H, rows_per_wg));
-    dispatch(cb, *post_pipe_, L.post_set, norm_groups);
+    if (cfg_.prenorm) r.dispatch(*pre_pipe_, L.pre_set, norm_groups_);
+    r.dispatch(*scan_pipe_, L.scan_set, scan_groups_per_row_ * H);
+    r.dispatch(out_pipe_->dispatch(L.out_set));
+    r.dispatch(*post_pipe_, L.post_set, norm_groups_);
   }
-}
-
-void S4DVulkan::record_head(VkCommandBuffer cb) {
-  dispatch(cb, *dec_pipe_, dec_set_, ceil_div(uint32_t(cfg_.d_output), 4 * tune_.row_groups));
 }
 
 }  // namespace
 
 std::unique_ptr<Model> create_s4d_vulkan(const S4DWeights& weights, const LoadOptions& options) {
-  return std::make_unique<S4DVulkan>(weights, options);
+  return std::make_unique<VulkanStepModel>(
+      options, [&](GraphBuilder& b) { return std::make_unique<S4DGraph>(b, weights, options); });
 }
 
 }  // namespace vkssm

@@ -15,6 +15,7 @@
 #include <numbers>
 #include <sstream>
 
+#include "engine/architecture.h"
 #include "host/config_json.h"
 #include "host/error.h"
 #include "host/safetensors.h"
@@ -59,9 +60,7 @@ std::string norm_prefix(int64_t i) { return "norms." + std::to_string(i) + "."; 
 
 S4DConfig parse_s4d_config(const json& config, const std::string& source) {
   if (!config.is_object()) throw Error("config " + source + " is not a JSON object");
-  const std::string arch = config_architecture(config);
-  if (arch != "s4d")
-    throw Error("unsupported architecture '" + arch + "' in " + source + " (expected s4d)");
+  require_architecture(config, source, {"s4d"});
   S4DConfig c;
   c.d_input = get_int(config, "d_input", source);
   c.d_model = get_int(config, "d_model", source);

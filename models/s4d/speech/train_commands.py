@@ -125,7 +125,10 @@ def main():
     torch.manual_seed(a.seed)
     torch.set_num_threads(a.threads)
     torch.use_deterministic_algorithms(True)
-    log = {"args": vars(a), "epochs": []}
+    # Paths relative to the repository root, never the machine's own.
+    repo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
+    log = {"args": {k: os.path.relpath(v, repo) if k in ("bank", "out") else v for k, v in vars(a).items()},
+           "epochs": []}
     t0 = time.time()
     Xtr, Ytr = make_set(a.bank, {"train"}, a.n_train, a.seed, a.clip_seconds, a.threads)
     Xva, Yva = make_set(a.bank, {"valid"}, a.n_valid, a.seed + 7919, a.clip_seconds, a.threads)

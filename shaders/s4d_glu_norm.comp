@@ -1,5 +1,5 @@
 #version 450
-// The S4D block around the recurrence, for every row of the step:
+// S4D step: the block around the recurrence (GLU, residual, LayerNorm), for every row of the step:
 //   GLU_RESIDUAL: x += a[:H] * sigmoid(a[H:])   (the output linear's GLU and the residual add)
 //   NORM:         out = LayerNorm(x) * w + b     (post-norm: out = x, in place; pre-norm: the
 //                                                 layer's input u)

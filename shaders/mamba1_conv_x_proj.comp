@@ -3,7 +3,7 @@
 //
 // Workgroup w owns channels [w*CHUNK, (w+1)*CHUNK). For each stream it shifts those channels'
 // conv state (newest input last), computes xc = silu(conv + bias), and multiplies its slice of
-// x_proj by its slice of xc. The partial sums go to partial[b][w][j]; ssm_update.comp adds the
+// x_proj by its slice of xc. The partial sums go to partial[b][w][j]; mamba1_scan.comp adds the
 // NCHUNK partials. Channels are disjoint across workgroups, so no two workgroups touch the same
 // state and no global synchronisation is needed inside the dispatch.
 #include "common.glsl"

@@ -1,7 +1,8 @@
 #version 450
-// In place: y[b, group g] = RMSNorm(y[b, group g]) * w, each group of E/G channels normalised on its
-// own (Mamba-2's gated RMSNorm, after the gate was applied by mamba2_scan.comp). One workgroup
-// per group.
+// Mamba-2 step: the second half of the gated RMSNorm (the gate, y *= silu(z), was applied by
+// mamba2_scan.comp). In place: y[b, group g] = RMSNorm(y[b, group g]) * w, each group of E/G
+// channels normalised on its own. One workgroup per group; LOCAL must be a power of two (the
+// tree reduction).
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;

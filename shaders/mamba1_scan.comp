@@ -5,7 +5,11 @@
 //   dt  = softplus(dt_proj_w[e] . dt_in + dt_proj_b[e])
 //   s[e,n] = s[e,n] * exp(dt * A[e,n]) + dt * xc[e] * B[n]      (A = -exp(A_log), precomputed)
 //   y[e] = (sum_n s[e,n] * C[n] + D[e] * xc[e]) * silu(z[e])
-// dt_in | B | C are the sums of the NCHUNK x_proj partials written by conv_x_proj.comp.
+// dt_in | B | C are the sums of the NCHUNK x_proj partials written by mamba1_conv_x_proj.comp.
+//
+// (A variant that RMS-normalises dt_in, B and C without a weight before use, as Falcon-Mamba does,
+// fits here as one more bool constant: after `dbc` is summed, scale each of its three segments
+// by its own inverse RMS before the channel loop.)
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -13,7 +17,7 @@ layout(constant_id = 1) const uint E = 1;
 layout(constant_id = 2) const uint N = 16;        // d_state
 layout(constant_id = 3) const uint R = 1;         // dt_rank
 layout(constant_id = 4) const uint CHUNK = 64;    // channels per workgroup
-layout(constant_id = 5) const uint NCHUNK_IN = 1; // partials per stream from conv_x_proj
+layout(constant_id = 5) const uint NCHUNK_IN = 1; // partials per stream from mamba1_conv_x_proj
 layout(constant_id = 6) const uint CAPACITY = 1;
 layout(constant_id = 7) const uint XZ_STRIDE = 2;
 layout(constant_id = 8) const uint XC_STRIDE = 1;

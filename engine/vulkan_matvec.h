@@ -1,0 +1,78 @@
+#pragma once
+// The C++ side of shaders/matvec.comp, the kernel of every projection that reads a big matrix:
+// y[row] (+)= W @ (x[row] * RMSNorm scale * norm_w) + bias, for every row of the step.
+#include <cstdint>
+
+#include <volk.h>
+
+#include "engine/vk/compute_pipeline.h"
+#include "engine/vk/device_tuning.h"
+#include "engine/vulkan_step_graph.h"
+
+namespace vkssm {
+
+class GpuBuffer;
+class VulkanContext;
+class WeightUploader;
+
+// matvec.comp's specialization constants. constants() lists them in the shader's constant_id
+// order; it is the only place that order is written in C++.
+struct MatvecSpec {
+  uint32_t local = 1;       // 0: threads per workgroup (local_size_x)
+  uint32_t rows = 1;        // 1: ROWS, output rows
+  uint32_t cols = 4;        // 2: COLS, real input columns (for the RMS mean)
+  uint32_t cols4 = 1;       // 3: COLS4, padded columns / 4 (row stride of W and x, in vec4s)
+  uint32_t y_stride = 1;    // 4: Y_STRIDE, floats between rows of y
+  uint32_t row_groups = 1;  // 5: ROW_GROUPS, rows per workgroup = 4 * ROW_GROUPS
+  bool norm = false;        // 6: NORM, RMSNorm(x; norm_w) first
+  bool accumulate = false;  // 7: ACCUM, y += result
+  bool bias = false;        // 8: HAS_BIAS
+  float eps = 1e-5f;        // 9: EPS of the RMSNorm
+  SpecConstants constants() const {
+    return {local, rows, cols, cols4, y_stride, row_groups, norm, accumulate, bias, eps};
+  }
+};
+
+// One projection, as an architecture describes it.
+struct MatvecParams {
+  uint32_t rows = 0;        // output features (rows of W)
+  uint32_t cols = 0;        // input features; W's and x's rows are padded to pad8(cols) floats
+  uint32_t y_stride = 0;    // floats between rows of y
+  bool norm = false;        // RMSNorm the input first (norm_w, eps)
+  bool accumulate = false;  // add to y (the residual stream) instead of overwriting it
+  bool bias = false;        // add bias[row]
+  float eps = 1e-5f;
+};
+
+// What one dispatch of a matvec reads and writes.
+struct MatvecBuffers {
+  const GpuBuffer* x = nullptr;       // [step rows][pad8(cols)] fp32 activations
+  const GpuBuffer* w = nullptr;       // the matrix, from WeightUploader::matrix
+  const GpuBuffer* norm_w = nullptr;  // [pad8(cols)] fp32, when norm (else unused)
+  const GpuBuffer* bias = nullptr;    // [rows] fp32, when bias (else unused)
+  const GpuBuffer* y = nullptr;       // [step rows][y_stride]
+};
+
+class MatvecPipeline {
+ public:
+  // The variant follows the work split (texel buffers or storage buffers) and the uploader's
+  // weight type (fp32 or fp16).
+  MatvecPipeline(VulkanContext& ctx, WeightUploader& up, const Tuning& tune, const MatvecParams& p);
+
+  // A descriptor set for one use of this projection (e.g. one layer's weights). Where the work
+  // split reads through texel buffers, x, W and norm_w are bound as texel views; unused inputs get
+  // the uploader's placeholder.
+  VkDescriptorSet bind(DescriptorArena& arena, const GpuBuffer& step_input, const MatvecBuffers& b) const;
+  Dispatch dispatch(VkDescriptorSet set) const { return {&pipeline_, set, groups_}; }
+  uint32_t groups() const { return groups_; }
+
+  static constexpr uint32_t kBindings = 6;  // step input, x, W, norm_w, bias, y
+
+ private:
+  WeightUploader& up_;
+  bool texel_;
+  ComputePipeline pipeline_;
+  uint32_t groups_;
+};
+
+}  // namespace vkssm

@@ -1,0 +1,240 @@
+// The load-time decisions shared by every architecture's Vulkan graph, as units (no device needed
+// for most): VKSSM_TUNE parsing, the validation-layer gate, the weight storage plan, the automatic
+// capacity and the texel-view limit; and, on the device, that a model reports the work split it
+// runs and that dropping a model with a step in flight is safe without the caller waiting.
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "engine/vk/device_tuning.h"
+#include "engine/vk/vulkan_context.h"
+#include "engine/vkssm.hpp"
+#include "engine/vulkan_step_model.h"
+#include "engine/vulkan_weights_plan.h"
+#include "models/mamba1/mamba1_model.h"
+#include "models/s4d/s4d_model.h"
+#include "tests/test_helpers.h"
+
+namespace vkssm {
+namespace {
+
+using testing::HasSubstr;
+using testing_helpers::error_of;
+
+DeviceCaps fake_gpu() {
+  DeviceCaps c;
+  c.name = "Fake GPU";
+  c.type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
+  c.max_workgroup_invocations = 1024;
+  c.subgroup_size = 32;
+  c.shared_memory = 49152;
+  c.max_texel_buffer_elements = 1u << 27;
+  c.texel_rgba32f = c.texel_rgba16f = true;
+  c.storage16 = true;
+  c.device_local_bytes = 8ull << 30;
+  return c;
+}
+
+// Sets an environment variable for one scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (had_) setenv(name_, old_.c_str(), 1);
+    else unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::string old_;
+  bool had_ = false;
+};
+
+TEST(Tuning, ParsesFiveFields) {
+  const Tuning t = parse_tuning("8,2,32,16,1", fake_gpu());
+  EXPECT_EQ(t, (Tuning{8, 2, 32, 16, true}));
+  EXPECT_EQ(t.describe(), "local=8 row_groups=2 conv_chunk=32 ssm_chunk=16 texel=1");
+  EXPECT_EQ(parse_tuning("1,8,256,256,0", fake_gpu()), (Tuning{1, 8, 256, 256, false}));
+}
+
+TEST(Tuning, RejectsWhatTheEngineCannotRun) {
+  const DeviceCaps gpu = fake_gpu();
+  auto err = [&](const std::string& v, const DeviceCaps& caps) { return error_of([&] { parse_tuning(v, caps); }); };
+  EXPECT_THAT(err("8,32,256,256", gpu), HasSubstr("VKSSM_TUNE='8,32,256,256': has 4 field(s), not 5"));
+  EXPECT_THAT(err("8,32,256,256,1,1", gpu), HasSubstr("has 6 field(s), not 5"));
+  EXPECT_THAT(err("", gpu), HasSubstr("has 1 field(s), not 5"));
+  EXPECT_THAT(err("8,x,256,256,1", gpu), HasSubstr("field row_groups = 'x' is not a whole number"));
+  EXPECT_THAT(err("8,32,-1,256,1", gpu), HasSubstr("field conv_chunk = '-1' is not a whole number"));
+  EXPECT_THAT(err("8,32,256,,1", gpu), HasSubstr("field ssm_chunk = '' is not a whole number"));
+  EXPECT_THAT(err("8, 32,256,256,1", gpu), HasSubstr("field row_groups = ' 32' is not a whole number"));
+  EXPECT_THAT(err("0,32,256,256,1", gpu), HasSubstr("field local must be at least 1"));
+  EXPECT_THAT(err("8,32,256,0,1", gpu), HasSubstr("field ssm_chunk must be at least 1"));
+  EXPECT_THAT(err("2048,1,64,64,0", gpu),
+              HasSubstr("field local = 2048 exceeds Fake GPU's limit of 1024 invocations per workgroup"));
+  DeviceCaps narrow = gpu;
+  narrow.subgroup_size = 4;
+  EXPECT_THAT(err("256,1,64,64,0", narrow), HasSubstr("field local = 256 exceeds 32 subgroups of 4"));
+  EXPECT_THAT(err("8,1,100000,64,0", gpu), HasSubstr("field conv_chunk = 100000 needs 400000 bytes of shared memory"));
+  EXPECT_THAT(err("8,1,64,64,2", gpu), HasSubstr("field texel = 2 must be 0 or 1"));
+  DeviceCaps no_texel = gpu;
+  no_texel.texel_rgba32f = false;
+  EXPECT_THAT(err("8,1,64,64,1", no_texel),
+              HasSubstr("field texel = 1, but Fake GPU cannot read RGBA32F uniform texel buffers"));
+  EXPECT_EQ(parse_tuning("8,1,64,64,0", no_texel).texel, false);
+}
+
+TEST(Tuning, TableRowsPerProfile) {
+  DeviceCaps cpu = fake_gpu();
+  cpu.type = VK_PHYSICAL_DEVICE_TYPE_CPU;
+  if (std::getenv("VKSSM_TUNE")) GTEST_SKIP() << "VKSSM_TUNE is set";
+  EXPECT_EQ(tuning_for(fake_gpu()), (Tuning{64, 1, 64, 64, false}));
+  EXPECT_EQ(tuning_for(fake_gpu(), TuningProfile::FrameModel), (Tuning{64, 1, 64, 64, false}));
+  EXPECT_EQ(tuning_for(cpu), (Tuning{8, 32, 256, 256, true}));
+  EXPECT_EQ(tuning_for(cpu, TuningProfile::FrameModel), (Tuning{1, 1, 256, 256, true}));
+  // The sampler's workgroup follows the split (a power of two for its reductions).
+  EXPECT_EQ(sampler_local(tuning_for(cpu)), 8u);
+  EXPECT_EQ(sampler_local(Tuning{24, 1, 1, 1, false}), 16u);
+}
+
+TEST(Tuning, AModelRefusesABadOverrideNamingIt) {
+  ScopedEnv env("VKSSM_TUNE", "8,32,256,256");
+  LoadOptions opt;
+  opt.max_streams = 1;
+  EXPECT_THAT(error_of([&] { create_mamba1(random_mamba1(testing_helpers::small_mamba1_config(50), 3), opt); }),
+              HasSubstr("VKSSM_TUNE='8,32,256,256': has 4 field(s), not 5"));
+}
+
+// A model reports the split it runs: the table's row for its kind of model on this device.
+TEST(Tuning, ModelsReportTheirSplit) {
+  if (std::getenv("VKSSM_TUNE")) GTEST_SKIP() << "VKSSM_TUNE is set";
+  LoadOptions opt;
+  opt.max_streams = 2;
+  auto m1 = create_mamba1(random_mamba1(testing_helpers::small_mamba1_config(50), 3), opt);
+  S4DConfig c;
+  c.d_input = 3;
+  c.d_model = 8;
+  c.d_state = 4;
+  c.n_layers = 1;
+  c.d_output = 2;
+  auto s4d = create_s4d(random_s4d(c, 5), opt);
+  const auto& t1 = dynamic_cast<const VulkanStepModel&>(*m1).tuning();
+  const auto& ts = dynamic_cast<const VulkanStepModel&>(*s4d).tuning();
+  const bool cpu_driver = m1->info().device_name.find("llvmpipe") != std::string::npos;
+  if (cpu_driver) {
+    EXPECT_EQ(t1.describe(), "local=8 row_groups=32 conv_chunk=256 ssm_chunk=256 texel=1");
+    EXPECT_EQ(ts.describe(), "local=1 row_groups=1 conv_chunk=256 ssm_chunk=256 texel=1");
+  } else {
+    EXPECT_EQ(t1.row_groups, 1u);
+    EXPECT_EQ(ts.local, t1.local);
+  }
+}
+
+TEST(ValidationGate, AskedForButMissingNamesTheLayer) {
+  EXPECT_FALSE(use_validation_layer(false, false));
+  EXPECT_FALSE(use_validation_layer(false, true));
+  EXPECT_TRUE(use_validation_layer(true, true));
+  EXPECT_THAT(error_of([] { use_validation_layer(true, false); }),
+              HasSubstr("the layer VK_LAYER_KHRONOS_validation is not installed"));
+}
+
+TEST(WeightsPlan, Fp16RangeNamesTensorAndFile) {
+  const std::vector<float> small{1.0f, -2.0f}, big{1.0f, 70000.0f};
+  WeightsPlanRequest r;
+  r.source = "ckpt/model.safetensors";
+  r.source_dtype = DType::BF16;
+  r.matrices = {{"layers.0.in_proj", &small}, {"layers.0.out_proj", &big}};
+  r.max_streams = 3;
+  r.requested = WeightStorage::F16;
+  EXPECT_EQ(error_of([&] { plan_weights(r, fake_gpu()); }),
+            "tensor layers.0.out_proj of ckpt/model.safetensors has values beyond the fp16 range (65504); "
+            "load it with f32 weights");
+  r.requested = WeightStorage::Auto;  // keeps fp32 instead
+  EXPECT_FALSE(plan_weights(r, fake_gpu()).f16);
+  r.matrices.pop_back();
+  EXPECT_TRUE(plan_weights(r, fake_gpu()).f16);
+  EXPECT_EQ(plan_weights(r, fake_gpu()).capacity, 3);
+  r.auto_may_use_f16 = false;  // S4D: fp16 only when asked for
+  EXPECT_FALSE(plan_weights(r, fake_gpu()).f16);
+  DeviceCaps no16 = fake_gpu();
+  no16.storage16 = false;
+  r.auto_may_use_f16 = true;
+  EXPECT_FALSE(plan_weights(r, no16).f16);
+  r.source_dtype = DType::F32;
+  EXPECT_FALSE(plan_weights(r, fake_gpu()).f16);
+}
+
+TEST(WeightsPlan, AutomaticCapacity) {
+  DeviceCaps caps = fake_gpu();
+  caps.device_local_bytes = 1000;  // budget 500
+  EXPECT_EQ(automatic_capacity(100, 40, caps), 10);
+  EXPECT_EQ(automatic_capacity(480, 40, caps), 1);   // not even one stream beside the weights
+  EXPECT_EQ(automatic_capacity(0, 1, caps), 500);
+  caps.device_local_bytes = 1ull << 40;
+  EXPECT_EQ(automatic_capacity(0, 1, caps), 1024);   // the ceiling
+  WeightsPlanRequest r;
+  r.max_streams = 0;
+  r.parameters = 25;  // 100 bytes in fp32
+  r.bytes_per_stream = 40;
+  caps.device_local_bytes = 1000;
+  EXPECT_EQ(plan_weights(r, caps).capacity, 10);
+}
+
+TEST(WeightsPlan, TexelViewsFallBackToStorageBuffers) {
+  DeviceCaps caps = fake_gpu();
+  caps.max_texel_buffer_elements = 1000;
+  Tuning t{8, 32, 256, 256, true};
+  fit_texel_views(t, caps, false, 1000);
+  EXPECT_TRUE(t.texel);
+  fit_texel_views(t, caps, false, 1001);  // one texel past the limit
+  EXPECT_FALSE(t.texel);
+  t.texel = true;
+  caps.texel_rgba16f = false;
+  fit_texel_views(t, caps, true, 10);  // fp16 weights need RGBA16F texels
+  EXPECT_FALSE(t.texel);
+  t.texel = true;
+  fit_texel_views(t, caps, false, 10);
+  EXPECT_TRUE(t.texel);
+}
+
+// The model waits for the device itself before its buffers go: no collect() needed first (the
+// validation layer would report buffers destroyed while a submitted step still uses them).
+TEST(VulkanLifetime, DroppingAModelWithStepsInFlightIsSafe) {
+  for (bool s4d : {false, true}) {
+    LoadOptions opt;
+    opt.max_streams = 2;
+    std::unique_ptr<Model> m;
+    Model::StepRequest r;
+    const int32_t slots[2] = {0, 1}, tokens[2] = {1, 2};
+    std::vector<float> frames(2 * 3, 0.5f);
+    if (s4d) {
+      S4DConfig c;
+      c.d_input = 3;
+      c.d_model = 8;
+      c.d_state = 4;
+      c.n_layers = 2;
+      c.d_output = 2;
+      m = create_s4d(random_s4d(c, 5), opt);
+      r.frames = frames.data();
+    } else {
+      m = create_mamba1(random_mamba1(testing_helpers::small_mamba1_config(50), 3), opt);
+      r.tokens = tokens;
+    }
+    r.slots = slots;
+    r.batch = 2;
+    r.want_outputs = true;
+    m->submit(r);
+    m->submit(r);
+    EXPECT_EQ(m->in_flight(), 2);
+    m.reset();
+  }
+}
+
+}  // namespace
+}  // namespace vkssm
