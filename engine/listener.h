@@ -20,7 +20,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/vkssm.hpp"
+// Relative to this header, so the same lines work in the source tree and installed (<vkssm/...>).
+#include "vkssm.hpp"
 #include "host/audio/command_decoder.h"
 
 namespace vkssm {
@@ -50,7 +51,7 @@ struct ListenerStats {
   std::vector<double> hop_ms;
 };
 
-class Listener {
+class VKSSM_API Listener {
  public:
   // Loads the model in `model_dir` and reads its speech_commands section. Throws vkssm::Error
   // naming the file and field when the model is not a frame model, its input is not 40 log-mel

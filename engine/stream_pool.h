@@ -36,7 +36,8 @@
 #include <mutex>
 #include <vector>
 
-#include "engine/vkssm.hpp"
+// Relative to this header, so the same lines work in the source tree and installed (<vkssm/...>).
+#include "vkssm.hpp"
 #include "host/sampling.h"
 
 namespace vkssm {
@@ -63,7 +64,7 @@ struct SampleOptions {
   bool feed_back = false;
 };
 
-class StreamPool {
+class VKSSM_API StreamPool {
  public:
   // The pool serves model.capacity() streams. `model` must outlive the pool.
   explicit StreamPool(Model& model);

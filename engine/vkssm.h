@@ -57,6 +57,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "host/vkssm_export.h" /* VKSSM_API; relative to this header when installed */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -90,73 +92,73 @@ typedef struct {
 
 /* Fills `opts` with the defaults (Vulkan, default device, 4 streams, auto weights, no rollback).
  * NULL-safe. */
-void vkssm_load_options_default(vkssm_load_options* opts);
+VKSSM_API void vkssm_load_options_default(vkssm_load_options* opts);
 
 /* Loads a checkpoint folder (config.json + safetensors). `opts` NULL means the defaults. On
  * success *out receives a model to release with vkssm_model_free; on failure *out is set to NULL. */
-vkssm_status vkssm_model_load(const char* path, const vkssm_load_options* opts, vkssm_model** out);
+VKSSM_API vkssm_status vkssm_model_load(const char* path, const vkssm_load_options* opts, vkssm_model** out);
 
 /* Releases the model and its device memory. NULL is ignored. */
-void vkssm_model_free(vkssm_model* model);
+VKSSM_API void vkssm_model_free(vkssm_model* model);
 
 /* Properties of a loaded model. A NULL model gives 0 / NULL (and sets vkssm_last_error). */
-int64_t vkssm_model_vocab_size(const vkssm_model* model);           /* logits per stream; 0: frame model */
-int64_t vkssm_model_d_input(const vkssm_model* model);              /* floats per input frame; 0: token model */
-int64_t vkssm_model_d_output(const vkssm_model* model);             /* floats a step writes per stream */
-const char* vkssm_model_architecture(const vkssm_model* model);     /* "mamba", ...; valid for the model's life */
-int vkssm_model_capacity(const vkssm_model* model);                 /* number of slots */
-uint64_t vkssm_model_state_bytes_per_stream(const vkssm_model* model);
-uint64_t vkssm_model_weight_bytes(const vkssm_model* model);        /* weights read by one step */
+VKSSM_API int64_t vkssm_model_vocab_size(const vkssm_model* model);           /* logits per stream; 0: frame model */
+VKSSM_API int64_t vkssm_model_d_input(const vkssm_model* model);              /* floats per input frame; 0: token model */
+VKSSM_API int64_t vkssm_model_d_output(const vkssm_model* model);             /* floats a step writes per stream */
+VKSSM_API const char* vkssm_model_architecture(const vkssm_model* model);     /* "mamba", ...; valid for the model's life */
+VKSSM_API int vkssm_model_capacity(const vkssm_model* model);                 /* number of slots */
+VKSSM_API uint64_t vkssm_model_state_bytes_per_stream(const vkssm_model* model);
+VKSSM_API uint64_t vkssm_model_weight_bytes(const vkssm_model* model);        /* weights read by one step */
 
 /* Zeroes the state of `slot` (0 <= slot < capacity). */
-vkssm_status vkssm_model_reset(vkssm_model* model, int slot);
+VKSSM_API vkssm_status vkssm_model_reset(vkssm_model* model, int slot);
 
 /* Token models: advances stream slots[i] by token tokens[i] for i < batch (slots distinct, 1 <=
  * batch <= capacity). When `logits` is non-NULL it receives batch * vocab_size floats, row i for
  * stream i. A bad token id or slot fails before any state changes. */
-vkssm_status vkssm_model_step(vkssm_model* model, const int32_t* tokens, const int32_t* slots,
+VKSSM_API vkssm_status vkssm_model_step(vkssm_model* model, const int32_t* tokens, const int32_t* slots,
                               int batch, float* logits);
 
 /* Frame models (d_input > 0): advances slots[i] by the frame frames[i * d_input ...]. When
  * `outputs` is non-NULL it receives batch * d_output floats. Token models fail. */
-vkssm_status vkssm_model_step_frames(vkssm_model* model, const float* frames, const int32_t* slots,
+VKSSM_API vkssm_status vkssm_model_step_frames(vkssm_model* model, const float* frames, const int32_t* slots,
                                      int batch, float* outputs);
 
 /* Token models: a step that also picks each stream's next token on the device: next_tokens[i]
  * for slots[i], drawn with params[i]. `logits` (optional, batch * vocab_size floats) receives the
  * logits the tokens were drawn from. */
-vkssm_status vkssm_model_step_sample(vkssm_model* model, const int32_t* tokens, const int32_t* slots,
+VKSSM_API vkssm_status vkssm_model_step_sample(vkssm_model* model, const int32_t* tokens, const int32_t* slots,
                                      int batch, const vkssm_sampling* params, int32_t* next_tokens,
                                      float* logits);
 
 /* Feeds n >= 1 prompt tokens to one slot in few submits; `last_logits` (optional, vocab_size
  * floats) receives the logits after the last token. The state it leaves equals n steps. */
-vkssm_status vkssm_model_prefill(vkssm_model* model, int slot, const int32_t* tokens, int n,
+VKSSM_API vkssm_status vkssm_model_prefill(vkssm_model* model, int slot, const int32_t* tokens, int n,
                                  float* last_logits);
 
 /* Undoes the last `steps` steps of `slot`: needs rollback_depth >= steps at load and that many
  * steps since the slot's last reset, restore or fork. *available receives how many steps
  * vkssm_model_rollback can undo on `slot` now. */
-vkssm_status vkssm_model_rollback(vkssm_model* model, int slot, int steps);
-vkssm_status vkssm_model_rollback_available(vkssm_model* model, int slot, int* available);
+VKSSM_API vkssm_status vkssm_model_rollback(vkssm_model* model, int slot, int steps);
+VKSSM_API vkssm_status vkssm_model_rollback_available(vkssm_model* model, int slot, int* available);
 
 /* `to_slot` gets an exact (device-side) copy of `from_slot`'s state. */
-vkssm_status vkssm_model_fork(vkssm_model* model, int from_slot, int to_slot);
+VKSSM_API vkssm_status vkssm_model_fork(vkssm_model* model, int from_slot, int to_slot);
 
 /* The slot's whole state as a self-describing blob (versioned, fingerprinted, checksummed), in
  * two calls: with buffer NULL, *size receives the blob's size (the same for every slot of the
  * model); then with a buffer of `capacity` >= that many bytes, the blob is written and *size set to
  * its size. A smaller buffer fails with VKSSM_INVALID_ARGUMENT, writes nothing and sets *size to
  * the size needed. */
-vkssm_status vkssm_model_snapshot(vkssm_model* model, int slot, void* buffer, size_t capacity,
+VKSSM_API vkssm_status vkssm_model_snapshot(vkssm_model* model, int slot, void* buffer, size_t capacity,
                                   size_t* size);
 /* Replaces the slot's state with a blob from vkssm_model_snapshot (of this checkpoint, either
  * backend). A blob that is damaged or from another model fails and changes nothing. */
-vkssm_status vkssm_model_restore(vkssm_model* model, int slot, const void* data, size_t size);
+VKSSM_API vkssm_status vkssm_model_restore(vkssm_model* model, int slot, const void* data, size_t size);
 /* The same through a file: snapshot of `slot` written to `path` / a blob read from `path` restored
  * into `slot`. Errors name the file. */
-vkssm_status vkssm_model_snapshot_to_file(vkssm_model* model, int slot, const char* path);
-vkssm_status vkssm_model_restore_from_file(vkssm_model* model, int slot, const char* path);
+VKSSM_API vkssm_status vkssm_model_snapshot_to_file(vkssm_model* model, int slot, const char* path);
+VKSSM_API vkssm_status vkssm_model_restore_from_file(vkssm_model* model, int slot, const char* path);
 
 /* Asynchronous steps: submit queues a step (tokens for token models, frames for frame models; the
  * other NULL) and returns without waiting, so the host can prepare the next one while it runs;
@@ -164,11 +166,11 @@ vkssm_status vkssm_model_restore_from_file(vkssm_model* model, int slot, const c
  * logits / outputs back. Every check happens in submit. At most two steps are in flight.
  * collect waits for the oldest submitted step and writes its results: next_tokens [batch] when it
  * sampled, outputs [batch * d_output] when asked for; either may be NULL to discard them. */
-vkssm_status vkssm_model_submit(vkssm_model* model, const int32_t* tokens, const float* frames,
+VKSSM_API vkssm_status vkssm_model_submit(vkssm_model* model, const int32_t* tokens, const float* frames,
                                 const int32_t* slots, int batch, const vkssm_sampling* sampling,
                                 int want_outputs);
-vkssm_status vkssm_model_collect(vkssm_model* model, int32_t* next_tokens, float* outputs);
-int vkssm_model_in_flight(const vkssm_model* model);                /* submitted, not collected */
+VKSSM_API vkssm_status vkssm_model_collect(vkssm_model* model, int32_t* next_tokens, float* outputs);
+VKSSM_API int vkssm_model_in_flight(const vkssm_model* model);                /* submitted, not collected */
 
 /* ---- streams ---------------------------------------------------------------------------------- */
 
@@ -186,47 +188,47 @@ typedef struct {
 } vkssm_step_result;
 
 /* A pool serving all of the model's slots. Free it before the model. */
-vkssm_status vkssm_pool_create(vkssm_model* model, vkssm_pool** out);
-void vkssm_pool_free(vkssm_pool* pool);                             /* NULL is ignored */
-int vkssm_pool_open_count(vkssm_pool* pool);                        /* 0 on NULL */
+VKSSM_API vkssm_status vkssm_pool_create(vkssm_model* model, vkssm_pool** out);
+VKSSM_API void vkssm_pool_free(vkssm_pool* pool);                             /* NULL is ignored */
+VKSSM_API int vkssm_pool_open_count(vkssm_pool* pool);                        /* 0 on NULL */
 
 /* A new stream with a zero state, nothing queued and greedy sampling; fails when all are open. */
-vkssm_status vkssm_pool_open(vkssm_pool* pool, vkssm_stream* out);
+VKSSM_API vkssm_status vkssm_pool_open(vkssm_pool* pool, vkssm_stream* out);
 /* Ends the stream; its queued input is dropped and its handle becomes stale. */
-vkssm_status vkssm_pool_close(vkssm_pool* pool, vkssm_stream stream);
+VKSSM_API vkssm_status vkssm_pool_close(vkssm_pool* pool, vkssm_stream stream);
 /* Zeroes the stream's state and drops its queued input. */
-vkssm_status vkssm_pool_reset(vkssm_pool* pool, vkssm_stream stream);
+VKSSM_API vkssm_status vkssm_pool_reset(vkssm_pool* pool, vkssm_stream stream);
 /* A new stream with a copy of the stream's state and sampling parameters (not its queue). */
-vkssm_status vkssm_pool_fork(vkssm_pool* pool, vkssm_stream stream, vkssm_stream* out);
+VKSSM_API vkssm_status vkssm_pool_fork(vkssm_pool* pool, vkssm_stream stream, vkssm_stream* out);
 /* Queues n tokens (token models) or n frames of d_input floats (frame models) for the stream.
  * Everything is checked first: on error nothing is queued. */
-vkssm_status vkssm_pool_feed(vkssm_pool* pool, vkssm_stream stream, const int32_t* tokens, size_t n);
-vkssm_status vkssm_pool_feed_frames(vkssm_pool* pool, vkssm_stream stream, const float* frames, size_t n);
+VKSSM_API vkssm_status vkssm_pool_feed(vkssm_pool* pool, vkssm_stream stream, const int32_t* tokens, size_t n);
+VKSSM_API vkssm_status vkssm_pool_feed_frames(vkssm_pool* pool, vkssm_stream stream, const float* frames, size_t n);
 /* Tokens or frames queued for the stream and not yet stepped. */
-vkssm_status vkssm_pool_pending(vkssm_pool* pool, vkssm_stream stream, size_t* out);
+VKSSM_API vkssm_status vkssm_pool_pending(vkssm_pool* pool, vkssm_stream stream, size_t* out);
 /* The parameters vkssm_pool_step_sample uses for the stream. */
-vkssm_status vkssm_pool_set_sampling(vkssm_pool* pool, vkssm_stream stream, const vkssm_sampling* params);
+VKSSM_API vkssm_status vkssm_pool_set_sampling(vkssm_pool* pool, vkssm_stream stream, const vkssm_sampling* params);
 /* Advances every stream with queued input by one token or frame in one batched step. `results`
  * must hold capacity entries; *count receives the number of streams advanced (0: none had input),
  * results[0 .. *count) in slot order. `outputs` (optional, capacity * d_output floats) receives row
  * i for results[i]. On error no queue changes. */
-vkssm_status vkssm_pool_step(vkssm_pool* pool, vkssm_step_result* results, float* outputs, int* count);
+VKSSM_API vkssm_status vkssm_pool_step(vkssm_pool* pool, vkssm_step_result* results, float* outputs, int* count);
 /* Token models: the same, also sampling each stream's next token (results[i].sampled). With
  * feed_back non-zero a sampled token is queued as its stream's next input when that stream has
  * nothing else queued. */
-vkssm_status vkssm_pool_step_sample(vkssm_pool* pool, int feed_back, vkssm_step_result* results,
+VKSSM_API vkssm_status vkssm_pool_step_sample(vkssm_pool* pool, int feed_back, vkssm_step_result* results,
                                     float* outputs, int* count);
 /* Runs all but the last queued token of the stream through vkssm_model_prefill; the last stays
  * queued for the next batched step. *consumed (optional) receives how many tokens ran. */
-vkssm_status vkssm_pool_prefill(vkssm_pool* pool, vkssm_stream stream, size_t* consumed);
+VKSSM_API vkssm_status vkssm_pool_prefill(vkssm_pool* pool, vkssm_stream stream, size_t* consumed);
 /* Undoes the stream's last `steps` steps (as vkssm_model_rollback); its queue is not touched. */
-vkssm_status vkssm_pool_rollback(vkssm_pool* pool, vkssm_stream stream, int steps);
-vkssm_status vkssm_pool_rollback_available(vkssm_pool* pool, vkssm_stream stream, int* available);
+VKSSM_API vkssm_status vkssm_pool_rollback(vkssm_pool* pool, vkssm_stream stream, int steps);
+VKSSM_API vkssm_status vkssm_pool_rollback_available(vkssm_pool* pool, vkssm_stream stream, int* available);
 /* The stream's state as a blob, two calls as vkssm_model_snapshot; restore opens a new stream
  * holding a blob's state (on a bad blob nothing is opened). */
-vkssm_status vkssm_pool_snapshot(vkssm_pool* pool, vkssm_stream stream, void* buffer, size_t capacity,
+VKSSM_API vkssm_status vkssm_pool_snapshot(vkssm_pool* pool, vkssm_stream stream, void* buffer, size_t capacity,
                                  size_t* size);
-vkssm_status vkssm_pool_restore(vkssm_pool* pool, const void* data, size_t size, vkssm_stream* out);
+VKSSM_API vkssm_status vkssm_pool_restore(vkssm_pool* pool, const void* data, size_t size, vkssm_stream* out);
 
 /* ---- speech-command listener ----------------------------------------------------------------
  * Many audio streams, one batched model step per 10 ms hop (engine/listener.h):
@@ -252,27 +254,27 @@ typedef struct {
 
 /* model_dir NULL: the shipped model found next to the executable. opts NULL: defaults; its
  * max_streams is how many streams may be open at once. threshold 0: the model's own. */
-vkssm_status vkssm_listener_create(const char* model_dir, const vkssm_load_options* opts, float threshold,
+VKSSM_API vkssm_status vkssm_listener_create(const char* model_dir, const vkssm_load_options* opts, float threshold,
                                    vkssm_listener** out);
-void vkssm_listener_free(vkssm_listener* listener);                 /* NULL is ignored */
-int vkssm_listener_command_count(const vkssm_listener* listener);   /* 0 on NULL */
-const char* vkssm_listener_command(const vkssm_listener* listener, int index);  /* NULL out of range */
-vkssm_status vkssm_listener_open_stream(vkssm_listener* listener, int sample_rate, int* stream);
+VKSSM_API void vkssm_listener_free(vkssm_listener* listener);                 /* NULL is ignored */
+VKSSM_API int vkssm_listener_command_count(const vkssm_listener* listener);   /* 0 on NULL */
+VKSSM_API const char* vkssm_listener_command(const vkssm_listener* listener, int index);  /* NULL out of range */
+VKSSM_API vkssm_status vkssm_listener_open_stream(vkssm_listener* listener, int sample_rate, int* stream);
 /* Audio in [-1, 1] (f32) or signed 16-bit; from any thread. */
-vkssm_status vkssm_listener_push_s16(vkssm_listener* listener, int stream, const int16_t* samples, size_t n);
-vkssm_status vkssm_listener_push_f32(vkssm_listener* listener, int stream, const float* samples, size_t n);
+VKSSM_API vkssm_status vkssm_listener_push_s16(vkssm_listener* listener, int stream, const int16_t* samples, size_t n);
+VKSSM_API vkssm_status vkssm_listener_push_f32(vkssm_listener* listener, int stream, const float* samples, size_t n);
 /* No more audio for the stream: its last hops run in process(), then it is done. */
-vkssm_status vkssm_listener_finish_stream(vkssm_listener* listener, int stream);
-vkssm_status vkssm_listener_close_stream(vkssm_listener* listener, int stream);  /* drop now */
-vkssm_status vkssm_listener_stream_done(vkssm_listener* listener, int stream, int* done);
+VKSSM_API vkssm_status vkssm_listener_finish_stream(vkssm_listener* listener, int stream);
+VKSSM_API vkssm_status vkssm_listener_close_stream(vkssm_listener* listener, int stream);  /* drop now */
+VKSSM_API vkssm_status vkssm_listener_stream_done(vkssm_listener* listener, int stream, int* done);
 /* Runs batched hops while any stream has a full one; *hops (may be NULL) gets how many. */
-vkssm_status vkssm_listener_process(vkssm_listener* listener, int* hops);
+VKSSM_API vkssm_status vkssm_listener_process(vkssm_listener* listener, int* hops);
 /* Up to `capacity` detections, oldest first; the rest stay queued. */
-vkssm_status vkssm_listener_poll(vkssm_listener* listener, vkssm_listen_event* events, int capacity, int* count);
+VKSSM_API vkssm_status vkssm_listener_poll(vkssm_listener* listener, vkssm_listen_event* events, int capacity, int* count);
 
 /* The message of the last failing call on this thread, "" if none has failed. The pointer stays
  * valid until the next failing call on this thread. */
-const char* vkssm_last_error(void);
+VKSSM_API const char* vkssm_last_error(void);
 
 #ifdef __cplusplus
 }  /* extern "C" */

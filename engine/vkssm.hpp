@@ -13,7 +13,11 @@
 #include <string>
 #include <vector>
 
+// Relative to this header: found in the source tree (through -I<root>) and installed as
+// <vkssm/vkssm.hpp> next to <vkssm/host/...>.
+#include "host/error.h"
 #include "host/sampling.h"
+#include "host/vkssm_export.h"
 
 namespace vkssm {
 
@@ -51,7 +55,7 @@ struct StepCounters {
   uint64_t recordings = 0;   // command buffers recorded (happens at load time only)
 };
 
-class Model {
+class VKSSM_API Model {
  public:
   virtual ~Model() = default;
   virtual const ModelInfo& info() const = 0;
@@ -116,14 +120,14 @@ class Model {
 };
 
 // A snapshot blob to / from a file (defined in host/state_file.cpp). Errors name the file.
-void save_state_file(const std::string& path, const std::vector<uint8_t>& blob);
-std::vector<uint8_t> load_state_file(const std::string& path);
+VKSSM_API void save_state_file(const std::string& path, const std::vector<uint8_t>& blob);
+VKSSM_API std::vector<uint8_t> load_state_file(const std::string& path);
 
 // Loads a checkpoint: a folder (config.json + safetensors) or a llama.cpp GGUF file, of any
 // architecture in supported_architectures(). Throws vkssm::Error.
-std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& options = {});
+VKSSM_API std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& options = {});
 // The architecture names load_model() accepts ("mamba", "falcon_mamba", ...).
-std::vector<std::string> supported_architectures();
+VKSSM_API std::vector<std::string> supported_architectures();
 
 struct DeviceInfo {
   int index = 0;
@@ -137,9 +141,9 @@ struct DeviceInfo {
   uint64_t device_local_bytes = 0;
   bool is_default = false;  // the device chosen when none is named
 };
-std::vector<DeviceInfo> list_devices();
+VKSSM_API std::vector<DeviceInfo> list_devices();
 
 // Validation-layer messages seen since the process started (tests require 0).
-uint64_t validation_message_count();
+VKSSM_API uint64_t validation_message_count();
 
 }  // namespace vkssm

@@ -441,41 +441,27 @@ void VulkanStepModel::collect(int32_t* next_tokens, float* outputs) {
     std::memcpy(outputs, outputs_back_[size_t(f.parity)].mapped(), size_t(f.batch) * size_t(d_output_) * 4);
 }
 
+// The blocking calls: one submit and its collect, with nothing else in flight.
+void VulkanStepModel::step_now(const char* what, StepRequest r, int32_t* next_tokens, float* outputs) {
+  check_idle(what);
+  r.want_outputs = outputs != nullptr;
+  submit(r);
+  collect(next_tokens, outputs);
+}
+
 void VulkanStepModel::step(const int32_t* tokens, const int32_t* slots, int batch, float* logits) {
   if (d_input_ > 0) throw Error("model '" + info_.architecture + "' takes input frames (step_frames), not token ids");
-  check_idle("step");
-  StepRequest r;
-  r.tokens = tokens;
-  r.slots = slots;
-  r.batch = batch;
-  r.want_outputs = logits != nullptr;
-  submit(r);
-  collect(nullptr, logits);
+  step_now("step", {.tokens = tokens, .slots = slots, .batch = batch}, nullptr, logits);
 }
 
 void VulkanStepModel::step_frames(const float* frames, const int32_t* slots, int batch, float* outputs) {
   if (d_input_ == 0) throw Error("model '" + info_.architecture + "' takes token ids (step), not input frames");
-  check_idle("step_frames");
-  StepRequest r;
-  r.frames = frames;
-  r.slots = slots;
-  r.batch = batch;
-  r.want_outputs = outputs != nullptr;
-  submit(r);
-  collect(nullptr, outputs);
+  step_now("step_frames", {.frames = frames, .slots = slots, .batch = batch}, nullptr, outputs);
 }
 
 void VulkanStepModel::step_sample(const int32_t* tokens, const int32_t* slots, int batch,
                                   const SamplingParams* params, int32_t* next_tokens, float* logits) {
-  check_idle("step_sample");
-  StepRequest r;
-  r.tokens = tokens;
-  r.slots = slots;
-  r.batch = batch;
-  r.sampling = params;
-  r.want_outputs = logits != nullptr;
-  submit(r);
-  collect(next_tokens, logits);
+  step_now("step_sample", {.tokens = tokens, .slots = slots, .batch = batch, .sampling = params}, next_tokens, logits);
 }
 
 void VulkanStepModel::stage_prompt(int staging, const int32_t* tokens, int n, int slot) {

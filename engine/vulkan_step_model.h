@@ -99,6 +99,7 @@ class VulkanStepModel final : public Model {
   GpuBuffer& add_state(uint64_t floats_per_slot, const std::string& what);
   void finish();
   void check_idle(const char* what) const;
+  void step_now(const char* what, StepRequest request, int32_t* next_tokens, float* outputs);
   // Validates and writes one step's inputs into staging buffer `staging`.
   void stage(int staging, const int32_t* tokens, const float* frames, const int32_t* slots, int batch,
              const SamplingParams* sampling);

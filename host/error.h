@@ -4,9 +4,11 @@
 #include <stdexcept>
 #include <string>
 
+#include "vkssm_export.h"
+
 namespace vkssm {
 
-class Error : public std::runtime_error {
+class VKSSM_API Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };

@@ -3,6 +3,8 @@
 // a run is reproducible.
 #include <cstdint>
 
+#include "vkssm_export.h"
+
 namespace vkssm {
 
 struct SamplingParams {
@@ -12,7 +14,7 @@ struct SamplingParams {
 };
 
 // A small, portable PRNG (splitmix64/xoshiro-style) so results match across platforms.
-class Rng {
+class VKSSM_API Rng {
  public:
   explicit Rng(uint64_t seed) : s_(seed ^ 0x9E3779B97F4A7C15ull) {}
   // Jumps over n draws: Rng(seed).skip(n).next_u64() is the (n+1)-th draw of Rng(seed).
@@ -26,12 +28,12 @@ class Rng {
   uint64_t s_;
 };
 
-int32_t argmax(const float* logits, int n);
-int32_t sample_token(const float* logits, int n, const SamplingParams& p, Rng& rng);
+VKSSM_API int32_t argmax(const float* logits, int n);
+VKSSM_API int32_t sample_token(const float* logits, int n, const SamplingParams& p, Rng& rng);
 
 // The `index`-th token a stream samples (index 0 first): sample_token with Rng(p.seed) skipped
 // `index` draws. sample_token draws once per call, so this equals drawing a stream's tokens in
 // order from one Rng(p.seed), and it is what Model::step_sample computes on every backend.
-int32_t sample_nth(const float* logits, int n, const SamplingParams& p, uint64_t index);
+VKSSM_API int32_t sample_nth(const float* logits, int n, const SamplingParams& p, uint64_t index);
 
 }  // namespace vkssm

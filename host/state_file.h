@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "host/vkssm_export.h"
+
 namespace vkssm {
 
 inline constexpr uint32_t kStateFormatVersion = 1;
@@ -41,7 +43,7 @@ std::vector<uint8_t> encode_state(const StateHeader& header, const float* payloa
 std::vector<float> decode_state(const uint8_t* data, size_t size, const StateHeader& expected);
 
 // Whole-file I/O of a blob. Errors name the file. (Also declared in engine/vkssm.hpp.)
-void save_state_file(const std::string& path, const std::vector<uint8_t>& blob);
-std::vector<uint8_t> load_state_file(const std::string& path);
+VKSSM_API void save_state_file(const std::string& path, const std::vector<uint8_t>& blob);
+VKSSM_API std::vector<uint8_t> load_state_file(const std::string& path);
 
 }  // namespace vkssm

@@ -3,7 +3,9 @@
 #
 #   scripts/setup.sh demo   install what is missing, build, generate text with the tiny model and
 #                           recognise spoken commands in four demo recordings at once
-#   scripts/setup.sh test   install what is missing, build, run the test suite
+#   scripts/setup.sh test   install what is missing, build, run the test suite (C++ tests, the
+#                           Python module's tests, and a consumer project built against the
+#                           installed package)
 #
 # Re-running is cheap: the package step is skipped when everything is installed, and the build
 # is incremental (into build/).
@@ -23,7 +25,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # ---- system packages ----------------------------------------------------------------------
 packages=(cmake ninja-build g++ pkg-config libvulkan-dev libvulkan-volk-dev glslc libglm-dev
           libgtest-dev mesa-vulkan-drivers vulkan-validationlayers spirv-tools vulkan-tools
-          nlohmann-json3-dev libfftw3-dev libsamplerate0-dev python3-numpy)
+          nlohmann-json3-dev libfftw3-dev libsamplerate0-dev python3-numpy
+          python3-dev pybind11-dev python3-pybind11 python3-pytest)
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
@@ -76,6 +79,13 @@ if [[ $mode == demo ]]; then
   exec build/bin/vkssm listen "$demo"/command-*.wav
 else
   ctest --test-dir build --output-on-failure -j2
+  # The Python module (build/python/) under the validation layer, with Debian's python3 (the one
+  # it was built for; a pyenv shim may come first on PATH).
+  echo "setup: Python module tests"
+  VKSSM_BUILD_DIR="$PWD/build" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python
+  # The installed package from outside: CMake find_package and pkg-config, static and shared.
+  echo "setup: consumer project against the installed package"
+  bash tests/consumer/run.sh build
   # Leak check (the tests that spawn other programs stay out: they would inherit the preload): the resource-cycle tests (10,000 open/close/fork cycles, state and model cycles)
   # and the stream/state/C API tests again, built with AddressSanitizer + LeakSanitizer.
   # VKSSM_SANITIZE_TESTS=0 skips it.
@@ -95,6 +105,6 @@ else
     (cd build-asan && LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
        LSAN_OPTIONS="suppressions=$PWD/../scripts/lsan.supp" \
        ./bin/vkssm_tests --gtest_brief=1 \
-       --gtest_filter='*Leaks*:*StreamPool*:*StateTest*:*CApiTest*:*Features*:Listener*:WavReader*:Resampler*:CommandDecoder*')
+       --gtest_filter='*Leaks*:*StreamPool*:*Contract*:*CApiTest*:*Features*:Listener*:WavReader*:Resampler*:CommandDecoder*')
   fi
 fi
