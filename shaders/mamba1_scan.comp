@@ -6,10 +6,9 @@
 //   s[e,n] = s[e,n] * exp(dt * A[e,n]) + dt * xc[e] * B[n]      (A = -exp(A_log), precomputed)
 //   y[e] = (sum_n s[e,n] * C[n] + D[e] * xc[e]) * silu(z[e])
 // dt_in | B | C are the sums of the NCHUNK x_proj partials written by mamba1_conv_x_proj.comp.
-//
-// (A variant that RMS-normalises dt_in, B and C without a weight before use, as Falcon-Mamba does,
-// fits here as one more bool constant: after `dbc` is summed, scale each of its three segments
-// by its own inverse RMS before the channel loop.)
+// Falcon-Mamba (DT_B_C_RMS): each of the three is first RMS-normalised without a weight,
+// v * inversesqrt(mean(v^2) + MIXER_EPS). Every invocation computes the three scales itself from
+// the shared sums (R + 2N values), which costs less than another barrier.
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -23,6 +22,8 @@ layout(constant_id = 7) const uint XZ_STRIDE = 2;
 layout(constant_id = 8) const uint XC_STRIDE = 1;
 layout(constant_id = 9) const uint Y_STRIDE = 1;
 layout(constant_id = 10) const uint J = 1;        // R + 2N
+layout(constant_id = 11) const bool DT_B_C_RMS = false;
+layout(constant_id = 12) const float MIXER_EPS = 1e-6;
 
 STEP_INPUT(0)
 layout(std430, binding = 1) readonly buffer Partial { float partial[]; };  // [B][NCHUNK_IN][J]
@@ -38,6 +39,15 @@ layout(std430, binding = 9) writeonly buffer Yout { float y[]; };      // [B][Y_
 #define LOCAL gl_WorkGroupSize.x
 shared float dbc[J];  // dt_in | B | C of the current stream
 
+// 1 / RMS of dbc[begin, begin + count), or 1 when the model does not normalise (x * 1.0 is
+// exact, so plain Mamba-1 computes the same bits as without this).
+float inverse_rms(uint begin, uint count) {
+  if (!DT_B_C_RMS) return 1.0;
+  float sum_sq = 0.0;
+  for (uint i = begin; i < begin + count; ++i) sum_sq += dbc[i] * dbc[i];
+  return inversesqrt(sum_sq / float(count) + MIXER_EPS);
+}
+
 void main() {
   const uint tid = gl_LocalInvocationID.x;
   const uint e0 = gl_WorkGroupID.x * CHUNK;
@@ -50,22 +60,23 @@ void main() {
       dbc[j] = s;
     }
     barrier();
+    const float dt_scale = inverse_rms(0, R), b_scale = inverse_rms(R, N), c_scale = inverse_rms(R + N, N);
     const uint slot = STEP_SLOT(b, CAPACITY);
     const bool fresh = STEP_FRESH(b, CAPACITY);
     for (uint c = tid; c < CHUNK; c += LOCAL) {
       const uint e = e0 + c;
       if (e >= E) break;
       float dt = dt_b[e];
-      for (uint r = 0; r < R; ++r) dt += LOAD1(DtW, e * R + r) * dbc[r];
+      for (uint r = 0; r < R; ++r) dt += LOAD1(DtW, e * R + r) * (dbc[r] * dt_scale);
       dt = softplus(dt);
       const float xv = xc[b * XC_STRIDE + e];
       const float dtx = dt * xv;
       const uint s0 = (slot * E + e) * N;
       float acc = 0.0;
       for (uint n = 0; n < N; ++n) {
-        float s = (fresh ? 0.0 : ssm_state[s0 + n]) * exp(dt * A_neg[e * N + n]) + dtx * dbc[R + n];
+        float s = (fresh ? 0.0 : ssm_state[s0 + n]) * exp(dt * A_neg[e * N + n]) + dtx * (dbc[R + n] * b_scale);
         ssm_state[s0 + n] = s;
-        acc += s * dbc[R + N + n];
+        acc += s * (dbc[R + N + n] * c_scale);
       }
       acc += D_skip[e] * xv;
       y[b * Y_STRIDE + e] = acc * silu(xz[b * XZ_STRIDE + E + e]);

@@ -135,8 +135,15 @@ Mamba2Config small_mamba2_config() {
 
 S4DConfig small_s4d_config() { return {.d_input = 3, .d_model = 16, .d_state = 8, .n_layers = 2, .d_output = 5}; }
 
+Mamba1Config falcon_config() {
+  Mamba1Config c = testing_helpers::small_mamba1_config(kVocab);
+  c.dt_b_c_rms = true;
+  return c;
+}
+
 const ContractArch kArchitectures[] = {
     {"mamba1", false, [](uint64_t seed) { return mamba1_model(testing_helpers::small_mamba1_config(kVocab), seed); }},
+    {"falcon_mamba", false, [](uint64_t seed) { return mamba1_model(falcon_config(), seed); }},
     {"mamba2", false,
      [](uint64_t seed) {
        return arch_model(

@@ -54,8 +54,10 @@ struct ScanSpec {
   uint32_t xc_stride = 1;   // 8: XC_STRIDE
   uint32_t y_stride = 1;    // 9: Y_STRIDE
   uint32_t J = 1;           // 10: R + 2N
+  bool dt_b_c_rms = false;  // 11: DT_B_C_RMS, Falcon-Mamba's weightless RMSNorm of dt_in, B and C
+  float mixer_eps = 1e-6f;  // 12: MIXER_EPS, its epsilon
   SpecConstants constants() const {
-    return {local, E, N, R, chunk, nchunk_in, capacity, xz_stride, xc_stride, y_stride, J};
+    return {local, E, N, R, chunk, nchunk_in, capacity, xz_stride, xc_stride, y_stride, J, dt_b_c_rms, mixer_eps};
   }
 };
 
@@ -112,11 +114,6 @@ class Mamba1Graph final : public StepGraph {
 };
 
 Mamba1Graph::Mamba1Graph(GraphBuilder& b, const Mamba1Weights& w, const LoadOptions& options) : cfg_(w.cfg) {
-  // Falcon-Mamba's extra normalisation (dt, B, C after x_proj) belongs in mamba1_scan.comp as one
-  // more bool constant (see its header); until it is there, refuse rather than compute Mamba-1.
-  if (cfg_.dt_b_c_rms)
-    throw Error("Falcon-Mamba (RMS-normalised dt, B, C) is not implemented on the Vulkan backend yet; "
-                "load " + w.source + " with the cpu backend");
   const WeightsPlan plan = plan_weights(weights_request(w, options), b.caps());
   up_ = std::make_unique<WeightUploader>(b.ctx(), plan.f16);
   b.create_io(plan.capacity, 0, cfg_.vocab_size);
@@ -194,7 +191,8 @@ void Mamba1Graph::create_pipelines(GraphBuilder& b) {
       ctx, f16 ? ShaderId::mamba1_conv_x_proj_f16 : ShaderId::mamba1_conv_x_proj_f32, 8, conv.constants());
   const ScanSpec scan{.local = tune_.local, .E = E, .N = uint32_t(cfg_.d_state), .R = uint32_t(cfg_.dt_rank),
                       .chunk = tune_.ssm_chunk, .nchunk_in = nchunk_, .capacity = cap, .xz_stride = xz_stride_,
-                      .xc_stride = epad_, .y_stride = epad_, .J = J_};
+                      .xc_stride = epad_, .y_stride = epad_, .J = J_, .dt_b_c_rms = cfg_.dt_b_c_rms,
+                      .mixer_eps = cfg_.mixer_rms_eps};
   scan_pipe_ = std::make_unique<ComputePipeline>(ctx, f16 ? ShaderId::mamba1_scan_f16 : ShaderId::mamba1_scan_f32,
                                                  10, scan.constants());
 
