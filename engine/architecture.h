@@ -83,6 +83,16 @@ Architecture make_architecture(std::string name, std::string description, bool f
   return a;
 }
 
+// The bench's size in an architecture's config; the other fields keep their defaults.
+template <class Config>
+Config bench_sized(const BenchShape& shape) {
+  Config c;
+  c.d_model = shape.d_model;
+  c.n_layer = shape.n_layer;
+  c.vocab_size = shape.vocab_size;
+  return c;
+}
+
 // Every registered architecture, in the order models/architectures.cpp lists them.
 const std::vector<const Architecture*>& architectures();
 

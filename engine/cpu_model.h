@@ -24,6 +24,28 @@ class CpuStepper {
   virtual void step_frame(float* state, const float* frame, float* out) const;
 };
 
+// The stepper of a reference that already steps the blob's flat layout in place:
+// Reference(const Weights&), Reference::state_floats(), and Reference::step(state, token or
+// frame, out). It keeps its own copy of the weights, which the reference points into.
+template <class Weights, class Reference, bool kFrameModel>
+class FlatReferenceStepper final : public CpuStepper {
+ public:
+  explicit FlatReferenceStepper(const Weights& w) : weights_(w), ref_(weights_) {}
+  size_t state_floats() const override { return ref_.state_floats(); }
+  void step_token(float* state, int32_t token, float* out) const override {
+    if constexpr (kFrameModel) CpuStepper::step_token(state, token, out);
+    else ref_.step(state, token, out);
+  }
+  void step_frame(float* state, const float* frame, float* out) const override {
+    if constexpr (kFrameModel) ref_.step(state, frame, out);
+    else CpuStepper::step_frame(state, frame, out);
+  }
+
+ private:
+  Weights weights_;  // ref_ points here: declared first, so built first
+  Reference ref_;
+};
+
 // `info` describes the model (architecture, sizes; backend and device are filled in here);
 // `header` is what its state blobs say. Throws vkssm::Error when capacity < 1.
 std::unique_ptr<Model> create_cpu_model(std::unique_ptr<CpuStepper> stepper, const ModelInfo& info,

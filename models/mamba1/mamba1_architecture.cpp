@@ -11,10 +11,7 @@ const ArchitectureParts<Mamba1Weights> kParts{load_mamba1, create_mamba1_cpu, cr
 
 // The mamba-130m layout (E = 2D, dt_rank = ceil(D/16), N 16) at the bench's size.
 Mamba1Config bench_config(const BenchShape& shape) {
-  Mamba1Config c;
-  c.d_model = shape.d_model;
-  c.n_layer = shape.n_layer;
-  c.vocab_size = shape.vocab_size;
+  Mamba1Config c = bench_sized<Mamba1Config>(shape);
   c.d_inner = 2 * shape.d_model;
   c.dt_rank = (shape.d_model + 15) / 16;
   return c;
@@ -31,10 +28,6 @@ std::unique_ptr<Model> random_falcon_mamba(const BenchShape& shape, const LoadOp
 }
 
 }  // namespace
-
-std::unique_ptr<Model> create_mamba1(const Mamba1Weights& weights, const LoadOptions& options) {
-  return kParts.create(weights, options);
-}
 
 const Architecture& mamba1_architecture() {
   static const Architecture entry = make_architecture(

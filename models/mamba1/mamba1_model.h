@@ -110,6 +110,8 @@ std::unique_ptr<Model> create_mamba1_cpu(const Mamba1Weights& weights, const Loa
 // The Vulkan backend (mamba1_vulkan.cpp).
 std::unique_ptr<Model> create_mamba1_vulkan(const Mamba1Weights& weights, const LoadOptions& options);
 // Weights already in memory on the backend `options` asks for (tests, bench).
-std::unique_ptr<Model> create_mamba1(const Mamba1Weights& weights, const LoadOptions& options = {});
+inline std::unique_ptr<Model> create_mamba1(const Mamba1Weights& weights, const LoadOptions& options = {}) {
+  return options.backend == BackendKind::Cpu ? create_mamba1_cpu(weights, options) : create_mamba1_vulkan(weights, options);
+}
 
 }  // namespace vkssm

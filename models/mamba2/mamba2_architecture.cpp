@@ -10,20 +10,13 @@ const ArchitectureParts<Mamba2Weights> kParts{load_mamba2, create_mamba2_cpu, cr
 
 // The mamba2-130m layout (N 128, head_dim 64, 1 group) at the bench's size.
 std::unique_ptr<Model> random_model(const BenchShape& shape, const LoadOptions& options) {
-  Mamba2Config c;
-  c.d_model = shape.d_model;
-  c.n_layer = shape.n_layer;
-  c.vocab_size = shape.vocab_size;
+  Mamba2Config c = bench_sized<Mamba2Config>(shape);
   c.d_state = 128;
   c.head_dim = 64;
   return kParts.create(random_mamba2(c, 42), options);
 }
 
 }  // namespace
-
-std::unique_ptr<Model> create_mamba2(const Mamba2Weights& weights, const LoadOptions& options) {
-  return kParts.create(weights, options);
-}
 
 const Architecture& mamba2_architecture() {
   static const Architecture entry = make_architecture(

@@ -27,26 +27,11 @@ StateHeader mamba2_state_header(const Mamba2Weights& w) {
           uint64_t(c.n_layer) * uint64_t(c.conv_dim() * c.d_conv + c.d_inner * c.d_state)};
 }
 
-namespace {
-
-// The reference already steps the blob's flat layout: conv states [L][conv_dim][K], then ssm
-// states [L][H][P][N].
-class Mamba2CpuStepper final : public CpuStepper {
- public:
-  explicit Mamba2CpuStepper(const Mamba2Weights& w) : weights_(w), ref_(weights_) {}
-  size_t state_floats() const override { return ref_.state_floats(); }
-  void step_token(float* state, int32_t token, float* out) const override { ref_.step(state, token, out); }
-
- private:
-  Mamba2Weights weights_;  // ref_ points here: declared first, so built first
-  Mamba2CpuReference ref_;
-};
-
-}  // namespace
-
+// The reference already steps the blob's flat layout in place.
 std::unique_ptr<Model> create_mamba2_cpu(const Mamba2Weights& weights, const LoadOptions& options) {
-  return create_cpu_model(std::make_unique<Mamba2CpuStepper>(weights), mamba2_model_info(weights),
-                          mamba2_state_header(weights), options);
+  using Stepper = FlatReferenceStepper<Mamba2Weights, Mamba2CpuReference, false>;
+  return create_cpu_model(std::make_unique<Stepper>(weights), mamba2_model_info(weights), mamba2_state_header(weights),
+                          options);
 }
 
 }  // namespace vkssm

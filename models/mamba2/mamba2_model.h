@@ -110,6 +110,8 @@ std::unique_ptr<Model> create_mamba2_cpu(const Mamba2Weights& weights, const Loa
 // The Vulkan backend (mamba2_vulkan.cpp).
 std::unique_ptr<Model> create_mamba2_vulkan(const Mamba2Weights& weights, const LoadOptions& options);
 // Weights already in memory on the backend `options` asks for (tests, bench).
-std::unique_ptr<Model> create_mamba2(const Mamba2Weights& weights, const LoadOptions& options = {});
+inline std::unique_ptr<Model> create_mamba2(const Mamba2Weights& weights, const LoadOptions& options = {}) {
+  return options.backend == BackendKind::Cpu ? create_mamba2_cpu(weights, options) : create_mamba2_vulkan(weights, options);
+}
 
 }  // namespace vkssm

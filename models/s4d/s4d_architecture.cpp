@@ -11,10 +11,6 @@ const ArchitectureParts<S4DWeights> kParts{load_s4d, create_s4d_cpu, create_s4d_
 
 }  // namespace
 
-std::unique_ptr<Model> create_s4d(const S4DWeights& weights, const LoadOptions& options) {
-  return kParts.create(weights, options);
-}
-
 const Architecture& s4d_architecture() {
   static const Architecture entry = make_architecture(
       "s4d", "S4D (diagonal state-space layers), frame model: float frames in and out", true,

@@ -27,25 +27,11 @@ StateHeader s4d_state_header(const S4DWeights& w) {
           uint64_t(c.n_layers) * uint64_t(c.d_model) * uint64_t(c.d_state)};
 }
 
-namespace {
-
-// The reference already steps the blob payload layout in place.
-class S4DCpuStepper final : public CpuStepper {
- public:
-  explicit S4DCpuStepper(const S4DWeights& w) : weights_(w), ref_(weights_) {}
-  size_t state_floats() const override { return ref_.state_floats(); }
-  void step_frame(float* state, const float* frame, float* out) const override { ref_.step(state, frame, out); }
-
- private:
-  S4DWeights weights_;
-  S4DCpuReference ref_;
-};
-
-}  // namespace
-
+// The reference already steps the blob's flat layout in place.
 std::unique_ptr<Model> create_s4d_cpu(const S4DWeights& weights, const LoadOptions& options) {
-  return create_cpu_model(std::make_unique<S4DCpuStepper>(weights), s4d_model_info(weights),
-                          s4d_state_header(weights), options);
+  using Stepper = FlatReferenceStepper<S4DWeights, S4DCpuReference, true>;
+  return create_cpu_model(std::make_unique<Stepper>(weights), s4d_model_info(weights), s4d_state_header(weights),
+                          options);
 }
 
 }  // namespace vkssm

@@ -129,6 +129,8 @@ std::unique_ptr<Model> create_s4d_cpu(const S4DWeights& weights, const LoadOptio
 // The Vulkan backend (s4d_vulkan.cpp).
 std::unique_ptr<Model> create_s4d_vulkan(const S4DWeights& weights, const LoadOptions& options);
 // Weights already in memory on the backend `options` asks for (tests, bench).
-std::unique_ptr<Model> create_s4d(const S4DWeights& weights, const LoadOptions& options = {});
+inline std::unique_ptr<Model> create_s4d(const S4DWeights& weights, const LoadOptions& options = {}) {
+  return options.backend == BackendKind::Cpu ? create_s4d_cpu(weights, options) : create_s4d_vulkan(weights, options);
+}
 
 }  // namespace vkssm
