@@ -37,9 +37,12 @@ class Tokenizer {
 std::unique_ptr<Tokenizer> make_byte_tokenizer();
 
 // A Hugging Face tokenizer.json holding a byte-level BPE model (GPT-2 / GPT-NeoX style).
-// Throws vkssm::Error naming the file when it is missing, is not valid JSON, or describes a
-// tokenizer this reader does not implement (a model other than BPE, a pre-tokenizer other than
-// ByteLevel, ...).
+// Applies the file's normalizer (NFC, NFD, NFKC, NFKD or a Sequence of them) and matches added
+// tokens as Hugging Face's `tokenizers` does: those with "normalized": false in the raw text,
+// the others in the normalized text. Malformed UTF-8 in the input is kept byte for byte (each
+// such byte is a character of its own for the pre-tokenizer). Throws vkssm::Error naming the
+// file when it is missing, is not valid JSON, or describes a tokenizer this reader does not
+// implement (a model other than BPE, a pre-tokenizer other than ByteLevel, ...).
 std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::string& tokenizer_json_path);
 
 // A byte-level BPE vocabulary given as lists, the form GGUF files carry (tokenizer.ggml.*).
@@ -53,6 +56,10 @@ struct BpeVocabulary {
   std::vector<std::string> merges;   // "left right", best first
   int64_t eos_id = -1;               // -1: look for <|endoftext|> or </s>
   bool add_prefix_space = false;
+  // GGUF does not record the tokenizer.json normalizer. The byte-level BPE tokenizers of the
+  // State Space Models (GPT-NeoX's: Mamba, Mamba-2) normalize to NFC, and NFC leaves text that
+  // is already NFC (nearly all text) alone, so NFC is the default.
+  bool normalize_nfc = true;
 };
 // `source` names where the vocabulary came from in error messages.
 std::unique_ptr<Tokenizer> make_bpe_tokenizer(const BpeVocabulary& vocab, const std::string& source);

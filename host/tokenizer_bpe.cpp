@@ -1,6 +1,7 @@
 // Byte-level BPE (host/tokenizer_bpe.h): building the tables, and encoding with them.
 #include "host/tokenizer_bpe.h"
 
+#include <deque>
 #include <queue>
 
 #include "host/tokenizer_pretokenizer.h"
@@ -78,6 +79,7 @@ void BpeTokenizer::finish(int32_t eos_id, bool add_prefix_space, bool use_regex)
   add_prefix_space_ = add_prefix_space;
   use_regex_ = use_regex;
   eos_id_ = eos_id;
+  for (AddedToken& t : normalized_tokens_) t.content = normalize_unicode(t.content, normalizer_);
   // The end-of-text marker, under the names byte-level BPE vocabularies give it.
   for (const char* name : {"<|endoftext|>", "</s>"}) {
     if (eos_id_ >= 0) break;
@@ -123,8 +125,17 @@ std::vector<BpeTokenizer::Segment> BpeTokenizer::split_on_added(
 }
 
 std::vector<int32_t> BpeTokenizer::encode(const std::string& text) const {
-  std::vector<Segment> segments = {{text, -1}};
-  segments = split_on_added(segments, special_tokens_);
+  std::vector<Segment> segments = split_on_added({{text, -1}}, special_tokens_);
+  // Hugging Face normalizes what lies between the raw-matched added tokens, then matches the
+  // normalized added tokens in it.
+  std::deque<std::string> normalized;  // owns the text of the segments below (stable addresses)
+  if (!normalizer_.empty()) {
+    for (Segment& seg : segments) {
+      if (seg.id >= 0) continue;
+      normalized.push_back(normalize_unicode(seg.text, normalizer_));
+      seg.text = normalized.back();
+    }
+  }
   segments = split_on_added(segments, normalized_tokens_);
 
   std::vector<int32_t> ids;

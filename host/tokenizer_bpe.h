@@ -4,9 +4,12 @@
 // from GGUF metadata.
 //
 // Encoding a text goes:
-//   1. split out added tokens (`<|endoftext|>`, NeoX's runs of spaces, ...): they map to one id;
-//   2. split the rest into words with the GPT-2 pre-tokenizer (host/tokenizer_pretokenizer.h);
-//   3. start each word as one symbol per byte and apply the merges, lowest rank first.
+//   1. split out the added tokens matched in the raw text (`<|endoftext|>`, ...): they map to
+//      one id each;
+//   2. normalize the rest (NFC for GPT-NeoX) and split out the added tokens matched in normalized
+//      text (NeoX's runs of spaces);
+//   3. split the rest into words with the GPT-2 pre-tokenizer (host/tokenizer_pretokenizer.h);
+//   4. start each word as one symbol per byte and apply the merges, lowest rank first.
 // Decoding just concatenates the bytes of each token.
 #include <array>
 #include <cstdint>
@@ -14,9 +17,11 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "host/tokenizer.h"
+#include "host/tokenizer_normalizer.h"
 
 namespace vkssm {
 
@@ -33,7 +38,10 @@ class BpeTokenizer final : public Tokenizer {
   // False when left, right or left+right is not a vocabulary token. A repeated pair keeps its
   // first (best) rank.
   bool add_merge(const std::string& left, const std::string& right, int32_t rank);
-  // eos_id < 0: the added or vocabulary token <|endoftext|> or </s>, if any.
+  // The normalizer's forms, applied in order (none: text is not normalized).
+  void set_normalizer(std::vector<NormalForm> forms) { normalizer_ = std::move(forms); }
+  // eos_id < 0: the added or vocabulary token <|endoftext|> or </s>, if any. Normalizes the
+  // contents of the normalized added tokens, as Hugging Face does.
   void finish(int32_t eos_id, bool add_prefix_space, bool use_regex);
 
   std::vector<int32_t> encode(const std::string& text) const override;
@@ -51,7 +59,7 @@ class BpeTokenizer final : public Tokenizer {
 
  private:
   struct AddedToken {
-    std::string content;
+    std::string content;  // as matched: normalized for normalized_tokens_
     int32_t id;
   };
   struct Merge {
@@ -82,6 +90,7 @@ class BpeTokenizer final : public Tokenizer {
   std::unordered_map<uint64_t, Merge> merges_;
   std::vector<AddedToken> special_tokens_;     // matched in the raw text
   std::vector<AddedToken> normalized_tokens_;  // matched after normalization
+  std::vector<NormalForm> normalizer_;
   bool add_prefix_space_ = false;
   bool use_regex_ = true;
   int32_t eos_id_ = -1;

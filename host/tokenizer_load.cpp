@@ -3,8 +3,10 @@
 // (host/tokenizer_bpe.h); errors name the file.
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -34,6 +36,28 @@ void require_type(const std::string& path, const nlohmann::json& root, const cha
                  "' is not supported (vkssm reads byte-level BPE tokenizers only)");
 }
 
+// The "normalizer": null, one of NFC / NFD / NFKC / NFKD, or a Sequence of them.
+std::vector<NormalForm> read_normalizer(const std::string& path, const nlohmann::json& root) {
+  const auto it = root.find("normalizer");
+  if (it == root.end() || it->is_null()) return {};
+  std::vector<NormalForm> forms;
+  const std::function<void(const nlohmann::json&)> add = [&](const nlohmann::json& n) {
+    if (!n.is_object() || !n.contains("type") || !n["type"].is_string())
+      fail(path, "a normalizer has no \"type\" string");
+    const std::string type = n["type"];
+    if (type == "Sequence" && n.contains("normalizers") && n["normalizers"].is_array()) {
+      for (const nlohmann::json& inner : n["normalizers"]) add(inner);
+    } else if (const std::optional<NormalForm> form = normal_form_named(type)) {
+      forms.push_back(*form);
+    } else {
+      fail(path, "normalizer type '" + type +
+                     "' is not supported (vkssm implements NFC, NFD, NFKC, NFKD and Sequence)");
+    }
+  };
+  add(*it);
+  return forms;
+}
+
 // tokenizer.json -> the tables of a BpeTokenizer.
 std::unique_ptr<BpeTokenizer> read_tokenizer_json(const std::string& path, const nlohmann::json& root) {
   auto tok = std::make_unique<BpeTokenizer>();
@@ -53,9 +77,7 @@ std::unique_ptr<BpeTokenizer> read_tokenizer_json(const std::string& path, const
   if (model.contains("byte_fallback") && model["byte_fallback"] == true)
     fail(path, "model.byte_fallback is not supported (only byte-level BPE)");
 
-  // The NFC normalizer is accepted but not applied: text typed or pasted is almost always NFC
-  // already, and decomposed input still round-trips, it just tokenizes differently.
-  require_type(path, root, "normalizer", {"NFC"});
+  tok->set_normalizer(read_normalizer(path, root));
   require_type(path, root, "pre_tokenizer", {"ByteLevel"});
   if (!root.contains("pre_tokenizer") || root["pre_tokenizer"].is_null())
     fail(path, "no \"pre_tokenizer\" (vkssm needs a ByteLevel pre-tokenizer)");
@@ -212,6 +234,7 @@ std::unique_ptr<Tokenizer> make_bpe_tokenizer(const BpeVocabulary& vocab, const 
   if (vocab.eos_id >= 0 && static_cast<size_t>(vocab.eos_id) >= vocab.tokens.size())
     fail_here("end-of-sequence id " + std::to_string(vocab.eos_id) + " is past the " +
               std::to_string(vocab.tokens.size()) + " tokens");
+  if (vocab.normalize_nfc) tok->set_normalizer({NormalForm::kNFC});
   tok->finish(vocab.eos_id >= 0 ? static_cast<int32_t>(vocab.eos_id) : -1, vocab.add_prefix_space, true);
   return tok;
 }

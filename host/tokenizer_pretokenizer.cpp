@@ -1,8 +1,8 @@
-// The GPT-2 pre-tokenizer (host/tokenizer_pretokenizer.h): character classes approximating the
-// regex's \s, \p{L} and \p{N}, and the split into words.
+// The GPT-2 pre-tokenizer (host/tokenizer_pretokenizer.h): the regex's character classes \s,
+// \p{L} and \p{N} from the Unicode general categories, and the split into words.
 #include "host/tokenizer_pretokenizer.h"
 
-#include <initializer_list>
+#include <utf8proc.h>
 
 namespace vkssm {
 namespace {
@@ -62,72 +62,39 @@ void append_utf8(std::string& out, uint32_t cp) {
 
 namespace {
 
-struct Range {
-  uint32_t first, last;
-};
-
-bool in_ranges(uint32_t cp, std::initializer_list<Range> ranges) {
-  for (const Range& r : ranges)
-    if (cp >= r.first && cp <= r.last) return true;
-  return false;
-}
-
-// The regex's \s: the Unicode White_Space property.
-bool is_space(uint32_t cp) {
-  return in_ranges(cp, {{0x09, 0x0D}, {0x20, 0x20}, {0x85, 0x85}, {0xA0, 0xA0}, {0x1680, 0x1680},
-                        {0x2000, 0x200A}, {0x2028, 0x2029}, {0x202F, 0x202F}, {0x205F, 0x205F},
-                        {0x3000, 0x3000}});
-}
-
-// The regex's \p{N}: ASCII digits exactly, plus the digit and number blocks in common use.
-bool is_number(uint32_t cp) {
-  if (cp < 0x80) return cp >= '0' && cp <= '9';
-  return in_ranges(cp, {{0xB2, 0xB3}, {0xB9, 0xB9}, {0xBC, 0xBE}, {0x660, 0x669}, {0x6F0, 0x6F9},
-                        {0x966, 0x96F}, {0x2070, 0x2070}, {0x2074, 0x2079}, {0x2080, 0x2089},
-                        {0x2150, 0x2189}, {0x2460, 0x249B}, {0x2776, 0x2793}, {0x3007, 0x3007},
-                        {0x3021, 0x3029}, {0xFF10, 0xFF19}});
-}
-
-// The regex's \p{L}, approximated: ASCII letters exactly; beyond ASCII, everything that is not
-// whitespace, a number, or in a block of punctuation, symbols, marks, emoji or controls. Scripts
-// (Latin-1 letters, Cyrillic, Greek, CJK, ...) therefore count as letters.
-bool is_letter(uint32_t cp) {
-  if (cp < 0x80) return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z');
-  if (is_space(cp) || is_number(cp)) return false;
-  if (cp == 0xAA || cp == 0xB5 || cp == 0xBA) return true;  // letters inside Latin-1 symbols
-  return !in_ranges(cp, {
-                            {0x80, 0xBF},      // C1 controls, Latin-1 punctuation and symbols
-                            {0xD7, 0xD7},      // multiplication sign
-                            {0xF7, 0xF7},      // division sign
-                            {0x2C2, 0x2C5},    // modifier symbols
-                            {0x2D2, 0x2DF},    // modifier symbols
-                            {0x300, 0x36F},    // combining diacritical marks
-                            {0x2000, 0x206F},  // general punctuation (incl. zero-width joiner)
-                            {0x20A0, 0x20FF},  // currency, combining marks for symbols
-                            {0x2100, 0x214F},  // letterlike symbols
-                            {0x2190, 0x2BFF},  // arrows, math, technical, box drawing, dingbats
-                            {0x2E00, 0x2E7F},  // supplemental punctuation
-                            {0x3000, 0x303F},  // CJK symbols and punctuation
-                            {0xD800, 0xF8FF},  // surrogates, private use
-                            {0xFE00, 0xFE0F},  // variation selectors
-                            {0xFE30, 0xFE6F},  // CJK compatibility and small form punctuation
-                            {0xFF01, 0xFF0F},  // fullwidth punctuation
-                            {0xFF1A, 0xFF20},
-                            {0xFF3B, 0xFF40},
-                            {0xFF5B, 0xFF65},
-                            {0xFFF0, 0xFFFF},  // specials (incl. U+FFFD)
-                            {0x1F000, 0x1FAFF},  // emoji, pictographs, game symbols
-                            {0xE0000, 0xE007F},  // tags
-                        });
-}
-
 enum class CharClass { kSpace, kLetter, kNumber, kOther };
 
+// The pattern's classes as Hugging Face's regex engine (Oniguruma) defines them: \p{L} is the
+// general category L (Lu Ll Lt Lm Lo), \p{N} is N (Nd Nl No), and \s is U+0009..U+000D, U+0085
+// and the separators Zs Zl Zp (the White_Space property). The categories come from utf8proc
+// (see tokenizer_normalizer.cpp for why a library): approximated ranges got marks, symbols,
+// Indic and Arabic signs, U+05F4, U+FEFF, ... wrong, and each such character changes the split.
 CharClass classify(uint32_t cp) {
-  if (is_space(cp)) return CharClass::kSpace;
-  if (is_number(cp)) return CharClass::kNumber;
-  if (is_letter(cp)) return CharClass::kLetter;
-  return CharClass::kOther;
+  if (cp < 0x80) {  // the common case, without a table lookup
+    if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z')) return CharClass::kLetter;
+    if (cp >= '0' && cp <= '9') return CharClass::kNumber;
+    if (cp == ' ' || (cp >= 0x09 && cp <= 0x0D)) return CharClass::kSpace;
+    return CharClass::kOther;
+  }
+  if (cp == 0x85) return CharClass::kSpace;
+  switch (utf8proc_category(static_cast<utf8proc_int32_t>(cp))) {
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+      return CharClass::kLetter;
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_NO:
+      return CharClass::kNumber;
+    case UTF8PROC_CATEGORY_ZS:
+    case UTF8PROC_CATEGORY_ZL:
+    case UTF8PROC_CATEGORY_ZP:
+      return CharClass::kSpace;
+    default:
+      return CharClass::kOther;
+  }
 }
 
 }  // namespace

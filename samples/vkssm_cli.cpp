@@ -7,6 +7,7 @@
 //   vkssm logits   --model PATH --inputs X.npy --out F  frame models (S4D): outputs of each step
 //   vkssm generate --model PATH --prompt TEXT -n N     sample text
 //   vkssm listen   [--model DIR] INPUT...              spoken commands in audio streams
+//   vkssm tokenize / detokenize (--tokenizer F | --model PATH) [--jsonl]   text <-> ids on stdin/stdout
 //
 // Exit codes: 0 success, 1 runtime error ("vkssm: error: ..."), 2 usage error. Arguments are all
 // checked before a model is loaded, so a typo fails fast.
@@ -31,6 +32,7 @@
 #include "samples/cli_args.h"
 #include "samples/listen_command.h"
 #include "samples/load_options.h"
+#include "samples/tokenize_command.h"
 
 namespace vkssm::cli {
 namespace {
@@ -452,6 +454,10 @@ const std::vector<Command>& commands() {
       {"listen", "[options] INPUT...",
        "recognize spoken commands in audio streams (WAV files or '-' for a microphone pipe), all stepped together",
        kListenFlags, cmd_listen, kListenDetails, true},
+      {"tokenize", "(--tokenizer FILE | --model PATH) [--jsonl] < TEXT",
+       "print the token ids of standard input's text", kTokenizeFlags, cmd_tokenize, kTokenizeDetails},
+      {"detokenize", "(--tokenizer FILE | --model PATH) [--jsonl] < IDS",
+       "print the text of standard input's token ids", kTokenizeFlags, cmd_detokenize, kDetokenizeDetails},
   };
   return list;
 }
@@ -461,7 +467,7 @@ std::string tool_usage() {
   out << "Usage: vkssm COMMAND [options]\n\n"
       << "State Space Model inference on Vulkan.\n\nCommands:\n";
   for (const Command& c : commands()) {
-    out << "  " << c.name << std::string(10 - c.name.size(), ' ') << c.summary << "\n";
+    out << "  " << c.name << std::string(12 - c.name.size(), ' ') << c.summary << "\n";
   }
   out << "\nArchitectures (recognised from config.json or GGUF metadata):\n";
   for (const Architecture* a : architectures())

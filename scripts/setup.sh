@@ -25,7 +25,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # ---- system packages ----------------------------------------------------------------------
 packages=(cmake ninja-build g++ pkg-config libvulkan-dev libvulkan-volk-dev glslc libglm-dev
           libgtest-dev mesa-vulkan-drivers vulkan-validationlayers spirv-tools vulkan-tools
-          nlohmann-json3-dev libfftw3-dev libsamplerate0-dev python3-numpy
+          nlohmann-json3-dev libfftw3-dev libsamplerate0-dev libutf8proc-dev python3-numpy
           python3-dev pybind11-dev python3-pybind11 python3-pytest)
 missing=()
 for p in "${packages[@]}"; do

@@ -63,10 +63,15 @@ class CliTest : public testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  CliResult run(const std::vector<std::string>& args) {
+  // `input`, when given, is written to a file that becomes the tool's standard input.
+  CliResult run(const std::vector<std::string>& args, const std::string* input = nullptr) {
     std::string cmd = shell_quote(cli_path());
     // (Appending piece by piece: `" " + std::string&&` trips a GCC 12 -Wrestrict false positive.)
     for (const std::string& a : args) cmd.append(" ").append(shell_quote(a));
+    if (input) {
+      std::ofstream(dir_ / "stdin", std::ios::binary) << *input;
+      cmd.append(" <").append(shell_quote((dir_ / "stdin").string()));
+    }
     cmd.append(" >").append(shell_quote((dir_ / "stdout").string()));
     cmd.append(" 2>").append(shell_quote((dir_ / "stderr").string()));
     int status = std::system(cmd.c_str());
@@ -638,6 +643,106 @@ TEST_F(CliTest, ListenUsageErrors) {
   r = run({"listen", "--model", (dir_ / "nothing").string(), demo_wav(0)});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("config.json: cannot open"));
+}
+
+
+// ---- vkssm tokenize / detokenize ------------------------------------------------------------
+
+const std::string kNeoxTokenizer = std::string(VKSSM_SOURCE_DIR) + "/tests/data/gpt-neox-20b-tokenizer-subset.json";
+
+class CliTokenizeTest : public CliTest {
+ protected:
+  CliResult run_with_input(const std::vector<std::string>& args, const std::string& input) {
+    return run(args, &input);
+  }
+  // The standard output of a run that must succeed with nothing on standard error.
+  std::string output_of(const std::vector<std::string>& args, const std::string& input) {
+    const CliResult r = run(args, &input);
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+    return r.out;
+  }
+};
+
+TEST_F(CliTokenizeTest, PrintsCommaSeparatedIds) {
+  const std::vector<std::string> tokenize = {"tokenize", "--tokenizer", kNeoxTokenizer};
+  EXPECT_EQ(output_of(tokenize, "Hello world"), "12092,1533\n");
+  // All of standard input is the text, its newline included; NFC first ("café", combining acute).
+  EXPECT_EQ(output_of(tokenize, "cafe\xCC\x81\n"), "68,2320,860,187\n");
+  EXPECT_EQ(output_of(tokenize, ""), "\n");
+}
+
+TEST_F(CliTokenizeTest, JsonlGivesOneArrayPerLine) {
+  EXPECT_EQ(output_of({"tokenize", "--tokenizer", kNeoxTokenizer, "--jsonl"},
+                      "\"Hello\"\n\"cafe\\u0301\"\r\n\"<|endoftext|>\"\n\"\"\n"),
+            "[12092]\n[68,2320,860]\n[0]\n[]\n");
+  // Token 211 is the lone byte 0x80: not UTF-8, so U+FFFD in the JSON string.
+  EXPECT_EQ(output_of({"detokenize", "--tokenizer", kNeoxTokenizer, "--jsonl"},
+                      "[12092,1533]\n[]\n[211]\n[0,187]\n"),
+            "\"Hello world\"\n\"\"\n\"\xEF\xBF\xBD\"\n\"<|endoftext|>\\n\"\n");
+}
+
+TEST_F(CliTokenizeTest, DetokenizeWritesTheTextsBytesExactly) {
+  const std::vector<std::string> detokenize = {"detokenize", "--tokenizer", kNeoxTokenizer};
+  EXPECT_EQ(output_of(detokenize, " 12092,1533\n"), "Hello world");
+  EXPECT_EQ(output_of(detokenize, "14931,235,211"), "\xF0\x9F\x98\x80");
+  EXPECT_EQ(output_of(detokenize, "\n"), "");
+}
+
+// tokenize then detokenize gives back the (NFC) text, byte for byte.
+TEST_F(CliTokenizeTest, RoundTripsThroughBothCommands) {
+  const std::string text = "  Tie\xCC\x82\xCC\x81ng Vi\xE1\xBB\x87t\t\xD7\xA6\xD7\x94\xD7\xB4\xD7\x9C\n<|endoftext|> \xE2\x84\x82\n";
+  const std::string nfc = "  Ti\xE1\xBA\xBFng Vi\xE1\xBB\x87t\t\xD7\xA6\xD7\x94\xD7\xB4\xD7\x9C\n<|endoftext|> \xE2\x84\x82\n";
+  const std::string ids = output_of({"tokenize", "--tokenizer", kNeoxTokenizer}, text);
+  EXPECT_EQ(output_of({"detokenize", "--tokenizer", kNeoxTokenizer}, ids), nfc);
+}
+
+TEST_F(CliTokenizeTest, ModelFolderUsesItsTokenizer) {
+  const std::string model = make_model();
+  CliResult r = run_with_input({"tokenize", "--model", model}, "Hello");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("vkssm: error: model '" + model + "' has no tokenizer"));
+  fs::copy_file(kNeoxTokenizer, fs::path(model) / "tokenizer.json");
+  EXPECT_EQ(output_of({"tokenize", "--model", model}, "Hello world"), "12092,1533\n");
+}
+
+TEST_F(CliTokenizeTest, BadInputIsNamedByLine) {
+  CliResult r = run_with_input({"tokenize", "--tokenizer", kNeoxTokenizer, "--jsonl"}, "\"Hello\"\n42\n\"x\"\n");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "[12092]\n");  // the lines before the bad one are answered
+  EXPECT_THAT(r.err, HasSubstr("vkssm: error: standard input line 2: expected a JSON string, got 42"));
+  r = run_with_input({"tokenize", "--tokenizer", kNeoxTokenizer, "--jsonl"}, "Hello\n");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("vkssm: error: standard input line 1: invalid JSON"));
+  r = run_with_input({"detokenize", "--tokenizer", kNeoxTokenizer, "--jsonl"}, "[1]\n[1,\"a\"]\n");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("standard input line 2: expected a JSON array of token ids, got [1,\"a\"]"));
+  r = run_with_input({"detokenize", "--tokenizer", kNeoxTokenizer, "--jsonl"}, "[5,50277]\n");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("standard input line 1: token id 50277 at position 1 is out of range for "
+                               "vocabulary size 50277"));
+  r = run_with_input({"detokenize", "--tokenizer", kNeoxTokenizer}, "1,x\n");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("vkssm: error: standard input: expected comma-separated token ids"));
+}
+
+TEST_F(CliTokenizeTest, UsageAndFileErrors) {
+  CliResult r = run_with_input({"tokenize", "--jsonl"}, "");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("give either --tokenizer FILE or --model PATH"));
+  r = run_with_input({"detokenize", "--tokenizer", kNeoxTokenizer, "--model", "x"}, "");
+  EXPECT_EQ(r.code, 2);
+  const std::string missing = (dir_ / "missing.json").string();
+  r = run_with_input({"tokenize", "--tokenizer", missing}, "");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("tokenizer file '" + missing + "' does not exist"));
+  const std::string bad = (dir_ / "bad.json").string();
+  std::ofstream(bad) << "{\"model\": ";
+  r = run_with_input({"tokenize", "--tokenizer", bad}, "");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("tokenizer file '" + bad + "': invalid JSON"));
+  EXPECT_THAT(run({"--help"}).out, HasSubstr("  detokenize  print the text of standard input's token ids"));
+  EXPECT_THAT(run({"tokenize", "--help"}).out, HasSubstr("each output line the JSON array of its ids"));
 }
 
 }  // namespace

@@ -4,7 +4,9 @@
 // ids (so it encodes them exactly as the full file does).
 //
 // The expected GPT-NeoX ids were traced through the full file's vocab and merges and cross-checked
-// with an independent implementation of the same BPE.
+// with an independent implementation of the same BPE; those of the Unicode texts (normalization,
+// exact character classes) come from tests/data/tokenizer_reference.py, an independent Python
+// re-implementation of Hugging Face's pipeline, through tests/data/gpt-neox-20b-unicode-ids.jsonl.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -13,8 +15,13 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "host/error.h"
 #include "host/tokenizer.h"
+#include "host/tokenizer_normalizer.h"
+#include "host/tokenizer_pretokenizer.h"
+#include "tests/gguf_writer.h"
 
 namespace vkssm {
 namespace {
@@ -25,6 +32,12 @@ using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
 const char* kNeoxPath = VKSSM_SOURCE_DIR "/tests/data/gpt-neox-20b-tokenizer-subset.json";
+// Texts that need normalization or exact character classes, with the ids that
+// tests/data/tokenizer_reference.py (an independent re-implementation of Hugging Face's
+// pipeline, in Python) gives with the GPT-NeoX tokenizer: one {"text", "ids"} object a line.
+const char* kNeoxUnicodeIdsPath = VKSSM_SOURCE_DIR "/tests/data/gpt-neox-20b-unicode-ids.jsonl";
+// Texts with the ids Hugging Face's `tokenizers` library gives (see MatchesHuggingFaceAcrossUnicode).
+const char* kNeoxHfIdsPath = VKSSM_SOURCE_DIR "/tests/data/gpt-neox-20b-hf-ids.jsonl";
 
 // A fresh folder under the test temp dir, removed at the end of the test.
 class TempDir {
@@ -215,6 +228,147 @@ TEST_F(NeoxTokenizer, MalformedUtf8AndLongInputs) {
   // One long word must not take quadratic time.
   const std::string long_word(100000, 'z');
   EXPECT_EQ(tok_->decode(tok_->encode(long_word)), long_word);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Unicode: normalization and the exact character classes of the GPT-2 split
+// ------------------------------------------------------------------------------------------------
+
+struct ReferenceCase {
+  std::string text;
+  std::vector<int32_t> ids;
+};
+
+std::vector<ReferenceCase> reference_cases(const char* path = kNeoxUnicodeIdsPath) {
+  std::ifstream in(path);
+  std::vector<ReferenceCase> cases;
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    cases.push_back({j["text"].get<std::string>(), j["ids"].get<std::vector<int32_t>>()});
+  }
+  return cases;
+}
+
+// NFC, then the split with Unicode's general categories: combining accents, the Kelvin sign,
+// decomposed Hangul, Vietnamese, Bengali / Burmese / Punjabi, the Hebrew gershayim, marks,
+// symbols, double-struck letters, superscripts, U+FEFF, Unicode spaces, emoji sequences, added
+// tokens around text that NFC changes (see UNICODE_TEXTS in the script for each line's purpose).
+TEST_F(NeoxTokenizer, MatchesTheReferenceOnUnicodeTexts) {
+  const std::vector<ReferenceCase> cases = reference_cases();
+  ASSERT_EQ(cases.size(), 29u);
+  for (const ReferenceCase& c : cases) {
+    SCOPED_TRACE(c.text);
+    const std::vector<int32_t> ids = tok_->encode(c.text);
+    EXPECT_EQ(ids, c.ids);
+    // Decoding gives the normalized text, which encodes to the same ids again.
+    EXPECT_EQ(tok_->encode(tok_->decode(ids)), ids);
+    EXPECT_EQ(tok_->decode(ids), normalize_unicode(c.text, {NormalForm::kNFC}));
+  }
+}
+
+// Ids computed by Hugging Face's own library (the npm `tokenizers` package runs the same Rust
+// code; tests/data/hf_tokenizers_ids.js): a text around every 700th code point of Unicode and
+// random mixtures of scripts, marks, emoji, whitespace runs and special tokens
+// (tests/data/gpt-neox-20b-hf-ids.md says how they were made).
+TEST_F(NeoxTokenizer, MatchesHuggingFaceAcrossUnicode) {
+  const std::vector<ReferenceCase> cases = reference_cases(kNeoxHfIdsPath);
+  ASSERT_EQ(cases.size(), 2087u);
+  int differ = 0;
+  for (const ReferenceCase& c : cases)
+    if (tok_->encode(c.text) != c.ids && ++differ <= 5) ADD_FAILURE() << "text " << nlohmann::json(c.text).dump();
+  EXPECT_EQ(differ, 0);
+}
+
+TEST_F(NeoxTokenizer, NormalizesToNfcFirst) {
+  // "café" with a combining acute: Hugging Face gives [68, 2320, 860], as for the composed form.
+  EXPECT_THAT(tok_->encode("cafe\xCC\x81"), ElementsAre(68, 2320, 860));
+  EXPECT_EQ(tok_->encode("\xE2\x84\xAA"), tok_->encode("K"));  // Kelvin sign U+212A
+  // Decomposed Hangul (conjoining jamo) composes to the syllable 한.
+  EXPECT_EQ(tok_->encode("\xE1\x84\x92\xE1\x85\xA1\xE1\x86\xAB"), tok_->encode("\xED\x95\x9C"));
+  // U+09DC is excluded from composition: NFC decomposes it to U+09A1 U+09BC.
+  EXPECT_EQ(tok_->encode("\xE0\xA7\x9C"), tok_->encode("\xE0\xA6\xA1\xE0\xA6\xBC"));
+}
+
+TEST_F(NeoxTokenizer, MalformedUtf8KeepsItsBytesAroundNormalizedText) {
+  const std::string text = "cafe\xCC\x81\xFF\x80 cafe\xCC\x81\xE6\x97";
+  // 0xFF has no token and is dropped (as before); the rest is kept, the valid text NFC.
+  EXPECT_EQ(tok_->decode(tok_->encode(text)), "caf\xC3\xA9\x80 caf\xC3\xA9\xE6\x97");
+}
+
+// The GGUF token list (tokenizer.ggml.*) of the same file gives the same ids: NFC included.
+TEST(BpeTokenizer, GgufVocabularyEncodesLikeItsTokenizerJson) {
+  const gguf_test::TokenizerMeta meta = gguf_test::tokenizer_meta_from_json(kNeoxPath, 50280);
+  BpeVocabulary v;
+  v.tokens = meta.tokens;
+  v.token_types.assign(meta.token_types.begin(), meta.token_types.end());
+  v.merges = meta.merges;
+  const auto from_gguf = make_bpe_tokenizer(v, "test");
+  for (const ReferenceCase& c : reference_cases()) EXPECT_EQ(from_gguf->encode(c.text), c.ids) << c.text;
+}
+
+TEST(UnicodeNormalization, AllFourForms) {
+  const std::string fi_kelvin = "\xEF\xAC\x81 \xE2\x84\xAA e\xCC\x81";  // ﬁ, Kelvin sign, e + acute
+  EXPECT_EQ(normalize_unicode(fi_kelvin, {NormalForm::kNFC}), "\xEF\xAC\x81 K \xC3\xA9");
+  EXPECT_EQ(normalize_unicode(fi_kelvin, {NormalForm::kNFD}), "\xEF\xAC\x81 K e\xCC\x81");
+  EXPECT_EQ(normalize_unicode(fi_kelvin, {NormalForm::kNFKC}), "fi K \xC3\xA9");
+  EXPECT_EQ(normalize_unicode(fi_kelvin, {NormalForm::kNFKD}), "fi K e\xCC\x81");
+  // Canonical reordering: dot below (class 220) before circumflex (230), then composition.
+  EXPECT_EQ(normalize_unicode("e\xCC\x82\xCC\xA3", {NormalForm::kNFC}), "\xE1\xBB\x87");
+  EXPECT_EQ(normalize_unicode(std::string("a\0b", 3), {NormalForm::kNFC}), std::string("a\0b", 3));
+  EXPECT_EQ(normalize_unicode("e\xCC\x81\xFF" "e\xCC\x81", {NormalForm::kNFC}), "\xC3\xA9\xFF\xC3\xA9");
+  EXPECT_EQ(normal_form_named("NFKD"), NormalForm::kNFKD);
+  EXPECT_EQ(normal_form_named("Lowercase"), std::nullopt);
+}
+
+std::vector<std::string> words_of(const std::string& text) {
+  std::vector<std::string> out;
+  for (std::string_view w : split_gpt2_words(text)) out.emplace_back(w);
+  return out;
+}
+
+// \p{L}, \p{N} and \s are Unicode's general categories L*, N* and the separators Z* (+ controls).
+TEST(Gpt2Split, UsesExactGeneralCategories) {
+  // Hebrew gershayim U+05F4 is punctuation (Po), not a letter.
+  EXPECT_THAT(words_of("\xD7\xA6\xD7\x94\xD7\xB4\xD7\x9C"),
+              ElementsAre("\xD7\xA6\xD7\x94", "\xD7\xB4", "\xD7\x9C"));
+  // ℂ ℕ ℝ are letters (Lu); superscript two is a number (No), superscript minus a symbol (Sm).
+  EXPECT_THAT(words_of("\xE2\x84\x82\xE2\x84\x95 x\xC2\xB2\xE2\x81\xBB"),
+              ElementsAre("\xE2\x84\x82\xE2\x84\x95", " x", "\xC2\xB2", "\xE2\x81\xBB"));
+  // U+FEFF (Cf) and a combining mark (Mn) are neither letters nor numbers.
+  EXPECT_THAT(words_of("\xEF\xBB\xBFHi a\xCC\x88"), ElementsAre("\xEF\xBB\xBF", "Hi", " a", "\xCC\x88"));
+  // Devanagari vowel sign i (Mc) splits from its consonant; Devanagari digits are numbers.
+  EXPECT_THAT(words_of("\xE0\xA4\x95\xE0\xA4\xBF \xE0\xA5\xA7\xE0\xA5\xA8"),
+              ElementsAre("\xE0\xA4\x95", "\xE0\xA4\xBF", " \xE0\xA5\xA7\xE0\xA5\xA8"));
+  // No-break space, ideographic space and NEL are whitespace; zero-width space (Cf) is not.
+  EXPECT_THAT(words_of("a\xC2\xA0\xE3\x80\x80" "b\xC2\x85" "c\xE2\x80\x8B"),
+              ElementsAre("a", "\xC2\xA0", "\xE3\x80\x80", "b", "\xC2\x85", "c", "\xE2\x80\x8B"));
+}
+
+// A tokenizer.json with NFKC: "normalized": false tokens match the raw text, before
+// normalization; "normalized": true ones match the normalized text, their content normalized.
+TEST(BpeTokenizer, AddedTokensMatchBeforeOrAfterNormalization) {
+  TempDir dir;
+  std::string json = tiny_tokenizer_json(false, false);
+  const auto replace = [&](const std::string& from, const std::string& to) {
+    ASSERT_NE(json.find(from), std::string::npos) << from;
+    json.replace(json.find(from), from.size(), to);
+  };
+  replace("\"normalizer\": null",
+          R"("normalizer": {"type": "Sequence", "normalizers": [{"type": "NFD"}, {"type": "NFKC"}]})");
+  replace("\"normalized\": false}]",
+          "\"normalized\": false}, {\"id\": 12, \"content\": \"\xEF\xAC\x81\", \"normalized\": true}]");
+  const auto tok = load_bpe_tokenizer(dir.write("tokenizer.json", json));
+  // Fullwidth ＜|endoftext|＞ becomes <|endoftext|> only by normalization: not the special token.
+  EXPECT_THAT(tok->encode("\xEF\xBC\x9C|endoftext|\xEF\xBC\x9E"), testing::Not(testing::Contains(11)));
+  EXPECT_THAT(tok->encode("h<|endoftext|>"), ElementsAre(0, 11));
+  // The added token "ﬁ" is NFKC-normalized to "fi", so both spellings match it.
+  EXPECT_THAT(tok->encode("hfi\xEF\xAC\x81"), ElementsAre(0, 12, 12));
+  EXPECT_EQ(tok->decode({12}), "\xEF\xAC\x81");
+
+  replace("{\"type\": \"NFD\"}", "{\"type\": \"Lowercase\"}");
+  const std::string lower = dir.write("lower.json", json);
+  EXPECT_THAT(error_of([&] { load_bpe_tokenizer(lower); }),
+              AllOf(HasSubstr(lower), HasSubstr("normalizer type 'Lowercase' is not supported")));
 }
 
 // ------------------------------------------------------------------------------------------------

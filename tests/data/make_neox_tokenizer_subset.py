@@ -26,6 +26,8 @@ import os
 
 import regex
 
+import tokenizer_reference  # beside this script
+
 # Every text tests/test_tokenizer.cpp and tests/test_gguf.cpp encode. Add a text here (and run
 # this script again) before testing it.
 TEXTS = [
@@ -49,23 +51,11 @@ TEXTS = [
     "they'll've we'd I'M Don't 'tis",
     "def f(x):\n        return x ** 2  # eight spaces\n",
 ]
+# Also every text of tokenizer_reference.UNICODE_TEXTS (normalized and split as that script does).
 # Texts given as bytes (not valid UTF-8).
 BYTE_TEXTS = [b"bytes \xff\xfe invalid \xc3 utf-8", b"a\x80\xe6\x97 b", b"a\xff b"]
 
 GPT2_SPLIT = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
-
-
-def byte_to_unicode():
-    """GPT-2's printable spelling of each byte (the vocabulary's alphabet)."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
-    table, extra = {}, 0
-    for b in range(256):
-        if b in keep:
-            table[b] = chr(b)
-        else:
-            table[b] = chr(0x100 + extra)
-            extra += 1
-    return table
 
 
 def split_added(text, added):
@@ -128,7 +118,7 @@ def main():
     ranks = {}
     for r, (a, b) in enumerate(merges):
         ranks.setdefault((a, b), r)
-    spell = byte_to_unicode()
+    spell = tokenizer_reference.byte_alphabet()
 
     used = set()
     for raw in [t.encode("utf-8") for t in TEXTS] + BYTE_TEXTS:
@@ -138,6 +128,15 @@ def main():
             for word in GPT2_SPLIT.findall(piece):
                 data = word.encode("utf-8", errors="surrogateescape")
                 used.update(applied_merges([spell[b] for b in data], ranks))
+
+    reference = tokenizer_reference.Tokenizer(args.source)
+    # The texts whose ids Hugging Face's own library computed (gpt-neox-20b-hf-ids.jsonl).
+    with open(os.path.join(here, "gpt-neox-20b-hf-ids.jsonl"), encoding="utf-8") as f:
+        hf_texts = [json.loads(line)["text"] for line in f]
+    for text in tokenizer_reference.UNICODE_TEXTS + hf_texts:
+        for word in reference.words(text):
+            if not isinstance(word, int):  # (an int is an added token's id)
+                used.update(applied_merges(word, ranks))
 
     keep_merges = [merges[r] for r in sorted(used)]
     keep_tokens = {spell[b] for b in range(256)}
