@@ -8,7 +8,7 @@
 namespace vkssm {
 
 CopyBandwidth measure_copy_bandwidth(int device, uint64_t bytes, int reps) {
-  VulkanContext ctx(VulkanContext::Options{device, false, ""});
+  VulkanContext ctx(VulkanContext::Options{device, false, "", ""});
   GpuBuffer a(ctx, bytes, GpuBuffer::Kind::DeviceLocal, "bandwidth source");
   GpuBuffer b(ctx, bytes, GpuBuffer::Kind::DeviceLocal, "bandwidth destination");
   a.fill_zero();

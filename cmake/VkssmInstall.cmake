@@ -47,13 +47,13 @@ if(BUILD_SHARED_LIBS)
   set(VKSSM_PC_REQUIRES "")
 else()
   # The static library and the internal archives it depends on, all exported (vkssm::vkssm links
-  # the rest); FFTW3 and libsamplerate come through pkg-config on the consumer's side too.
+  # the rest); FFTW3, libsamplerate and utf8proc come through pkg-config on the consumer's side too.
   install(TARGETS vkssm ${VKSSM_INTERNAL_LIBRARIES} EXPORT vkssmTargets
           ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
   list(TRANSFORM VKSSM_INTERNAL_LIBRARIES PREPEND -l OUTPUT_VARIABLE pc_internal)
   list(JOIN pc_internal " " pc_internal)
   set(VKSSM_PC_LIBS "-L\${libdir} -lvkssm ${pc_internal} -lstdc++ -lm -lpthread -ldl")
-  set(VKSSM_PC_REQUIRES "fftw3 samplerate")
+  set(VKSSM_PC_REQUIRES "fftw3 samplerate libutf8proc")
 endif()
 
 install(FILES ${CMAKE_SOURCE_DIR}/engine/vkssm.h ${CMAKE_SOURCE_DIR}/engine/vkssm.hpp

@@ -1,9 +1,31 @@
 #include "engine/vulkan_lm_head.h"
 
+#include <algorithm>
+
 #include "engine/vk/dispatch_math.h"
+#include "engine/vk/vulkan_context.h"
 #include "engine/vk/weight_uploader.h"
+#include "host/error.h"
 
 namespace vkssm {
+
+uint32_t tile_rows(uint64_t rows, uint64_t row_bytes, const DeviceCaps& caps, uint64_t texel_bytes,
+                   const std::string& what) {
+  uint64_t limit = caps.max_storage_buffer_range, align = caps.min_storage_buffer_offset_alignment;
+  if (texel_bytes) {
+    limit = std::min(limit, caps.max_texel_buffer_elements * texel_bytes);
+    align = std::max(align, caps.min_texel_buffer_offset_alignment);
+  }
+  if (rows * row_bytes <= limit) return uint32_t(rows);
+  // Alignments are powers of two: a tile of `align` rows starts every slice (and its 4-byte
+  // outputs) on a multiple of them.
+  const uint64_t per_tile = limit / row_bytes / align * align;
+  if (per_tile == 0)
+    throw Error(what + ": rows of " + std::to_string(row_bytes) + " bytes cannot be split into slices of " +
+                std::to_string(align) + " rows within maxStorageBufferRange (" +
+                std::to_string(caps.max_storage_buffer_range) + ") of " + caps.name);
+  return uint32_t(per_tile);
+}
 
 TokenLmHead::TokenLmHead(WeightUploader& up, const TokenLmHeadWeights& w)
     : up_(up), vocab_(w.vocab_size), d_model_(w.d_model), eps_(w.norm_eps) {
@@ -16,23 +38,50 @@ TokenLmHead::TokenLmHead(WeightUploader& up, const TokenLmHeadWeights& w)
   if (!tied) up.discount(embedding_bytes);
 }
 
-uint64_t TokenLmHead::head_texels() const { return uint64_t(vocab_) * pad8(d_model_) / 4; }
-
 void TokenLmHead::create(VulkanContext& ctx, const Tuning& tune, const GpuBuffer& step_input, const GpuBuffer& resid,
                          const GpuBuffer& outputs) {
   const uint32_t D = uint32_t(d_model_), V = uint32_t(vocab_), dpad = pad8(d_model_);
-  const EmbedGatherSpec gather{.local = kEmbedLocal, .d_model = D, .row_stride = dpad, .r_stride = dpad};
-  embed_pipe_ = std::make_unique<ComputePipeline>(
-      ctx, up_.f16() ? ShaderId::embed_gather_f16 : ShaderId::embed_gather_f32, 3, gather.constants());
-  embed_groups_ = ceil_div(D, kEmbedLocal);
-
-  head_pipe_ = std::make_unique<MatvecPipeline>(
-      ctx, up_, tune, MatvecParams{.rows = V, .cols = D, .y_stride = V, .norm = true, .eps = eps_});
-
-  arena_ = std::make_unique<DescriptorArena>(ctx, 2, 2 * MatvecPipeline::kBindings);
-  embed_set_ = arena_->make_set(*embed_pipe_, {{&step_input}, {&embeddings_}, {&resid}});
+  const uint64_t row_bytes = uint64_t(dpad) * (up_.f16() ? 2 : 4);
   const GpuBuffer& matrix = lm_head_.handle() ? lm_head_ : embeddings_;
-  head_set_ = head_pipe_->bind(*arena_, step_input, {&resid, &matrix, &norm_f_, nullptr, &outputs});
+
+  const uint32_t gather_rows = tile_rows(V, row_bytes, ctx.caps(), 0, embeddings_.what());
+  const uint32_t head_rows =
+      tile_rows(V, row_bytes, ctx.caps(), tune.texel ? (up_.f16() ? 8 : 16) : 0, matrix.what());
+  const uint32_t gather_tiles = ceil_div(V, gather_rows), head_tiles = ceil_div(V, head_rows);
+  arena_ = std::make_unique<DescriptorArena>(ctx, gather_tiles + head_tiles,
+                                             (gather_tiles + head_tiles) * MatvecPipeline::kBindings);
+
+  for (uint32_t row0 = 0; row0 < V; row0 += gather_rows) {
+    const uint32_t n = std::min(gather_rows, V - row0);
+    const EmbedGatherSpec gather{
+        .local = kEmbedLocal, .d_model = D, .row_stride = dpad, .r_stride = dpad, .row0 = row0, .tile_rows = n};
+    auto& pipe = embed_pipes_.emplace_back(std::make_unique<ComputePipeline>(
+        ctx, up_.f16() ? ShaderId::embed_gather_f16 : ShaderId::embed_gather_f32, 3, gather.constants()));
+    const VkDescriptorSet set =
+        arena_->make_set(*pipe, {{&step_input}, {&embeddings_, row0 * row_bytes, n * row_bytes}, {&resid}});
+    embed_.push_back({pipe.get(), set, ceil_div(D, kEmbedLocal)});
+  }
+
+  for (uint32_t row0 = 0; row0 < V; row0 += head_rows) {
+    const uint32_t n = std::min(head_rows, V - row0);
+    if (head_pipes_.empty() || n != head_rows)  // full tiles share one pipeline; a shorter last one has its own
+      head_pipes_.push_back(std::make_unique<MatvecPipeline>(
+          ctx, up_, tune, MatvecParams{.rows = n, .cols = D, .y_stride = V, .norm = true, .eps = eps_}));
+    const MatvecPipeline& pipe = *head_pipes_.back();
+    const VkDescriptorSet set = pipe.bind(*arena_, step_input,
+                                          {.x = &resid, .w = &matrix, .norm_w = &norm_f_, .y = &outputs,
+                                           .w_offset = row0 * row_bytes, .w_bytes = n * row_bytes,
+                                           .y_offset = uint64_t(row0) * 4});
+    head_.push_back(pipe.dispatch(set));
+  }
+}
+
+void TokenLmHead::record_embed(StepRecorder& r) const {
+  for (const Dispatch& d : embed_) r.dispatch(d);
+}
+
+void TokenLmHead::record_head(StepRecorder& r) const {
+  for (const Dispatch& d : head_) r.dispatch(d);
 }
 
 }  // namespace vkssm

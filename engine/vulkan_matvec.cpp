@@ -1,14 +1,17 @@
 #include "engine/vulkan_matvec.h"
 
 #include "engine/vk/dispatch_math.h"
+#include "engine/vk/vulkan_context.h"
 #include "engine/vk/weight_uploader.h"
 
 namespace vkssm {
 namespace {
 
-ShaderId matvec_variant(bool texel, bool f16) {
-  if (texel) return ShaderId::matvec_texel;  // the view's format converts fp16
-  return f16 ? ShaderId::matvec_f16 : ShaderId::matvec_f32;
+// Subgroup adds where the device has subgroup arithmetic, else shared-memory reductions.
+ShaderId matvec_variant(bool texel, bool f16, bool subgroups) {
+  if (texel) return subgroups ? ShaderId::matvec_texel : ShaderId::matvec_texel_shared;  // the view converts fp16
+  if (f16) return subgroups ? ShaderId::matvec_f16 : ShaderId::matvec_f16_shared;
+  return subgroups ? ShaderId::matvec_f32 : ShaderId::matvec_f32_shared;
 }
 
 constexpr uint32_t kTexelBindings = 0b1110;  // x, W, norm_w
@@ -23,7 +26,7 @@ MatvecSpec spec_of(const Tuning& tune, const MatvecParams& p) {
 MatvecPipeline::MatvecPipeline(VulkanContext& ctx, WeightUploader& up, const Tuning& tune, const MatvecParams& p)
     : up_(up),
       texel_(tune.texel),
-      pipeline_(ctx, matvec_variant(tune.texel, up.f16()), kBindings, spec_of(tune, p).constants(),
+      pipeline_(ctx, matvec_variant(tune.texel, up.f16(), ctx.caps().subgroup_arithmetic), kBindings, spec_of(tune, p).constants(),
                 tune.texel ? kTexelBindings : 0),
       groups_(ceil_div(p.rows, 4 * tune.row_groups)) {}
 
@@ -33,12 +36,12 @@ VkDescriptorSet MatvecPipeline::bind(DescriptorArena& arena, const GpuBuffer& st
   auto or_placeholder = [&](const GpuBuffer* buf) -> const GpuBuffer& {
     return buf && buf->handle() ? *buf : up_.placeholder();
   };
-  auto in = [&](const GpuBuffer* buf, bool weights) {
+  auto in = [&](const GpuBuffer* buf, bool weights, uint64_t offset = 0, uint64_t bytes = 0) {
     const GpuBuffer& g = or_placeholder(buf);
-    return BufferBinding{&g, 0, 0, texel_ ? up_.view(g, weights) : VkBufferView(VK_NULL_HANDLE)};
+    return BufferBinding{&g, offset, bytes, texel_ ? up_.view(g, weights, offset, bytes) : VkBufferView(VK_NULL_HANDLE)};
   };
-  return arena.make_set(pipeline_, {{&step_input}, in(b.x, false), in(b.w, true), in(b.norm_w, false),
-                                    {&or_placeholder(b.bias)}, {b.y}});
+  return arena.make_set(pipeline_, {{&step_input}, in(b.x, false), in(b.w, true, b.w_offset, b.w_bytes),
+                                    in(b.norm_w, false), {&or_placeholder(b.bias)}, {b.y, b.y_offset}});
 }
 
 }  // namespace vkssm

@@ -51,6 +51,9 @@ struct MatvecBuffers {
   const GpuBuffer* norm_w = nullptr;  // [pad8(cols)] fp32, when norm (else unused)
   const GpuBuffer* bias = nullptr;    // [rows] fp32, when bias (else unused)
   const GpuBuffer* y = nullptr;       // [step rows][y_stride]
+  // A slice of W and y (a tile of a matrix too large for one binding): W's bytes from w_offset
+  // (w_bytes, 0 = to the end), y from y_offset.
+  uint64_t w_offset = 0, w_bytes = 0, y_offset = 0;
 };
 
 class MatvecPipeline {

@@ -72,7 +72,7 @@ VulkanStepModel::VulkanStepModel(const LoadOptions& options, const GraphFactory&
   if (options.max_streams < 0)
     throw Error("max_streams must be at least 1 (or 0 for automatic), got " + std::to_string(options.max_streams));
   if (depth_ < 0) throw Error("rollback_depth must be >= 0, got " + std::to_string(depth_));
-  ctx_ = std::make_unique<VulkanContext>(VulkanContext::Options{options.device, options.validation, options.cache_dir});
+  ctx_ = std::make_unique<VulkanContext>(VulkanContext::Options{options.device, options.validation, options.cache_dir, ""});
   idle_.ctx = ctx_.get();
   cbs_ = CommandBuffers(ctx_->device(), ctx_->command_pool());
   GraphBuilder builder(*this);

@@ -68,6 +68,11 @@ class VulkanStepModel final : public Model {
 
   // The work split the graph runs with (the tuning table's row, VKSSM_TUNE, after the texel check).
   const Tuning& tuning() const { return tuning_; }
+  // How a step's completion is awaited: a timeline semaphore, or (devices without them, e.g.
+  // VKSSM_DEVICE_PROFILE=vulkan-1.1-minimal) one fence per staging parity.
+  bool uses_timeline() const { return timeline_.get() != VK_NULL_HANDLE; }
+  // The capabilities the model runs with (the probe, clamped by a device profile).
+  const DeviceCaps& caps() const { return ctx_->caps(); }
 
   // Prompt tokens per step in prefill(): they run as the rows of one step (see prefill()).
   static constexpr int kPrefillRows = 64;

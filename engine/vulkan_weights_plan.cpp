@@ -21,6 +21,14 @@ int automatic_capacity(uint64_t weight_bytes, uint64_t bytes_per_stream, const D
   return int(std::min<uint64_t>(1024, (budget - weight_bytes) / bytes_per_stream));
 }
 
+int capacity_within_bindings(int capacity, const WeightsPlanRequest& r, const DeviceCaps& caps) {
+  const uint64_t limit = caps.max_storage_buffer_range;
+  uint64_t cap = uint64_t(capacity);
+  if (r.slot_bytes) cap = std::min(cap, limit / (r.slot_bytes * uint64_t(std::max(1, r.rollback_depth))));
+  if (r.row_bytes) cap = std::min(cap, limit / r.row_bytes);
+  return int(std::max<uint64_t>(cap, 1));
+}
+
 WeightsPlanRequest plan_request(const LoadOptions& options, DType source_dtype, const std::string& source,
                                 int64_t parameters, uint64_t bytes_per_stream) {
   WeightsPlanRequest r;
@@ -30,6 +38,7 @@ WeightsPlanRequest plan_request(const LoadOptions& options, DType source_dtype, 
   r.max_streams = options.max_streams;
   r.parameters = uint64_t(parameters);
   r.bytes_per_stream = bytes_per_stream;
+  r.rollback_depth = options.rollback_depth;
   return r;
 }
 
@@ -49,7 +58,8 @@ WeightsPlan plan_weights(const WeightsPlanRequest& r, const DeviceCaps& caps) {
     }
   }
   plan.capacity = r.max_streams == 0
-                      ? automatic_capacity(r.parameters * (plan.f16 ? 2 : 4), r.bytes_per_stream, caps)
+                      ? capacity_within_bindings(
+                            automatic_capacity(r.parameters * (plan.f16 ? 2 : 4), r.bytes_per_stream, caps), r, caps)
                       : r.max_streams;
   return plan;
 }

@@ -33,6 +33,11 @@ struct WeightsPlanRequest {
   int max_streams = 0;                 // LoadOptions::max_streams; 0 = automatic
   uint64_t parameters = 0;             // weights on the device, for the automatic capacity
   uint64_t bytes_per_stream = 0;       // state + activations + outputs of one stream
+  // What one stream adds to the largest single bindings: a state buffer ([capacity][slot_bytes],
+  // its rollback ring rollback_depth times that) and an activation or output buffer ([step rows]
+  // [row_bytes]). The automatic capacity keeps them within maxStorageBufferRange.
+  uint64_t slot_bytes = 0, row_bytes = 0;
+  int rollback_depth = 0;
 };
 
 struct WeightsPlan {
@@ -49,6 +54,9 @@ WeightsPlan plan_weights(const WeightsPlanRequest& request, const DeviceCaps& ca
 
 // As many streams as fit in half the device-local memory once the weights are in (1 to 1024).
 int automatic_capacity(uint64_t weight_bytes, uint64_t bytes_per_stream, const DeviceCaps& caps);
+// At most `capacity` streams, and no more than keep every state buffer, rollback ring and
+// activation buffer within maxStorageBufferRange (at least 1).
+int capacity_within_bindings(int capacity, const WeightsPlanRequest& r, const DeviceCaps& caps);
 
 // Keeps tune.texel only where the device can view every buffer the matvecs read as a texel buffer:
 // RGBA32F texels (RGBA16F too for fp16 weights), and no view longer than maxTexelBufferElements

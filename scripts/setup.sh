@@ -79,6 +79,14 @@ if [[ $mode == demo ]]; then
   exec build/bin/vkssm listen "$demo"/command-*.wav
 else
   ctest --test-dir build --output-on-failure -j2
+  # The GPU tests of every architecture (the contract suite, the GPU-vs-CPU checks) again under
+  # each device profile (engine/vk/device_profiles.cpp): lavapipe behaving as a class of real
+  # devices (128 MiB bindings, fences instead of timeline semaphores, no subgroup arithmetic, no
+  # 16-bit storage, 1 MiB bindings that split every large tensor), with the validation layer on.
+  for profile in android-baseline-2022 vulkan-1.1-minimal tiny-bindings; do
+    echo "setup: GPU tests under VKSSM_DEVICE_PROFILE=$profile"
+    VKSSM_DEVICE_PROFILE=$profile build/bin/vkssm_tests --gtest_brief=1 --gtest_filter='*Contract*:*Gpu*'
+  done
   # The Python module (build/python/) under the validation layer, with Debian's python3 (the one
   # it was built for; a pyenv shim may come first on PATH).
   echo "setup: Python module tests"

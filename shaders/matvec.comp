@@ -10,8 +10,13 @@
 // threads reading through texel buffers (WEIGHT_TEXEL), whose texelFetch llvmpipe turns into
 // vector gathers; S4D on CPU drivers LOCAL = 1, where one invocation walks whole rows with no
 // reduction. The C++ side (spec constants, bindings) is engine/vulkan_matvec.h.
+// Built with SHARED_REDUCTION (devices without subgroup arithmetic, see device_profiles.cpp), the
+// threads' sums go through shared memory instead, with no subgroup capability in the module
+// (LOCAL <= 32 then).
+#ifndef SHARED_REDUCTION
 #extension GL_KHR_shader_subgroup_arithmetic : enable
 #extension GL_KHR_shader_subgroup_basic : enable
+#endif
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -44,19 +49,27 @@ layout(std430, binding = 5) buffer Y { float y[]; };                // [B][Y_STR
 #define LOCAL gl_WorkGroupSize.x
 #define TB 4  // streams per pass: 4 rows x 4 streams accumulators
 
-shared float red[TB * 4 * 32];  // per-subgroup partial sums (up to 32 subgroups)
+shared float red[TB * 4 * 32];  // per-subgroup (or, SHARED_REDUCTION, per-thread) partial sums
 shared float scale_s[TB];
 
 // Sum of v over the workgroup, valid in invocation 0. `slot` separates concurrent reductions.
 float workgroup_sum(float v, uint slot) {
   if (LOCAL == 1) return v;
+#ifdef SHARED_REDUCTION
+  red[slot * 32 + gl_LocalInvocationID.x] = v;
+#else
   float s = subgroupAdd(v);
   if (subgroupElect()) red[slot * 32 + gl_SubgroupID] = s;
+#endif
   return 0.0;  // completed by finish_sum after a barrier
 }
 float finish_sum(uint slot) {
   float s = 0.0;
+#ifdef SHARED_REDUCTION
+  for (uint i = 0; i < LOCAL; ++i) s += red[slot * 32 + i];
+#else
   for (uint i = 0; i < gl_NumSubgroups; ++i) s += red[slot * 32 + i];
+#endif
   return s;
 }
 

@@ -10,6 +10,10 @@ foreach(shader matvec embed_gather mamba1_conv_x_proj mamba1_scan)
 endforeach()
 # matvec reading its matrix and inputs through uniform texel buffers: fast on llvmpipe (lavapipe).
 vkssm_shader(NAME matvec_texel SOURCE matvec.comp DEFINES WEIGHT_TEXEL=1)
+# The same three with shared-memory reductions, for devices without subgroup arithmetic.
+vkssm_shader(NAME matvec_f32_shared SOURCE matvec.comp DEFINES SHARED_REDUCTION=1)
+vkssm_shader(NAME matvec_f16_shared SOURCE matvec.comp DEFINES WEIGHT_F16=1 SHARED_REDUCTION=1)
+vkssm_shader(NAME matvec_texel_shared SOURCE matvec.comp DEFINES WEIGHT_TEXEL=1 SHARED_REDUCTION=1)
 # Engine shaders shared by every architecture (no weights in them).
 vkssm_shader(NAME sample_tokens SOURCE sample_tokens.comp)
 vkssm_shader(NAME state_save SOURCE state_save.comp)

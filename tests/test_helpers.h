@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <string>
 
@@ -28,6 +29,24 @@ inline float max_rel_error(const float* got, const float* want, int64_t n) {
     worst = std::max(worst, std::fabs(got[i] - want[i]) / std::max(1.0f, std::fabs(want[i])));
   return worst;
 }
+
+// Sets an environment variable for one scope (the old value comes back after).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (had_) setenv(name_, old_.c_str(), 1);
+    else unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::string old_;
+  bool had_ = false;
+};
 
 // A tiny Mamba-1 shape for tests that exercise the API rather than the numerics' edge cases.
 inline Mamba1Config small_mamba1_config(int64_t vocab) {

@@ -31,7 +31,9 @@ DeviceCaps fake_gpu() {
   c.type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
   c.max_workgroup_invocations = 1024;
   c.subgroup_size = 32;
+  c.subgroup_arithmetic = true;
   c.shared_memory = 49152;
+  c.max_storage_buffer_range = 1ull << 32;
   c.max_texel_buffer_elements = 1u << 27;
   c.texel_rgba32f = c.texel_rgba16f = true;
   c.storage16 = true;
@@ -39,23 +41,7 @@ DeviceCaps fake_gpu() {
   return c;
 }
 
-// Sets an environment variable for one scope.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
-    setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (had_) setenv(name_, old_.c_str(), 1);
-    else unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::string old_;
-  bool had_ = false;
-};
+using testing_helpers::ScopedEnv;
 
 TEST(Tuning, ParsesFiveFields) {
   const Tuning t = parse_tuning("8,2,32,16,1", fake_gpu());
@@ -184,6 +170,26 @@ TEST(WeightsPlan, AutomaticCapacity) {
   r.bytes_per_stream = 40;
   caps.device_local_bytes = 1000;
   EXPECT_EQ(plan_weights(r, caps).capacity, 10);
+}
+
+// The automatic capacity keeps every state buffer, rollback ring and activation / output buffer
+// within one binding (maxStorageBufferRange); an explicit max_streams is taken as asked (a binding
+// that then does not fit is refused when it is bound, naming the buffer).
+TEST(WeightsPlan, AutomaticCapacityKeepsBindingsWithinTheLimit) {
+  DeviceCaps caps = fake_gpu();
+  caps.device_local_bytes = 1ull << 40;  // memory is not the limit
+  caps.max_storage_buffer_range = 1000;
+  WeightsPlanRequest r;
+  r.max_streams = 0;
+  r.bytes_per_stream = 1;
+  r.slot_bytes = 40;
+  EXPECT_EQ(plan_weights(r, caps).capacity, 25);
+  r.rollback_depth = 5;  // the ring: [capacity][5][40 bytes]
+  EXPECT_EQ(plan_weights(r, caps).capacity, 5);
+  r.row_bytes = 500;  // the logits of 2 rows
+  EXPECT_EQ(plan_weights(r, caps).capacity, 2);
+  r.max_streams = 7;
+  EXPECT_EQ(plan_weights(r, caps).capacity, 7);
 }
 
 TEST(WeightsPlan, TexelViewsFallBackToStorageBuffers) {

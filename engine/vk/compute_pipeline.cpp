@@ -1,5 +1,7 @@
 #include "engine/vk/compute_pipeline.h"
 
+#include <algorithm>
+
 #include "engine/vk/gpu_buffer.h"
 #include "engine/vk/shader_registry.h"
 #include "engine/vk/vk_check.h"
@@ -17,6 +19,9 @@ ComputePipeline::ComputePipeline(VulkanContext& ctx, ShaderId shader, uint32_t n
       pipeline_(ctx.device(), vkDestroyPipeline) {
   const ShaderBlob& blob = shader_blob(shader);
   VkDevice dev = ctx.device();
+  uint32_t storage = 0;
+  for (uint32_t i = 0; i < num_buffers; ++i) storage += is_texel(i) ? 0 : 1;
+  check_storage_buffers(name_, storage, ctx.caps());
 
   std::vector<VkDescriptorSetLayoutBinding> bindings(num_buffers);
   for (uint32_t i = 0; i < num_buffers; ++i) {
@@ -68,6 +73,27 @@ ComputePipeline::ComputePipeline(VulkanContext& ctx, ShaderId shader, uint32_t n
     throw Error("creating pipeline '" + name_ + "' on " + ctx.caps().name + " failed: " + vk_result_name(r));
 }
 
+void check_storage_buffers(const std::string& shader, uint32_t count, const DeviceCaps& caps) {
+  if (count > caps.max_per_stage_storage_buffers)
+    throw Error("shader " + shader + " binds " + std::to_string(count) +
+                " storage buffers; maxPerStageDescriptorStorageBuffers of " + caps.name + " is " +
+                std::to_string(caps.max_per_stage_storage_buffers));
+}
+
+void check_binding(const DeviceCaps& caps, const ComputePipeline& pipeline, const BufferBinding& b, bool texel) {
+  if (texel) return;  // views are checked where they are made (WeightUploader::view)
+  const GpuBuffer& buf = *b.buffer;
+  const uint64_t range = b.range ? b.range : std::max<uint64_t>(buf.size(), 16) - b.offset;
+  const std::string where = buf.what() + " (bound to " + pipeline.name() + ")";
+  if (range > caps.max_storage_buffer_range)
+    throw Error(where + ": a binding of " + std::to_string(range) + " bytes exceeds maxStorageBufferRange (" +
+                std::to_string(caps.max_storage_buffer_range) + ") of " + caps.name);
+  if (b.offset % caps.min_storage_buffer_offset_alignment)
+    throw Error("internal: " + where + " bound at offset " + std::to_string(b.offset) +
+                ", not a multiple of minStorageBufferOffsetAlignment (" +
+                std::to_string(caps.min_storage_buffer_offset_alignment) + ")");
+}
+
 DescriptorArena::DescriptorArena(VulkanContext& ctx, uint32_t max_sets, uint32_t max_buffers)
     : ctx_(ctx), pool_(ctx.device(), vkDestroyDescriptorPool) {
   VkDescriptorPoolSize sizes[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, max_buffers},
@@ -96,6 +122,7 @@ VkDescriptorSet DescriptorArena::make_set(const ComputePipeline& pipeline,
   std::vector<VkDescriptorBufferInfo> infos(buffers.size());
   std::vector<VkWriteDescriptorSet> writes(buffers.size());
   for (size_t i = 0; i < buffers.size(); ++i) {
+    check_binding(ctx_.caps(), pipeline, buffers[i], pipeline.is_texel(uint32_t(i)));
     infos[i].buffer = buffers[i].buffer->handle();
     infos[i].offset = buffers[i].offset;
     infos[i].range = buffers[i].range ? buffers[i].range : VK_WHOLE_SIZE;

@@ -52,6 +52,14 @@ struct BufferBinding {
   VkBufferView view = VK_NULL_HANDLE;  // for texel-buffer bindings
 };
 
+struct DeviceCaps;
+// Throws vkssm::Error naming the shader and maxPerStageDescriptorStorageBuffers when a shader
+// binds more storage buffers than the device allows (every ComputePipeline checks it).
+void check_storage_buffers(const std::string& shader, uint32_t count, const DeviceCaps& caps);
+// Throws vkssm::Error naming the buffer, the shader and the limit when a storage-buffer binding is
+// longer than maxStorageBufferRange (or misaligned): make_set checks every binding with it.
+void check_binding(const DeviceCaps& caps, const ComputePipeline& pipeline, const BufferBinding& b, bool texel);
+
 // Owns a descriptor pool; hands out descriptor sets written once at load time.
 class DescriptorArena {
  public:

@@ -45,11 +45,14 @@ Tuning parse_tuning(const std::string& value, const DeviceCaps& caps) {
   if (t.local > caps.max_workgroup_invocations)
     bad(value, "field local = " + std::to_string(t.local) + " exceeds " + caps.name + "'s limit of " +
                    std::to_string(caps.max_workgroup_invocations) + " invocations per workgroup");
-  // matvec.comp reduces over at most 32 subgroups (its shared `red` array).
-  const uint32_t max_reduced = 32 * std::max(caps.subgroup_size, 1u);
+  // matvec.comp reduces over at most 32 subgroups (its shared `red` array), or 32 threads where
+  // the device has no subgroup arithmetic.
+  const uint32_t max_reduced = 32 * (caps.subgroup_arithmetic ? std::max(caps.subgroup_size, 1u) : 1u);
   if (t.local > 1 && t.local > max_reduced)
-    bad(value, "field local = " + std::to_string(t.local) + " exceeds 32 subgroups of " +
-                   std::to_string(caps.subgroup_size) + " (the matvec's reduction)");
+    bad(value, "field local = " + std::to_string(t.local) + " exceeds " +
+                   (caps.subgroup_arithmetic ? "32 subgroups of " + std::to_string(caps.subgroup_size)
+                                             : std::string("32 threads (no subgroup arithmetic)")) +
+                   " (the matvec's reduction)");
   // mamba1_conv_x_proj.comp keeps conv_chunk floats in shared memory.
   if (uint64_t(t.conv_chunk) * 4 > caps.shared_memory)
     bad(value, "field conv_chunk = " + std::to_string(t.conv_chunk) + " needs " + std::to_string(t.conv_chunk * 4ull) +
@@ -70,7 +73,8 @@ Tuning tuning_for(const DeviceCaps& caps, TuningProfile profile) {
     if (profile == TuningProfile::FrameModel) return {1, 1, 256, 256, true};
     return {8, 32, 256, 256, true};
   }
-  const uint32_t local = std::min<uint32_t>(64, caps.max_workgroup_invocations);
+  // Without subgroup arithmetic the matvec reduces one value per thread in shared memory: 32 at most.
+  const uint32_t local = std::min<uint32_t>(caps.subgroup_arithmetic ? 64 : 32, caps.max_workgroup_invocations);
   return {local, 1, local, local, false};
 }
 

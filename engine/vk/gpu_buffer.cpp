@@ -9,7 +9,7 @@
 namespace vkssm {
 
 GpuBuffer::GpuBuffer(VulkanContext& ctx, uint64_t size, Kind kind, const std::string& what)
-    : ctx_(&ctx), size_(size) {
+    : ctx_(&ctx), size_(size), what_(what) {
   if (size == 0) size = 16;  // Vulkan forbids empty buffers; keep a placeholder
   VkDevice dev = ctx.device();
   VkBufferCreateInfo bi{};
@@ -32,6 +32,11 @@ GpuBuffer::GpuBuffer(VulkanContext& ctx, uint64_t size, Kind kind, const std::st
       required = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
       preferred = VK_MEMORY_PROPERTY_HOST_CACHED_BIT;
       break;
+  }
+  if (req.size > ctx.caps().max_memory_allocation_size) {
+    release();
+    throw Error(what + ": an allocation of " + std::to_string(req.size) + " bytes exceeds maxMemoryAllocationSize (" +
+                std::to_string(ctx.caps().max_memory_allocation_size) + ") of " + ctx.caps().name);
   }
   VkMemoryAllocateInfo ai{};
   ai.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO;
@@ -77,6 +82,7 @@ GpuBuffer& GpuBuffer::operator=(GpuBuffer&& o) noexcept {
     memory_ = std::exchange(o.memory_, VK_NULL_HANDLE);
     size_ = std::exchange(o.size_, 0);
     mapped_ = std::exchange(o.mapped_, nullptr);
+    what_ = std::move(o.what_);
   }
   return *this;
 }

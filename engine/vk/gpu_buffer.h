@@ -29,6 +29,7 @@ class GpuBuffer {
 
   VkBuffer handle() const { return buffer_; }
   uint64_t size() const { return size_; }
+  const std::string& what() const { return what_; }  // the name given at creation
   void* mapped() const { return mapped_; }  // nullptr for DeviceLocal
 
   // Copies host bytes into the buffer (through a staging buffer when it is device-local).
@@ -43,6 +44,7 @@ class GpuBuffer {
   VkDeviceMemory memory_ = VK_NULL_HANDLE;
   uint64_t size_ = 0;
   void* mapped_ = nullptr;
+  std::string what_;
 };
 
 }  // namespace vkssm

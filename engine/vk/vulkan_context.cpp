@@ -9,6 +9,7 @@
 #include <fstream>
 #include <mutex>
 
+#include "engine/vk/device_profiles.h"
 #include "engine/vk/vk_check.h"
 #include "engine/vk/vk_handle.h"
 
@@ -171,17 +172,24 @@ DeviceCaps probe_device(VkPhysicalDevice pd) {
   vkGetPhysicalDeviceFormatProperties(pd, VK_FORMAT_R16G16B16A16_SFLOAT, &fp);
   c.texel_rgba16f = fp.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT;
   c.min_storage_buffer_offset_alignment = props.limits.minStorageBufferOffsetAlignment;
+  c.min_texel_buffer_offset_alignment = props.limits.minTexelBufferOffsetAlignment;
+  c.max_per_stage_storage_buffers = props.limits.maxPerStageDescriptorStorageBuffers;
   c.timestamps = props.limits.timestampComputeAndGraphics && props.limits.timestampPeriod > 0;
   c.timestamp_period_ns = props.limits.timestampPeriod;
 
   VkPhysicalDeviceSubgroupProperties subgroup{};
-
   subgroup.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES;
+  VkPhysicalDeviceMaintenance3Properties m3{};
+  m3.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES;
+  subgroup.pNext = &m3;
   VkPhysicalDeviceProperties2 props2{};
   props2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2;
   props2.pNext = &subgroup;
   vkGetPhysicalDeviceProperties2(pd, &props2);
   c.subgroup_size = std::max(1u, subgroup.subgroupSize);
+  c.subgroup_arithmetic = (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                          (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+  if (m3.maxMemoryAllocationSize) c.max_memory_allocation_size = m3.maxMemoryAllocationSize;
 
   VkPhysicalDevice16BitStorageFeatures s16{};
 
@@ -215,12 +223,14 @@ DeviceCaps probe_device(VkPhysicalDevice pd) {
 
 std::vector<DeviceInfo> list_devices() {
   init_loader();
+  const std::string profile = device_profile_from_env();
   VkInstance instance = create_bare_instance(false, false);
   std::vector<DeviceInfo> out;
   try {
     auto devices = enumerate(instance);
     for (size_t i = 0; i < devices.size(); ++i) {
       DeviceCaps c = probe_device(devices[i]);
+      apply_device_profile(c, profile);  // the limits the engine would use there
       DeviceInfo d;
       d.index = int(i);
       d.name = c.name;
@@ -248,6 +258,7 @@ std::vector<DeviceInfo> list_devices() {
 VulkanContext::VulkanContext(const Options& options) {
   init_loader();
   try {
+    profile_ = options.profile.empty() ? device_profile_from_env() : options.profile;
     create_instance(options.validation || env_flag("VKSSM_VALIDATION"));
     choose_device(requested_device(options.device));
     create_device();
@@ -300,6 +311,7 @@ void VulkanContext::choose_device(int requested) {
   if (index < 0) index = best_device(devices);
   if (index < 0) throw Error("no Vulkan device supports Vulkan 1.1, which vkssm needs");
   caps_ = probe_device(devices[index]);
+  apply_device_profile(caps_, profile_);
   if (caps_.api_version < VK_API_VERSION_1_1)
     throw Error("device " + std::to_string(index) + " (" + caps_.name + ") supports only Vulkan " +
                 std::to_string(VK_API_VERSION_MAJOR(caps_.api_version)) + "." +

@@ -30,6 +30,11 @@ struct DeviceCaps {
   uint64_t max_texel_buffer_elements = 0;
   bool texel_rgba32f = false, texel_rgba16f = false;  // usable as uniform texel buffers
   uint64_t min_storage_buffer_offset_alignment = 1;
+  uint64_t min_texel_buffer_offset_alignment = 1;
+  uint64_t max_memory_allocation_size = UINT64_MAX;  // maintenance3 (core 1.1)
+  uint32_t max_per_stage_storage_buffers = UINT32_MAX;
+  bool subgroup_arithmetic = false;  // subgroup ARITHMETIC operations in the compute stage
+  std::string profile;               // VKSSM_DEVICE_PROFILE applied ("" = as probed)
   uint64_t device_local_bytes = 0;
   bool timeline_semaphores = false;  // Vulkan 1.2 timelineSemaphore
   bool timestamps = false;
@@ -43,6 +48,7 @@ class VulkanContext {
     int device = -1;  // -1: $VKSSM_DEVICE, else best
     bool validation = false;
     std::string cache_dir;
+    std::string profile;  // a device profile (engine/vk/device_profiles.h); "" = $VKSSM_DEVICE_PROFILE
   };
   // Throws vkssm::Error: no loader, no device, device index out of range, Vulkan < 1.1.
   explicit VulkanContext(const Options& options);
@@ -91,6 +97,7 @@ class VulkanContext {
   DeviceCaps caps_;
   int device_index_ = 0;
   std::string cache_dir_;
+  std::string profile_;
 };
 
 // Probes one physical device (used by the context and by list_devices()).

@@ -41,17 +41,24 @@ GpuBuffer WeightUploader::zeros(uint64_t bytes, const std::string& what) {
   return b;
 }
 
-VkBufferView WeightUploader::view(const GpuBuffer& b, bool weights) {
-  const VkFormat format = weights && f16_ ? VK_FORMAT_R16G16B16A16_SFLOAT : VK_FORMAT_R32G32B32A32_SFLOAT;
+VkBufferView WeightUploader::view(const GpuBuffer& b, bool weights, uint64_t offset, uint64_t bytes) {
+  const bool half = weights && f16_;
+  const VkFormat format = half ? VK_FORMAT_R16G16B16A16_SFLOAT : VK_FORMAT_R32G32B32A32_SFLOAT;
   for (const View& v : views_)
-    if (v.buffer == b.handle() && v.format == format) return v.view.get();
+    if (v.buffer == b.handle() && v.format == format && v.offset == offset && v.bytes == bytes) return v.view.get();
+  const uint64_t texel = half ? 8 : 16;
+  const uint64_t texels = (bytes ? bytes : std::max<uint64_t>(b.size(), 16) - offset) / texel;
+  if (texels > ctx_.caps().max_texel_buffer_elements)
+    throw Error(b.what() + ": a texel view of " + std::to_string(texels) + " texels exceeds maxTexelBufferElements (" +
+                std::to_string(ctx_.caps().max_texel_buffer_elements) + ") of " + ctx_.caps().name);
   VkBufferViewCreateInfo ci{};
   ci.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO;
   ci.buffer = b.handle();
   ci.format = format;
-  ci.offset = 0;
-  ci.range = VK_WHOLE_SIZE;
-  View& v = views_.emplace_back(View{b.handle(), format, DeviceHandle<VkBufferView>(ctx_.device(), vkDestroyBufferView)});
+  ci.offset = offset;
+  ci.range = bytes ? bytes : VK_WHOLE_SIZE;
+  View& v = views_.emplace_back(
+      View{b.handle(), format, offset, bytes, DeviceHandle<VkBufferView>(ctx_.device(), vkDestroyBufferView)});
   VK_CHECK(vkCreateBufferView(ctx_.device(), &ci, nullptr, v.view.out()));
   return v.view.get();
 }

@@ -36,8 +36,9 @@ class WeightUploader {
   // A zeroed device buffer (activations); not counted as weights.
   GpuBuffer zeros(uint64_t bytes, const std::string& what);
   // An RGBA texel view of `b` (fp16 texels for weights stored as fp16), owned by the uploader;
-  // asking twice for the same buffer and format returns the same view.
-  VkBufferView view(const GpuBuffer& b, bool weights);
+  // asking twice for the same buffer, format and range returns the same view. `offset` and
+  // `bytes` (0: to the end) select a range; a view longer than maxTexelBufferElements throws.
+  VkBufferView view(const GpuBuffer& b, bool weights, uint64_t offset = 0, uint64_t bytes = 0);
   // A small zeroed buffer bound where a shader's optional input is unused (no bias, no norm).
   const GpuBuffer& placeholder();
 
@@ -45,6 +46,7 @@ class WeightUploader {
   struct View {
     VkBuffer buffer;
     VkFormat format;
+    uint64_t offset, bytes;
     DeviceHandle<VkBufferView> view;
   };
   VulkanContext& ctx_;

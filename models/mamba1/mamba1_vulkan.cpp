@@ -70,6 +70,9 @@ uint64_t bytes_per_stream(const Mamba1Config& c) {
 WeightsPlanRequest weights_request(const Mamba1Weights& w, const LoadOptions& options) {
   WeightsPlanRequest r =
       plan_request(options, w.source_dtype, w.source, w.parameter_count(), bytes_per_stream(w.cfg));
+  const Mamba1Config& c = w.cfg;
+  r.slot_bytes = 4 * uint64_t(c.d_inner) * uint64_t(std::max(c.d_conv, c.d_state));  // a layer's conv or ssm state
+  r.row_bytes = 4 * uint64_t(std::max<int64_t>(c.vocab_size, pad8(2 * c.d_inner)));   // logits, in_proj output
   r.matrices = {{"embeddings", &w.embeddings}, {"lm_head", &w.lm_head}};
   for (size_t i = 0; i < w.layers.size(); ++i) {
     const Mamba1LayerWeights& l = w.layers[i];
@@ -84,7 +87,7 @@ class Mamba1Graph final : public StepGraph {
  public:
   Mamba1Graph(GraphBuilder& b, const Mamba1Weights& w, const LoadOptions& options);
   void record_body(StepRecorder& r) override;
-  void record_head(StepRecorder& r) override { r.dispatch(lm_->head()); }
+  void record_head(StepRecorder& r) override { lm_->record_head(r); }
 
  private:
   struct Layer {
@@ -128,9 +131,10 @@ Mamba1Graph::Mamba1Graph(GraphBuilder& b, const Mamba1Weights& w, const LoadOpti
                   .norm_eps = cfg_.norm_eps};
   tune_ = tuning_for(b.caps(), TuningProfile::TokenModel);
   nchunk_ = ceil_div(E, tune_.conv_chunk);
-  // Texel views: the head and every layer's in_proj / out_proj, and the activations they read.
+  // Texel views: every layer's in_proj / out_proj, and the activations they read (the head's views
+  // are tiles that fit by construction, see TokenLmHead).
   fit_texel_views(tune_, b.caps(), plan.f16,
-                  std::max({uint64_t(cfg_.vocab_size) * dpad_, uint64_t(2 * E) * dpad_, uint64_t(D) * epad_,
+                  std::max({uint64_t(2 * E) * dpad_, uint64_t(D) * epad_,
                             rows * dpad_, rows * epad_}) / 4);
 
   upload(b, w);
@@ -211,7 +215,7 @@ void Mamba1Graph::create_pipelines(GraphBuilder& b) {
 
 // Embedding, then 4 dispatches per layer. Recorded once at load, replayed for every step.
 void Mamba1Graph::record_body(StepRecorder& r) {
-  r.dispatch(lm_->embed());
+  lm_->record_embed(r);
   for (const Layer& L : layers_) {
     r.dispatch(block_->in(L.block));                                                         // (a)
     r.dispatch(*conv_pipe_, L.conv_set, nchunk_);                                             // (b)

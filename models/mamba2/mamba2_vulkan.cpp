@@ -79,6 +79,9 @@ uint64_t bytes_per_stream(const Mamba2Config& c) {
 WeightsPlanRequest weights_request(const Mamba2Weights& w, const LoadOptions& options) {
   WeightsPlanRequest r =
       plan_request(options, w.source_dtype, w.source, w.parameter_count(), bytes_per_stream(w.cfg));
+  const Mamba2Config& c = w.cfg;
+  r.slot_bytes = 4 * uint64_t(std::max(c.conv_dim() * c.d_conv, c.d_inner * c.d_state));  // a layer's state
+  r.row_bytes = 4 * uint64_t(std::max<int64_t>({c.vocab_size, pad8(c.in_proj_rows()), pad8(c.conv_dim())}));
   r.matrices = {{"embeddings", &w.embeddings}, {"lm_head", &w.lm_head}};
   for (size_t i = 0; i < w.layers.size(); ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
@@ -91,7 +94,7 @@ class Mamba2Graph final : public StepGraph {
  public:
   Mamba2Graph(GraphBuilder& b, const Mamba2Weights& w, const LoadOptions& options);
   void record_body(StepRecorder& r) override;
-  void record_head(StepRecorder& r) override { r.dispatch(lm_->head()); }
+  void record_head(StepRecorder& r) override { lm_->record_head(r); }
 
  private:
   struct Layer {
@@ -133,9 +136,10 @@ Mamba2Graph::Mamba2Graph(GraphBuilder& b, const Mamba2Weights& w, const LoadOpti
   block_shape_ = {.d_model = cfg_.d_model, .in_rows = cfg_.in_proj_rows(), .in_stride = zx_stride_,
                   .d_inner = cfg_.d_inner, .bias = cfg_.use_bias, .norm_eps = cfg_.norm_eps};
   tune_ = tuning_for(b.caps(), TuningProfile::TokenModel);
-  // Texel views: the head and every layer's in_proj / out_proj, and the activations they read.
+  // Texel views: every layer's in_proj / out_proj, and the activations they read (the head's views
+  // are tiles that fit by construction, see TokenLmHead).
   fit_texel_views(tune_, b.caps(), plan.f16,
-                  std::max({uint64_t(cfg_.vocab_size) * dpad_, uint64_t(cfg_.in_proj_rows()) * dpad_,
+                  std::max({uint64_t(cfg_.in_proj_rows()) * dpad_,
                             uint64_t(cfg_.d_model) * epad_, rows * dpad_, rows * epad_}) / 4);
 
   upload(b, w);
@@ -209,7 +213,7 @@ void Mamba2Graph::create_pipelines(GraphBuilder& b) {
 
 void Mamba2Graph::record_body(StepRecorder& r) {
   const uint32_t E = uint32_t(cfg_.d_inner), CD = uint32_t(cfg_.conv_dim());
-  r.dispatch(lm_->embed());
+  lm_->record_embed(r);
   for (const Layer& L : layers_) {
     r.dispatch(block_->in(L.block));
     r.dispatch(*conv_pipe_, L.conv_set, ceil_div(CD, tune_.local));

@@ -65,6 +65,8 @@ WeightsPlanRequest weights_request(const S4DWeights& w, const LoadOptions& optio
   const uint64_t per_stream =
       4 * uint64_t(c.n_layers * c.d_model * c.modes() * 2 + 8 * c.d_model + c.d_input + 3 * c.d_output);
   WeightsPlanRequest r = plan_request(options, w.source_dtype, w.source, w.parameter_count(), per_stream);
+  r.slot_bytes = 4 * uint64_t(c.d_model * c.modes() * 2);  // a layer's complex state
+  r.row_bytes = 4 * uint64_t(std::max<int64_t>({c.d_input, c.d_output, 2 * c.d_model}) + 8);
   r.auto_may_use_f16 = false;  // the matrices are small next to the per-step work: fp16 only when asked
   r.matrices = {{"encoder.weight", &w.encoder_w}, {"decoder.weight", &w.decoder_w}};
   for (size_t i = 0; i < w.layers.size(); ++i)
