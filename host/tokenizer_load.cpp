@@ -226,10 +226,10 @@ std::unique_ptr<Tokenizer> make_bpe_tokenizer(const BpeVocabulary& vocab, const 
     const size_t space = m.find(' ');
     if (space == std::string::npos || m.find(' ', space + 1) != std::string::npos)
       fail_here("merge " + std::to_string(rank) + " '" + m + "' is not two tokens");
-    const std::string left = m.substr(0, space), right = m.substr(space + 1);
-    if (!tok->add_merge(left, right, static_cast<int32_t>(rank)))
-      fail_here("merge " + std::to_string(rank) + " ('" + left + "' + '" + right +
-                "') names a token missing from the vocabulary");
+    // llama.cpp's converter writes the source tokenizer's merges even when the (cut-down) GGUF
+    // vocabulary lacks a token they name; llama.cpp skips such merges, and so does vkssm: no
+    // word can need them, since BPE could never produce their result.
+    tok->add_merge(m.substr(0, space), m.substr(space + 1), static_cast<int32_t>(rank));
   }
   if (vocab.eos_id >= 0 && static_cast<size_t>(vocab.eos_id) >= vocab.tokens.size())
     fail_here("end-of-sequence id " + std::to_string(vocab.eos_id) + " is past the " +

@@ -777,10 +777,15 @@ TEST_F(GgufTest, TokenizerMetadataErrors) {
             "tokenizer.ggml.model 'llama' in GGUF file " + p +
                 " is not supported (vkssm reads byte-level BPE tokenizers, 'gpt2', only)");
   m.gguf.set_string("tokenizer.ggml.model", "gpt2");
-  m.gguf.set_string_array("tokenizer.ggml.merges", {"a c"});
+  // A merge naming a token the vocabulary lacks is skipped, as llama.cpp does (its converter
+  // writes such merges for cut-down vocabularies); the others keep their ranks.
+  m.gguf.set_string_array("tokenizer.ggml.merges", {"a c", "a b"});
   p = write("merge.gguf", m.gguf);
+  EXPECT_EQ(load_tokenizer_for_path(p)->encode("ab"), (std::vector<int32_t>{2}));
+  m.gguf.set_string_array("tokenizer.ggml.merges", {"a-b"});
+  p = write("badmerge.gguf", m.gguf);
   EXPECT_EQ(error_of([&] { load_tokenizer_for_path(p); }),
-            "tokenizer in GGUF file " + p + ": merge 0 ('a' + 'c') names a token missing from the vocabulary");
+            "tokenizer in GGUF file " + p + ": merge 0 'a-b' is not two tokens");
 }
 
 }  // namespace
