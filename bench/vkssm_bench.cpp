@@ -1,7 +1,7 @@
 // vkssm_bench: decode throughput and latency, against the device's own copy bandwidth, and the
 // time to first token for a document read by prefill versus restored from a saved state.
 //
-//   vkssm_bench [--model PATH] [--backend vulkan|cpu] [--device N] [--weights f32|f16]
+//   vkssm_bench [--model PATH] [--backend vulkan|cpu] [--device N] [--weights f32|f16|q8_0|q4_0]
 //               [--tokens N] [--batch 1,4,16] [--ttft N] [--json]
 //
 // Without --model it builds a random model shaped like mamba-130m (D 768, 24 layers, V 50280).
@@ -19,6 +19,7 @@
 #include "bench/copy_bandwidth.h"
 #include "engine/architecture.h"
 #include "engine/vkssm.hpp"
+#include "engine/weight_storage.h"
 #include "host/error.h"
 
 using namespace vkssm;
@@ -49,7 +50,7 @@ std::string bench_architectures() {
 [[noreturn]] void usage(int code) {
   std::fprintf(
       code ? stderr : stdout,
-      "usage: vkssm_bench [--model PATH] [--backend vulkan|cpu] [--device N] [--weights f32|f16]\n"
+      "usage: vkssm_bench [--model PATH] [--backend vulkan|cpu] [--device N] [--weights f32|f16|q8_0|q4_0]\n"
       "                   [--tokens N] [--batch 1,4,16] [--ttft N] [--json] [--d-model D --layers L --vocab V]\n"
       "                   [--arch NAME]\n"
       "\n"
@@ -59,7 +60,8 @@ std::string bench_architectures() {
       "                    mamba2 takes the mamba2-130m layout: d_state 128, head_dim 64, 1 group)\n"
       "  --backend B       vulkan (default) or cpu\n"
       "  --device N        Vulkan device index (default: $VKSSM_DEVICE, else the best device)\n"
-      "  --weights W       f32 (default) or f16 weight storage\n"
+      "  --weights W       f32 (default), f16, q8_0 or q4_0 weight storage (q8_0/q4_0: ggml blocks,\n"
+      "                    quantized at load)\n"
       "  --tokens N        timed decode steps per batch size, after 3 warm-up steps, and for the\n"
       "                    single-stream decode rate in --ttft (default 64, min 2)\n"
       "  --batch LIST      comma-separated batch sizes, e.g. 1,2,4,...,256 (default 1); state slots\n"
@@ -84,7 +86,14 @@ Args parse(int argc, char** argv) {
     else if (f == "--model") a.model = value();
     else if (f == "--backend") a.backend = value() == "cpu" ? BackendKind::Cpu : BackendKind::Vulkan;
     else if (f == "--device") a.device = std::atoi(value().c_str());
-    else if (f == "--weights") a.weights = value() == "f16" ? WeightStorage::F16 : WeightStorage::F32;
+    else if (f == "--weights") {
+      try {
+        a.weights = parse_weight_storage(value(), "--weights");
+      } catch (const Error& e) {
+        std::fprintf(stderr, "vkssm_bench: %s\n", e.what());
+        std::exit(2);
+      }
+    }
     else if (f == "--tokens") a.tokens = std::max(2, std::atoi(value().c_str()));
     else if (f == "--ttft") {
       a.ttft = std::atoi(value().c_str());
@@ -302,21 +311,25 @@ int main(int argc, char** argv) {
     Ttft ttft;
     if (a.ttft > 0) ttft = measure_ttft(*model, a.ttft, a.tokens);
     const double state_mb = info.state_bytes_per_stream / 1e6;
+    uint64_t device_bytes = 0;  // every weight tensor on the device (Vulkan)
+    for (const TensorStorage& t : info.tensors) device_bytes += t.bytes;
 
     if (a.json) {
       std::printf("{\n  \"model\": \"%s\",\n  \"backend\": \"%s\",\n  \"device\": \"%s\",\n  \"weights\": \"%s\",\n",
                   source.c_str(), info.backend.c_str(), info.device_name.c_str(), info.weight_type.c_str());
-      std::printf("  \"weight_bytes_per_step\": %llu,\n  \"state_bytes_per_stream\": %llu,\n",
-                  (unsigned long long)info.weight_bytes, (unsigned long long)info.state_bytes_per_stream);
+      std::printf("  \"weight_bytes_per_step\": %llu,\n  \"weight_device_bytes\": %llu,\n"
+                  "  \"state_bytes_per_stream\": %llu,\n",
+                  (unsigned long long)info.weight_bytes, (unsigned long long)device_bytes,
+                  (unsigned long long)info.state_bytes_per_stream);
       std::printf("  \"copy_bandwidth_gbps\": %.2f,\n  \"results\": [\n", bw.bytes_per_second / 1e9);
       for (size_t i = 0; i < rows.size(); ++i) {
         const Row& r = rows[i];
         std::printf("    {\"batch\": %d, \"tokens_per_s\": %.2f, \"step_p50_ms\": %.3f, \"step_p99_ms\": %.3f, "
                     "\"host_us_per_step\": %.1f, \"submits_per_step\": %.2f, \"dispatches_per_step\": %.1f, "
                     "\"recordings_per_step\": %.3f, \"weight_gbps\": %.2f, \"roofline_fraction\": %.3f, "
-                    "\"state_bytes\": %llu, \"speedup_vs_b1\": ",
+                    "\"weight_bytes_per_token\": %.0f, \"state_bytes\": %llu, \"speedup_vs_b1\": ",
                     r.batch, r.tokens_per_s, r.step_p50_ms, r.step_p99_ms, r.host_us_per_step, r.submits,
-                    r.dispatches, r.recordings, r.weight_gbps, r.roofline_fraction,
+                    r.dispatches, r.recordings, r.weight_gbps, r.roofline_fraction, double(info.weight_bytes) / r.batch,
                     (unsigned long long)(uint64_t(r.batch) * info.state_bytes_per_stream));
         if (r.speedup_vs_b1 > 0) std::printf("%.2f}", r.speedup_vs_b1);
         else std::printf("null}");
@@ -343,24 +356,26 @@ int main(int argc, char** argv) {
     std::printf("model     %s\n", source.c_str());
     std::printf("backend   %s on %s, %s weights\n", info.backend.c_str(), info.device_name.c_str(),
                 info.weight_type.c_str());
-    std::printf("weights   %.1f MB read per step; state %.2f MB per stream\n", info.weight_bytes / 1e6,
-                info.state_bytes_per_stream / 1e6);
+    std::printf("weights   %.1f MB read per step, %.1f MB on the device; state %.2f MB per stream\n",
+                info.weight_bytes / 1e6, device_bytes / 1e6, info.state_bytes_per_stream / 1e6);
     if (bw.bytes_per_second > 0)
       std::printf("roofline  copy bandwidth %.1f GB/s (read+write) -> %.1f steps/s if weight reads ran at it\n",
                   bw.bytes_per_second / 1e9, bw.bytes_per_second / double(info.weight_bytes));
     const bool speedup = b1 != rows.end();
-    std::printf("\n%6s %10s %9s %9s %9s %10s %8s %11s %11s %8s %9s %9s\n", "batch", "tokens/s",
+    std::printf("\n%6s %10s %9s %9s %9s %10s %8s %11s %11s %8s %9s %9s %9s\n", "batch", "tokens/s",
                 "vs B=1", "p50 ms", "p99 ms", "host us", "submits", "dispatches", "recordings", "GB/s",
-                "roofline", "state MB");
+                "roofline", "MB/token", "state MB");
     for (const Row& r : rows) {
       char vs[32] = "-";
       if (speedup) std::snprintf(vs, sizeof vs, "%.2fx", r.speedup_vs_b1);
-      std::printf("%6d %10.2f %9s %9.3f %9.3f %10.1f %8.2f %11.1f %11.3f %8.2f %8.0f%% %9.2f\n", r.batch,
+      std::printf("%6d %10.2f %9s %9.3f %9.3f %10.1f %8.2f %11.1f %11.3f %8.2f %8.0f%% %9.2f %9.2f\n", r.batch,
                   r.tokens_per_s, vs, r.step_p50_ms, r.step_p99_ms, r.host_us_per_step, r.submits, r.dispatches,
-                  r.recordings, r.weight_gbps, 100 * r.roofline_fraction, r.batch * state_mb);
+                  r.recordings, r.weight_gbps, 100 * r.roofline_fraction, info.weight_bytes / 1e6 / r.batch,
+                  r.batch * state_mb);
     }
     std::printf("(per step: submits, dispatches, recordings; host us = CPU time of the calling thread;\n"
-                " vs B=1 = aggregate tokens/s over B=1's; state MB = B x %.2f MB per stream)\n",
+                " vs B=1 = aggregate tokens/s over B=1's; MB/token = weight bytes read per step / B;\n"
+                " state MB = B x %.2f MB per stream)\n",
                 state_mb);
     if (a.ttft > 0) {
       const Ttft& t = ttft;

@@ -228,14 +228,17 @@ vkssm_status to_load_options(const char* fn, const vkssm_load_options* opts, vks
   if (o.backend != 0 && o.backend != 1)
     return fail(VKSSM_INVALID_ARGUMENT, std::string(fn) + ": backend must be 0 (vulkan) or 1 (cpu), got " +
                                             std::to_string(o.backend));
-  if (o.weights < 0 || o.weights > 2)
-    return fail(VKSSM_INVALID_ARGUMENT, std::string(fn) + ": weights must be 0 (auto), 1 (f32) or 2 (f16), got " +
+  if (o.weights < 0 || o.weights > 4)
+    return fail(VKSSM_INVALID_ARGUMENT, std::string(fn) +
+                                            ": weights must be 0 (auto), 1 (f32), 2 (f16), 3 (q8_0) or 4 (q4_0), got " +
                                             std::to_string(o.weights));
   lo.backend = o.backend == 1 ? vkssm::BackendKind::Cpu : vkssm::BackendKind::Vulkan;
   lo.device = o.device;
   lo.max_streams = o.max_streams;
   lo.weights = o.weights == 1   ? vkssm::WeightStorage::F32
                : o.weights == 2 ? vkssm::WeightStorage::F16
+               : o.weights == 3 ? vkssm::WeightStorage::Q8_0
+               : o.weights == 4 ? vkssm::WeightStorage::Q4_0
                                 : vkssm::WeightStorage::Auto;
   lo.validation = o.validation != 0;
   if (o.cache_dir) lo.cache_dir = o.cache_dir;

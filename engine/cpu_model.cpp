@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/model_checks.h"
+#include "engine/weight_storage.h"
 #include "host/error.h"
 #include "host/sampling.h"
 
@@ -33,7 +34,8 @@ class CpuModel final : public Model {
     if (depth_ < 0) throw Error("rollback_depth must be >= 0, got " + std::to_string(depth_));
     info_.backend = "cpu";
     info_.device_name = "host CPU (reference)";
-    info_.weight_type = "f32";
+    // Q8_0 / Q4_0: the stepper's weights went through store_as(), the values the GPU computes with.
+    info_.weight_type = quant_type_of(options.weights) ? weight_storage_name(options.weights) : "f32";
     const size_t n = stepper_->state_floats();
     header_.payload_floats = n;
     slots_.resize(size_t(capacity));

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 // Relative to this header: found in the source tree (through -I<root>) and installed as
@@ -22,7 +23,18 @@
 namespace vkssm {
 
 enum class BackendKind { Vulkan, Cpu };
-enum class WeightStorage { Auto, F32, F16 };  // Auto: fp16 when the checkpoint is 16-bit and the device can
+// How the big matrices are stored on the device. Auto: fp16 when the checkpoint is 16-bit and the
+// device can, else fp32. Q8_0 / Q4_0: ggml's blocks, quantized at load as llama.cpp does (a matrix
+// whose rows are not a multiple of 32 values keeps fp32); the cpu backend computes with the same
+// dequantized values.
+enum class WeightStorage { Auto, F32, F16, Q8_0, Q4_0 };
+
+// How one weight tensor is stored on the device (ModelInfo::tensors).
+struct TensorStorage {
+  std::string name;  // e.g. "layer 3 in_proj"
+  std::string type;  // "f32", "f16", "q8_0" or "q4_0"
+  uint64_t bytes = 0;
+};
 
 struct LoadOptions {
   BackendKind backend = BackendKind::Vulkan;
@@ -34,11 +46,28 @@ struct LoadOptions {
   int rollback_depth = 0;    // K: each stream keeps its last K states so rollback() can undo K steps
 };
 
+// Where a Vulkan model's memory goes, decided at load (`vkssm info` prints it). Bytes are the
+// buffers' sizes; the cpu backend leaves this empty.
+struct MemoryPlan {
+  std::vector<std::pair<std::string, uint64_t>> weights;  // stored weight bytes per type ("f32", "f16", ...)
+  uint64_t state_bytes = 0;     // every slot's state: capacity x state_bytes_per_stream
+  uint64_t outputs_bytes = 0;   // logits (outputs): [step rows][d_output] on the device + 2 host copies
+  uint64_t rollback_bytes = 0;  // rollback rings: capacity x depth x state_bytes_per_stream
+  uint64_t other_bytes = 0;     // activations, step inputs and their staging buffers, sampled ids
+  uint64_t total_bytes = 0;     // all of the above
+  int capacity = 0;             // stream slots
+  std::string capacity_reason;  // "requested", "memory budget", "binding limit" or "automatic maximum"
+  std::string capacity_detail;  // the numbers behind it
+  uint64_t budget_bytes = 0;    // what an automatic capacity may spend on weights and streams
+  bool unified_memory = false;  // device-local memory the host can map (weights written in place)
+  std::string upload;           // "staged", "mapped" or "flushed" (VKSSM_UPLOAD)
+};
+
 struct ModelInfo {
   std::string architecture;  // a name from supported_architectures(): "mamba", "mamba2", "s4d", ...
   std::string backend;       // "vulkan" or "cpu"
   std::string device_name;
-  std::string weight_type;   // "f32" or "f16"
+  std::string weight_type;   // "f32", "f16", "q8_0" or "q4_0": how the big matrices are stored
   int64_t vocab_size = 0;    // token models; 0 for frame models (S4D)
   int64_t d_input = 0;       // frame models: floats per input frame; 0 for token models
   int64_t d_output = 0;      // floats each step writes per stream (= vocab_size for token models)
@@ -46,6 +75,8 @@ struct ModelInfo {
   int64_t n_layer = 0;
   uint64_t weight_bytes = 0;           // bytes of weights read by one step
   uint64_t state_bytes_per_stream = 0;
+  std::vector<TensorStorage> tensors;  // Vulkan: every weight tensor on the device, in upload order
+  MemoryPlan memory;                   // Vulkan: where the device memory goes
 };
 
 struct StepCounters {
@@ -140,8 +171,19 @@ struct DeviceInfo {
   uint32_t max_workgroup_invocations = 0;
   uint64_t device_local_bytes = 0;
   bool is_default = false;  // the device chosen when none is named
+  // What the engine would use there: after the driver quirks and the device profile.
+  std::string driver;               // the decoded driver version, e.g. "Mesa 24.2.8", "ARM r32p1"
+  std::vector<std::string> quirks;  // driver quirks applied (docs/DEVICE_PROFILES.md)
+  std::string profile;              // the device profile applied ("" = none)
+  uint64_t max_storage_buffer_range = 0, max_texel_buffer_elements = 0, max_memory_allocation_size = 0;
+  uint32_t max_per_stage_storage_buffers = 0;
+  bool subgroup_arithmetic = false, timeline_semaphores = false, pipeline_cache_on_disk = true;
 };
+// The devices as the engine sees them under $VKSSM_DEVICE_PROFILE.
 VKSSM_API std::vector<DeviceInfo> list_devices();
+// The same under the device profile `profile` ("" = none); an unknown name throws vkssm::Error
+// listing the known ones.
+VKSSM_API std::vector<DeviceInfo> list_devices(const std::string& profile);
 
 // Validation-layer messages seen since the process started (tests require 0).
 VKSSM_API uint64_t validation_message_count();

@@ -41,22 +41,29 @@ TokenLmHead::TokenLmHead(WeightUploader& up, const TokenLmHeadWeights& w)
 void TokenLmHead::create(VulkanContext& ctx, const Tuning& tune, const GpuBuffer& step_input, const GpuBuffer& resid,
                          const GpuBuffer& outputs) {
   const uint32_t D = uint32_t(d_model_), V = uint32_t(vocab_), dpad = pad8(d_model_);
-  const uint64_t row_bytes = uint64_t(dpad) * (up_.f16() ? 2 : 4);
+  const uint64_t row_bytes = up_.row_bytes(d_model_);
+  const MatrixFormat format = up_.format_of(d_model_);
+  const bool blocks = format == MatrixFormat::Q8_0 || format == MatrixFormat::Q4_0;
   const GpuBuffer& matrix = lm_head_.handle() ? lm_head_ : embeddings_;
 
   const uint32_t gather_rows = tile_rows(V, row_bytes, ctx.caps(), 0, embeddings_.what());
   const uint32_t head_rows =
-      tile_rows(V, row_bytes, ctx.caps(), tune.texel ? (up_.f16() ? 8 : 16) : 0, matrix.what());
+      tile_rows(V, row_bytes, ctx.caps(), tune.texel ? (format == MatrixFormat::F16 ? 8 : 16) : 0, matrix.what());
   const uint32_t gather_tiles = ceil_div(V, gather_rows), head_tiles = ceil_div(V, head_rows);
   arena_ = std::make_unique<DescriptorArena>(ctx, gather_tiles + head_tiles,
                                              (gather_tiles + head_tiles) * MatvecPipeline::kBindings);
 
   for (uint32_t row0 = 0; row0 < V; row0 += gather_rows) {
     const uint32_t n = std::min(gather_rows, V - row0);
+    // ROW_STRIDE: floats (or, for blocks, 32-bit words) per row.
+    const uint32_t stride = blocks ? uint32_t(row_bytes / 4) : dpad;
     const EmbedGatherSpec gather{
-        .local = kEmbedLocal, .d_model = D, .row_stride = dpad, .r_stride = dpad, .row0 = row0, .tile_rows = n};
-    auto& pipe = embed_pipes_.emplace_back(std::make_unique<ComputePipeline>(
-        ctx, up_.f16() ? ShaderId::embed_gather_f16 : ShaderId::embed_gather_f32, 3, gather.constants()));
+        .local = kEmbedLocal, .d_model = D, .row_stride = stride, .r_stride = dpad, .row0 = row0, .tile_rows = n};
+    const ShaderId shader = format == MatrixFormat::Q8_0   ? ShaderId::embed_gather_q8_0
+                            : format == MatrixFormat::Q4_0 ? ShaderId::embed_gather_q4_0
+                            : format == MatrixFormat::F16  ? ShaderId::embed_gather_f16
+                                                           : ShaderId::embed_gather_f32;
+    auto& pipe = embed_pipes_.emplace_back(std::make_unique<ComputePipeline>(ctx, shader, 3, gather.constants()));
     const VkDescriptorSet set =
         arena_->make_set(*pipe, {{&step_input}, {&embeddings_, row0 * row_bytes, n * row_bytes}, {&resid}});
     embed_.push_back({pipe.get(), set, ceil_div(D, kEmbedLocal)});

@@ -8,9 +8,17 @@ namespace vkssm {
 namespace {
 
 // Subgroup adds where the device has subgroup arithmetic, else shared-memory reductions.
-ShaderId matvec_variant(bool texel, bool f16, bool subgroups) {
+ShaderId matvec_variant(bool texel, MatrixFormat format, bool subgroups) {
+  if (format == MatrixFormat::Q8_0) {
+    if (texel) return subgroups ? ShaderId::matvec_q8_0_texel : ShaderId::matvec_q8_0_texel_shared;
+    return subgroups ? ShaderId::matvec_q8_0 : ShaderId::matvec_q8_0_shared;
+  }
+  if (format == MatrixFormat::Q4_0) {
+    if (texel) return subgroups ? ShaderId::matvec_q4_0_texel : ShaderId::matvec_q4_0_texel_shared;
+    return subgroups ? ShaderId::matvec_q4_0 : ShaderId::matvec_q4_0_shared;
+  }
   if (texel) return subgroups ? ShaderId::matvec_texel : ShaderId::matvec_texel_shared;  // the view converts fp16
-  if (f16) return subgroups ? ShaderId::matvec_f16 : ShaderId::matvec_f16_shared;
+  if (format == MatrixFormat::F16) return subgroups ? ShaderId::matvec_f16 : ShaderId::matvec_f16_shared;
   return subgroups ? ShaderId::matvec_f32 : ShaderId::matvec_f32_shared;
 }
 
@@ -26,7 +34,9 @@ MatvecSpec spec_of(const Tuning& tune, const MatvecParams& p) {
 MatvecPipeline::MatvecPipeline(VulkanContext& ctx, WeightUploader& up, const Tuning& tune, const MatvecParams& p)
     : up_(up),
       texel_(tune.texel),
-      pipeline_(ctx, matvec_variant(tune.texel, up.f16(), ctx.caps().subgroup_arithmetic), kBindings, spec_of(tune, p).constants(),
+      blocks_(up.format_of(p.cols) == MatrixFormat::Q8_0 || up.format_of(p.cols) == MatrixFormat::Q4_0),
+      pipeline_(ctx, matvec_variant(tune.texel, up.format_of(p.cols), ctx.caps().subgroup_arithmetic), kBindings,
+                spec_of(tune, p).constants(),
                 tune.texel ? kTexelBindings : 0),
       groups_(ceil_div(p.rows, 4 * tune.row_groups)) {}
 
@@ -38,7 +48,8 @@ VkDescriptorSet MatvecPipeline::bind(DescriptorArena& arena, const GpuBuffer& st
   };
   auto in = [&](const GpuBuffer* buf, bool weights, uint64_t offset = 0, uint64_t bytes = 0) {
     const GpuBuffer& g = or_placeholder(buf);
-    return BufferBinding{&g, offset, bytes, texel_ ? up_.view(g, weights, offset, bytes) : VkBufferView(VK_NULL_HANDLE)};
+    return BufferBinding{&g, offset, bytes,
+                         texel_ ? up_.view(g, weights, offset, bytes, weights && blocks_) : VkBufferView(VK_NULL_HANDLE)};
   };
   return arena.make_set(pipeline_, {{&step_input}, in(b.x, false), in(b.w, true, b.w_offset, b.w_bytes),
                                     in(b.norm_w, false), {&or_placeholder(b.bias)}, {b.y, b.y_offset}});

@@ -47,7 +47,7 @@ struct MatvecParams {
 // What one dispatch of a matvec reads and writes.
 struct MatvecBuffers {
   const GpuBuffer* x = nullptr;       // [step rows][pad8(cols)] fp32 activations
-  const GpuBuffer* w = nullptr;       // the matrix, from WeightUploader::matrix
+  const GpuBuffer* w = nullptr;       // the matrix, from WeightUploader::matrix (rows of `cols`)
   const GpuBuffer* norm_w = nullptr;  // [pad8(cols)] fp32, when norm (else unused)
   const GpuBuffer* bias = nullptr;    // [rows] fp32, when bias (else unused)
   const GpuBuffer* y = nullptr;       // [step rows][y_stride]
@@ -58,8 +58,8 @@ struct MatvecBuffers {
 
 class MatvecPipeline {
  public:
-  // The variant follows the work split (texel buffers or storage buffers) and the uploader's
-  // weight type (fp32 or fp16).
+  // The variant follows the work split (texel buffers or storage buffers) and how the uploader
+  // stores a matrix with rows of p.cols values (fp32, fp16, Q8_0 or Q4_0 blocks).
   MatvecPipeline(VulkanContext& ctx, WeightUploader& up, const Tuning& tune, const MatvecParams& p);
 
   // A descriptor set for one use of this projection (e.g. one layer's weights). Where the work
@@ -74,6 +74,7 @@ class MatvecPipeline {
  private:
   WeightUploader& up_;
   bool texel_;
+  bool blocks_;  // W is in Q8_0 / Q4_0 blocks (the uploader's format for rows of `cols`)
   ComputePipeline pipeline_;
   uint32_t groups_;
 };

@@ -31,6 +31,7 @@ class VulkanContext;
 class VulkanStepModel;
 class WeightUploader;
 struct DeviceCaps;
+struct WeightsPlan;
 
 // One dispatch: a pipeline, its descriptor set and the number of workgroups.
 struct Dispatch {
@@ -76,6 +77,8 @@ class GraphBuilder {
   // Sizes the step: `capacity` state slots, d_input floats per input frame (0 for token models),
   // d_output floats of output per row. Call before the buffers below are used.
   void create_io(int capacity, int64_t d_input, int64_t d_output);
+  // The same with the capacity of `plan` (and the reason for it, which the memory plan reports).
+  void create_io(const WeightsPlan& plan, int64_t d_input, int64_t d_output);
   // A per-slot state buffer [capacity][floats_per_slot] (zeroed). Snapshot blobs hold the
   // registered buffers' slot regions in registration order.
   GpuBuffer& add_state(uint64_t floats_per_slot, const std::string& what);

@@ -58,10 +58,12 @@ struct SampleTokensSpec {
 
 // state_save.comp's specialization constants, in its constant_id order.
 struct StateSaveSpec {
-  uint32_t local = 64;     // 0: threads per workgroup, one float each
-  uint32_t floats = 1;     // 1: FLOATS per slot in this state buffer
-  uint32_t capacity = 1;   // 2: CAPACITY, the step input's row stride
-  SpecConstants constants() const { return {local, floats, capacity}; }
+  uint32_t local = 64;        // 0: threads per workgroup, one float each
+  uint32_t floats = 1;        // 1: FLOATS per slot in this state buffer
+  uint32_t capacity = 1;      // 2: CAPACITY, the step input's row stride
+  uint32_t first_entry = 0;   // 3: FIRST_ENTRY, the ring entry this part of the ring starts at
+  uint32_t entries = 1;       // 4: ENTRIES in this part
+  SpecConstants constants() const { return {local, floats, capacity, first_entry, entries}; }
 };
 constexpr uint32_t kSaveLocal = 64;  // a plain copy: any size works, 64 fits every device's limit
 
@@ -93,6 +95,10 @@ const DeviceCaps& GraphBuilder::caps() const { return model_.ctx_->caps(); }
 void GraphBuilder::create_io(int capacity, int64_t d_input, int64_t d_output) {
   model_.create_io(capacity, d_input, d_output);
 }
+void GraphBuilder::create_io(const WeightsPlan& plan, int64_t d_input, int64_t d_output) {
+  model_.capacity_plan_ = plan.capacity_plan;
+  model_.create_io(plan.capacity, d_input, d_output);
+}
 GpuBuffer& GraphBuilder::add_state(uint64_t floats_per_slot, const std::string& what) {
   return model_.add_state(floats_per_slot, what);
 }
@@ -102,7 +108,8 @@ int GraphBuilder::capacity() const { return model_.capacity_; }
 int GraphBuilder::step_rows() const { return model_.rows_; }
 void GraphBuilder::describe(ModelInfo info, const StateHeader& header, const Tuning& tuning,
                             const WeightUploader& weights) {
-  info.weight_type = weights.f16() ? "f16" : "f32";
+  info.weight_type = weights.weight_type();
+  info.tensors = weights.tensors();
   info.weight_bytes = weights.bytes();
   model_.info_ = std::move(info);
   model_.header_ = header;
@@ -152,16 +159,26 @@ void VulkanStepModel::create_io(int capacity, int64_t d_input, int64_t d_output)
 
 GpuBuffer& VulkanStepModel::add_state(uint64_t floats_per_slot, const std::string& what) {
   const uint64_t cap = uint64_t(capacity_);
-  if (uint64_t(depth_) * cap * floats_per_slot >= (1ull << 32) || cap * floats_per_slot >= (1ull << 32))
-    throw Error(what + ": " + std::to_string(cap) + " slots x rollback depth " + std::to_string(depth_) +
-                " exceed the 2^32 floats one state buffer can index; lower max_streams or rollback_depth");
+  if (cap * floats_per_slot >= (1ull << 32))
+    throw Error(what + ": " + std::to_string(cap) + " slots exceed the 2^32 floats one state buffer can index; "
+                "lower max_streams");
   State& s = states_.emplace_back();
   s.floats = floats_per_slot;
   s.buffer = GpuBuffer(*ctx_, cap * floats_per_slot * 4, GpuBuffer::Kind::DeviceLocal, what);
   s.buffer.fill_zero();
   if (depth_ > 0) {
-    s.ring = GpuBuffer(*ctx_, cap * uint64_t(depth_) * floats_per_slot * 4, GpuBuffer::Kind::DeviceLocal,
-                       what + " rollback ring");
+    // As many entries per ring buffer as one binding and one allocation hold (at least one: the
+    // state buffer itself holds `capacity` of them within the same limits).
+    const DeviceCaps& caps = ctx_->caps();
+    const uint64_t limit = std::min(caps.max_storage_buffer_range, caps.max_memory_allocation_size);
+    const uint64_t entries = cap * uint64_t(depth_);
+    s.ring_entries = std::min(entries, std::max<uint64_t>(1, limit / (floats_per_slot * 4)));
+    const uint64_t parts = ceil_div(entries, s.ring_entries);
+    for (uint64_t i = 0; i < parts; ++i) {
+      const uint64_t n = std::min(s.ring_entries, entries - i * s.ring_entries);
+      s.rings.emplace_back(*ctx_, n * floats_per_slot * 4, GpuBuffer::Kind::DeviceLocal,
+                           what + " rollback ring" + (parts > 1 ? " part " + std::to_string(i) : ""));
+    }
   }
   state_floats_ += floats_per_slot;
   return s.buffer;
@@ -207,6 +224,7 @@ void VulkanStepModel::finish() {
   }
   record_all();
   create_completion();
+  describe_memory();
   ctx_->save_pipeline_cache();
   // The longest submit: a prefill chunk of (prologue, save, body) per token plus head and copy.
   submit_list_.reserve(3 * kPrefillChunk + 8);
@@ -224,6 +242,33 @@ void VulkanStepModel::finish() {
   counters_.submits = 0;
 }
 
+// Where the memory went: every live buffer of this model is counted by the context, so "other"
+// (activations, step inputs, staging) is the rest once the named parts are taken out.
+void VulkanStepModel::describe_memory() {
+  MemoryPlan& m = info_.memory;
+  m = MemoryPlan{};
+  uint64_t weights = 0;
+  for (const TensorStorage& t : info_.tensors) {
+    auto it = std::find_if(m.weights.begin(), m.weights.end(), [&](const auto& w) { return w.first == t.type; });
+    if (it == m.weights.end()) it = m.weights.insert(m.weights.end(), {t.type, 0});
+    it->second += t.bytes;
+    weights += t.bytes;
+  }
+  for (const State& s : states_) {
+    m.state_bytes += s.buffer.size();
+    for (const GpuBuffer& r : s.rings) m.rollback_bytes += r.size();
+  }
+  m.outputs_bytes = outputs_.size() + outputs_back_[0].size() + outputs_back_[1].size();
+  m.total_bytes = ctx_->buffer_bytes();
+  m.other_bytes = m.total_bytes - std::min(m.total_bytes, weights + m.state_bytes + m.rollback_bytes + m.outputs_bytes);
+  m.capacity = capacity_;
+  m.capacity_reason = capacity_reason_name(capacity_plan_.reason);
+  m.capacity_detail = capacity_plan_.detail;
+  m.budget_bytes = stream_memory_budget(ctx_->caps());
+  m.unified_memory = ctx_->caps().unified_memory;
+  m.upload = upload_path_name(ctx_->caps().upload);
+}
+
 void VulkanStepModel::record_all() {
   const uint32_t cap = uint32_t(capacity_), rows = uint32_t(rows_);
   for (size_t i = 0; i < staging_.size(); ++i) {
@@ -236,25 +281,37 @@ void VulkanStepModel::record_all() {
   head_ = record([&](StepRecorder& r) { graph_->record_head(r); }, &head_dispatches_);
   if (sample_pipe_) sample_ = record([&](StepRecorder& r) { r.dispatch(*sample_pipe_, sample_set_, cap); });
   if (depth_ > 0) {
-    // state_save: one dispatch per state buffer. Pipelines differ only in FLOATS.
-    std::vector<std::pair<uint64_t, std::unique_ptr<ComputePipeline>>> pipes;
-    auto save_arena = std::make_unique<DescriptorArena>(*ctx_, uint32_t(states_.size()), uint32_t(states_.size()) * 3);
+    // state_save: one dispatch per part of each state buffer's ring. Pipelines differ only in
+    // FLOATS and the part's entries.
+    struct SavePipe {
+      uint64_t floats, first, entries;
+      std::unique_ptr<ComputePipeline> pipe;
+    };
+    std::vector<SavePipe> pipes;
+    uint32_t parts = 0;
+    for (const State& s : states_) parts += uint32_t(s.rings.size());
+    auto save_arena = std::make_unique<DescriptorArena>(*ctx_, parts, parts * 3);
     save_ = record([&](StepRecorder& r) {
       for (State& s : states_) {
-        ComputePipeline* pipe = nullptr;
-        for (auto& [floats, p] : pipes)
-          if (floats == s.floats) pipe = p.get();
-        if (!pipe) {
-          const StateSaveSpec spec{.local = kSaveLocal, .floats = uint32_t(s.floats), .capacity = rows};
-          pipes.emplace_back(s.floats, std::make_unique<ComputePipeline>(*ctx_, ShaderId::state_save, 3, spec.constants()));
-          pipe = pipes.back().second.get();
+        for (size_t part = 0; part < s.rings.size(); ++part) {
+          const uint64_t first = part * s.ring_entries, entries = s.rings[part].size() / (s.floats * 4);
+          ComputePipeline* pipe = nullptr;
+          for (SavePipe& p : pipes)
+            if (p.floats == s.floats && p.first == first && p.entries == entries) pipe = p.pipe.get();
+          if (!pipe) {
+            const StateSaveSpec spec{.local = kSaveLocal, .floats = uint32_t(s.floats), .capacity = rows,
+                                     .first_entry = uint32_t(first), .entries = uint32_t(entries)};
+            pipes.push_back({s.floats, first, entries,
+                             std::make_unique<ComputePipeline>(*ctx_, ShaderId::state_save, 3, spec.constants())});
+            pipe = pipes.back().pipe.get();
+          }
+          const VkDescriptorSet set = save_arena->make_set(*pipe, {{&step_in_}, {&s.buffer}, {&s.rings[part]}});
+          r.dispatch(*pipe, set, ceil_div(s.floats, kSaveLocal));
         }
-        s.save_set = save_arena->make_set(*pipe, {{&step_in_}, {&s.buffer}, {&s.ring}});
-        r.dispatch(*pipe, s.save_set, ceil_div(s.floats, kSaveLocal));
       }
     }, &save_dispatches_);
     // The recording references the pipelines and sets: keep them for the model's life.
-    for (auto& [floats, p] : pipes) save_pipes_.push_back(std::move(p));
+    for (SavePipe& p : pipes) save_pipes_.push_back(std::move(p.pipe));
     save_arena_ = std::move(save_arena);
   }
   for (int p = 0; p < 2; ++p) {
@@ -660,8 +717,9 @@ void VulkanStepModel::rollback(int slot, int steps) {
     with_state_barriers(cb, [&] {
       for (const State& s : states_) {
         const uint64_t bytes = s.floats * 4;
-        const VkBufferCopy c{(uint64_t(slot) * K + entry) * bytes, uint64_t(slot) * bytes, bytes};
-        vkCmdCopyBuffer(cb, s.ring.handle(), s.buffer.handle(), 1, &c);
+        const uint64_t e = uint64_t(slot) * K + entry;  // its ring entry, in part e / ring_entries
+        const VkBufferCopy c{(e % s.ring_entries) * bytes, uint64_t(slot) * bytes, bytes};
+        vkCmdCopyBuffer(cb, s.rings[e / s.ring_entries].handle(), s.buffer.handle(), 1, &c);
       }
     });
   });

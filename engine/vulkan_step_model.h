@@ -35,6 +35,7 @@
 #include "engine/vk/vulkan_context.h"
 #include "engine/vkssm.hpp"
 #include "engine/vulkan_step_graph.h"
+#include "engine/vulkan_weights_plan.h"
 #include "host/state_file.h"
 
 namespace vkssm {
@@ -73,6 +74,8 @@ class VulkanStepModel final : public Model {
   bool uses_timeline() const { return timeline_.get() != VK_NULL_HANDLE; }
   // The capabilities the model runs with (the probe, clamped by a device profile).
   const DeviceCaps& caps() const { return ctx_->caps(); }
+  // What the load-time uploads did: staged copies, in-place writes, flushes (UploadPath).
+  const VulkanContext::UploadCounters& upload_counters() const { return ctx_->upload_counters(); }
 
   // Prompt tokens per step in prefill(): they run as the rows of one step (see prefill()).
   static constexpr int kPrefillRows = 64;
@@ -101,6 +104,7 @@ class VulkanStepModel final : public Model {
   };
 
   void create_io(int capacity, int64_t d_input, int64_t d_output);
+  void describe_memory();
   GpuBuffer& add_state(uint64_t floats_per_slot, const std::string& what);
   void finish();
   void check_idle(const char* what) const;
@@ -128,15 +132,20 @@ class VulkanStepModel final : public Model {
   Tuning tuning_{};
   bool described_ = false;
   int capacity_ = 0;
+  CapacityPlan capacity_plan_;  // why capacity_ (the memory plan)
   int rows_ = 1;
   int64_t d_input_ = 0, d_output_ = 0;
   int depth_ = 0;  // rollback depth K
   uint32_t in_words_ = 0;
 
+  // A registered state buffer and its rollback ring. The ring's entries [capacity * K][floats]
+  // (entry slot * K + k) are split into buffers of `ring_entries` entries each, so that each fits
+  // one binding and one allocation whatever the capacity and depth: state_save runs once per part.
   struct State {
-    GpuBuffer buffer, ring;  // [capacity][floats], [capacity][K][floats]
+    GpuBuffer buffer;               // [capacity][floats]
+    std::vector<GpuBuffer> rings;   // [ring_entries][floats] each (the last may be shorter)
     uint64_t floats = 0;
-    VkDescriptorSet save_set = VK_NULL_HANDLE;
+    uint64_t ring_entries = 0;
   };
   std::deque<State> states_;  // deque: references handed out by add_state() stay valid
   uint64_t state_floats_ = 0;

@@ -1,9 +1,11 @@
 #include "engine/vulkan_weights_plan.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 
 #include "engine/vk/vulkan_context.h"
+#include "engine/weight_storage.h"
 #include "host/error.h"
 
 namespace vkssm {
@@ -15,18 +17,71 @@ const NamedMatrix* first_beyond_fp16(const std::vector<NamedMatrix>& matrices) {
   return nullptr;
 }
 
-int automatic_capacity(uint64_t weight_bytes, uint64_t bytes_per_stream, const DeviceCaps& caps) {
-  const uint64_t budget = caps.device_local_bytes / 2;
-  if (budget <= weight_bytes + bytes_per_stream) return 1;
-  return int(std::min<uint64_t>(1024, (budget - weight_bytes) / bytes_per_stream));
+const char* capacity_reason_name(CapacityReason r) {
+  switch (r) {
+    case CapacityReason::Requested: return "requested";
+    case CapacityReason::MemoryBudget: return "memory budget";
+    case CapacityReason::BindingLimit: return "binding limit";
+    case CapacityReason::Ceiling: return "automatic maximum";
+  }
+  return "?";
 }
 
-int capacity_within_bindings(int capacity, const WeightsPlanRequest& r, const DeviceCaps& caps) {
-  const uint64_t limit = caps.max_storage_buffer_range;
-  uint64_t cap = uint64_t(capacity);
-  if (r.slot_bytes) cap = std::min(cap, limit / (r.slot_bytes * uint64_t(std::max(1, r.rollback_depth))));
-  if (r.row_bytes) cap = std::min(cap, limit / r.row_bytes);
-  return int(std::max<uint64_t>(cap, 1));
+uint64_t stream_memory_budget(const DeviceCaps& caps) {
+  return caps.unified_memory ? caps.memory_available / kUnifiedMemoryShare : caps.memory_available;
+}
+
+int automatic_capacity(uint64_t weight_bytes, uint64_t bytes_per_stream, const DeviceCaps& caps) {
+  const uint64_t budget = stream_memory_budget(caps);
+  if (budget <= weight_bytes + bytes_per_stream) return 1;
+  return int(std::min<uint64_t>(kMaxAutomaticStreams, (budget - weight_bytes) / std::max<uint64_t>(bytes_per_stream, 1)));
+}
+
+CapacityPlan binding_capacity(const WeightsPlanRequest& r, const DeviceCaps& caps) {
+  const bool by_allocation = caps.max_memory_allocation_size < caps.max_storage_buffer_range;
+  const uint64_t limit = by_allocation ? caps.max_memory_allocation_size : caps.max_storage_buffer_range;
+  const char* limit_name = by_allocation ? "maxMemoryAllocationSize" : "maxStorageBufferRange";
+  CapacityPlan p;
+  p.capacity = INT32_MAX;
+  p.reason = CapacityReason::BindingLimit;
+  auto consider = [&](uint64_t per_stream, const std::string& what) {
+    if (per_stream == 0) return;
+    const uint64_t fit = std::max<uint64_t>(1, limit / per_stream);
+    if (fit >= uint64_t(p.capacity)) return;
+    p.capacity = int(fit);
+    p.detail = what + ": " + std::to_string(per_stream) + " bytes per stream, " + limit_name + " " +
+               std::to_string(limit) + " of " + caps.name;
+  };
+  consider(r.slot_bytes, r.slot_what);
+  consider(r.row_bytes, r.row_what);
+  return p;
+}
+
+CapacityPlan plan_capacity(const WeightsPlanRequest& r, uint64_t weight_bytes, const DeviceCaps& caps) {
+  const CapacityPlan bindings = binding_capacity(r, caps);
+  CapacityPlan p;
+  p.budget_bytes = stream_memory_budget(caps);
+  if (r.max_streams > 0) {
+    if (r.max_streams > bindings.capacity)
+      throw Error("max_streams " + std::to_string(r.max_streams) + " does not fit one binding: " + bindings.detail +
+                  " holds at most " + std::to_string(bindings.capacity) + " streams");
+    p.capacity = r.max_streams;
+    p.reason = CapacityReason::Requested;
+    return p;
+  }
+  p.capacity = automatic_capacity(weight_bytes, r.bytes_per_stream, caps);
+  p.reason = p.capacity == kMaxAutomaticStreams ? CapacityReason::Ceiling : CapacityReason::MemoryBudget;
+  p.detail = std::to_string(p.budget_bytes) + " bytes (" +
+             (caps.memory_budget_ext ? "VK_EXT_memory_budget" : "heap size") +
+             (caps.unified_memory ? ", 1/" + std::to_string(kUnifiedMemoryShare) + " on unified memory" : "") +
+             ") less " + std::to_string(weight_bytes) + " bytes of weights, " + std::to_string(r.bytes_per_stream) +
+             " bytes per stream";
+  if (bindings.capacity < p.capacity) {
+    p.capacity = bindings.capacity;
+    p.reason = CapacityReason::BindingLimit;
+    p.detail = bindings.detail;
+  }
+  return p;
 }
 
 WeightsPlanRequest plan_request(const LoadOptions& options, DType source_dtype, const std::string& source,
@@ -48,6 +103,10 @@ WeightsPlan plan_weights(const WeightsPlanRequest& r, const DeviceCaps& caps) {
     case WeightStorage::F32: plan.f16 = false; break;
     case WeightStorage::F16: plan.f16 = true; break;
     case WeightStorage::Auto: plan.f16 = r.auto_may_use_f16 && r.source_dtype != DType::F32 && caps.storage16; break;
+    // Blocks carry their own fp16 scales; a matrix whose rows cannot be blocks keeps fp32, so it
+    // computes exactly what the cpu backend does.
+    case WeightStorage::Q8_0:
+    case WeightStorage::Q4_0: plan.quant = quant_type_of(r.requested); break;
   }
   if (plan.f16) {
     if (const NamedMatrix* big = first_beyond_fp16(r.matrices)) {
@@ -57,10 +116,8 @@ WeightsPlan plan_weights(const WeightsPlanRequest& r, const DeviceCaps& caps) {
       plan.f16 = false;
     }
   }
-  plan.capacity = r.max_streams == 0
-                      ? capacity_within_bindings(
-                            automatic_capacity(r.parameters * (plan.f16 ? 2 : 4), r.bytes_per_stream, caps), r, caps)
-                      : r.max_streams;
+  plan.capacity_plan = plan_capacity(r, r.parameters * (plan.f16 ? 2 : plan.quant ? 1 : 4), caps);
+  plan.capacity = plan.capacity_plan.capacity;
   return plan;
 }
 

@@ -199,6 +199,12 @@ const TensorInfo* Checkpoint::find(const std::string& name) const {
   return (it != index_.end() && it->first == name) ? it->second : nullptr;
 }
 
+std::vector<const TensorInfo*> Checkpoint::tensors() const {
+  std::vector<const TensorInfo*> out;
+  for (const auto& e : index_) out.push_back(e.second);
+  return out;
+}
+
 std::vector<float> Checkpoint::load_f32(const std::string& name,
                                         const std::vector<int64_t>& shape) const {
   const TensorInfo* t = find(name);

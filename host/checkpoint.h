@@ -32,6 +32,8 @@ class Checkpoint {
   bool is_gguf() const { return gguf_ != nullptr; }
 
   const TensorInfo* find(const std::string& name) const;  // nullptr when absent
+  // Every tensor, sorted by name (`vkssm info` lists them with their file types).
+  std::vector<const TensorInfo*> tensors() const;
   bool has(const std::string& name) const { return find(name) != nullptr; }
 
   // The tensor converted to fp32. Throws vkssm::Error naming the tensor and its file when it is

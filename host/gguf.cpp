@@ -15,6 +15,7 @@
 
 #include "host/dtype.h"
 #include "host/error.h"
+#include "host/quant.h"
 
 namespace vkssm {
 
@@ -428,8 +429,7 @@ std::vector<int64_t> GgufFile::get_int_array(const std::string& key) const {
 
 bool GgufFile::can_read_type(uint32_t type) {
   using namespace ggml_type;
-  return type == F32 || type == F16 || type == BF16 || type == Q8_0 || type == Q4_0 ||
-         type == Q4_1 || type == Q5_0 || type == Q5_1;
+  return type == F32 || type == F16 || type == BF16 || is_quant_type(type);
 }
 
 std::vector<float> GgufFile::to_f32(const GgufTensor& t) const {
@@ -437,7 +437,8 @@ std::vector<float> GgufFile::to_f32(const GgufTensor& t) const {
   if (!can_read_type(t.type))
     throw Error("tensor '" + t.name + "' in GGUF file " + path_ + " has ggml type " +
                 ggml_type_name(t.type) +
-                ", which vkssm cannot read (it reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1)");
+                ", which vkssm cannot read (it reads F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, "
+                "Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL)");
   const size_t n = size_t(t.numel());
   std::vector<float> out(n);
   const uint8_t* p = t.data;
@@ -451,53 +452,9 @@ std::vector<float> GgufFile::to_f32(const GgufTensor& t) const {
     case BF16:
       for (size_t i = 0; i < n; ++i) out[i] = bf16_to_float(uint16_t(p[2 * i] | (p[2 * i + 1] << 8)));
       break;
-    case Q8_0:  // fp16 d, 32 × int8 q: d·q
-      for (size_t b = 0; b < n / 32; ++b, p += 34) {
-        const float d = f16_at(p);
-        for (int j = 0; j < 32; ++j) out[b * 32 + j] = float(int8_t(p[2 + j])) * d;
-      }
+    default:  // a block format; open() checked that the row length is a multiple of its block
+      dequantize_row(QuantType(t.type), p, out.data(), n);
       break;
-    case Q4_0:  // fp16 d, 16 bytes of nibbles (low: elements 0..15, high: 16..31): d·(q − 8)
-      for (size_t b = 0; b < n / 32; ++b, p += 18) {
-        const float d = f16_at(p);
-        for (int j = 0; j < 16; ++j) {
-          out[b * 32 + j] = float(int(p[2 + j] & 0x0f) - 8) * d;
-          out[b * 32 + j + 16] = float(int(p[2 + j] >> 4) - 8) * d;
-        }
-      }
-      break;
-    case Q4_1:  // fp16 d, fp16 m, nibbles as Q4_0: d·q + m
-      for (size_t b = 0; b < n / 32; ++b, p += 20) {
-        const float d = f16_at(p), m = f16_at(p + 2);
-        for (int j = 0; j < 16; ++j) {
-          out[b * 32 + j] = float(p[4 + j] & 0x0f) * d + m;
-          out[b * 32 + j + 16] = float(p[4 + j] >> 4) * d + m;
-        }
-      }
-      break;
-    case Q5_0:  // fp16 d, u32 of fifth bits, nibbles: d·(q − 16)
-    case Q5_1: {  // fp16 d, fp16 m, u32 of fifth bits, nibbles: d·q + m
-      const bool has_m = t.type == Q5_1;
-      const size_t block_bytes = has_m ? 24 : 22;
-      for (size_t b = 0; b < n / 32; ++b, p += block_bytes) {
-        const float d = f16_at(p), m = has_m ? f16_at(p + 2) : 0.0f;
-        const uint8_t* qh_at = p + (has_m ? 4 : 2);
-        const uint32_t qh = uint32_t(load_le(qh_at, 4));
-        const uint8_t* qs = qh_at + 4;
-        for (int j = 0; j < 16; ++j) {
-          const int lo = (qs[j] & 0x0f) | int(((qh >> j) & 1) << 4);
-          const int hi = (qs[j] >> 4) | int(((qh >> (j + 16)) & 1) << 4);
-          if (has_m) {
-            out[b * 32 + j] = float(lo) * d + m;
-            out[b * 32 + j + 16] = float(hi) * d + m;
-          } else {
-            out[b * 32 + j] = float(lo - 16) * d;
-            out[b * 32 + j + 16] = float(hi - 16) * d;
-          }
-        }
-      }
-      break;
-    }
   }
   return out;
 }

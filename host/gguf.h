@@ -23,7 +23,8 @@ const char* gguf_value_type_name(GgufValueType t);
 
 // ggml tensor types that vkssm knows by name (ids as in ggml.h).
 namespace ggml_type {
-constexpr uint32_t F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, BF16 = 30;
+constexpr uint32_t F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K = 10,
+                   Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, IQ4_NL = 20, BF16 = 30;
 }
 // "Q8_0", ... or "type N" for an id vkssm does not know.
 std::string ggml_type_name(uint32_t type);
@@ -87,8 +88,9 @@ class GgufFile {
   const std::vector<GgufTensor>& tensors() const { return tensors_; }  // in file order
   const GgufTensor* find_tensor(const std::string& name) const;       // nullptr when absent
 
-  // The tensor's values as fp32. Reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1; any other
-  // type throws an error naming the tensor, its type and the file.
+  // The tensor's values as fp32. Reads F32, F16, BF16 and the block formats of host/quant.h
+  // (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, IQ4_NL); any other type throws an error naming the
+  // tensor, its type and the file.
   std::vector<float> to_f32(const GgufTensor& t) const;
   static bool can_read_type(uint32_t type);
 

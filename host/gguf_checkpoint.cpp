@@ -198,6 +198,7 @@ std::shared_ptr<const GgufCheckpoint> open_gguf_checkpoint(const std::string& pa
     TensorInfo info;
     info.name = hf;
     info.file = path + " (GGUF tensor " + t.name + ")";
+    info.file_type = ggml_type_name(t.type);
     info.shape = t.shape();
     std::vector<int64_t>& s = info.shape;
     // Only the exact shapes the converter produces are changed back; anything else is left for the

@@ -21,6 +21,9 @@ struct TensorInfo {
   const uint8_t* data = nullptr;  // inside the mapping; valid while the file object lives
   size_t nbytes = 0;
   std::string file;  // the file it lives in, for error messages
+  // A GGUF tensor's ggml type ("F16", "Q4_K", ...): quantised ones are dequantised into `data`,
+  // so `dtype` says F32. Empty for safetensors, whose `dtype` is the file's.
+  std::string file_type;
   int64_t numel() const {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;

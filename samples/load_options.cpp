@@ -14,7 +14,9 @@ LoadOptions load_options(const Args& args) {
   if (weights == "auto") opt.weights = WeightStorage::Auto;
   else if (weights == "f32") opt.weights = WeightStorage::F32;
   else if (weights == "f16") opt.weights = WeightStorage::F16;
-  else throw UsageError("--weights: expected auto, f32 or f16, got '" + weights + "'");
+  else if (weights == "q8_0") opt.weights = WeightStorage::Q8_0;
+  else if (weights == "q4_0") opt.weights = WeightStorage::Q4_0;
+  else throw UsageError("--weights: expected auto, f32, f16, q8_0 or q4_0, got '" + weights + "'");
   return opt;
 }
 

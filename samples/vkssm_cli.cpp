@@ -1,6 +1,6 @@
 // `vkssm`: the command-line front end of the library.
 //
-//   vkssm devices                                      list Vulkan devices
+//   vkssm devices  [--profile NAME | --list-profiles]  list Vulkan devices (as a device profile sees them)
 //   vkssm info     --model PATH                        what a checkpoint holds and where it runs
 //   vkssm logits   --model PATH --ids 1,2,3 --out F    logits of each position, as .npy
 //                  (--ids given N times: N streams stepped together, --out a folder)
@@ -24,7 +24,10 @@
 #include <vector>
 
 #include "engine/architecture.h"
+#include "engine/vk/device_profiles.h"
 #include "engine/vkssm.hpp"
+#include "host/checkpoint.h"
+#include "host/dtype.h"
 #include "host/error.h"
 #include "host/npy.h"
 #include "host/sampling.h"
@@ -43,7 +46,7 @@ const std::vector<Flag> kModelFlags = {
     {"--model", "PATH", "checkpoint folder (config.json + *.safetensors)"},
     {"--backend", "NAME", "vulkan (default) or cpu"},
     {"--device", "N", "Vulkan device index (default: $VKSSM_DEVICE, else the best)"},
-    {"--weights", "TYPE", "auto (default), f32 or f16"},
+    {"--weights", "TYPE", "auto (default), f32, f16, q8_0 or q4_0 (ggml blocks, quantized at load)"},
 };
 
 std::vector<Flag> with_model_flags(std::vector<Flag> flags) {
@@ -91,13 +94,57 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 // ---- vkssm devices --------------------------------------------------------------------------
 
-int cmd_devices(const Args&) {
-  std::vector<DeviceInfo> devices = list_devices();
+// The effective limits and features under a profile, and the fallbacks the engine takes with them
+// (the same decisions as engine/vk/device_tuning.cpp, vulkan_weights_plan.cpp and
+// vulkan_step_model.cpp make at load).
+void print_effective(const DeviceInfo& d) {
+  auto yes_no = [](bool b) { return b ? "yes" : "no"; };
+  std::cout << "    profile:                   " << d.profile << "\n"
+            << "    maxStorageBufferRange:     " << d.max_storage_buffer_range << "\n"
+            << "    maxTexelBufferElements:    " << d.max_texel_buffer_elements << "\n"
+            << "    maxMemoryAllocationSize:   " << d.max_memory_allocation_size << "\n"
+            << "    storage buffers per stage: " << d.max_per_stage_storage_buffers << "\n"
+            << "    subgroup arithmetic:       " << yes_no(d.subgroup_arithmetic) << "\n"
+            << "    timeline semaphores:       " << yes_no(d.timeline_semaphores) << "\n"
+            << "    fallbacks:\n"
+            << "      step completion:         " << (d.timeline_semaphores ? "timeline semaphore" : "fences") << "\n"
+            << "      matvec reductions:       "
+            << (d.subgroup_arithmetic ? "subgroup adds" : "shared memory (at most 32 threads)") << "\n"
+            << "      fp16 weights:            "
+            << (d.storage16 ? "auto for fp16/bf16 checkpoints"
+                            : "only with --weights f16 (packed in 32-bit words; no 16-bit storage)")
+            << "\n"
+            << "      large tensors:           split into bindings of at most "
+            << format_bytes(d.max_storage_buffer_range) << "\n"
+            << "      pipeline cache on disk:  " << yes_no(d.pipeline_cache_on_disk) << "\n";
+}
+
+int cmd_devices(const Args& args) {
+  if (args.has("--list-profiles")) {
+    for (const std::string& name : device_profile_names()) std::cout << name << "\n";
+    return 0;
+  }
+  const bool with_profile = args.has("--profile");
+  const std::string profile = args.get_or("--profile", "");
+  if (with_profile) {
+    const std::vector<std::string> names = device_profile_names();
+    if (std::find(names.begin(), names.end(), profile) == names.end()) {
+      std::string known;
+      for (const std::string& n : names) known += (known.empty() ? "" : ", ") + n;
+      throw UsageError("--profile '" + profile + "' is not a known device profile (known: " + known + ")");
+    }
+  }
+  std::vector<DeviceInfo> devices = with_profile ? list_devices(profile) : list_devices();
   if (devices.empty()) {
     std::cout << "no Vulkan devices found\n";
     return 0;
   }
   auto yes_no = [](bool b) { return b ? "yes" : "no"; };
+  auto list = [](const std::vector<std::string>& items) {
+    std::string s;
+    for (const std::string& i : items) s += (s.empty() ? "" : ", ") + i;
+    return s.empty() ? std::string("none") : s;
+  };
   for (const DeviceInfo& d : devices) {
     // VK_API_VERSION_MAJOR/MINOR/PATCH, spelled out so this file needs no Vulkan header.
     uint32_t v = d.api_version;
@@ -111,16 +158,96 @@ int cmd_devices(const Args&) {
               << "    subgroup size:             " << d.subgroup_size << "\n"
               << "    shared memory:             " << format_bytes(d.shared_memory) << "\n"
               << "    max workgroup invocations: " << d.max_workgroup_invocations << "\n"
-              << "    device-local memory:       " << format_bytes(d.device_local_bytes) << "\n";
+              << "    device-local memory:       " << format_bytes(d.device_local_bytes) << "\n"
+              << "    driver:                    " << d.driver << "\n"
+              << "    quirks:                    " << list(d.quirks) << "\n";
+    if (with_profile) print_effective(d);
   }
   return 0;
 }
 
 // ---- vkssm info -----------------------------------------------------------------------------
 
+// The Vulkan backend's memory plan: what the weights, the state slots, the outputs and the
+// rollback rings take, how many streams and why.
+void print_memory_plan(const ModelInfo& info) {
+  const MemoryPlan& m = info.memory;
+  if (info.backend != "vulkan") return;
+  auto bytes = [](uint64_t n) { return format_bytes(n) + " (" + std::to_string(n) + " bytes)"; };
+  std::cout << "unified memory:   " << (m.unified_memory ? "yes" : "no") << " (uploads " << m.upload << ")\n"
+            << "memory budget:    " << bytes(m.budget_bytes) << "\n";
+  std::string weights;
+  for (const auto& [type, n] : m.weights) weights += (weights.empty() ? "" : ", ") + type + " " + bytes(n);
+  std::cout << "weights memory:   " << weights << "\n"
+            << "streams:          " << m.capacity << " (" << m.capacity_reason
+            << (m.capacity_detail.empty() ? "" : ": " + m.capacity_detail) << ")\n"
+            << "state memory:     " << bytes(m.state_bytes) << ", " << info.state_bytes_per_stream
+            << " bytes per stream\n"
+            << (info.d_input > 0 ? "outputs memory:   " : "logits memory:    ") << bytes(m.outputs_bytes) << "\n"
+            << "rollback memory:  " << bytes(m.rollback_bytes) << "\n"
+            << "other memory:     " << bytes(m.other_bytes) << " (activations, step inputs)\n"
+            << "total memory:     " << bytes(m.total_bytes) << "\n";
+}
+
+// The name the Vulkan graphs give a checkpoint tensor when they upload it (WeightUploader's
+// "what"), for the tensor listing: "backbone.layers.3.mixer.in_proj.weight" -> "layer 3 in_proj"
+// (or "layer 3 in_proj weight"), A_log -> "layer 3 A". Candidates in the order to try.
+std::vector<std::string> device_names_of(const std::string& name) {
+  if (name == "backbone.embeddings.weight") return {"token embeddings"};
+  if (name == "backbone.norm_f.weight") return {"norm_f"};
+  if (name == "lm_head.weight") return {"lm_head"};
+  const std::string layers = "backbone.layers.";
+  if (name.compare(0, layers.size(), layers) != 0) return {name};
+  const size_t dot = name.find('.', layers.size());
+  if (dot == std::string::npos) return {name};
+  const std::string prefix = "layer " + name.substr(layers.size(), dot - layers.size()) + " ";
+  std::string rest = name.substr(dot + 1);
+  if (rest.compare(0, 6, "mixer.") == 0) rest = rest.substr(6);
+  if (rest == "A_log") return {prefix + "A"};
+  if (rest == "norm.weight" && name.find(".mixer.") != std::string::npos) return {prefix + "gated norm"};
+  for (const char* suffix : {".weight", ".bias"}) {
+    const size_t n = std::char_traits<char>::length(suffix);
+    if (rest.size() > n && rest.compare(rest.size() - n, n, suffix) == 0) {
+      const std::string base = rest.substr(0, rest.size() - n);
+      return {prefix + base + " " + (suffix + 1), prefix + base};
+    }
+  }
+  return {prefix + rest};
+}
+
+// Every checkpoint tensor with the type its file stores it in and how the backend holds it:
+// "backbone.layers.0.mixer.in_proj.weight  Q4_K in file, f16 on device".
+void print_tensor_storage(const std::string& path, const ModelInfo& info) {
+  const Checkpoint ck = Checkpoint::open(path);
+  std::vector<const TensorInfo*> tensors = ck.tensors();
+  size_t width = 0;
+  for (const TensorInfo* t : tensors) width = std::max(width, t->name.size());
+  std::cout << "tensors:          " << tensors.size() << " (type in the file, storage on the "
+            << (info.backend == "vulkan" ? "device" : "cpu backend") << ")\n";
+  for (const TensorInfo* t : tensors) {
+    const std::string file_type = t->file_type.empty() ? dtype_name(t->dtype) : t->file_type;
+    std::string stored = "f32 on the cpu backend";
+    if (info.backend == "vulkan") {
+      stored = "not on device";  // e.g. folded into another tensor at load
+      for (const std::string& d : device_names_of(t->name)) {
+        auto it = std::find_if(info.tensors.begin(), info.tensors.end(),
+                               [&](const TensorStorage& s) { return s.name == d; });
+        if (it != info.tensors.end()) {
+          stored = it->type + " on device";
+          break;
+        }
+      }
+    }
+    std::cout << "  " << t->name << std::string(width + 2 - t->name.size(), ' ') << file_type
+              << " in file, " << stored << "\n";
+  }
+}
+
 int cmd_info(const Args& args) {
   const std::string& path = args.get("--model");
   LoadOptions opt = load_options(args);
+  if (args.has("--streams")) opt.max_streams = int(parse_int("--streams", args.get("--streams"), 0, 1 << 20));
+  if (args.has("--rollback")) opt.rollback_depth = int(parse_int("--rollback", args.get("--rollback"), 0, 1 << 20));
   require_model_path(path);
   std::unique_ptr<Model> model = load_model(path, opt);
   std::unique_ptr<Tokenizer> tok = load_tokenizer(path);
@@ -142,6 +269,8 @@ int cmd_info(const Args& args) {
             << info.state_bytes_per_stream << " bytes)\n"
             << "backend:          " << info.backend << "\n"
             << "device:           " << info.device_name << "\n";
+  print_memory_plan(info);
+  print_tensor_storage(path, info);
   if (frame_model) return 0;  // frames in, no tokens: nothing to tokenize
   std::cout << "tokenizer:        ";
   if (tok) {
@@ -422,9 +551,14 @@ struct Command {
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
-      {"devices", "", "list Vulkan devices and mark the default one", {}, cmd_devices},
+      {"devices", "[--profile NAME | --list-profiles]", "list Vulkan devices and mark the default one",
+       {{"--profile", "NAME", "show the limits, features and fallbacks the engine uses under a device profile"},
+        {"--list-profiles", "", "print the device profiles' names, one per line"}},
+       cmd_devices},
       {"info", "--model PATH [options]", "show a model's architecture, sizes and device",
-       with_model_flags({}), cmd_info},
+       with_model_flags({{"--streams", "N", "plan for N streams; 0 = as many as the device holds (default 1)"},
+                         {"--rollback", "K", "plan a rollback ring of K steps per stream (default 0)"}}),
+       cmd_info},
       {"logits", "--model PATH (--ids 1,2,3 | --inputs FRAMES.npy) [...] --out FILE.npy|DIR [options]",
        "run token ids (or input frames) from a zero state; write float32 [T, vocab or d_output] as .npy",
        with_model_flags({{"--ids", "IDS", "comma-separated token ids, fed one at a time (repeatable)", true},

@@ -4,8 +4,9 @@
 #   scripts/setup.sh demo   install what is missing, build, generate text with the tiny model and
 #                           recognise spoken commands in four demo recordings at once
 #   scripts/setup.sh test   install what is missing, build, run the test suite (C++ tests, the
-#                           Python module's tests, and a consumer project built against the
-#                           installed package)
+#                           Python module's tests, a consumer project built against the
+#                           installed package, and an aarch64 cross build run under qemu-user:
+#                           VKSSM_AARCH64=0 skips that one)
 #
 # Re-running is cheap: the package step is skipped when everything is installed, and the build
 # is incremental (into build/).
@@ -27,26 +28,8 @@ packages=(cmake ninja-build g++ pkg-config libvulkan-dev libvulkan-volk-dev glsl
           libgtest-dev mesa-vulkan-drivers vulkan-validationlayers spirv-tools vulkan-tools
           nlohmann-json3-dev libfftw3-dev libsamplerate0-dev libutf8proc-dev python3-numpy
           python3-dev pybind11-dev python3-pybind11 python3-pytest)
-missing=()
-for p in "${packages[@]}"; do
-  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-  [[ $status == "install ok installed" ]] || missing+=("$p")
-done
-
-if (( ${#missing[@]} > 0 )); then
-  install_cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
-  echo "setup: missing packages: ${missing[*]}"
-  if [[ $(id -u) -eq 0 ]]; then
-    bash -c "$install_cmd"
-  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-    sudo bash -c "$install_cmd"
-  else
-    echo "setup: packages are missing and this user cannot install them; as root, run:" >&2
-    echo "  $install_cmd" >&2
-    echo "then run this script again." >&2
-    exit 1
-  fi
-fi
+source scripts/install_packages.sh
+install_missing setup "" "${packages[@]}" || true
 
 # ---- build ----------------------------------------------------------------------------------
 # A build folder keeps the generator it was first configured with; only choose one for a new one.
@@ -79,13 +62,28 @@ if [[ $mode == demo ]]; then
   exec build/bin/vkssm listen "$demo"/command-*.wav
 else
   ctest --test-dir build --output-on-failure -j2
-  # The GPU tests of every architecture (the contract suite, the GPU-vs-CPU checks) again under
-  # each device profile (engine/vk/device_profiles.cpp): lavapipe behaving as a class of real
-  # devices (128 MiB bindings, fences instead of timeline semaphores, no subgroup arithmetic, no
-  # 16-bit storage, 1 MiB bindings that split every large tensor), with the validation layer on.
-  for profile in android-baseline-2022 vulkan-1.1-minimal tiny-bindings; do
+  # The GPU tests again under each device profile (docs/DEVICE_PROFILES.md): lavapipe behaving
+  # as a class of real devices, with the validation layer on. The names come from the tool
+  # itself, so a new profile gets its leg. Every leg runs the contract suite (every architecture
+  # on both backends: steps, batches, sampling, prefill, rollback, snapshots) and every weight
+  # and matvec variant (EveryWorkSplit: f32/f16, texel or not; QuantizedWeights: q8_0/q4_0). The
+  # profiles whose paths differ most from the default run (128 MiB bindings; Vulkan 1.1 with
+  # fences, shared-memory reductions and staged uploads; 1 MiB bindings that split every large
+  # tensor) also run the GPU-vs-CPU shape checks. Legs take 30-76 s each on 2 cores.
+  for profile in $(build/bin/vkssm devices --list-profiles); do
+    filter='*Contract*:*EveryWorkSplit*:Architectures/QuantizedWeights*'
+    case $profile in
+      android-baseline-2022|vulkan-1.1-minimal|tiny-bindings) filter="$filter:*Gpu*:DeviceLimits*" ;;
+    esac
     echo "setup: GPU tests under VKSSM_DEVICE_PROFILE=$profile"
-    VKSSM_DEVICE_PROFILE=$profile build/bin/vkssm_tests --gtest_brief=1 --gtest_filter='*Contract*:*Gpu*'
+    VKSSM_DEVICE_PROFILE=$profile build/bin/vkssm_tests --gtest_brief=1 --gtest_filter="$filter"
+  done
+  # The same with lavapipe's subgroups of 4 and 16 lanes instead of 8 (LP_NATIVE_VECTOR_WIDTH in
+  # bits): the matvec's subgroup reduction at other widths.
+  for width in 128 512; do
+    echo "setup: GPU tests with LP_NATIVE_VECTOR_WIDTH=$width (subgroups of $((width / 32)))"
+    LP_NATIVE_VECTOR_WIDTH=$width build/bin/vkssm_tests --gtest_brief=1 \
+      --gtest_filter='*Contract*:*EveryWorkSplit*:Architectures/QuantizedWeights*:DeviceLimits*'
   done
   # The Python module (build/python/) under the validation layer, with Debian's python3 (the one
   # it was built for; a pyenv shim may come first on PATH).
@@ -115,4 +113,7 @@ else
        ./bin/vkssm_tests --gtest_brief=1 \
        --gtest_filter='*Leaks*:*StreamPool*:*Contract*:*CApiTest*:*Features*:Listener*:WavReader*:Resampler*:CommandDecoder*')
   fi
+  # The aarch64 leg: a cross build run under qemu-user on Debian's arm64 lavapipe (scripts/ci_aarch64.sh,
+  # which installs its own packages). VKSSM_AARCH64=0 skips it.
+  [[ ${VKSSM_AARCH64:-1} == 0 ]] || bash scripts/ci_aarch64.sh
 fi

@@ -10,6 +10,7 @@
 // threads reading through texel buffers (WEIGHT_TEXEL), whose texelFetch llvmpipe turns into
 // vector gathers; S4D on CPU drivers LOCAL = 1, where one invocation walks whole rows with no
 // reduction. The C++ side (spec constants, bindings) is engine/vulkan_matvec.h.
+// Built with WEIGHT_Q8 / WEIGHT_Q4, W is in blocks and is dequantised as it is read (fp32 sums).
 // Built with SHARED_REDUCTION (devices without subgroup arithmetic, see device_profiles.cpp), the
 // threads' sums go through shared memory instead, with no subgroup capability in the module
 // (LOCAL <= 32 then).
@@ -42,7 +43,58 @@ layout(std430, binding = 3) readonly buffer NormW { vec4 norm_w[]; };
 #define LOAD_X(i4) x[i4]
 #define LOAD_NORM(i4) norm_w[i4]
 #endif
+#if defined(WEIGHT_Q8) || defined(WEIGHT_Q4)
+// W in Q8_0 / Q4_0 blocks, repacked into words at upload (host/quant_matrix.h): per row, the
+// blocks' fp16 scales two per word (SCALE4 uvec4s), then the blocks' quant bytes as GGUF has them.
+// Read 16 bytes at a time, so no 8/16-bit storage is needed. A thread takes a whole block (a
+// "unit": Q8_0 two uvec4 of quants, Q4_0 one) so each block's scale is fetched once.
+#define WEIGHT_BLOCKS
+#ifdef WEIGHT_TEXEL
+layout(binding = 2) uniform usamplerBuffer W;                       // RGBA32UI view
+#define LOADQ(i4) texelFetch(W, int(i4))
+#else
+layout(std430, binding = 2) readonly buffer W_buf { uvec4 W[]; };
+#define LOADQ(i4) W[i4]
+#endif
+const uint NB = COLS / 32;             // blocks per row (COLS is a multiple of 32 here)
+const uint SCALE4 = (NB + 7) / 8;      // uvec4s of scales per row
+#define UNIT_X4 8                      // vec4s of x a unit (a block) multiplies
+const uint UNITS = NB;
+#ifdef WEIGHT_Q8
+const uint ROW4 = SCALE4 + 2 * NB;     // uvec4s per row: 2 of quants per block
+#else
+const uint ROW4 = SCALE4 + NB;
+#endif
+
+// Block u of `row`: its weights before scaling, in x's order, and its scale.
+float unit_weights(uint row, uint u, out vec4 w[UNIT_X4]) {
+  const uint base = row * ROW4;
+  const uint blk = u;
+  // Selects rather than a variable component index, which llvmpipe would spill to memory per lane.
+  const uvec4 sv = LOADQ(base + blk / 8u);
+  const uint sel = (blk >> 1) & 3u;
+  const uint sw = sel == 0u ? sv.x : sel == 1u ? sv.y : sel == 2u ? sv.z : sv.w;
+  const float d = unpackHalf2x16((blk & 1u) != 0u ? sw >> 16 : sw).x;
+#ifdef WEIGHT_Q8
+  const uvec4 q0 = LOADQ(base + SCALE4 + 2u * u), q1 = LOADQ(base + SCALE4 + 2u * u + 1u);
+  for (uint i = 0; i < 4; ++i) {
+    // four int8 per word, sign-extended by shifting each byte to the top and back
+    w[i] = vec4(ivec4(uvec4(q0[i]) << uvec4(24, 16, 8, 0)) >> 24);
+    w[4 + i] = vec4(ivec4(uvec4(q1[i]) << uvec4(24, 16, 8, 0)) >> 24);
+  }
+#else
+  const uvec4 q = LOADQ(base + SCALE4 + u);
+  for (uint i = 0; i < 4; ++i) {
+    // byte b of the block: value b in its low nibble, value b + 16 in its high nibble, offset 8
+    w[i] = vec4((uvec4(q[i]) >> uvec4(0, 8, 16, 24)) & 15u) - 8.0;
+    w[4 + i] = vec4((uvec4(q[i]) >> uvec4(4, 12, 20, 28)) & 15u) - 8.0;
+  }
+#endif
+  return d;
+}
+#else
 WEIGHTS4(2, W)                                                      // [ROWS][COLS4]
+#endif
 layout(std430, binding = 4) readonly buffer Bias { float bias[]; };    // [ROWS] (HAS_BIAS only)
 layout(std430, binding = 5) buffer Y { float y[]; };                // [B][Y_STRIDE]
 
@@ -90,10 +142,27 @@ void pass_single(uint b0, uint wg, uint tid) {
     vec4 acc[4] = vec4[4](vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
     uint rows[4];
     for (uint r = 0; r < 4; ++r) rows[r] = min(row0 + r, ROWS - 1);  // clamp: never read past W
+#ifdef WEIGHT_BLOCKS
+    for (uint u = tid; u < UNITS; u += LOCAL) {
+      vec4 xv[UNIT_X4];
+      for (uint i = 0; i < UNIT_X4; ++i) {
+        const uint k = u * UNIT_X4 + i;
+        xv[i] = LOAD_X(b0 * COLS4 + k) * (NORM ? LOAD_NORM(k) : vec4(1.0));
+      }
+      for (uint r = 0; r < 4; ++r) {
+        vec4 w[UNIT_X4];
+        const float d = unit_weights(rows[r], u, w);
+        vec4 s = vec4(0.0);
+        for (uint i = 0; i < UNIT_X4; ++i) s += w[i] * xv[i];
+        acc[r] += d * s;
+      }
+    }
+#else
     for (uint k = tid; k < COLS4; k += LOCAL) {
       const vec4 xv = LOAD_X(b0 * COLS4 + k) * (NORM ? LOAD_NORM(k) : vec4(1.0));
       for (uint r = 0; r < 4; ++r) acc[r] += LOAD4(W, rows[r] * COLS4 + k) * xv;
     }
+#endif
     float sums[4];
     if (LOCAL == 1) {
       for (uint r = 0; r < 4; ++r) sums[r] = dot(acc[r], vec4(1.0));
@@ -121,6 +190,25 @@ void pass_multi(uint b0, uint nb, uint wg, uint tid) {
     for (uint r = 0; r < 4; ++r)
       for (uint j = 0; j < TB; ++j) acc[r][j] = vec4(0.0);
 
+#ifdef WEIGHT_BLOCKS
+    for (uint u = tid; u < UNITS; u += LOCAL) {
+      // The unit's weights are decoded once per row and serve all TB streams.
+      vec4 w[4][UNIT_X4];
+      float d[4];
+      for (uint r = 0; r < 4; ++r) d[r] = unit_weights(rows[r], u, w[r]);
+      for (uint j = 0; j < TB; ++j) {
+        // Streams past nb read stream b0's input again (always in bounds); their sums are dropped.
+        const uint xb = (b0 + (j < nb ? j : 0)) * COLS4;
+        vec4 s[4] = vec4[4](vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+        for (uint i = 0; i < UNIT_X4; ++i) {
+          const uint k = u * UNIT_X4 + i;
+          const vec4 xv = LOAD_X(xb + k) * (NORM ? LOAD_NORM(k) : vec4(1.0));
+          for (uint r = 0; r < 4; ++r) s[r] += w[r][i] * xv;
+        }
+        for (uint r = 0; r < 4; ++r) acc[r][j] += d[r] * s[r];
+      }
+    }
+#else
     for (uint k = tid; k < COLS4; k += LOCAL) {
       vec4 xv[TB];
       const vec4 nw = NORM ? LOAD_NORM(k) : vec4(1.0);
@@ -131,6 +219,7 @@ void pass_multi(uint b0, uint nb, uint wg, uint tid) {
         for (uint j = 0; j < TB; ++j) acc[r][j] += wv * xv[j];
       }
     }
+#endif
 
     float sums[4][TB];
     if (LOCAL == 1) {

@@ -200,9 +200,14 @@ TEST_F(CApiTest, NullArgumentsAreInvalidArguments) {
   EXPECT_EQ(vkssm_model_load(model_path_.c_str(), &opts, &m), VKSSM_INVALID_ARGUMENT);
   EXPECT_THAT(vkssm_last_error(), HasSubstr("backend must be 0 (vulkan) or 1 (cpu), got 7"));
   opts.backend = 1;
-  opts.weights = 3;
+  opts.weights = 5;
   EXPECT_EQ(vkssm_model_load(model_path_.c_str(), &opts, &m), VKSSM_INVALID_ARGUMENT);
-  EXPECT_THAT(vkssm_last_error(), HasSubstr("got 3"));
+  EXPECT_THAT(vkssm_last_error(),
+              HasSubstr("weights must be 0 (auto), 1 (f32), 2 (f16), 3 (q8_0) or 4 (q4_0), got 5"));
+  opts.weights = 4;  // q4_0 loads (this model's rows of 16 values stay f32)
+  EXPECT_EQ(vkssm_model_load(model_path_.c_str(), &opts, &m), VKSSM_OK) << vkssm_last_error();
+  vkssm_model_free(m);
+  m = nullptr;
   opts.weights = 0;
   opts.max_streams = -1;
   EXPECT_EQ(vkssm_model_load(model_path_.c_str(), &opts, &m), VKSSM_ERROR);

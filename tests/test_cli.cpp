@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -17,8 +18,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "engine/vk/device_profiles.h"
 #include "engine/vkssm.hpp"
 #include "host/npy.h"
+#include "host/quant.h"
 #include "host/sampling.h"
 #include "models/mamba1/mamba1_model.h"
 #include "tests/gguf_writer.h"
@@ -28,6 +31,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::HasSubstr;
+using testing::Not;
 
 std::string cli_path() {
   if (const char* env = std::getenv("VKSSM_CLI"); env && *env) return env;
@@ -198,6 +202,10 @@ TEST_F(CliTest, BadOptionsAreUsageErrors) {
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.err, HasSubstr("bad item 'x'"));
 
+  r = run({"logits", "--model", "m", "--ids", "1", "--out", "x.npy", "--weights", "q5_0"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--weights: expected auto, f32, f16, q8_0 or q4_0, got 'q5_0'"));
+
   r = run({"logits", "--model", "m", "--ids", "1", "--out", "x.npy", "--backend", "metal"});
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.err, HasSubstr("--backend"));
@@ -339,11 +347,107 @@ TEST_F(CliTest, InfoDescribesTheModel) {
   EXPECT_THAT(r.out, HasSubstr("tokenizer:        none"));
 }
 
+// The memory plan of the tiny model (V 40, 2 layers, E 32, N 4, K 4: 2 x 32 x (4 + 4) floats =
+// 2048 bytes of state a stream) for 3 streams with a rollback ring of 2 steps, on Vulkan.
+TEST_F(CliTest, InfoPrintsTheMemoryPlan) {
+  std::string model_path = make_model();
+  CliResult r = run({"info", "--model", model_path, "--streams", "3", "--rollback", "2"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  LoadOptions opt;
+  opt.max_streams = 3;
+  opt.rollback_depth = 2;
+  const MemoryPlan m = load_model(model_path, opt)->info().memory;
+  ASSERT_EQ(m.weights.size(), 1u);
+  EXPECT_EQ(m.weights[0].first, "f32");
+  auto line = [](const std::string& label, uint64_t bytes) {
+    return label + " (" + std::to_string(bytes) + " bytes)";
+  };
+  EXPECT_THAT(r.out, HasSubstr("state per stream: 2.00 KiB (2048 bytes)\n"));
+  EXPECT_THAT(r.out, HasSubstr(std::string("unified memory:   ") + (m.unified_memory ? "yes" : "no") + " (uploads " +
+                               m.upload + ")\n"));
+  EXPECT_THAT(r.out, HasSubstr("weights memory:   f32 "));
+  EXPECT_THAT(r.out, HasSubstr("(" + std::to_string(m.weights[0].second) + " bytes)\n"));
+  EXPECT_THAT(r.out, HasSubstr("streams:          3 (requested)\n"));
+  EXPECT_THAT(r.out, HasSubstr(line("state memory:     6.00 KiB", 3 * 2048) + ", 2048 bytes per stream\n"));
+  // [64 step rows][40] on the device and [3][40] twice on the host, fp32.
+  EXPECT_THAT(r.out, HasSubstr(line("logits memory:    10.94 KiB", (64 * 40 + 2 * 3 * 40) * 4) + "\n"));
+  EXPECT_THAT(r.out, HasSubstr(line("rollback memory:  12.00 KiB", 3 * 2 * 2048) + "\n"));
+  const uint64_t named = m.weights[0].second + 3 * 2048 + (64 * 40 + 2 * 3 * 40) * 4 + 3 * 2 * 2048;
+  EXPECT_EQ(m.total_bytes, named + m.other_bytes);
+  EXPECT_GT(m.other_bytes, 0u);  // activations and step inputs
+  EXPECT_THAT(r.out, HasSubstr("(" + std::to_string(m.total_bytes) + " bytes)\n"));
+  EXPECT_THAT(r.out, HasSubstr("total memory:     "));
+
+  // As many streams as the device holds: the plan says why.
+  r = run({"info", "--model", model_path, "--streams", "0"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  opt.max_streams = 0;
+  opt.rollback_depth = 0;
+  const MemoryPlan a = load_model(model_path, opt)->info().memory;
+  EXPECT_THAT(r.out, HasSubstr("streams:          " + std::to_string(a.capacity) + " (" + a.capacity_reason + ": " +
+                               a.capacity_detail + ")\n"));
+  EXPECT_THAT(r.out, HasSubstr("memory budget:    "));
+  EXPECT_THAT(r.out, HasSubstr("(" + std::to_string(a.budget_bytes) + " bytes)\n"));
+}
+
 TEST_F(CliTest, DevicesListsWithoutCrashing) {
   CliResult r = run({"devices"});
   EXPECT_EQ(r.code, 0) << r.err;
   // Each device is listed as "[index] name"; a machine without any says so.
   EXPECT_TRUE(r.out.rfind("[0] ", 0) == 0 || r.out == "no Vulkan devices found\n") << r.out;
+}
+
+// Every device shows its decoded driver version and the driver quirks applied (lavapipe: none).
+TEST_F(CliTest, DevicesShowDriverAndQuirks) {
+  CliResult r = run({"devices"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\n    driver:                    "));
+  EXPECT_THAT(r.out, HasSubstr("\n    quirks:                    none\n"));
+  EXPECT_THAT(r.out, Not(HasSubstr("fallbacks:")));
+}
+
+// Under a profile: the clamped limits and features, and the fallbacks the engine takes with them.
+TEST_F(CliTest, DevicesUnderAProfileShowEffectiveLimitsAndFallbacks) {
+  CliResult r = run({"devices", "--profile", "vulkan-1.1-minimal"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* line : {"    Vulkan API:                1.1.", "    16-bit storage:            no\n",
+                           "    fp16 arithmetic:           no\n", "    profile:                   vulkan-1.1-minimal\n",
+                           "    maxStorageBufferRange:     134217728\n", "    maxTexelBufferElements:    65536\n",
+                           "    maxMemoryAllocationSize:   1073741824\n", "    storage buffers per stage: 10\n",
+                           "    shared memory:             16.00 KiB\n", "    max workgroup invocations: 128\n",
+                           "    subgroup arithmetic:       no\n", "    timeline semaphores:       no\n",
+                           "      step completion:         fences\n",
+                           "      matvec reductions:       shared memory (at most 32 threads)\n",
+                           "      fp16 weights:            only with --weights f16 (packed in 32-bit words; no 16-bit "
+                           "storage)\n",
+                           "      large tensors:           split into bindings of at most 128.00 MiB\n",
+                           "      pipeline cache on disk:  yes\n"})
+    EXPECT_THAT(r.out, HasSubstr(line));
+  // lavapipe has timeline semaphores and subgroup arithmetic, which a Vulkan 1.3 class keeps.
+  r = run({"devices", "--profile", "adreno-7xx"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("      step completion:         timeline semaphore\n"));
+  EXPECT_THAT(r.out, HasSubstr("      matvec reductions:       subgroup adds\n"));
+  EXPECT_THAT(r.out, HasSubstr("    storage buffers per stage: 24\n"));
+}
+
+TEST_F(CliTest, DevicesRefuseAnUnknownProfileListingTheKnownOnes) {
+  CliResult r = run({"devices", "--profile", "adreno-9000"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err,
+            "vkssm: --profile 'adreno-9000' is not a known device profile (known: android-baseline-2022, "
+            "vulkan-1.1-minimal, mali-bifrost, mali-valhall, adreno-6xx, adreno-7xx, jetson-orin, tiny-bindings)\n"
+            "Run 'vkssm devices --help' for usage.\n");
+  EXPECT_EQ(r.out, "");
+}
+
+// CI (scripts/setup.sh) loops over this list, so every profile gets its leg.
+TEST_F(CliTest, DevicesListProfilesOnePerLine) {
+  CliResult r = run({"devices", "--list-profiles"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string want;
+  for (const std::string& name : device_profile_names()) want += name + "\n";
+  EXPECT_EQ(r.out, want);
 }
 
 // ---- frame models (S4D): --inputs -----------------------------------------------------------------
@@ -507,6 +611,47 @@ TEST_F(CliTest, InfoDescribesAFrameModel) {
   r = run({"generate", "--model", kS4DTiny, "--backend", "cpu", "--ids", "1", "-n", "1"});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("takes input frames, not text"));
+}
+
+// `vkssm info` lists every tensor with its type in the file and its storage: a GGUF whose in_proj
+// is Q4_K and out_proj Q6_K (blocks from host/quant.cpp), the rest F32. Twelve tensors: ten in the
+// layer, the embeddings and norm_f (the lm_head is tied).
+TEST_F(CliTest, InfoListsEachTensorsFileTypeAndStorage) {
+  Mamba1Config cfg;
+  cfg.d_model = 256;
+  cfg.n_layer = 1;
+  cfg.vocab_size = 40;
+  cfg.d_state = 4;
+  cfg.d_inner = 512;
+  cfg.dt_rank = 16;
+  gguf_test::ConvertedModel m = gguf_test::convert_mamba1(random_mamba1(cfg, 5), gguf_test::OutType::F32);
+  for (auto [name, type] : {std::pair{"blk.0.ssm_in.weight", QuantType::Q4_K},
+                            std::pair{"blk.0.ssm_out.weight", QuantType::Q6_K}}) {
+    gguf_test::TensorEntry* t = m.gguf.tensor(name);
+    const size_t cols = size_t(t->ne[0]), rows = size_t(t->ne[1]);
+    std::vector<float> x(rows * cols);
+    std::memcpy(x.data(), t->data.data(), x.size() * 4);
+    t->data.assign(rows * quant_row_bytes(type, cols), 0);
+    quantize_row(type, x.data(), t->data.data(), x.size());  // rows are whole blocks: one call
+    t->type = uint32_t(type);
+  }
+  const std::string gguf = (dir_ / "mixed.gguf").string();
+  gguf_test::write_bytes(gguf, m.gguf.bytes());
+
+  CliResult r = run({"info", "--model", gguf, "--weights", "f16"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("tensors:          12 (type in the file, storage on the device)"));
+  EXPECT_THAT(r.out, testing::ContainsRegex("backbone\\.layers\\.0\\.mixer\\.in_proj\\.weight +Q4_K in file, f16 on device"));
+  EXPECT_THAT(r.out, testing::ContainsRegex("backbone\\.layers\\.0\\.mixer\\.out_proj\\.weight +Q6_K in file, f16 on device"));
+  EXPECT_THAT(r.out, testing::ContainsRegex("backbone\\.layers\\.0\\.mixer\\.A_log +F32 in file, f32 on device"));
+  EXPECT_THAT(r.out, testing::ContainsRegex("backbone\\.layers\\.0\\.mixer\\.conv1d\\.weight +F32 in file, f32 on device"));
+  EXPECT_THAT(r.out, testing::ContainsRegex("backbone\\.embeddings\\.weight +F32 in file, f16 on device"));
+  EXPECT_THAT(r.out, Not(HasSubstr("not on device")));
+
+  r = run({"info", "--model", gguf, "--backend", "cpu"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("tensors:          12 (type in the file, storage on the cpu backend)"));
+  EXPECT_THAT(r.out, testing::ContainsRegex("in_proj\\.weight +Q4_K in file, f32 on the cpu backend"));
 }
 
 TEST_F(CliTest, RunsALlamaCppGgufFile) {

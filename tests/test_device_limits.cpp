@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "engine/vkssm.hpp"
 #include "engine/vulkan_lm_head.h"
 #include "engine/vulkan_step_model.h"
+#include "host/dtype.h"
 #include "models/mamba1/mamba1_model.h"
 #include "models/mamba2/mamba2_model.h"
 #include "models/s4d/s4d_model.h"
@@ -146,6 +148,10 @@ TEST_P(ProfileTest, MatchesCpuReference) {
       EXPECT_EQ(caps.max_storage_buffer_range, 1u << 20);
     } else {  // vulkan-1.1-minimal
       EXPECT_FALSE(vulkan(*m).uses_timeline()) << "the fence path must run";
+      EXPECT_FALSE(caps.unified_memory);  // so the staged uploads run too
+      EXPECT_EQ(caps.upload, UploadPath::Staged);
+      EXPECT_GT(vulkan(*m).upload_counters().staged_bytes, 0u);
+      EXPECT_EQ(vulkan(*m).upload_counters().mapped_bytes, 0u);
       EXPECT_FALSE(caps.subgroup_arithmetic);
       EXPECT_EQ(m->info().weight_type, "f32");
     }
@@ -208,7 +214,101 @@ TEST(DeviceLimits, UnknownProfileListsTheKnownOnes) {
   const Mamba1Weights w = random_mamba1(testing_helpers::small_mamba1_config(64), 1);
   EXPECT_EQ(error_of([&] { create_mamba1(w, {}); }),
             "VKSSM_DEVICE_PROFILE='adreno-9000' is not a known device profile (known: android-baseline-2022, "
-            "vulkan-1.1-minimal, tiny-bindings)");
+            "vulkan-1.1-minimal, mali-bifrost, mali-valhall, adreno-6xx, adreno-7xx, jetson-orin, tiny-bindings)");
+}
+
+// A device above every profile's limits, every feature on.
+DeviceCaps big_device() {
+  DeviceCaps caps;
+  caps.api_version = VK_API_VERSION_1_3;
+  caps.max_storage_buffer_range = uint64_t(1) << 40;
+  caps.max_texel_buffer_elements = uint64_t(1) << 40;
+  caps.max_memory_allocation_size = uint64_t(1) << 40;
+  caps.max_per_stage_storage_buffers = UINT32_MAX;
+  caps.shared_memory = 1 << 20;
+  caps.max_workgroup_invocations = 1 << 16;
+  caps.storage16 = caps.float16 = caps.storage8 = caps.subgroup_arithmetic = caps.timeline_semaphores = true;
+  return caps;
+}
+
+// Every number of docs/DEVICE_PROFILES.md's table, as the profiles apply it.
+TEST(DeviceLimits, RealDeviceClassesClampToTheirTable) {
+  struct Row {
+    const char* name;
+    uint64_t range, texels, allocation;
+    uint32_t storage_buffers, shared, invocations, api;
+    bool timeline, storage16, float16, subgroup;
+  };
+  const uint64_t k128MiB = uint64_t(1) << 27, k1GiB = uint64_t(1) << 30, big = uint64_t(1) << 40;
+  const Row rows[] = {
+      {"android-baseline-2022", k128MiB, 65536, big, 10, 16384, 128, VK_API_VERSION_1_3, true, true, true, true},
+      {"vulkan-1.1-minimal", k128MiB, 65536, k1GiB, 10, 16384, 128, VK_API_VERSION_1_1, false, false, false, false},
+      {"mali-bifrost", k128MiB, k128MiB, k1GiB, 35, 32768, 512, VK_API_VERSION_1_1, false, true, false, false},
+      {"mali-valhall", k128MiB, k128MiB, k1GiB, 35, 32768, 512, VK_API_VERSION_1_3, true, true, true, true},
+      {"adreno-6xx", k128MiB, k128MiB, k1GiB, 24, 32768, 1024, VK_API_VERSION_1_1, false, true, false, true},
+      {"adreno-7xx", k128MiB, k128MiB, k1GiB, 24, 32768, 1024, VK_API_VERSION_1_3, true, true, true, true},
+      {"jetson-orin", 0xFFFFFFFFu, k128MiB, big, 1048576, 49152, 1024, VK_API_VERSION_1_3, true, true, true, true},
+      {"tiny-bindings", 1u << 20, 65536, 16u << 20, UINT32_MAX, 1 << 20, 1 << 16, VK_API_VERSION_1_3, true, true,
+       true, true},
+  };
+  ASSERT_EQ(device_profile_names().size(), std::size(rows));
+  for (const Row& r : rows) {
+    DeviceCaps caps = big_device();
+    apply_device_profile(caps, r.name);
+    EXPECT_EQ(caps.profile, r.name);
+    EXPECT_EQ(caps.max_storage_buffer_range, r.range) << r.name;
+    EXPECT_EQ(caps.max_texel_buffer_elements, r.texels) << r.name;
+    EXPECT_EQ(caps.max_memory_allocation_size, r.allocation) << r.name;
+    EXPECT_EQ(caps.max_per_stage_storage_buffers, r.storage_buffers) << r.name;
+    EXPECT_EQ(caps.shared_memory, r.shared) << r.name;
+    EXPECT_EQ(caps.max_workgroup_invocations, r.invocations) << r.name;
+    EXPECT_EQ(caps.api_version, r.api) << r.name;
+    EXPECT_EQ(caps.timeline_semaphores, r.timeline) << r.name;
+    EXPECT_EQ(caps.storage16, r.storage16) << r.name;
+    // shaderFloat16 is a Vulkan 1.2 feature (or an extension vkssm does not enable): off on 1.1.
+    EXPECT_EQ(caps.float16, r.float16) << r.name;
+    EXPECT_EQ(caps.storage8, r.api >= VK_API_VERSION_1_2) << r.name;
+    EXPECT_EQ(caps.subgroup_arithmetic, r.subgroup) << r.name;
+    const bool keeps_api = std::string(r.name) == "android-baseline-2022" || std::string(r.name) == "tiny-bindings";
+    EXPECT_EQ(device_profile_api_version(r.name), keeps_api ? UINT32_MAX : r.api) << r.name;
+  }
+}
+
+// A Vulkan 1.1 class: the instance is created for Vulkan 1.1, so the validation layer (on in every
+// test) checks the engine against 1.1 and would flag a 1.2 structure such as
+// VkPhysicalDeviceVulkan12Features or the timeline-semaphore features in the device's chain.
+// fp16 weights still run there without 16-bit storage: packed in 32-bit words (unpackHalf2x16).
+TEST(DeviceLimits, Vulkan11DeviceRunsF16WeightsWithoutOptionalFeatures) {
+  ScopedEnv profile("VKSSM_DEVICE_PROFILE", "vulkan-1.1-minimal");
+  Mamba1Weights w = random_mamba1(mamba1_config(), 11);
+  // The values the device's fp16 copy holds, so the reference sees exactly what the GPU reads.
+  for (std::vector<float>* m : {&w.embeddings, &w.lm_head})
+    for (float& x : *m) x = half_to_float(float_to_half(x));
+  for (auto& l : w.layers)
+    for (std::vector<float>* m : {&l.in_proj, &l.x_proj, &l.dt_proj_w, &l.out_proj})
+      for (float& x : *m) x = half_to_float(float_to_half(x));
+  LoadOptions o;
+  o.max_streams = 2;
+  o.weights = WeightStorage::F16;
+  const std::unique_ptr<Model> gpu = create_mamba1(w, o);
+  const DeviceCaps& caps = vulkan(*gpu).caps();
+  EXPECT_EQ(caps.api_version, uint32_t(VK_API_VERSION_1_1));
+  EXPECT_FALSE(caps.storage16);
+  EXPECT_FALSE(caps.float16);
+  EXPECT_FALSE(caps.timeline_semaphores);
+  EXPECT_FALSE(vulkan(*gpu).uses_timeline());
+  EXPECT_EQ(gpu->info().weight_type, "f16");
+  o.backend = BackendKind::Cpu;
+  o.weights = WeightStorage::F32;
+  const std::unique_ptr<Model> cpu = create_mamba1(w, o);
+  const std::vector<int32_t> slots = {0, 1};
+  std::vector<float> got(2 * size_t(kVocab)), want(got.size());
+  for (int t = 0; t < 3; ++t) {
+    const std::vector<int32_t> ids = {int32_t(kVocab) - 1 - t, 7 + t};
+    gpu->step(ids.data(), slots.data(), 2, got.data());
+    cpu->step(ids.data(), slots.data(), 2, want.data());
+    EXPECT_LE(max_rel_error(got.data(), want.data(), int64_t(got.size())), 1e-3f) << "step " << t;
+  }
 }
 
 TEST(DeviceLimits, ProfilesOnlyLowerLimits) {
@@ -236,15 +336,134 @@ TEST(DeviceLimits, OversizeBindingNamesTensorAndLimit) {
 }
 
 TEST(DeviceLimits, OversizeAllocationNamesMaxMemoryAllocationSize) {
-  // tiny-bindings also caps allocations at 16 MiB: 1000 streams of 8000 logits need 32 MB.
+  // tiny-bindings also caps allocations at 16 MiB: the logits of the 64 step rows (prefill's) of
+  // 70000 tokens take 17.9 MB.
   ScopedEnv profile("VKSSM_DEVICE_PROFILE", "tiny-bindings");
-  const Mamba1Weights w = random_mamba1(testing_helpers::small_mamba1_config(8000), 1);
+  const Mamba1Weights w = random_mamba1(testing_helpers::small_mamba1_config(70000), 1);
   LoadOptions o;
-  o.max_streams = 1000;
+  o.max_streams = 1;
   EXPECT_THAT(error_of([&] { create_mamba1(w, o); }),
-              testing::MatchesRegex("step outputs: an allocation of [0-9]+ bytes exceeds maxMemoryAllocationSize "
+              testing::MatchesRegex("step outputs: an allocation of 17920000 bytes exceeds maxMemoryAllocationSize "
                                     "\\(16777216\\) of .*"));
 }
+
+// ---- every per-stream buffer within a binding ----------------------------------------------------
+
+// A Mamba-1 whose layer ssm state is 4 KiB a stream (E 64, N 16) and whose logits are 1 KiB a row:
+// under tiny-bindings (1 MiB bindings) 256 streams' states fit one binding, a rollback ring of
+// depth 4 for 100 streams (1.6 MB) does not and is split in two, and explicit requests beyond what
+// one binding holds are refused with the buffer and the limit named.
+Mamba1Config per_stream_config(int64_t vocab) {
+  Mamba1Config c = testing_helpers::small_mamba1_config(vocab);
+  c.d_inner = 64;
+  c.d_state = 16;
+  return c;
+}
+
+TEST(DeviceLimits, RollbackRingLargerThanABindingRunsManyStreams) {
+  ScopedEnv profile("VKSSM_DEVICE_PROFILE", "tiny-bindings");
+  const Mamba1Weights w = random_mamba1(per_stream_config(256), 11);
+  constexpr int kStreams = 100, kDepth = 4;
+  LoadOptions o;
+  o.max_streams = kStreams;
+  o.rollback_depth = kDepth;
+  const std::unique_ptr<Model> gpu = create_mamba1(w, o);
+  o.backend = BackendKind::Cpu;
+  const std::unique_ptr<Model> cpu = create_mamba1(w, o);
+  const MemoryPlan& m = gpu->info().memory;
+  EXPECT_EQ(m.capacity_reason, "requested");
+  EXPECT_EQ(m.rollback_bytes, uint64_t(kStreams) * kDepth * gpu->info().state_bytes_per_stream);
+  EXPECT_GT(uint64_t(kStreams) * kDepth * 64 * 16 * 4, vulkan(*gpu).caps().max_storage_buffer_range);
+
+  std::vector<int32_t> slots(kStreams);
+  for (int i = 0; i < kStreams; ++i) slots[size_t(i)] = i;
+  std::vector<float> got(size_t(kStreams) * 256), want(got.size());
+  auto step_both = [&](int t) {
+    std::vector<int32_t> tokens(kStreams);
+    for (int i = 0; i < kStreams; ++i) tokens[size_t(i)] = (i * 7 + t * 13) % 256;
+    gpu->step(tokens.data(), slots.data(), kStreams, got.data());
+    cpu->step(tokens.data(), slots.data(), kStreams, want.data());
+    EXPECT_LE(max_rel_error(got.data(), want.data(), int64_t(got.size())), 1e-3f) << "step " << t;
+  };
+  for (int t = 0; t < 3; ++t) step_both(t);
+  // Slots whose ring entries lie in the first part, the second part, and across the split
+  // (1 MiB / 4 KiB = 256 entries a part: slot 63's entries are 252..255, slot 64's 256..259).
+  for (int slot : {0, 63, 64, 99}) {
+    gpu->rollback(slot, 2);
+    cpu->rollback(slot, 2);
+  }
+  step_both(3);
+  step_both(4);
+  step_both(5);
+  // Slot 99 now has 4 steps behind it: back to the oldest entry its ring holds (the ring wrapped).
+  gpu->rollback(99, 4);
+  cpu->rollback(99, 4);
+  step_both(6);
+}
+
+TEST(DeviceLimits, MoreStreamsThanABindingHoldsNameTheBufferAndLimit) {
+  ScopedEnv profile("VKSSM_DEVICE_PROFILE", "tiny-bindings");
+  LoadOptions o;
+  o.max_streams = 300;  // 300 x 4096 bytes of layer ssm state > 1 MiB
+  const Mamba1Weights small_vocab = random_mamba1(per_stream_config(256), 1);
+  EXPECT_THAT(error_of([&] { create_mamba1(small_vocab, o); }),
+              testing::MatchesRegex("max_streams 300 does not fit one binding: layer ssm state: 4096 bytes per stream, "
+                                    "maxStorageBufferRange 1048576 of .* holds at most 256 streams"));
+  o.max_streams = 100;  // 100 x 16000 bytes of logits > 1 MiB
+  const Mamba1Weights large_vocab = random_mamba1(per_stream_config(4000), 1);
+  EXPECT_THAT(error_of([&] { create_mamba1(large_vocab, o); }),
+              testing::MatchesRegex("max_streams 100 does not fit one binding: step outputs \\(logits\\): 16000 bytes "
+                                    "per stream, maxStorageBufferRange 1048576 of .* holds at most 65 streams"));
+  // Automatic: as many as the logits' binding holds, and the plan says so.
+  o.max_streams = 0;
+  const std::unique_ptr<Model> m = create_mamba1(large_vocab, o);
+  EXPECT_EQ(m->capacity(), 65);
+  EXPECT_EQ(m->info().memory.capacity_reason, "binding limit");
+  EXPECT_THAT(m->info().memory.capacity_detail, HasSubstr("step outputs (logits): 16000 bytes per stream"));
+}
+
+// ---- uploads: staged, written in place, flushed ---------------------------------------------------
+
+// Unified memory (lavapipe is) is written in place; VKSSM_UPLOAD=staged forces the staging copy of
+// a discrete card and VKSSM_UPLOAD=flushed the flushes of non-coherent memory. All give the CPU
+// reference's outputs with the validation layer on.
+class UploadPathTest : public testing::TestWithParam<const char*> {};
+
+TEST_P(UploadPathTest, MatchesCpuReference) {
+  const std::string path = GetParam();
+  bool unified = false;
+  {
+    const Mamba1Weights w = random_mamba1(testing_helpers::small_mamba1_config(64), 1);
+    unified = vulkan(*create_mamba1(w, {})).caps().unified_memory;
+  }
+  ScopedEnv upload("VKSSM_UPLOAD", path.c_str());
+  if (path != "staged" && !unified) {  // a discrete card: the in-place paths are refused, named
+    const Mamba1Weights w = random_mamba1(testing_helpers::small_mamba1_config(64), 1);
+    EXPECT_THAT(error_of([&] { create_mamba1(w, {}); }),
+                HasSubstr("VKSSM_UPLOAD='" + path + "' writes device memory in place, but "));
+    return;
+  }
+  auto w = std::make_shared<Mamba1Weights>(random_mamba1(mamba1_config(), 3));
+  const Make make = [w](const LoadOptions& o) { return create_mamba1(*w, o); };
+  {
+    const std::unique_ptr<Model> m = make(LoadOptions{});
+    const VulkanContext::UploadCounters& n = vulkan(*m).upload_counters();
+    EXPECT_EQ(m->info().memory.upload, path);
+    if (path == "staged") {
+      EXPECT_GT(n.staged_bytes, 0u);
+      EXPECT_EQ(n.mapped_bytes, 0u);
+    } else {
+      EXPECT_EQ(n.staged_bytes, 0u);
+      EXPECT_GE(n.mapped_bytes, m->info().memory.weights.front().second);
+      if (path == "flushed") {
+        EXPECT_GT(n.flushes, 0u);
+      }
+    }
+  }
+  check_against_cpu(make, false, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(DeviceLimits, UploadPathTest, testing::Values("staged", "mapped", "flushed"));
 
 TEST(DeviceLimits, TooManyStorageBuffersNamesShaderAndLimit) {
   DeviceCaps caps;

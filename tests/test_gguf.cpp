@@ -3,6 +3,7 @@
 // of the same stored weights (bit-equal logits on the cpu backend and on Vulkan), and the
 // tokenizer carried in a GGUF's metadata against the tokenizer.json it came from.
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "engine/vkssm.hpp"
 #include "host/checkpoint.h"
 #include "host/gguf.h"
+#include "host/quant.h"
 #include "host/tokenizer.h"
 #include "models/mamba1/mamba1_model.h"
 #include "models/mamba2/mamba2_model.h"
@@ -215,14 +217,15 @@ TEST_F(GgufTest, ReadsF32F16Bf16AndNamesAnUnreadableType) {
   b.add_tensor("a", {2}, ggml_type::F32, f32);
   b.add_tensor("b", {2}, ggml_type::F16, f16);
   b.add_tensor("c", {2}, ggml_type::BF16, bf16);
-  b.add_tensor("k", {256}, 12, std::vector<uint8_t>(144, 0));  // Q4_K: a valid block
+  b.add_tensor("k", {256}, 16, std::vector<uint8_t>(66, 0));  // IQ2_XXS: a valid block
   const std::string p = write("types.gguf", b);
   auto f = GgufFile::open(p);
   for (const char* name : {"a", "b", "c"}) EXPECT_EQ(f->to_f32(*f->find_tensor(name)), (std::vector<float>{1.5f, -3.0f}));
-  EXPECT_EQ(f->find_tensor("k")->nbytes, 144u);
+  EXPECT_EQ(f->find_tensor("k")->nbytes, 66u);
   EXPECT_EQ(error_of([&] { f->to_f32(*f->find_tensor("k")); }),
             "tensor 'k' in GGUF file " + p +
-                " has ggml type Q4_K, which vkssm cannot read (it reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1)");
+                " has ggml type IQ2_XXS, which vkssm cannot read (it reads F32, F16, BF16, Q4_0, Q4_1, Q5_0, "
+                "Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL)");
 }
 
 TEST_F(GgufTest, TypedMetadataAccessNamesKeyAndFile) {
@@ -446,12 +449,13 @@ TEST_F(GgufTest, CheckpointErrorsNameKeyTensorAndFile) {
   {
     ConvertedModel m = small_model_gguf();
     TensorEntry* t = m.gguf.tensor("blk.0.ssm_in.weight");
-    t->ne = {256, 4};  // 1024 values, as Q4_K would hold [64, 16] if its rows were 256 long
-    t->type = 12;
-    t->data.assign(4 * 144, 0);
-    auto [p, e] = load_error(m, "q4k.gguf");
+    t->ne = {256, 4};  // 1024 values, as IQ2_XXS would hold [64, 16] if its rows were 256 long
+    t->type = 16;
+    t->data.assign(4 * 66, 0);
+    auto [p, e] = load_error(m, "iq2xxs.gguf");
     EXPECT_EQ(e, "tensor 'blk.0.ssm_in.weight' in GGUF file " + p +
-                     " has ggml type Q4_K, which vkssm cannot read (it reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1)");
+                     " has ggml type IQ2_XXS, which vkssm cannot read (it reads F32, F16, BF16, Q4_0, Q4_1, "
+                     "Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL)");
   }
   {
     ConvertedModel m = small_model_gguf();
@@ -565,6 +569,128 @@ TEST_F(GgufTest, Q8_0FileGivesTheModelOfItsDequantisedWeights) {
     if (t.type == ggml_type::Q8_0) t.data[0] = 0x00, t.data[1] = 0x7B;
   write_bytes(path("big.gguf"), m.gguf.bytes());
   EXPECT_EQ(Checkpoint::open(path("big.gguf")).main_dtype(), DType::F32);
+}
+
+// What llama-quantize does to an F32 file for a block type (as with --pure): every 2-D ".weight"
+// tensor but norms and ssm_conv1d takes `type`, or, when its rows do not fit that block, the
+// fallback llama.cpp picks (Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16).
+// The blocks come from host/quant.cpp, whose bytes tests/test_quant.cpp checks against ggml's.
+void requantize(ConvertedModel& m, QuantType type) {
+  for (TensorEntry& t : m.gguf.tensors) {
+    const bool weight = t.name.size() > 7 && t.name.compare(t.name.size() - 7, 7, ".weight") == 0;
+    if (t.ne.size() != 2 || !weight || t.name.find("_norm") != std::string::npos ||
+        t.name.find("ssm_conv1d") != std::string::npos)
+      continue;
+    ASSERT_EQ(t.type, ggml_type::F32) << t.name;
+    std::vector<float> x(t.data.size() / 4);
+    std::memcpy(x.data(), t.data.data(), t.data.size());
+    const size_t cols = size_t(t.ne[0]);
+    QuantType q = type;
+    if (cols % quant_traits(q).block_elems != 0) {
+      switch (type) {
+        case QuantType::Q4_K: q = QuantType::Q5_0; break;
+        case QuantType::Q5_K: q = QuantType::Q5_1; break;
+        case QuantType::Q6_K: q = QuantType::Q8_0; break;
+        default: q = QuantType::Q4_0; break;
+      }
+    }
+    if (cols % quant_traits(q).block_elems != 0) {
+      t.type = ggml_type::F16;
+      t.data.clear();
+      for (float v : x) put(t.data, float_to_half(v), 2);
+      continue;
+    }
+    const size_t row_bytes = quant_row_bytes(q, cols);
+    t.data.assign(row_bytes * (x.size() / cols), 0);
+    for (size_t r = 0; r < x.size() / cols; ++r) quantize_row(q, x.data() + r * cols, t.data.data() + r * row_bytes, cols);
+    t.type = uint32_t(q);
+  }
+}
+
+// The fp32 values of a GGUF tensor's blocks, decoded independently of GgufFile.
+std::vector<float> dequantized(const TensorEntry& t) {
+  std::vector<float> v(size_t(t.ne[0] * t.ne[1]));
+  dequantize_row(QuantType(t.type), t.data.data(), v.data(), v.size());
+  return v;
+}
+
+TEST_F(GgufTest, KQuantFilesGiveTheModelOfTheirDequantisedWeights) {
+  // Rows of 256 (in_proj, embeddings) and 512 (x_proj, out_proj) take the K-quants; dt_proj's
+  // rows of 16 fall back to F16.
+  Mamba1Config c = q8_friendly_mamba1(false);
+  c.d_model = 256;
+  c.d_inner = 512;
+  c.dt_rank = 16;
+  c.n_layer = 1;
+  const Mamba1Weights w = gguf_stable(random_mamba1(c, 21));
+  for (QuantType type : {QuantType::Q2_K, QuantType::Q3_K, QuantType::Q4_K, QuantType::Q5_K, QuantType::Q6_K}) {
+    const std::string name = quant_traits(type).name;
+    SCOPED_TRACE(name);
+    ConvertedModel m = convert_mamba1(w, OutType::F32);
+    requantize(m, type);
+    EXPECT_EQ(m.gguf.tensor("blk.0.ssm_in.weight")->type, uint32_t(type));
+    EXPECT_EQ(m.gguf.tensor("blk.0.ssm_x.weight")->type, uint32_t(type));
+    EXPECT_EQ(m.gguf.tensor("token_embd.weight")->type, uint32_t(type));
+    EXPECT_EQ(m.gguf.tensor("blk.0.ssm_dt.weight")->type, ggml_type::F16);
+    const std::string gguf = path(name + ".gguf");
+    write_bytes(gguf, m.gguf.bytes());
+
+    // The loaded weights are the blocks' values, exactly.
+    const Mamba1Weights a = load_mamba1(Checkpoint::open(gguf));
+    EXPECT_EQ(a.layers[0].in_proj, dequantized(*m.gguf.tensor("blk.0.ssm_in.weight")));
+    EXPECT_EQ(a.layers[0].x_proj, dequantized(*m.gguf.tensor("blk.0.ssm_x.weight")));
+    EXPECT_EQ(a.layers[0].out_proj, dequantized(*m.gguf.tensor("blk.0.ssm_out.weight")));
+    EXPECT_EQ(a.embeddings, dequantized(*m.gguf.tensor("token_embd.weight")));
+    EXPECT_EQ(a.lm_head, dequantized(*m.gguf.tensor("output.weight")));
+    EXPECT_EQ(a.source_dtype, DType::F16);  // the values fit fp16: the GPU may store fp16
+    EXPECT_NE(a.layers[0].in_proj, w.layers[0].in_proj);
+
+    // Its logits: the cpu backend equals the reference run on those weights from a safetensors
+    // checkpoint; Vulkan (fp32 and fp16 storage) matches it within rounding.
+    const std::string st = path(name + "_st");
+    save_mamba1_hf(a, st, DType::F32);
+    LoadOptions opt;
+    opt.backend = BackendKind::Cpu;
+    opt.weights = WeightStorage::F32;
+    opt.max_streams = 1;
+    const std::vector<float> ref = run_tokens(*load_model(st, opt));
+    EXPECT_EQ(run_tokens(*load_model(gguf, opt)), ref);
+    if (type != QuantType::Q4_K && type != QuantType::Q6_K) continue;  // Vulkan: two types suffice
+    opt.backend = BackendKind::Vulkan;
+    const std::vector<float> gpu = run_tokens(*load_model(gguf, opt));
+    EXPECT_LE(testing_helpers::max_rel_error(gpu.data(), ref.data(), int64_t(ref.size())), 1e-5f);
+    opt.weights = WeightStorage::Auto;  // fp16 on the device
+    auto auto_model = load_model(gguf, opt);
+    EXPECT_EQ(auto_model->info().weight_type, "f16");
+    const std::vector<float> gpu16 = run_tokens(*auto_model);
+    EXPECT_LE(testing_helpers::max_rel_error(gpu16.data(), ref.data(), int64_t(ref.size())), 2e-2f);
+  }
+}
+
+TEST_F(GgufTest, DequantisesIq4NlAndQ6KBlocksAsHandComputed) {
+  {  // IQ4_NL: d = 0.5; nibble q indexes {-127, -104, ..., 113}: value = 0.5 * table[q].
+    std::vector<uint8_t> data = {0x00, 0x38};
+    for (int j = 0; j < 16; ++j) data.push_back(uint8_t(j | ((15 - j) << 4)));
+    GgufBuilder b = one_tensor(ggml_type::IQ4_NL, 32, data);
+    auto f = GgufFile::open(write("iq4nl.gguf", b));
+    const std::vector<float> v = f->to_f32(f->tensors()[0]);
+    EXPECT_EQ(v[0], -63.5f);
+    EXPECT_EQ(v[8], 0.5f);
+    EXPECT_EQ(v[15], 56.5f);
+    EXPECT_EQ(v[16], 56.5f);  // high nibble of byte 0: 15
+    EXPECT_EQ(v[31], -63.5f);
+  }
+  {  // Q6_K: d = 0.25, sub-block scales 1..16, every 6-bit level 33 (low nibble 1, high bits 2):
+     // value = 0.25 * scale * (33 - 32).
+    std::vector<uint8_t> data(128, 0x11);             // ql: both nibbles 1
+    data.insert(data.end(), 64, 0xAA);                // qh: every 2-bit field 2
+    for (int s = 1; s <= 16; ++s) data.push_back(uint8_t(s));
+    data.insert(data.end(), {0x00, 0x34});            // d = 0.25
+    GgufBuilder b = one_tensor(ggml_type::Q6_K, 256, data);
+    auto f = GgufFile::open(write("q6k.gguf", b));
+    const std::vector<float> v = f->to_f32(f->tensors()[0]);
+    for (int i = 0; i < 256; ++i) ASSERT_EQ(v[size_t(i)], 0.25f * float(i / 16 + 1)) << i;
+  }
 }
 
 TEST_F(GgufTest, ARoundTripsThroughTheConverterWithinAnUlp) {

@@ -3,6 +3,8 @@
 // capacity and the texel-view limit; and, on the device, that a model reports the work split it
 // runs and that dropping a model with a step in flight is safe without the caller waiting.
 #include <cstdlib>
+#include <fstream>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/vk/device_tuning.h"
+#include "engine/vk/gpu_buffer.h"
 #include "engine/vk/vulkan_context.h"
 #include "engine/vkssm.hpp"
 #include "engine/vulkan_step_model.h"
@@ -84,6 +87,12 @@ TEST(Tuning, TableRowsPerProfile) {
   EXPECT_EQ(tuning_for(fake_gpu(), TuningProfile::FrameModel), (Tuning{64, 1, 64, 64, false}));
   EXPECT_EQ(tuning_for(cpu), (Tuning{8, 32, 256, 256, true}));
   EXPECT_EQ(tuning_for(cpu, TuningProfile::FrameModel), (Tuning{1, 1, 256, 256, true}));
+  // Subgroups of 4 (lavapipe at 128 bits), 128 (Adreno) and 1: the matvec's 32 partial sums hold.
+  for (const auto& [size, local] : {std::pair{4u, 64u}, {128u, 64u}, {1u, 32u}}) {
+    DeviceCaps g = fake_gpu();
+    g.subgroup_size = size;
+    EXPECT_EQ(tuning_for(g).local, local) << "subgroup size " << size;
+  }
   // The sampler's workgroup follows the split (a power of two for its reductions).
   EXPECT_EQ(sampler_local(tuning_for(cpu)), 8u);
   EXPECT_EQ(sampler_local(Tuning{24, 1, 1, 1, false}), 16u);
@@ -157,39 +166,135 @@ TEST(WeightsPlan, Fp16RangeNamesTensorAndFile) {
 }
 
 TEST(WeightsPlan, AutomaticCapacity) {
-  DeviceCaps caps = fake_gpu();
-  caps.device_local_bytes = 1000;  // budget 500
+  DeviceCaps caps = fake_gpu();  // discrete: the whole budget
+  caps.memory_available = 500;
+  EXPECT_EQ(stream_memory_budget(caps), 500u);
   EXPECT_EQ(automatic_capacity(100, 40, caps), 10);
   EXPECT_EQ(automatic_capacity(480, 40, caps), 1);   // not even one stream beside the weights
   EXPECT_EQ(automatic_capacity(0, 1, caps), 500);
-  caps.device_local_bytes = 1ull << 40;
+  caps.memory_available = 1ull << 40;
   EXPECT_EQ(automatic_capacity(0, 1, caps), 1024);   // the ceiling
   WeightsPlanRequest r;
   r.max_streams = 0;
   r.parameters = 25;  // 100 bytes in fp32
   r.bytes_per_stream = 40;
-  caps.device_local_bytes = 1000;
-  EXPECT_EQ(plan_weights(r, caps).capacity, 10);
+  caps.memory_available = 500;
+  const WeightsPlan plan = plan_weights(r, caps);
+  EXPECT_EQ(plan.capacity, 10);
+  EXPECT_EQ(plan.capacity_plan.reason, CapacityReason::MemoryBudget);
+  EXPECT_EQ(plan.capacity_plan.detail, "500 bytes (heap size) less 100 bytes of weights, 40 bytes per stream");
+  caps.memory_available = 1ull << 40;
+  EXPECT_EQ(plan_weights(r, caps).capacity_plan.reason, CapacityReason::Ceiling);
 }
 
-// The automatic capacity keeps every state buffer, rollback ring and activation / output buffer
-// within one binding (maxStorageBufferRange); an explicit max_streams is taken as asked (a binding
-// that then does not fit is refused when it is bound, naming the buffer).
-TEST(WeightsPlan, AutomaticCapacityKeepsBindingsWithinTheLimit) {
+// Unified memory is the system's RAM: weights and streams get a quarter of it (kUnifiedMemoryShare),
+// of the budget VK_EXT_memory_budget reports when the device has it.
+TEST(WeightsPlan, UnifiedMemoryLeavesMostToTheApplication) {
   DeviceCaps caps = fake_gpu();
-  caps.device_local_bytes = 1ull << 40;  // memory is not the limit
+  caps.type = VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU;
+  caps.unified_memory = true;
+  caps.memory_budget_ext = true;
+  caps.memory_available = 4000;
+  EXPECT_EQ(stream_memory_budget(caps), 1000u);
+  EXPECT_EQ(automatic_capacity(100, 40, caps), 22);  // (1000 - 100) / 40
+  WeightsPlanRequest r;
+  r.parameters = 25;
+  r.bytes_per_stream = 40;
+  EXPECT_EQ(plan_weights(r, caps).capacity_plan.detail,
+            "1000 bytes (VK_EXT_memory_budget, 1/4 on unified memory) less 100 bytes of weights, 40 bytes per stream");
+}
+
+// Every state buffer and activation / output buffer stays within one binding: the automatic
+// capacity stops there (naming the buffer), and an explicit max_streams beyond it is refused with
+// the buffer, the limit and the most streams that fit. Rollback rings are split across buffers,
+// so their depth does not lower the capacity.
+TEST(WeightsPlan, CapacityKeepsBindingsWithinTheLimit) {
+  DeviceCaps caps = fake_gpu();
+  caps.memory_available = 1ull << 40;  // memory is not the limit
   caps.max_storage_buffer_range = 1000;
   WeightsPlanRequest r;
   r.max_streams = 0;
   r.bytes_per_stream = 1;
   r.slot_bytes = 40;
+  r.slot_what = "layer ssm state";
   EXPECT_EQ(plan_weights(r, caps).capacity, 25);
-  r.rollback_depth = 5;  // the ring: [capacity][5][40 bytes]
-  EXPECT_EQ(plan_weights(r, caps).capacity, 5);
+  r.rollback_depth = 5;  // the ring [capacity][5][40 bytes] goes into parts of 25 entries
+  EXPECT_EQ(plan_weights(r, caps).capacity, 25);
   r.row_bytes = 500;  // the logits of 2 rows
+  r.row_what = "step outputs (logits)";
+  const WeightsPlan plan = plan_weights(r, caps);
+  EXPECT_EQ(plan.capacity, 2);
+  EXPECT_EQ(plan.capacity_plan.reason, CapacityReason::BindingLimit);
+  EXPECT_EQ(plan.capacity_plan.detail, "step outputs (logits): 500 bytes per stream, maxStorageBufferRange 1000 of Fake GPU");
+  r.max_streams = 2;
   EXPECT_EQ(plan_weights(r, caps).capacity, 2);
+  EXPECT_EQ(plan_weights(r, caps).capacity_plan.reason, CapacityReason::Requested);
   r.max_streams = 7;
-  EXPECT_EQ(plan_weights(r, caps).capacity, 7);
+  EXPECT_EQ(error_of([&] { plan_weights(r, caps); }),
+            "max_streams 7 does not fit one binding: step outputs (logits): 500 bytes per stream, maxStorageBufferRange "
+            "1000 of Fake GPU holds at most 2 streams");
+  caps.max_memory_allocation_size = 800;  // the smaller limit is the one named
+  WeightsPlanRequest state_only;
+  state_only.slot_bytes = 40;
+  EXPECT_EQ(plan_weights(state_only, caps).capacity_plan.detail,
+            "a layer's state: 40 bytes per stream, maxMemoryAllocationSize 800 of Fake GPU");
+}
+
+// mamba-130m's shape (D 768, 24 layers, E 1536, N 16, K 4, V 50280, fp32) under
+// android-baseline-2022 (128 MiB bindings): 256 streams fit, with or without a rollback ring. The
+// largest per-stream bindings are the logits (201120 bytes a stream: 667 streams in 128 MiB) and a
+// layer's ssm state (98304 bytes: 1365 streams); the ring (K x 25 MB at 256 streams) is split.
+TEST(WeightsPlan, Mamba130mShapeRuns256StreamsIn128MiBBindings) {
+  DeviceCaps caps = fake_gpu();
+  caps.max_storage_buffer_range = 134217728;
+  caps.memory_available = 8ull << 30;
+  WeightsPlanRequest r;
+  r.parameters = 129135360;  // embedding 50280 x 768 (tied) + 24 layers
+  r.bytes_per_stream = 4 * (24 * 1536 * (4 + 16) + 2 * 768 + 6 * 1536 + 64 + 3 * 50280);
+  r.slot_bytes = 4 * 1536 * 16;
+  r.row_bytes = 4 * 50280;
+  r.row_what = "step outputs (logits)";
+  r.max_streams = 256;
+  for (int depth : {0, 8}) {
+    r.rollback_depth = depth;
+    EXPECT_EQ(plan_weights(r, caps).capacity, 256) << "rollback depth " << depth;
+  }
+  r.max_streams = 0;
+  EXPECT_EQ(plan_weights(r, caps).capacity, 667);  // the logits' binding
+  r.max_streams = 700;
+  EXPECT_EQ(error_of([&] { plan_weights(r, caps); }),
+            "max_streams 700 does not fit one binding: step outputs (logits): 201120 bytes per stream, "
+            "maxStorageBufferRange 134217728 of Fake GPU holds at most 667 streams");
+}
+
+// vkFlushMappedMemoryRanges wants offsets and sizes in whole nonCoherentAtomSize units, or a range
+// that ends at the end of the allocation.
+TEST(GpuBuffer, FlushRangeRoundsToTheAtomWithinTheAllocation) {
+  EXPECT_EQ(flush_range(100, 10, 64, 4096), (FlushRange{64, 64}));
+  EXPECT_EQ(flush_range(0, 1, 64, 4096), (FlushRange{0, 64}));
+  EXPECT_EQ(flush_range(64, 64, 64, 4096), (FlushRange{64, 64}));
+  EXPECT_EQ(flush_range(60, 10, 64, 4096), (FlushRange{0, 128}));   // straddles two atoms
+  EXPECT_EQ(flush_range(4090, 6, 64, 4096), (FlushRange{4032, 64}));
+  EXPECT_EQ(flush_range(4000, 50, 64, 4050), (FlushRange{3968, 82}));  // clamped to the allocation
+  EXPECT_EQ(flush_range(0, 4050, 256, 4050), (FlushRange{0, 4050}));
+  EXPECT_EQ(flush_range(7, 5, 1, 100), (FlushRange{7, 5}));            // coherent-sized atom
+}
+
+TEST(GpuBuffer, UploadPathFollowsUnifiedMemoryAndVkssmUpload) {
+  DeviceCaps discrete = fake_gpu();
+  DeviceCaps unified = fake_gpu();
+  unified.name = "Fake iGPU";
+  unified.unified_memory = true;
+  EXPECT_EQ(choose_upload_path(discrete, ""), UploadPath::Staged);
+  EXPECT_EQ(choose_upload_path(unified, ""), UploadPath::Mapped);
+  EXPECT_EQ(choose_upload_path(unified, "auto"), UploadPath::Mapped);
+  EXPECT_EQ(choose_upload_path(unified, "staged"), UploadPath::Staged);
+  EXPECT_EQ(choose_upload_path(unified, "flushed"), UploadPath::Flushed);
+  EXPECT_EQ(error_of([&] { choose_upload_path(unified, "zero-copy"); }),
+            "VKSSM_UPLOAD='zero-copy' is not an upload path (known: auto, staged, mapped, flushed)");
+  EXPECT_EQ(error_of([&] { choose_upload_path(discrete, "mapped"); }),
+            "VKSSM_UPLOAD='mapped' writes device memory in place, but Fake GPU has no unified memory (no memory "
+            "type both DEVICE_LOCAL and HOST_VISIBLE on a device that is not discrete)");
 }
 
 TEST(WeightsPlan, TexelViewsFallBackToStorageBuffers) {
@@ -239,6 +344,35 @@ TEST(VulkanLifetime, DroppingAModelWithStepsInFlightIsSafe) {
     m->submit(r);
     EXPECT_EQ(m->in_flight(), 2);
     m.reset();
+  }
+}
+
+// The shared libraries mapped into this process (from /proc/self/maps).
+std::set<std::string> mapped_libraries() {
+  std::set<std::string> libs;
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    const size_t slash = line.find('/');
+    if (slash != std::string::npos && line.find(".so", slash) != std::string::npos) libs.insert(line.substr(slash));
+  }
+  return libs;
+}
+
+// The driver stays loaded once the last model is gone (engine/vk/driver_keepalive.h): NVIDIA's
+// driver could not be loaded again after about a hundred models in one process. Every library
+// mapped while a model lived is still mapped after it goes, except the validation layer, which
+// only models' own instances enable.
+TEST(VulkanLifetime, DriversStayLoadedAfterTheLastModelGoes) {
+  std::set<std::string> while_alive;
+  {
+    auto m = create_mamba1(random_mamba1(testing_helpers::small_mamba1_config(50), 3), LoadOptions{});
+    while_alive = mapped_libraries();
+  }
+  const std::set<std::string> after = mapped_libraries();
+  for (const std::string& lib : while_alive) {
+    if (lib.find("VkLayer") != std::string::npos) continue;
+    EXPECT_TRUE(after.count(lib)) << lib << " was unloaded with the model";
   }
 }
 

@@ -17,6 +17,11 @@ std::vector<std::string> device_profile_names();
 // vkssm::Error listing the known ones.
 void apply_device_profile(DeviceCaps& caps, const std::string& name);
 
+// The highest Vulkan version the profile `name` lets the engine use (UINT32_MAX: the device's).
+// The context creates its instance with at most this apiVersion, so a Vulkan 1.1 profile runs,
+// validation layer included, as on a Vulkan 1.1 device. An unknown name throws as above.
+uint32_t device_profile_api_version(const std::string& name);
+
 // The profile named by $VKSSM_DEVICE_PROFILE ("" when unset or empty).
 std::string device_profile_from_env();
 

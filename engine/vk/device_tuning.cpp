@@ -74,7 +74,10 @@ Tuning tuning_for(const DeviceCaps& caps, TuningProfile profile) {
     return {8, 32, 256, 256, true};
   }
   // Without subgroup arithmetic the matvec reduces one value per thread in shared memory: 32 at most.
-  const uint32_t local = std::min<uint32_t>(caps.subgroup_arithmetic ? 64 : 32, caps.max_workgroup_invocations);
+  // With it, one partial sum per subgroup, 32 subgroups at most: 64 threads fit any subgroup size
+  // from 2 up (a larger subgroup than the workgroup is one partial subgroup, which subgroupAdd handles).
+  const uint32_t reduced = caps.subgroup_arithmetic ? std::min(64u, 32 * std::max(caps.subgroup_size, 1u)) : 32u;
+  const uint32_t local = std::min<uint32_t>(reduced, caps.max_workgroup_invocations);
   return {local, 1, local, local, false};
 }
 

@@ -1,5 +1,6 @@
 #include "engine/vk/gpu_buffer.h"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -7,6 +8,13 @@
 #include "engine/vk/vulkan_context.h"
 
 namespace vkssm {
+
+FlushRange flush_range(uint64_t offset, uint64_t bytes, uint64_t atom, uint64_t allocation_size) {
+  atom = std::max<uint64_t>(atom, 1);
+  const uint64_t begin = offset / atom * atom;
+  const uint64_t end = std::min(allocation_size, (offset + bytes + atom - 1) / atom * atom);
+  return {begin, end > begin ? end - begin : 0};
+}
 
 GpuBuffer::GpuBuffer(VulkanContext& ctx, uint64_t size, Kind kind, const std::string& what)
     : ctx_(&ctx), size_(size), what_(what) {
@@ -24,7 +32,10 @@ GpuBuffer::GpuBuffer(VulkanContext& ctx, uint64_t size, Kind kind, const std::st
   vkGetBufferMemoryRequirements(dev, buffer_, &req);
   VkMemoryPropertyFlags required = 0, preferred = 0;
   switch (kind) {
-    case Kind::DeviceLocal: required = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT; break;
+    case Kind::DeviceLocal:
+      required = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT;
+      if (ctx.caps().upload != UploadPath::Staged) preferred = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT;
+      break;
     case Kind::Upload:
       required = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
       break;
@@ -54,6 +65,13 @@ GpuBuffer::GpuBuffer(VulkanContext& ctx, uint64_t size, Kind kind, const std::st
                 what + " on " + ctx.caps().name + " failed (" + vk_result_name(r) + ")");
   }
   VK_CHECK(vkBindBufferMemory(dev, buffer_, memory_, 0));
+  allocation_size_ = req.size;
+  ctx.buffer_bytes() += size_;
+  const VkMemoryPropertyFlags flags = ctx.memory_type_flags(ai.memoryTypeIndex);
+  host_visible_ = kind == Kind::DeviceLocal && ctx.caps().upload != UploadPath::Staged &&
+                  (flags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT);
+  flush_ = host_visible_ &&
+           (!(flags & VK_MEMORY_PROPERTY_HOST_COHERENT_BIT) || ctx.caps().upload == UploadPath::Flushed);
   if (kind != Kind::DeviceLocal) VK_CHECK(vkMapMemory(dev, memory_, 0, VK_WHOLE_SIZE, 0, &mapped_));
 }
 
@@ -65,6 +83,7 @@ void GpuBuffer::release() {
   if (memory_) {
     if (mapped_) vkUnmapMemory(dev, memory_);
     vkFreeMemory(dev, memory_, nullptr);
+    if (allocation_size_) ctx_->buffer_bytes() -= size_;
   }
   if (buffer_) vkDestroyBuffer(dev, buffer_, nullptr);
   buffer_ = VK_NULL_HANDLE;
@@ -82,6 +101,9 @@ GpuBuffer& GpuBuffer::operator=(GpuBuffer&& o) noexcept {
     memory_ = std::exchange(o.memory_, VK_NULL_HANDLE);
     size_ = std::exchange(o.size_, 0);
     mapped_ = std::exchange(o.mapped_, nullptr);
+    allocation_size_ = std::exchange(o.allocation_size_, 0);
+    host_visible_ = std::exchange(o.host_visible_, false);
+    flush_ = std::exchange(o.flush_, false);
     what_ = std::move(o.what_);
   }
   return *this;
@@ -94,6 +116,11 @@ void GpuBuffer::upload(const void* data, uint64_t bytes, uint64_t offset) {
     std::memcpy(static_cast<char*>(mapped_) + offset, data, bytes);
     return;
   }
+  if (host_visible_) {
+    write_in_place(offset, bytes, [&](void* dst) { std::memcpy(dst, data, bytes); });
+    return;
+  }
+  ctx_->upload_counters().staged_bytes += bytes;
   GpuBuffer staging(*ctx_, bytes, Kind::Upload, "a staging buffer");
   std::memcpy(staging.mapped(), data, bytes);
   ctx_->run_once([&](VkCommandBuffer cb) {
@@ -102,9 +129,36 @@ void GpuBuffer::upload(const void* data, uint64_t bytes, uint64_t offset) {
   });
 }
 
+template <class F>
+void GpuBuffer::write_in_place(uint64_t offset, uint64_t bytes, F&& write) {
+  VkDevice dev = ctx_->device();
+  void* base = nullptr;
+  VK_CHECK(vkMapMemory(dev, memory_, 0, VK_WHOLE_SIZE, 0, &base));
+  write(static_cast<char*>(base) + offset);
+  ctx_->upload_counters().mapped_bytes += bytes;
+  if (flush_ && bytes > 0) {
+    const FlushRange r = flush_range(offset, bytes, ctx_->caps().non_coherent_atom_size, allocation_size_);
+    VkMappedMemoryRange range{};
+    range.sType = VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE;
+    range.memory = memory_;
+    range.offset = r.offset;
+    range.size = r.size;
+    const VkResult result = vkFlushMappedMemoryRanges(dev, 1, &range);
+    vkUnmapMemory(dev, memory_);
+    VK_CHECK(result);
+    ctx_->upload_counters().flushes++;
+    return;
+  }
+  vkUnmapMemory(dev, memory_);
+}
+
 void GpuBuffer::fill_zero() {
   if (mapped_) {
     std::memset(mapped_, 0, size_);
+    return;
+  }
+  if (host_visible_) {
+    write_in_place(0, size_, [&](void* dst) { std::memset(dst, 0, size_); });
     return;
   }
   ctx_->run_once([&](VkCommandBuffer cb) { vkCmdFillBuffer(cb, buffer_, 0, VK_WHOLE_SIZE, 0); });

@@ -10,10 +10,20 @@ namespace vkssm {
 
 class VulkanContext;
 
+// The range of a mapped allocation to flush after writing [offset, offset + bytes): the offset
+// rounded down and the end rounded up to `atom` (nonCoherentAtomSize), the end clamped to the
+// allocation's size, as vkFlushMappedMemoryRanges requires.
+struct FlushRange {
+  uint64_t offset = 0, size = 0;
+  bool operator==(const FlushRange& o) const { return offset == o.offset && size == o.size; }
+};
+FlushRange flush_range(uint64_t offset, uint64_t bytes, uint64_t atom, uint64_t allocation_size);
+
 class GpuBuffer {
  public:
   enum class Kind {
-    DeviceLocal,  // GPU-only; filled through a staging buffer at load time
+    DeviceLocal,  // GPU memory; filled at load time through a staging buffer, or on unified
+                  // memory (UploadPath::Mapped) written in place: no staging copy, no 2x peak
     Upload,       // host-visible, coherent, mapped: host writes, GPU reads
     Readback,     // host-visible, coherent (cached when possible), mapped: GPU writes, host reads
   };
@@ -32,14 +42,22 @@ class GpuBuffer {
   const std::string& what() const { return what_; }  // the name given at creation
   void* mapped() const { return mapped_; }  // nullptr for DeviceLocal
 
-  // Copies host bytes into the buffer (through a staging buffer when it is device-local).
-  // Load time only: it waits for the GPU.
+  // Copies host bytes into the buffer: in place when it is host-visible (flushing the range when
+  // the memory is not host-coherent), else through a staging buffer. Load time only: a staged
+  // copy waits for the GPU, and an in-place write assumes the GPU is not using the buffer.
   void upload(const void* data, uint64_t bytes, uint64_t offset = 0);
   void fill_zero();
 
  private:
   void release();
+  // Maps the memory, lets `write` fill [offset, offset + bytes) of the mapping, flushes that range
+  // where needed and unmaps (DeviceLocal buffers on unified memory).
+  template <class F>
+  void write_in_place(uint64_t offset, uint64_t bytes, F&& write);
   VulkanContext* ctx_ = nullptr;
+  uint64_t allocation_size_ = 0;
+  bool host_visible_ = false;  // a DeviceLocal buffer in memory the host can map (unified memory)
+  bool flush_ = false;         // writes need vkFlushMappedMemoryRanges
   VkBuffer buffer_ = VK_NULL_HANDLE;
   VkDeviceMemory memory_ = VK_NULL_HANDLE;
   uint64_t size_ = 0;

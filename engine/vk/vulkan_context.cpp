@@ -10,8 +10,11 @@
 #include <mutex>
 
 #include "engine/vk/device_profiles.h"
+#include "engine/vk/device_quirks.h"
+#include "engine/vk/driver_keepalive.h"
 #include "engine/vk/vk_check.h"
 #include "engine/vk/vk_handle.h"
+#include "engine/vk/vulkan_extensions.h"
 
 namespace vkssm {
 
@@ -58,6 +61,36 @@ bool layer_available(const char* name) {
   return false;
 }
 
+bool device_extension_available(VkPhysicalDevice pd, const char* name) {
+  uint32_t n = 0;
+  vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, nullptr);
+  std::vector<VkExtensionProperties> exts(n);
+  vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, exts.data());
+  for (auto& e : exts)
+    if (std::strcmp(e.extensionName, name) == 0) return true;
+  return false;
+}
+
+std::vector<std::string> instance_extension_names() {
+  uint32_t n = 0;
+  vkEnumerateInstanceExtensionProperties(nullptr, &n, nullptr);
+  std::vector<VkExtensionProperties> exts(n);
+  vkEnumerateInstanceExtensionProperties(nullptr, &n, exts.data());
+  std::vector<std::string> names;
+  for (auto& e : exts) names.emplace_back(e.extensionName);
+  return names;
+}
+
+std::vector<std::string> device_extension_names(VkPhysicalDevice pd) {
+  uint32_t n = 0;
+  vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, nullptr);
+  std::vector<VkExtensionProperties> exts(n);
+  vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, exts.data());
+  std::vector<std::string> names;
+  for (auto& e : exts) names.emplace_back(e.extensionName);
+  return names;
+}
+
 bool extension_available(const char* name) {
   uint32_t n = 0;
   vkEnumerateInstanceExtensionProperties(nullptr, &n, nullptr);
@@ -88,18 +121,28 @@ const char* type_name(VkPhysicalDeviceType t) {
   }
 }
 
-VkInstance create_bare_instance(bool validation, bool debug_utils) {
+// The apiVersion the instance asks for: 1.2 where the loader has it, at most `ceiling` (a device
+// profile's Vulkan version), so a 1.1 profile gets a 1.1 instance and the validation layer checks
+// the application against Vulkan 1.1.
+uint32_t instance_api_version(uint32_t ceiling) {
+  uint32_t v = volkGetInstanceVersion() < VK_API_VERSION_1_2 ? VK_API_VERSION_1_1 : VK_API_VERSION_1_2;
+  return std::max<uint32_t>(VK_API_VERSION_1_1, std::min(v, ceiling));
+}
+
+VkInstance create_bare_instance(bool validation, bool debug_utils, uint32_t api_version) {
   VkApplicationInfo app{};
   app.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO;
   app.pApplicationName = "vkssm";
   app.pEngineName = "vkssm";
-  app.apiVersion = VK_API_VERSION_1_2;
-  if (volkGetInstanceVersion() < VK_API_VERSION_1_2) app.apiVersion = VK_API_VERSION_1_1;
+  app.apiVersion = api_version;
   std::vector<const char*> layers, exts;
   if (validation) layers.push_back(kValidationLayer);
-  if (debug_utils) exts.push_back(VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
+  // Portability drivers (MoltenVK) are only listed with VK_KHR_portability_enumeration enabled.
+  const InstanceExtensionChoice choice = choose_instance_extensions(instance_extension_names(), debug_utils);
+  for (const std::string& e : choice.enable) exts.push_back(e.c_str());
   VkInstanceCreateInfo ci{};
   ci.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO;
+  ci.flags = choice.create_flags;
   ci.pApplicationInfo = &app;
   ci.enabledLayerCount = uint32_t(layers.size());
   ci.ppEnabledLayerNames = layers.data();
@@ -109,6 +152,7 @@ VkInstance create_bare_instance(bool validation, bool debug_utils) {
   VkResult r = vkCreateInstance(&ci, nullptr, &instance);
   if (r == VK_ERROR_INCOMPATIBLE_DRIVER) throw Error(kNoDevice);  // the loader found no driver
   VK_CHECK(r);
+  keep_vulkan_drivers_loaded();  // see driver_keepalive.h: some drivers cannot be reloaded often
   // Load through the loader's trampolines (not volkLoadInstanceOnly + volkLoadDevice): the global
   // function pointers then dispatch on the handle, so several instances and devices, even on
   // different drivers, can live in one process.
@@ -124,10 +168,10 @@ std::vector<VkPhysicalDevice> enumerate(VkInstance instance) {
   return devices;
 }
 
-int best_device(const std::vector<VkPhysicalDevice>& devices) {
+int best_device(const std::vector<VkPhysicalDevice>& devices, uint32_t instance_api) {
   int best = -1, best_rank = -1;
   for (size_t i = 0; i < devices.size(); ++i) {
-    DeviceCaps c = probe_device(devices[i]);
+    DeviceCaps c = probe_device(devices[i], instance_api);
     if (c.api_version < VK_API_VERSION_1_1) continue;
     if (type_rank(c.type) > best_rank) {
       best_rank = type_rank(c.type);
@@ -153,7 +197,7 @@ int requested_device(int option) {
 
 uint64_t validation_message_count() { return g_validation_messages.load(); }
 
-DeviceCaps probe_device(VkPhysicalDevice pd) {
+DeviceCaps probe_device(VkPhysicalDevice pd, uint32_t instance_api) {
   DeviceCaps c;
   VkPhysicalDeviceProperties props{};
   vkGetPhysicalDeviceProperties(pd, &props);
@@ -161,6 +205,10 @@ DeviceCaps probe_device(VkPhysicalDevice pd) {
   c.type = props.deviceType;
   c.api_version = props.apiVersion;
   c.vendor_id = props.vendorID;
+  c.device_id = props.deviceID;
+  c.driver_version = props.driverVersion;
+  // Vulkan 1.2 structures only where both the instance and the device are 1.2 or newer.
+  const bool vulkan12 = std::min(props.apiVersion, instance_api) >= VK_API_VERSION_1_2;
   c.shared_memory = props.limits.maxComputeSharedMemorySize;
   c.max_workgroup_invocations = props.limits.maxComputeWorkGroupInvocations;
   c.max_workgroup_count_x = props.limits.maxComputeWorkGroupCount[0];
@@ -182,10 +230,15 @@ DeviceCaps probe_device(VkPhysicalDevice pd) {
   VkPhysicalDeviceMaintenance3Properties m3{};
   m3.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES;
   subgroup.pNext = &m3;
+  VkPhysicalDeviceDriverProperties driver{};  // who wrote the driver decides its version encoding
+  driver.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES;
+  if (vulkan12) m3.pNext = &driver;
   VkPhysicalDeviceProperties2 props2{};
   props2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2;
   props2.pNext = &subgroup;
   vkGetPhysicalDeviceProperties2(pd, &props2);
+  c.driver_id = uint32_t(driver.driverID);
+  if (vulkan12) c.driver_info = std::string(driver.driverName) + " " + driver.driverInfo;
   c.subgroup_size = std::max(1u, subgroup.subgroupSize);
   c.subgroup_arithmetic = (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                           (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
@@ -203,7 +256,7 @@ DeviceCaps probe_device(VkPhysicalDevice pd) {
   VkPhysicalDeviceFeatures2 feats{};
   feats.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
   feats.pNext = &s16;
-  if (c.api_version >= VK_API_VERSION_1_2) {  // 8-bit storage, float16 and timelines are core from 1.2
+  if (vulkan12) {  // 8-bit storage, float16 and timelines are core from 1.2
     s16.pNext = &s8;
     s8.pNext = &f16;
     f16.pNext = &timeline;
@@ -214,23 +267,62 @@ DeviceCaps probe_device(VkPhysicalDevice pd) {
   c.float16 = f16.shaderFloat16;
   c.timeline_semaphores = timeline.timelineSemaphore;
 
-  VkPhysicalDeviceMemoryProperties mem{};
-  vkGetPhysicalDeviceMemoryProperties(pd, &mem);
-  for (uint32_t i = 0; i < mem.memoryHeapCount; ++i)
-    if (mem.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) c.device_local_bytes += mem.memoryHeaps[i].size;
+  c.non_coherent_atom_size = std::max<uint64_t>(1, props.limits.nonCoherentAtomSize);
+  c.memory_budget_ext = device_extension_available(pd, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+  VkPhysicalDeviceMemoryBudgetPropertiesEXT budget{};
+  budget.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT;
+  VkPhysicalDeviceMemoryProperties2 mem2{};
+  mem2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2;
+  if (c.memory_budget_ext) mem2.pNext = &budget;
+  vkGetPhysicalDeviceMemoryProperties2(pd, &mem2);
+  const VkPhysicalDeviceMemoryProperties& mem = mem2.memoryProperties;
+  for (uint32_t i = 0; i < mem.memoryHeapCount; ++i) {
+    if (!(mem.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)) continue;
+    c.device_local_bytes += mem.memoryHeaps[i].size;
+    if (!c.memory_budget_ext) c.memory_available += mem.memoryHeaps[i].size;
+    else if (budget.heapBudget[i] > budget.heapUsage[i]) c.memory_available += budget.heapBudget[i] - budget.heapUsage[i];
+  }
+  const VkMemoryPropertyFlags both = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT;
+  for (uint32_t i = 0; i < mem.memoryTypeCount; ++i)
+    if ((mem.memoryTypes[i].propertyFlags & both) == both && c.type != VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU)
+      c.unified_memory = true;
   return c;
 }
 
-std::vector<DeviceInfo> list_devices() {
+const char* upload_path_name(UploadPath p) {
+  switch (p) {
+    case UploadPath::Staged: return "staged";
+    case UploadPath::Mapped: return "mapped";
+    case UploadPath::Flushed: return "flushed";
+  }
+  return "?";
+}
+
+UploadPath choose_upload_path(const DeviceCaps& caps, const std::string& setting) {
+  if (setting.empty() || setting == "auto") return caps.unified_memory ? UploadPath::Mapped : UploadPath::Staged;
+  if (setting == "staged") return UploadPath::Staged;
+  if (setting != "mapped" && setting != "flushed")
+    throw Error("VKSSM_UPLOAD='" + setting + "' is not an upload path (known: auto, staged, mapped, flushed)");
+  if (!caps.unified_memory)
+    throw Error("VKSSM_UPLOAD='" + setting + "' writes device memory in place, but " + caps.name +
+                " has no unified memory (no memory type both DEVICE_LOCAL and HOST_VISIBLE on a device that is "
+                "not discrete" + (caps.profile.empty() ? "" : ", under device profile " + caps.profile) + ")");
+  return setting == "mapped" ? UploadPath::Mapped : UploadPath::Flushed;
+}
+
+std::vector<DeviceInfo> list_devices() { return list_devices(device_profile_from_env()); }
+
+std::vector<DeviceInfo> list_devices(const std::string& profile) {
   init_loader();
-  const std::string profile = device_profile_from_env();
-  VkInstance instance = create_bare_instance(false, false);
+  const uint32_t instance_api = instance_api_version(device_profile_api_version(profile));
+  VkInstance instance = create_bare_instance(false, false, instance_api);
   std::vector<DeviceInfo> out;
   try {
     auto devices = enumerate(instance);
     for (size_t i = 0; i < devices.size(); ++i) {
-      DeviceCaps c = probe_device(devices[i]);
-      apply_device_profile(c, profile);  // the limits the engine would use there
+      DeviceCaps c = probe_device(devices[i], instance_api);
+      apply_device_quirks(c);            // as the context does: quirks first,
+      apply_device_profile(c, profile);  // then the limits the engine would use there
       DeviceInfo d;
       d.index = int(i);
       d.name = c.name;
@@ -243,9 +335,21 @@ std::vector<DeviceInfo> list_devices() {
       d.shared_memory = c.shared_memory;
       d.max_workgroup_invocations = c.max_workgroup_invocations;
       d.device_local_bytes = c.device_local_bytes;
+      // lavapipe reports driverVersion 0.0.1; its Mesa release is in driverInfo.
+      d.driver = decode_driver_version(c.vendor_id, c.driver_id, c.driver_version).text +
+                 (c.driver_info.empty() ? "" : " (" + c.driver_info + ")");
+      d.quirks = c.quirks;
+      d.profile = c.profile;
+      d.max_storage_buffer_range = c.max_storage_buffer_range;
+      d.max_texel_buffer_elements = c.max_texel_buffer_elements;
+      d.max_memory_allocation_size = c.max_memory_allocation_size;
+      d.max_per_stage_storage_buffers = c.max_per_stage_storage_buffers;
+      d.subgroup_arithmetic = c.subgroup_arithmetic;
+      d.timeline_semaphores = c.timeline_semaphores;
+      d.pipeline_cache_on_disk = c.pipeline_cache_on_disk;
       out.push_back(d);
     }
-    int best = best_device(devices);
+    int best = best_device(devices, instance_api);
     if (best >= 0) out[best].is_default = true;
   } catch (...) {
     vkDestroyInstance(instance, nullptr);
@@ -281,7 +385,8 @@ bool use_validation_layer(bool requested, bool layer_installed) {
 void VulkanContext::create_instance(bool validation) {
   const bool use_validation = use_validation_layer(validation, validation && layer_available(kValidationLayer));
   bool debug_utils = use_validation && extension_available(VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
-  instance_ = create_bare_instance(use_validation, debug_utils);
+  instance_api_ = instance_api_version(device_profile_api_version(profile_));
+  instance_ = create_bare_instance(use_validation, debug_utils, instance_api_);
   if (debug_utils) {
     VkDebugUtilsMessengerCreateInfoEXT mi{};
     mi.sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT;
@@ -308,10 +413,13 @@ void VulkanContext::choose_device(int requested) {
   if (index >= int(devices.size()))
     throw Error("device index " + std::to_string(index) + " out of range: " +
                 std::to_string(devices.size()) + " Vulkan device(s) found (see `vkssm devices`)");
-  if (index < 0) index = best_device(devices);
+  if (index < 0) index = best_device(devices, instance_api_);
   if (index < 0) throw Error("no Vulkan device supports Vulkan 1.1, which vkssm needs");
-  caps_ = probe_device(devices[index]);
+  caps_ = probe_device(devices[index], instance_api_);
+  apply_device_quirks(caps_);  // known driver bugs first; a profile only lowers what is left
   apply_device_profile(caps_, profile_);
+  const char* upload = std::getenv("VKSSM_UPLOAD");
+  caps_.upload = choose_upload_path(caps_, upload ? upload : "");
   if (caps_.api_version < VK_API_VERSION_1_1)
     throw Error("device " + std::to_string(index) + " (" + caps_.name + ") supports only Vulkan " +
                 std::to_string(VK_API_VERSION_MAJOR(caps_.api_version)) + "." +
@@ -350,12 +458,20 @@ void VulkanContext::create_device() {
   // Step completion is a timeline semaphore where the device has them (fences otherwise).
   VkPhysicalDeviceTimelineSemaphoreFeatures timeline{};
   timeline.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_TIMELINE_SEMAPHORE_FEATURES;
-  if (volkGetInstanceVersion() < VK_API_VERSION_1_2) caps_.timeline_semaphores = false;  // 1.1 instance
+  if (instance_api_ < VK_API_VERSION_1_2) caps_.timeline_semaphores = false;  // 1.1 instance
   timeline.timelineSemaphore = caps_.timeline_semaphores;
   if (caps_.timeline_semaphores) s16.pNext = &timeline;
+  // VK_EXT_memory_budget: the budget the automatic stream capacity reads (probe_device);
+  // VK_KHR_portability_subset wherever the device lists it (the spec requires it then).
+  const std::vector<std::string> ext_names =
+      choose_device_extensions(device_extension_names(physical_), caps_.memory_budget_ext);
+  std::vector<const char*> exts;
+  for (const std::string& e : ext_names) exts.push_back(e.c_str());
   VkDeviceCreateInfo ci{};
   ci.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO;
   ci.pNext = &s16;
+  ci.enabledExtensionCount = uint32_t(exts.size());
+  ci.ppEnabledExtensionNames = exts.data();
   ci.queueCreateInfoCount = 1;
   ci.pQueueCreateInfos = &qi;
   VK_CHECK(vkCreateDevice(physical_, &ci, nullptr, &device_));
@@ -369,8 +485,11 @@ void VulkanContext::create_device() {
   VK_CHECK(vkCreateCommandPool(device_, &pi, nullptr, &command_pool_));
 }
 
-std::string VulkanContext::cache_file() const {
-  std::string dir = cache_dir_;
+std::string VulkanContext::cache_file() const { return pipeline_cache_file(caps_, cache_dir_); }
+
+std::string pipeline_cache_file(const DeviceCaps& caps, const std::string& cache_dir) {
+  if (!caps.pipeline_cache_on_disk) return "";  // a driver quirk: its cache data cannot be trusted
+  std::string dir = cache_dir;
   if (dir.empty()) {
     if (const char* env = std::getenv("VKSSM_CACHE_DIR")) dir = env;
   }
@@ -380,14 +499,15 @@ std::string VulkanContext::cache_file() const {
   }
   if (dir.empty()) return "";
   // One file per device and driver: a cache from another driver would be ignored anyway.
-  VkPhysicalDeviceProperties p{};
-  vkGetPhysicalDeviceProperties(physical_, &p);
   char name[96];
-  std::snprintf(name, sizeof name, "/pipelines-%04x-%04x-%08x.bin", p.vendorID, p.deviceID, p.driverVersion);
+  std::snprintf(name, sizeof name, "/pipelines-%04x-%04x-%08x.bin", caps.vendor_id, caps.device_id,
+                caps.driver_version);
   return dir + name;
 }
 
 void VulkanContext::load_pipeline_cache() {
+  // A driver that corrupts pipelines shared through a cache gets none, on disk or in memory.
+  if (!caps_.pipeline_cache_on_disk) return;
   std::vector<char> data;
   std::string file = cache_file();
   if (!file.empty()) {

@@ -13,12 +13,24 @@
 
 namespace vkssm {
 
+// How device-local buffers are filled at load ($VKSSM_UPLOAD overrides the automatic choice).
+enum class UploadPath {
+  Staged,   // a host-visible staging buffer and a copy on the device (discrete cards)
+  Mapped,   // unified memory: mapped and written in place, non-coherent memory flushed
+  Flushed,  // as Mapped, flushing every write as if the memory were not host-coherent (tests)
+};
+const char* upload_path_name(UploadPath p);
+
 // What the shaders may rely on; decided once by probing the device.
 struct DeviceCaps {
   std::string name;
   VkPhysicalDeviceType type = VK_PHYSICAL_DEVICE_TYPE_OTHER;
   uint32_t api_version = 0;
   uint32_t vendor_id = 0;
+  uint32_t device_id = 0;
+  uint32_t driver_version = 0;  // raw VkPhysicalDeviceProperties::driverVersion (device_quirks.h decodes it)
+  uint32_t driver_id = 0;       // VkDriverId where the device reports one (Vulkan 1.2), else 0
+  std::string driver_info;      // its driverName and driverInfo ("llvmpipe Mesa 22.3.6 ..."), else ""
   bool storage16 = false;   // storageBuffer16BitAccess
   bool float16 = false;     // shaderFloat16 arithmetic
   bool storage8 = false;    // storageBuffer8BitAccess
@@ -35,7 +47,19 @@ struct DeviceCaps {
   uint32_t max_per_stage_storage_buffers = UINT32_MAX;
   bool subgroup_arithmetic = false;  // subgroup ARITHMETIC operations in the compute stage
   std::string profile;               // VKSSM_DEVICE_PROFILE applied ("" = as probed)
+  std::vector<std::string> quirks;   // driver quirks applied (engine/vk/device_quirks.h)
+  bool pipeline_cache_on_disk = true;  // off where a quirk says the driver corrupts cache data
   uint64_t device_local_bytes = 0;
+  // Unified memory: a memory type is both DEVICE_LOCAL and HOST_VISIBLE on a device that is not a
+  // discrete card (Jetson, Mali, Adreno, integrated GPUs, lavapipe). Discrete cards with a
+  // host-visible BAR window are not counted: there the window is small and reads cross the bus.
+  bool unified_memory = false;
+  uint64_t non_coherent_atom_size = 1;  // flush granularity of non-coherent mapped memory
+  // What the automatic capacity may spend: with VK_EXT_memory_budget the device-local heaps'
+  // heapBudget - heapUsage at probe time, otherwise their size.
+  bool memory_budget_ext = false;
+  uint64_t memory_available = 0;
+  UploadPath upload = UploadPath::Staged;  // decided by the context from the above and $VKSSM_UPLOAD
   bool timeline_semaphores = false;  // Vulkan 1.2 timelineSemaphore
   bool timestamps = false;
   float timestamp_period_ns = 1.0f;
@@ -70,6 +94,16 @@ class VulkanContext {
                             VkMemoryPropertyFlags preferred = 0) const;
   VkMemoryPropertyFlags memory_type_flags(uint32_t type_index) const;
 
+  // What the load-time uploads did (GpuBuffer): bytes through staging buffers, bytes written in
+  // place, and flushes of non-coherent ranges. Tests read it to see which path ran.
+  struct UploadCounters {
+    uint64_t staged_bytes = 0, mapped_bytes = 0, flushes = 0;
+  };
+  UploadCounters& upload_counters() { return upload_counters_; }
+  const UploadCounters& upload_counters() const { return upload_counters_; }
+  // Bytes of all live GpuBuffers on this device (their sizes), for the memory plan.
+  uint64_t& buffer_bytes() { return buffer_bytes_; }
+
   // Records `record` into a one-time command buffer, submits it and waits. Load time only.
   void run_once(const std::function<void(VkCommandBuffer)>& record);
 
@@ -95,13 +129,28 @@ class VulkanContext {
   VkPipelineCache pipeline_cache_ = VK_NULL_HANDLE;
   VkPhysicalDeviceMemoryProperties memory_props_{};
   DeviceCaps caps_;
+  UploadCounters upload_counters_;
+  uint64_t buffer_bytes_ = 0;
   int device_index_ = 0;
   std::string cache_dir_;
   std::string profile_;
+  uint32_t instance_api_ = 0;  // the apiVersion the instance was created with
 };
 
-// Probes one physical device (used by the context and by list_devices()).
-DeviceCaps probe_device(VkPhysicalDevice pd);
+// Probes one physical device (used by the context and by list_devices()). Structures of Vulkan
+// 1.2 are only queried when both the device and `instance_api` (the instance's apiVersion) are
+// 1.2 or newer, so a Vulkan 1.1 instance or device never sees them.
+DeviceCaps probe_device(VkPhysicalDevice pd, uint32_t instance_api);
+
+// The upload path for `caps` under $VKSSM_UPLOAD=`setting` ("" or "auto": Mapped on unified
+// memory, else Staged; "staged", "mapped", "flushed"). An unknown value, or mapped/flushed
+// without unified memory, throws vkssm::Error naming VKSSM_UPLOAD.
+UploadPath choose_upload_path(const DeviceCaps& caps, const std::string& setting);
+
+// The pipeline cache file for a device under `cache_dir` (""; then $VKSSM_CACHE_DIR,
+// $XDG_CACHE_HOME/vkssm or ~/.cache/vkssm), one per vendor, device and driver version; "" when
+// there is nowhere to keep it or a driver quirk turned the cache off.
+std::string pipeline_cache_file(const DeviceCaps& caps, const std::string& cache_dir);
 
 // The Khronos validation layer's name, as the loader knows it.
 inline constexpr const char* kValidationLayer = "VK_LAYER_KHRONOS_validation";

@@ -5,10 +5,49 @@
 #include "engine/vk/vk_check.h"
 #include "engine/vk/vulkan_context.h"
 #include "host/dtype.h"
+#include "host/quant_matrix.h"
 
 namespace vkssm {
 
+MatrixFormat WeightUploader::format_of(int64_t cols) const {
+  if (quant_ && quantizable_row(cols)) return *quant_ == QuantType::Q8_0 ? MatrixFormat::Q8_0 : MatrixFormat::Q4_0;
+  return f16_ ? MatrixFormat::F16 : MatrixFormat::F32;
+}
+
+uint64_t WeightUploader::row_bytes(int64_t cols) const {
+  switch (format_of(cols)) {
+    case MatrixFormat::Q8_0: return 4ull * device_row_words(QuantType::Q8_0, cols);
+    case MatrixFormat::Q4_0: return 4ull * device_row_words(QuantType::Q4_0, cols);
+    case MatrixFormat::F16: return 2ull * pad8(cols);
+    case MatrixFormat::F32: break;
+  }
+  return 4ull * pad8(cols);
+}
+
+std::string WeightUploader::weight_type() const {
+  for (const char* q : {"q8_0", "q4_0"})
+    for (const TensorStorage& t : tensors_)
+      if (t.type == q) return q;
+  return f16_ ? "f16" : "f32";
+}
+
+void WeightUploader::record(const std::string& what, const char* type, uint64_t bytes) {
+  tensors_.push_back({what, type, bytes});
+  bytes_ += bytes;
+}
+
+GpuBuffer WeightUploader::words(const std::vector<uint32_t>& w, const std::string& what, const char* type) {
+  GpuBuffer b(ctx_, w.size() * 4, GpuBuffer::Kind::DeviceLocal, what);
+  b.upload(w.data(), w.size() * 4);
+  record(what, type, w.size() * 4);
+  return b;
+}
+
 GpuBuffer WeightUploader::matrix(const std::vector<float>& m, int64_t rows, int64_t cols, const std::string& what) {
+  const MatrixFormat format = format_of(cols);
+  if (format == MatrixFormat::Q8_0 || format == MatrixFormat::Q4_0)
+    return words(pack_device_matrix(*quant_, m.data(), rows, cols), what,
+                 format == MatrixFormat::Q8_0 ? "q8_0" : "q4_0");
   const uint32_t stride = pad8(cols);
   std::vector<float> padded(size_t(rows) * stride, 0.0f);
   for (int64_t r = 0; r < rows; ++r) std::copy_n(m.data() + r * cols, cols, padded.data() + r * stride);
@@ -21,7 +60,7 @@ GpuBuffer WeightUploader::flat(const std::vector<float>& v, const std::string& w
   for (size_t i = 0; i < v.size(); ++i) h[i] = float_to_half(v[i]);
   GpuBuffer b(ctx_, h.size() * 2, GpuBuffer::Kind::DeviceLocal, what);
   b.upload(h.data(), h.size() * 2);
-  bytes_ += h.size() * 2;
+  record(what, "f16", h.size() * 2);
   return b;
 }
 
@@ -31,7 +70,7 @@ GpuBuffer WeightUploader::floats(const std::vector<float>& v, const std::string&
   if (data.empty()) data.push_back(0.0f);  // Vulkan buffers cannot be empty
   GpuBuffer b(ctx_, data.size() * 4, GpuBuffer::Kind::DeviceLocal, what);
   b.upload(data.data(), data.size() * 4);
-  bytes_ += data.size() * 4;
+  record(what, "f32", data.size() * 4);
   return b;
 }
 
@@ -41,9 +80,11 @@ GpuBuffer WeightUploader::zeros(uint64_t bytes, const std::string& what) {
   return b;
 }
 
-VkBufferView WeightUploader::view(const GpuBuffer& b, bool weights, uint64_t offset, uint64_t bytes) {
-  const bool half = weights && f16_;
-  const VkFormat format = half ? VK_FORMAT_R16G16B16A16_SFLOAT : VK_FORMAT_R32G32B32A32_SFLOAT;
+VkBufferView WeightUploader::view(const GpuBuffer& b, bool weights, uint64_t offset, uint64_t bytes, bool blocks) {
+  const bool half = weights && f16_ && !blocks;
+  const VkFormat format = blocks ? VK_FORMAT_R32G32B32A32_UINT
+                          : half ? VK_FORMAT_R16G16B16A16_SFLOAT
+                                 : VK_FORMAT_R32G32B32A32_SFLOAT;
   for (const View& v : views_)
     if (v.buffer == b.handle() && v.format == format && v.offset == offset && v.bytes == bytes) return v.view.get();
   const uint64_t texel = half ? 8 : 16;

@@ -1,8 +1,10 @@
 #pragma once
 // Puts an architecture's weights on the device in the layouts the shaders read, counting the
 // bytes one step reads (ModelInfo::weight_bytes) as it goes. Matrices can be stored as fp16
-// (packed two per uint, see shaders/common.glsl); small vectors always stay fp32.
+// (packed two per uint, see shaders/common.glsl) or in Q8_0 / Q4_0 blocks (host/quant_matrix.h
+// has the layout); small vectors always stay fp32. It records how each tensor is stored.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,24 +12,39 @@
 
 #include "engine/vk/gpu_buffer.h"
 #include "engine/vk/vk_handle.h"
+#include "engine/vkssm.hpp"
+#include "host/quant.h"
 
 namespace vkssm {
+
+// How one matrix is stored: the uploader's fp32/fp16 type, or blocks.
+enum class MatrixFormat { F32, F16, Q8_0, Q4_0 };
 
 class VulkanContext;
 
 class WeightUploader {
  public:
-  WeightUploader(VulkanContext& ctx, bool f16) : ctx_(ctx), f16_(f16) {}
+  // `quant`: matrices whose rows are a multiple of 32 values go into those blocks; the others,
+  // and everything flat(), stay in the fp32/fp16 type `f16` says.
+  WeightUploader(VulkanContext& ctx, bool f16, std::optional<QuantType> quant = std::nullopt)
+      : ctx_(ctx), f16_(f16), quant_(quant) {}
   WeightUploader(const WeightUploader&) = delete;
   WeightUploader& operator=(const WeightUploader&) = delete;
 
   bool f16() const { return f16_; }
+  std::optional<QuantType> quant() const { return quant_; }
+  // How matrix() stores a matrix with rows of `cols` values, and the bytes of one such row.
+  MatrixFormat format_of(int64_t cols) const;
+  uint64_t row_bytes(int64_t cols) const;
+  // "q8_0" when any matrix went into Q8_0 blocks, likewise "q4_0", else "f16" or "f32".
+  std::string weight_type() const;
+  const std::vector<TensorStorage>& tensors() const { return tensors_; }
   uint64_t bytes() const { return bytes_; }
   // Excludes `n` bytes from the per-step count (e.g. an embedding table a step reads one row of).
   void discount(uint64_t n) { bytes_ -= n; }
 
-  // A matrix [rows, cols] (row-major) with each row padded to a multiple of 8 columns, in the
-  // weight storage type (fp32 or fp16).
+  // A matrix [rows, cols] (row-major) in format_of(cols): fp32/fp16 rows padded to a multiple of
+  // 8 columns, or rows of blocks.
   GpuBuffer matrix(const std::vector<float>& m, int64_t rows, int64_t cols, const std::string& what);
   // A flat array in the weight storage type.
   GpuBuffer flat(const std::vector<float>& v, const std::string& what);
@@ -38,7 +55,8 @@ class WeightUploader {
   // An RGBA texel view of `b` (fp16 texels for weights stored as fp16), owned by the uploader;
   // asking twice for the same buffer, format and range returns the same view. `offset` and
   // `bytes` (0: to the end) select a range; a view longer than maxTexelBufferElements throws.
-  VkBufferView view(const GpuBuffer& b, bool weights, uint64_t offset = 0, uint64_t bytes = 0);
+  // `blocks`: a matrix in blocks, viewed as RGBA32UI texels (16 bytes of the layout each).
+  VkBufferView view(const GpuBuffer& b, bool weights, uint64_t offset = 0, uint64_t bytes = 0, bool blocks = false);
   // A small zeroed buffer bound where a shader's optional input is unused (no bias, no norm).
   const GpuBuffer& placeholder();
 
@@ -49,9 +67,14 @@ class WeightUploader {
     uint64_t offset, bytes;
     DeviceHandle<VkBufferView> view;
   };
+  GpuBuffer words(const std::vector<uint32_t>& w, const std::string& what, const char* type);
+  void record(const std::string& what, const char* type, uint64_t bytes);
+
   VulkanContext& ctx_;
   bool f16_;
+  std::optional<QuantType> quant_;
   uint64_t bytes_ = 0;
+  std::vector<TensorStorage> tensors_;
   GpuBuffer placeholder_;
   std::vector<View> views_;  // after placeholder_: destroyed before it
 };

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "engine/weight_storage.h"
 #include "host/error.h"
 #include "host/state_file.h"
 
@@ -93,6 +94,11 @@ void write_config_json(const std::string& dir, const nlohmann::json& config) {
   out << config.dump(2) << "\n";
   out.close();
   if (!out) throw Error("cannot write " + path);
+}
+
+void store_token_model_ends_as(WeightStorage s, TokenModelWeights& w, int64_t d_model) {
+  store_as(s, w.embeddings, d_model);
+  store_as(s, w.lm_head, d_model);  // empty when tied: nothing to do
 }
 
 }  // namespace vkssm

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/vkssm.hpp"
 #include "host/checkpoint.h"
 #include "host/dtype.h"
 #include "host/safetensors.h"
@@ -40,6 +41,9 @@ void random_token_model_head(WeightRng& rng, int64_t vocab, int64_t d_model, boo
 // The embedding, norm_f and an untied lm_head under their HF names, for save_*_hf().
 void append_token_model_tensors(std::vector<TensorToWrite>& tensors, const TokenModelWeights& w, int64_t vocab,
                                 int64_t d_model, DType dtype);
+// The embedding and an untied lm_head as the Vulkan backend stores them under `s` (store_as() in
+// engine/weight_storage.h): the cpu backend computes with these values.
+void store_token_model_ends_as(WeightStorage s, TokenModelWeights& w, int64_t d_model);
 // Continues a weights fingerprint with norm_f and the first embedding row.
 uint64_t fingerprint_token_model_ends(uint64_t h, const TokenModelWeights& w, int64_t d_model);
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "engine/cpu_model.h"
+#include "engine/weight_storage.h"
 #include "models/mamba1/mamba1_model.h"
 
 namespace vkssm {
@@ -53,6 +54,17 @@ class Mamba1CpuStepper final : public CpuStepper {
 }  // namespace
 
 std::unique_ptr<Model> create_mamba1_cpu(const Mamba1Weights& weights, const LoadOptions& options) {
+  if (quant_type_of(options.weights)) {
+    // The matrices mamba1_vulkan.cpp uploads with WeightUploader::matrix, as it stores them.
+    Mamba1Weights q = weights;
+    store_token_model_ends_as(options.weights, q, q.cfg.d_model);
+    for (Mamba1LayerWeights& l : q.layers) {
+      store_as(options.weights, l.in_proj, q.cfg.d_model);
+      store_as(options.weights, l.out_proj, q.cfg.d_inner);
+    }
+    return create_cpu_model(std::make_unique<Mamba1CpuStepper>(q), mamba1_model_info(q), mamba1_state_header(q),
+                            options);
+  }
   return create_cpu_model(std::make_unique<Mamba1CpuStepper>(weights), mamba1_model_info(weights),
                           mamba1_state_header(weights), options);
 }

@@ -73,6 +73,8 @@ WeightsPlanRequest weights_request(const Mamba1Weights& w, const LoadOptions& op
   const Mamba1Config& c = w.cfg;
   r.slot_bytes = 4 * uint64_t(c.d_inner) * uint64_t(std::max(c.d_conv, c.d_state));  // a layer's conv or ssm state
   r.row_bytes = 4 * uint64_t(std::max<int64_t>(c.vocab_size, pad8(2 * c.d_inner)));   // logits, in_proj output
+  r.slot_what = c.d_state >= c.d_conv ? "layer ssm state" : "layer conv state";
+  r.row_what = c.vocab_size >= pad8(2 * c.d_inner) ? "step outputs (logits)" : "in_proj output";
   r.matrices = {{"embeddings", &w.embeddings}, {"lm_head", &w.lm_head}};
   for (size_t i = 0; i < w.layers.size(); ++i) {
     const Mamba1LayerWeights& l = w.layers[i];
@@ -118,8 +120,8 @@ class Mamba1Graph final : public StepGraph {
 
 Mamba1Graph::Mamba1Graph(GraphBuilder& b, const Mamba1Weights& w, const LoadOptions& options) : cfg_(w.cfg) {
   const WeightsPlan plan = plan_weights(weights_request(w, options), b.caps());
-  up_ = std::make_unique<WeightUploader>(b.ctx(), plan.f16);
-  b.create_io(plan.capacity, 0, cfg_.vocab_size);
+  up_ = std::make_unique<WeightUploader>(b.ctx(), plan.f16, plan.quant);
+  b.create_io(plan, 0, cfg_.vocab_size);
 
   const int64_t D = cfg_.d_model, E = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank;
   const uint64_t rows = uint64_t(b.step_rows());

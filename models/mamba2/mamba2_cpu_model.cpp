@@ -2,6 +2,7 @@
 // plus what ModelInfo and the state header say about a Mamba-2 model (shared with the Vulkan
 // backend, so both describe and serialise a model identically).
 #include "engine/cpu_model.h"
+#include "engine/weight_storage.h"
 #include "models/mamba2/mamba2_model.h"
 
 namespace vkssm {
@@ -30,6 +31,16 @@ StateHeader mamba2_state_header(const Mamba2Weights& w) {
 // The reference already steps the blob's flat layout in place.
 std::unique_ptr<Model> create_mamba2_cpu(const Mamba2Weights& weights, const LoadOptions& options) {
   using Stepper = FlatReferenceStepper<Mamba2Weights, Mamba2CpuReference, false>;
+  if (quant_type_of(options.weights)) {
+    // The matrices mamba2_vulkan.cpp uploads with WeightUploader::matrix, as it stores them.
+    Mamba2Weights q = weights;
+    store_token_model_ends_as(options.weights, q, q.cfg.d_model);
+    for (Mamba2LayerWeights& l : q.layers) {
+      store_as(options.weights, l.in_proj, q.cfg.d_model);
+      store_as(options.weights, l.out_proj, q.cfg.d_inner);
+    }
+    return create_cpu_model(std::make_unique<Stepper>(q), mamba2_model_info(q), mamba2_state_header(q), options);
+  }
   return create_cpu_model(std::make_unique<Stepper>(weights), mamba2_model_info(weights), mamba2_state_header(weights),
                           options);
 }

@@ -82,6 +82,9 @@ WeightsPlanRequest weights_request(const Mamba2Weights& w, const LoadOptions& op
   const Mamba2Config& c = w.cfg;
   r.slot_bytes = 4 * uint64_t(std::max(c.conv_dim() * c.d_conv, c.d_inner * c.d_state));  // a layer's state
   r.row_bytes = 4 * uint64_t(std::max<int64_t>({c.vocab_size, pad8(c.in_proj_rows()), pad8(c.conv_dim())}));
+  r.slot_what = c.d_inner * c.d_state >= c.conv_dim() * c.d_conv ? "layer ssm state" : "layer conv state";
+  r.row_what = c.vocab_size >= std::max<int64_t>(pad8(c.in_proj_rows()), pad8(c.conv_dim())) ? "step outputs (logits)"
+                                                                                             : "in_proj output";
   r.matrices = {{"embeddings", &w.embeddings}, {"lm_head", &w.lm_head}};
   for (size_t i = 0; i < w.layers.size(); ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
@@ -125,8 +128,8 @@ class Mamba2Graph final : public StepGraph {
 
 Mamba2Graph::Mamba2Graph(GraphBuilder& b, const Mamba2Weights& w, const LoadOptions& options) : cfg_(w.cfg) {
   const WeightsPlan plan = plan_weights(weights_request(w, options), b.caps());
-  up_ = std::make_unique<WeightUploader>(b.ctx(), plan.f16);
-  b.create_io(plan.capacity, 0, cfg_.vocab_size);
+  up_ = std::make_unique<WeightUploader>(b.ctx(), plan.f16, plan.quant);
+  b.create_io(plan, 0, cfg_.vocab_size);
 
   const uint64_t rows = uint64_t(b.step_rows());
   dpad_ = pad8(cfg_.d_model);

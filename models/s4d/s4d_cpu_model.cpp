@@ -2,6 +2,7 @@
 // ModelInfo and the state header say about an S4D model (shared with any other backend, so all
 // describe and serialise a model identically).
 #include "engine/cpu_model.h"
+#include "engine/weight_storage.h"
 #include "models/s4d/s4d_model.h"
 
 namespace vkssm {
@@ -30,6 +31,14 @@ StateHeader s4d_state_header(const S4DWeights& w) {
 // The reference already steps the blob's flat layout in place.
 std::unique_ptr<Model> create_s4d_cpu(const S4DWeights& weights, const LoadOptions& options) {
   using Stepper = FlatReferenceStepper<S4DWeights, S4DCpuReference, true>;
+  if (quant_type_of(options.weights)) {
+    // The matrices s4d_vulkan.cpp uploads with WeightUploader::matrix, as it stores them.
+    S4DWeights q = weights;
+    store_as(options.weights, q.encoder_w, q.cfg.d_input);
+    store_as(options.weights, q.decoder_w, q.cfg.d_model);
+    for (auto& l : q.layers) store_as(options.weights, l.out_w, q.cfg.d_model);
+    return create_cpu_model(std::make_unique<Stepper>(q), s4d_model_info(q), s4d_state_header(q), options);
+  }
   return create_cpu_model(std::make_unique<Stepper>(weights), s4d_model_info(weights), s4d_state_header(weights),
                           options);
 }

@@ -67,6 +67,8 @@ WeightsPlanRequest weights_request(const S4DWeights& w, const LoadOptions& optio
   WeightsPlanRequest r = plan_request(options, w.source_dtype, w.source, w.parameter_count(), per_stream);
   r.slot_bytes = 4 * uint64_t(c.d_model * c.modes() * 2);  // a layer's complex state
   r.row_bytes = 4 * uint64_t(std::max<int64_t>({c.d_input, c.d_output, 2 * c.d_model}) + 8);
+  r.slot_what = "layer state";
+  r.row_what = "an activation or output row";
   r.auto_may_use_f16 = false;  // the matrices are small next to the per-step work: fp16 only when asked
   r.matrices = {{"encoder.weight", &w.encoder_w}, {"decoder.weight", &w.decoder_w}};
   for (size_t i = 0; i < w.layers.size(); ++i)
@@ -113,8 +115,8 @@ class S4DGraph final : public StepGraph {
 
 S4DGraph::S4DGraph(GraphBuilder& b, const S4DWeights& w, const LoadOptions& options) : cfg_(w.cfg) {
   const WeightsPlan plan = plan_weights(weights_request(w, options), b.caps());
-  up_ = std::make_unique<WeightUploader>(b.ctx(), plan.f16);
-  b.create_io(plan.capacity, cfg_.d_input, cfg_.d_output);
+  up_ = std::make_unique<WeightUploader>(b.ctx(), plan.f16, plan.quant);
+  b.create_io(plan, cfg_.d_input, cfg_.d_output);
 
   const int64_t H = cfg_.d_model;
   const uint64_t rows = uint64_t(b.step_rows());

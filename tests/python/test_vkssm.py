@@ -130,7 +130,7 @@ def test_bad_arguments_name_the_argument(tiny):
         tiny.restore(0, "blob")
     with pytest.raises(ValueError, match="^backend: expected 'vulkan' or 'cpu', got 'gpu'$"):
         vkssm.load(TINY, backend="gpu")
-    with pytest.raises(ValueError, match="^weights: expected 'auto', 'f32' or 'f16', got 'int8'$"):
+    with pytest.raises(ValueError, match="^weights: expected 'auto', 'f32', 'f16', 'q8_0' or 'q4_0', got 'int8'$"):
         vkssm.load(TINY, weights="int8")
 
 

@@ -1,0 +1,364 @@
+// Weights kept in Q8_0 / Q4_0 blocks on the GPU (LoadOptions::weights = q8_0 / q4_0): the device
+// layout holds exactly the blocks llama.cpp's reference quantizer writes, and every architecture
+// computes on Vulkan what the cpu backend computes with the same dequantized weights, within 1e-3
+// relative per token: decode at B = 1 and B > 1, prefill, every work split. The models have rows
+// that are not a multiple of the workgroup's, and a matrix whose row length is not a multiple of
+// 32, which stays fp32 (recorded per tensor).
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "engine/vkssm.hpp"
+#include "engine/vulkan_step_model.h"
+#include "engine/weight_storage.h"
+#include "host/quant.h"
+#include "host/quant_matrix.h"
+#include "models/mamba1/mamba1_model.h"
+#include "models/mamba2/mamba2_model.h"
+#include "models/s4d/s4d_model.h"
+#include "tests/gguf_writer.h"
+#include "tests/test_helpers.h"
+
+namespace vkssm {
+namespace {
+
+using testing_helpers::error_of;
+using testing_helpers::max_rel_error;
+using testing_helpers::ScopedEnv;
+
+std::vector<float> random_values(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+uint16_t u16_at(const uint8_t* p) { return uint16_t(p[0] | (p[1] << 8)); }
+
+// ---- the device layout ---------------------------------------------------------------------------
+
+class DeviceLayout : public testing::TestWithParam<QuantType> {};
+
+TEST_P(DeviceLayout, HoldsTheBlocksOfQuantizeRowWordAligned) {
+  const QuantType type = GetParam();
+  const int64_t rows = 3, cols = 32 * 9;  // 9 blocks: the scales fill 5 words, padded to 8
+  const std::vector<float> m = random_values(size_t(rows * cols), 5);
+  const std::vector<uint32_t> packed = pack_device_matrix(type, m.data(), rows, cols);
+  const uint32_t qb = type == QuantType::Q8_0 ? 32 : 16, words = 8 + 9 * qb / 4;
+  ASSERT_EQ(device_row_words(type, cols), words);
+  ASSERT_EQ(packed.size(), size_t(rows) * words);
+  std::vector<uint8_t> blocks(quant_row_bytes(type, size_t(cols)));
+  for (int64_t r = 0; r < rows; ++r) {
+    quantize_row(type, m.data() + r * cols, blocks.data(), size_t(cols));
+    const uint32_t* row = packed.data() + r * words;
+    for (int b = 0; b < 9; ++b) {
+      const uint8_t* block = blocks.data() + b * (qb + 2);
+      EXPECT_EQ(uint16_t(row[b / 2] >> (16 * (b & 1))), u16_at(block)) << "row " << r << " block " << b;
+      EXPECT_EQ(std::memcmp(reinterpret_cast<const uint8_t*>(row + 8) + b * qb, block + 2, qb), 0)
+          << "row " << r << " block " << b;
+    }
+    EXPECT_EQ(row[4] >> 16, 0u);  // scale slots 9..15 are zero padding
+    for (int w = 5; w < 8; ++w) EXPECT_EQ(row[w], 0u);
+  }
+}
+
+// A GGUF Q8_0 / Q4_0 tensor loads as its dequantized values; quantizing those again gives the
+// file's very blocks, so quantize-on-load keeps what the file had.
+TEST_P(DeviceLayout, RequantizingDequantizedBlocksGivesTheSameBlocks) {
+  const QuantType type = GetParam();
+  const size_t n = 32 * 64;
+  std::vector<float> x = random_values(n, 9, 3.0f);
+  for (size_t i = 0; i < n; i += 97) x[i] = -std::fabs(x[i]) * 4;  // blocks whose extreme is negative
+  for (size_t i = 32 * 5; i < 32 * 6; ++i) x[i] = 0.0f;          // an all-zero block
+  std::vector<uint8_t> a(quant_row_bytes(type, n)), b(a.size());
+  std::vector<float> y(n);
+  quantize_row(type, x.data(), a.data(), n);
+  dequantize_row(type, a.data(), y.data(), n);
+  quantize_row(type, y.data(), b.data(), n);
+  EXPECT_EQ(a, b);
+  // round_trip_matrix is what the cpu backend computes with: the same dequantized values.
+  std::vector<float> rt = x;
+  round_trip_matrix(type, rt, 32 * 8);
+  EXPECT_EQ(rt, y);
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, DeviceLayout, testing::Values(QuantType::Q8_0, QuantType::Q4_0),
+                         [](const testing::TestParamInfo<QuantType>& i) {
+                           return std::string(quant_traits(i.param).name);
+                         });
+
+TEST(QuantizedWeightsErrors, NameTheProblem) {
+  const std::vector<float> m(40 * 2, 1.0f);
+  EXPECT_EQ(error_of([&] { pack_device_matrix(QuantType::Q8_0, m.data(), 2, 40); }),
+            "a Q8_0 matrix needs rows of a multiple of 32 values, got 40");
+  const std::vector<float> k(256, 1.0f);
+  EXPECT_EQ(error_of([&] { pack_device_matrix(QuantType::Q4_K, k.data(), 1, 256); }),
+            "weights kept in blocks on the GPU must be Q8_0 or Q4_0, not Q4_K");
+  EXPECT_EQ(error_of([] { parse_weight_storage("q5_0", "--weights"); }),
+            "--weights: unknown weight storage 'q5_0' (expected auto, f32, f16, q8_0 or q4_0)");
+  for (WeightStorage s :
+       {WeightStorage::Auto, WeightStorage::F32, WeightStorage::F16, WeightStorage::Q8_0, WeightStorage::Q4_0})
+    EXPECT_EQ(parse_weight_storage(weight_storage_name(s), "x"), s);
+}
+
+// A llama.cpp Q8_0 GGUF file: loading it with q8_0 weights computes with the file's blocks (the
+// cpu backend's logits are those of loading it as f32 bit for bit), and the GPU agrees.
+TEST(QuantizedWeightsGguf, Q8_0FileKeepsItsBlocks) {
+  Mamba1Config cfg;
+  cfg.d_model = 32;
+  cfg.n_layer = 2;
+  cfg.vocab_size = 40;
+  cfg.d_state = 4;
+  cfg.d_inner = 64;
+  cfg.dt_rank = 2;
+  gguf_test::ConvertedModel m = gguf_test::convert_mamba1(random_mamba1(cfg, 12), gguf_test::OutType::Q8_0);
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("vkssm_q8_gguf_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "tiny-Q8_0.gguf").string();
+  gguf_test::write_bytes(path, m.gguf.bytes());
+  auto logits = [&](BackendKind backend, WeightStorage storage) {
+    LoadOptions o;
+    o.backend = backend;
+    o.weights = storage;
+    auto model = load_model(path, o);
+    std::vector<float> out(3 * 40);
+    const int32_t slot = 0, ids[] = {1, 2, 39};
+    for (int t = 0; t < 3; ++t) model->step(&ids[t], &slot, 1, out.data() + t * 40);
+    return out;
+  };
+  const std::vector<float> f32 = logits(BackendKind::Cpu, WeightStorage::F32);
+  EXPECT_EQ(logits(BackendKind::Cpu, WeightStorage::Q8_0), f32);
+  const std::vector<float> gpu = logits(BackendKind::Vulkan, WeightStorage::Q8_0);
+  for (int t = 0; t < 3; ++t) EXPECT_LE(max_rel_error(gpu.data() + t * 40, f32.data() + t * 40, 40), 1e-3f) << t;
+  std::filesystem::remove_all(dir);
+}
+
+// ---- GPU = CPU reference -------------------------------------------------------------------------
+
+// A small random model of one architecture, made on either backend.
+struct QuantArch {
+  const char* name;
+  bool frame_model;
+  // in_proj-like and fallback tensor names as ModelInfo::tensors reports them
+  const char* blocks_tensor;
+  const char* f32_tensor;
+  std::function<std::unique_ptr<Model>(const LoadOptions&)> create;
+};
+
+constexpr int64_t kVocab = 301;  // not a multiple of any workgroup's rows
+
+Mamba1Config mamba1_config(bool falcon) {
+  Mamba1Config c;
+  c.d_model = 32;  // in_proj, embeddings, lm_head: blocks
+  c.n_layer = 2;
+  c.vocab_size = kVocab;
+  c.d_state = 4;
+  c.d_conv = 4;
+  c.d_inner = 48;  // out_proj rows of 48 values: stays fp32
+  c.dt_rank = 2;
+  c.tie_embeddings = false;
+  c.dt_b_c_rms = falcon;
+  return c;
+}
+
+Mamba2Config mamba2_config() {
+  // D 48: in_proj and the tied embeddings stay fp32; out_proj (rows of E = 96) goes into blocks.
+  return {.d_model = 48, .n_layer = 2, .vocab_size = kVocab, .d_state = 8, .expand = 2, .head_dim = 16, .n_groups = 1};
+}
+
+S4DConfig s4d_config() {
+  // encoder rows of d_input = 3 stay fp32; decoder and output linears (rows of H = 32) go into blocks
+  return {.d_input = 3, .d_model = 32, .d_state = 8, .n_layers = 2, .d_output = 7};
+}
+
+const QuantArch kArchs[] = {
+    {"mamba1", false, "layer 1 in_proj", "layer 1 out_proj",
+     [](const LoadOptions& o) {
+       static const Mamba1Weights w = random_mamba1(mamba1_config(false), 3);
+       return create_mamba1(w, o);
+     }},
+    {"falcon_mamba", false, "lm_head", "layer 0 out_proj",
+     [](const LoadOptions& o) {
+       static const Mamba1Weights w = random_mamba1(mamba1_config(true), 4);
+       return create_mamba1(w, o);
+     }},
+    {"mamba2", false, "layer 1 out_proj", "layer 0 in_proj",
+     [](const LoadOptions& o) {
+       static const Mamba2Weights w = random_mamba2(mamba2_config(), 5);
+       return create_mamba2(w, o);
+     }},
+    {"s4d", true, "layer 0 output linear", "encoder weight",
+     [](const LoadOptions& o) {
+       static const S4DWeights w = random_s4d(s4d_config(), 6);
+       return create_s4d(w, o);
+     }},
+};
+
+struct QuantParam {
+  const QuantArch* arch;
+  WeightStorage storage;
+};
+
+std::string quant_param_name(const testing::TestParamInfo<QuantParam>& i) {
+  return std::string(i.param.arch->name) + "_" + weight_storage_name(i.param.storage);
+}
+
+std::vector<QuantParam> quant_params(bool token_models_only) {
+  std::vector<QuantParam> p;
+  for (const QuantArch& a : kArchs)
+    if (!(token_models_only && a.frame_model))
+      for (WeightStorage s : {WeightStorage::Q8_0, WeightStorage::Q4_0}) p.push_back({&a, s});
+  return p;
+}
+
+class QuantizedWeights : public testing::TestWithParam<QuantParam> {
+ protected:
+  const QuantArch& arch() const { return *GetParam().arch; }
+  std::unique_ptr<Model> make(BackendKind backend, WeightStorage storage, int streams = 4) const {
+    LoadOptions o;
+    o.backend = backend;
+    o.weights = storage;
+    o.max_streams = streams;
+    return arch().create(o);
+  }
+  // One batched step of B streams (slot b = stream b) at time t; returns [B][d_output].
+  static std::vector<float> step(Model& m, int B, int t) {
+    const ModelInfo& info = m.info();
+    auto slots = std::vector<int32_t>(size_t(B));
+    std::vector<float> out(size_t(B * info.d_output));
+    for (int b = 0; b < B; ++b) slots[size_t(b)] = b;
+    if (info.d_input > 0) {
+      std::vector<float> frames(size_t(B * info.d_input));
+      for (size_t i = 0; i < frames.size(); ++i) frames[i] = std::sin(0.3f * float(t) + 0.7f * float(i));
+      m.step_frames(frames.data(), slots.data(), B, out.data());
+    } else {
+      auto tokens = std::vector<int32_t>(size_t(B));
+      for (int b = 0; b < B; ++b) tokens[size_t(b)] = int32_t((t * 37 + b * 101 + 5) % info.vocab_size);
+      m.step(tokens.data(), slots.data(), B, out.data());
+    }
+    return out;
+  }
+  // Decodes `steps` steps of B streams on the GPU and on the cpu backend, comparing every token.
+  void expect_decode_matches(int B, int steps) const {
+    auto gpu = make(BackendKind::Vulkan, GetParam().storage, B);
+    auto cpu = make(BackendKind::Cpu, GetParam().storage, B);
+    const size_t d = size_t(gpu->info().d_output);
+    for (int t = 0; t < steps; ++t) {
+      const std::vector<float> got = step(*gpu, B, t), want = step(*cpu, B, t);
+      for (int b = 0; b < B; ++b)
+        ASSERT_LE(max_rel_error(got.data() + b * d, want.data() + b * d, int64_t(d)), 1e-3f)
+            << "B " << B << " step " << t << " stream " << b;
+    }
+  }
+};
+
+TEST_P(QuantizedWeights, DecodeMatchesTheCpuReferenceAtB1) { expect_decode_matches(1, 5); }
+TEST_P(QuantizedWeights, DecodeMatchesTheCpuReferenceAtB5) { expect_decode_matches(5, 4); }
+
+TEST_P(QuantizedWeights, RecordsHowEachTensorIsStored) {
+  auto gpu = make(BackendKind::Vulkan, GetParam().storage, 1);
+  const std::string type = weight_storage_name(GetParam().storage);
+  EXPECT_EQ(gpu->info().weight_type, type);
+  EXPECT_EQ(make(BackendKind::Cpu, GetParam().storage, 1)->info().weight_type, type);
+  auto storage_of = [&](const std::string& name) -> std::string {
+    for (const TensorStorage& t : gpu->info().tensors)
+      if (t.name == name) return t.type;
+    return "missing";
+  };
+  EXPECT_EQ(storage_of(arch().blocks_tensor), type);
+  EXPECT_EQ(storage_of(arch().f32_tensor), "f32");  // rows not a multiple of 32: fp32
+  // Fewer bytes per step than fp32, and the weights really changed: the cpu backend's q output
+  // differs from its f32 output.
+  EXPECT_LT(gpu->info().weight_bytes, make(BackendKind::Vulkan, WeightStorage::F32, 1)->info().weight_bytes);
+  auto cpu_q = make(BackendKind::Cpu, GetParam().storage, 1), cpu_f = make(BackendKind::Cpu, WeightStorage::F32, 1);
+  const std::vector<float> q = step(*cpu_q, 1, 0), f = step(*cpu_f, 1, 0);
+  EXPECT_GT(max_rel_error(q.data(), f.data(), int64_t(q.size())), 1e-5f);
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, QuantizedWeights, testing::ValuesIn(quant_params(false)), quant_param_name);
+
+// Prefill (prompt tokens as the rows of one step: the matvecs as matrix-matrix products) gives the
+// logits of stepping the cpu reference through the prompt.
+class QuantizedPrefill : public QuantizedWeights {};
+
+TEST_P(QuantizedPrefill, MatchesTheCpuReference) {
+  auto gpu = make(BackendKind::Vulkan, GetParam().storage, 2);
+  auto cpu = make(BackendKind::Cpu, GetParam().storage, 2);
+  std::vector<int32_t> prompt(70);  // more than one prefill step of 64 rows
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 53 + 7) % kVocab);
+  std::vector<float> got(kVocab), want(kVocab);
+  gpu->prefill(1, prompt.data(), int(prompt.size()), got.data());
+  cpu->prefill(1, prompt.data(), int(prompt.size()), want.data());
+  EXPECT_LE(max_rel_error(got.data(), want.data(), kVocab), 1e-3f);
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, QuantizedPrefill, testing::ValuesIn(quant_params(true)), quant_param_name);
+
+// Every work split (storage buffers with 64 or 32 threads, one thread per workgroup, texel buffers
+// with 8) reads the blocks alike.
+TEST(QuantizedWeightsGpu, EveryWorkSplitMatchesTheCpuReference) {
+  const bool subgroups =
+      dynamic_cast<const VulkanStepModel&>(*kArchs[0].create({})).caps().subgroup_arithmetic;
+  for (const char* tune : {"64,1,64,64,0", "1,8,256,256,0", "8,2,32,16,1", "32,3,40,24,0"}) {
+    if (!subgroups && std::atoi(tune) > 32) continue;  // refused there (test_mamba1_gpu.cpp checks how)
+    for (WeightStorage storage : {WeightStorage::Q8_0, WeightStorage::Q4_0}) {
+      SCOPED_TRACE(std::string(tune) + " " + weight_storage_name(storage));
+      LoadOptions o;
+      o.weights = storage;
+      o.max_streams = 3;
+      std::unique_ptr<Model> gpu;
+      {
+        ScopedEnv env("VKSSM_TUNE", tune);
+        gpu = kArchs[0].create(o);
+      }
+      o.backend = BackendKind::Cpu;
+      auto cpu = kArchs[0].create(o);
+      for (int t = 0; t < 3; ++t) {
+        const int B = t + 1;
+        auto tokens = std::vector<int32_t>(size_t(B));
+        const std::vector<int32_t> slots{0, 1, 2};
+        for (int b = 0; b < B; ++b) tokens[size_t(b)] = int32_t((t * 17 + b * 31) % kVocab);
+        std::vector<float> got(size_t(B) * kVocab), want(got.size());
+        gpu->step(tokens.data(), slots.data(), B, got.data());
+        cpu->step(tokens.data(), slots.data(), B, want.data());
+        ASSERT_LE(max_rel_error(got.data(), want.data(), int64_t(got.size())), 1e-3f) << "step " << t;
+      }
+    }
+  }
+}
+
+// Without subgroup arithmetic the matvecs reduce in shared memory (the *_shared variants).
+TEST(QuantizedWeightsGpu, SharedMemoryReductionsMatchTheCpuReference) {
+  ScopedEnv profile("VKSSM_DEVICE_PROFILE", "vulkan-1.1-minimal");
+  for (WeightStorage storage : {WeightStorage::Q8_0, WeightStorage::Q4_0}) {
+    LoadOptions o;
+    o.weights = storage;
+    o.max_streams = 2;
+    auto gpu = kArchs[2].create(o);
+    ASSERT_FALSE(dynamic_cast<const VulkanStepModel&>(*gpu).caps().subgroup_arithmetic);
+    o.backend = BackendKind::Cpu;
+    auto cpu = kArchs[2].create(o);
+    const int32_t tokens[2] = {7, 300}, slots[2] = {1, 0};
+    std::vector<float> got(2 * kVocab), want(got.size());
+    for (int t = 0; t < 2; ++t) {
+      gpu->step(tokens, slots, 2, got.data());
+      cpu->step(tokens, slots, 2, want.data());
+      ASSERT_LE(max_rel_error(got.data(), want.data(), int64_t(got.size())), 1e-3f) << weight_storage_name(storage);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace vkssm
