@@ -7,14 +7,12 @@
 namespace vkssm {
 namespace {
 
-// The keep-alive instance; destroyed when the process exits (after main returns, once every
-// model the program held in automatic storage is gone; an instance still alive then keeps its
-// own reference to the drivers).
+// The keep-alive instance. It is never destroyed: the process's exit frees it. With a static
+// destructor destroying it, every program crashed at exit on NVIDIA's driver (seen on an H200,
+// driver 580; by then the driver has run its own exit handlers). The handle stays in static
+// storage, so leak checkers see the loader's and driver's memory as reachable.
 class KeepAlive {
  public:
-  ~KeepAlive() {
-    if (instance_ != VK_NULL_HANDLE && destroy_) destroy_(instance_, nullptr);
-  }
   void ensure() {
     std::lock_guard<std::mutex> lock(mutex_);
     if (instance_ != VK_NULL_HANDLE || !vkCreateInstance || !vkGetInstanceProcAddr) return;
@@ -27,14 +25,12 @@ class KeepAlive {
     ci.pApplicationInfo = &app;
     VkInstance instance = VK_NULL_HANDLE;
     if (vkCreateInstance(&ci, nullptr, &instance) != VK_SUCCESS) return;
-    destroy_ = reinterpret_cast<PFN_vkDestroyInstance>(vkGetInstanceProcAddr(instance, "vkDestroyInstance"));
     instance_ = instance;
   }
 
  private:
   std::mutex mutex_;
   VkInstance instance_ = VK_NULL_HANDLE;
-  PFN_vkDestroyInstance destroy_ = nullptr;
 };
 
 KeepAlive g_keep_alive;

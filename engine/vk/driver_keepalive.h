@@ -7,8 +7,8 @@
 // ("libnvidia-tls.so: cannot allocate memory in static TLS block"), so the loader finds no driver
 // and every later model fails with "no Vulkan device found" (seen on an NVIDIA H200, driver 580,
 // running the test suite, which creates hundreds of models in one process). One extra instance,
-// created once and destroyed at exit, holds a reference to every driver so that later instances
-// only bump the library's reference count.
+// created once and kept until the process exits, holds a reference to every driver, so later
+// instances only bump the libraries' reference counts.
 
 namespace vkssm {
 
