@@ -9,10 +9,17 @@
 install_missing() {
   local who=$1 prepare=$2
   shift 2
-  local missing=() p status
+  local missing=() p native
+  native=$(dpkg --print-architecture)
   for p in "$@"; do
-    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-    [[ $status == "install ok installed" ]] || missing+=("$p")
+    # A name without ":arch" means the machine's own architecture (or "all"): with arm64 builds
+    # of the same package installed beside it (scripts/ci_aarch64.sh), dpkg-query lists both.
+    if [[ $p == *:* ]]; then
+      dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -qx "install ok installed" || missing+=("$p")
+    else
+      dpkg-query -W -f='${Architecture} ${Status}\n' "$p" 2>/dev/null |
+        grep -qE "^($native|all) install ok installed$" || missing+=("$p")
+    fi
   done
   (( ${#missing[@]} > 0 )) || return 1
   local install_cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
