@@ -106,10 +106,12 @@ else
     fi
     "${asan_configure[@]}" >/dev/null
     cmake --build build-asan --parallel "$jobs" --target vkssm_tests
-    # The Vulkan loader unloads the lavapipe driver when an instance goes; preloading it keeps its
-    # JIT's allocations attributable (scripts/lsan.supp), and libasan must come first.
+    # The Vulkan loader unloads a driver when the last instance goes (the engine keeps one instance
+    # for the process, engine/vk/driver_keepalive.h, but tests also make bare ones); preloading
+    # lavapipe keeps its JIT's allocations attributable (scripts/lsan.supp). libasan comes first.
     preload="$(gcc -print-file-name=libasan.so)"
-    lvp=$(ls /usr/lib/*/libvulkan_lvp.so 2>/dev/null | head -n1 || true)
+    lvp=/usr/lib/$(gcc -print-multiarch)/libvulkan_lvp.so  # this machine's, not an arm64 one beside it
+    [[ -f $lvp ]] || lvp=
     [[ -n $lvp ]] && preload="$preload $lvp"
     echo "setup: leak check (AddressSanitizer + LeakSanitizer)"
     (cd build-asan && LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
