@@ -107,7 +107,7 @@ else
     "${asan_configure[@]}" >/dev/null
     cmake --build build-asan --parallel "$jobs" --target vkssm_tests
     # The Vulkan loader unloads a driver when the last instance goes (the engine keeps one instance
-    # for the process, engine/vk/driver_keepalive.h, but tests also make bare ones); preloading
+    # for the process once a first one was made, engine/vk/driver_keepalive.h); preloading
     # lavapipe keeps its JIT's allocations attributable (scripts/lsan.supp). libasan comes first.
     preload="$(gcc -print-file-name=libasan.so)"
     lvp=/usr/lib/$(gcc -print-multiarch)/libvulkan_lvp.so  # this machine's, not an arm64 one beside it
