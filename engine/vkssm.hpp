@@ -56,6 +56,7 @@ struct MemoryPlan {
   uint64_t other_bytes = 0;     // activations, step inputs and their staging buffers, sampled ids
   uint64_t total_bytes = 0;     // all of the above
   int capacity = 0;             // stream slots
+  int shards = 1;               // more than 1: the slots are split over shards of one binding each
   std::string capacity_reason;  // "requested", "memory budget", "binding limit" or "automatic maximum"
   std::string capacity_detail;  // the numbers behind it
   uint64_t budget_bytes = 0;    // what an automatic capacity may spend on weights and streams

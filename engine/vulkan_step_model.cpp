@@ -69,12 +69,18 @@ constexpr uint32_t kSaveLocal = 64;  // a plain copy: any size works, 64 fits ev
 
 }  // namespace
 
-VulkanStepModel::VulkanStepModel(const LoadOptions& options, const GraphFactory& make_graph)
+VulkanStepModel::VulkanStepModel(const LoadOptions& options, const GraphFactory& make_graph, const Shard* shard)
     : depth_(options.rollback_depth) {
   if (options.max_streams < 0)
     throw Error("max_streams must be at least 1 (or 0 for automatic), got " + std::to_string(options.max_streams));
   if (depth_ < 0) throw Error("rollback_depth must be >= 0, got " + std::to_string(depth_));
-  ctx_ = std::make_unique<VulkanContext>(VulkanContext::Options{options.device, options.validation, options.cache_dir, ""});
+  if (shard) {
+    ctx_ = shard->ctx;
+    shard_capacity_ = shard->capacity;
+  } else {
+    ctx_ = std::make_shared<VulkanContext>(
+        VulkanContext::Options{options.device, options.validation, options.cache_dir, ""});
+  }
   idle_.ctx = ctx_.get();
   cbs_ = CommandBuffers(ctx_->device(), ctx_->command_pool());
   GraphBuilder builder(*this);
@@ -97,7 +103,11 @@ void GraphBuilder::create_io(int capacity, int64_t d_input, int64_t d_output) {
 }
 void GraphBuilder::create_io(const WeightsPlan& plan, int64_t d_input, int64_t d_output) {
   model_.capacity_plan_ = plan.capacity_plan;
-  model_.create_io(plan.capacity, d_input, d_output);
+  model_.requested_capacity_ = plan.capacity;
+  // A shard holds at most what one binding holds; the first shard its share, a later one what
+  // the sharded model gives it.
+  const int slots = model_.shard_capacity_ > 0 ? model_.shard_capacity_ : plan.capacity_plan.shard_capacity;
+  model_.create_io(std::min(slots, plan.capacity), d_input, d_output);
 }
 GpuBuffer& GraphBuilder::add_state(uint64_t floats_per_slot, const std::string& what) {
   return model_.add_state(floats_per_slot, what);
@@ -130,6 +140,7 @@ void StepRecorder::dispatch(const ComputePipeline& pipeline, VkDescriptorSet set
 
 void VulkanStepModel::create_io(int capacity, int64_t d_input, int64_t d_output) {
   capacity_ = capacity;
+  if (requested_capacity_ == 0) requested_capacity_ = capacity;
   rows_ = std::max(capacity, kPrefillRows);
   d_input_ = d_input;
   d_output_ = d_output;
@@ -700,6 +711,29 @@ void VulkanStepModel::fork(int from_slot, int to_slot) {
         const uint64_t bytes = s.floats * 4;  // same buffer, distinct slots: never overlapping
         const VkBufferCopy c{uint64_t(from_slot) * bytes, uint64_t(to_slot) * bytes, bytes};
         vkCmdCopyBuffer(cb, s.buffer.handle(), s.buffer.handle(), 1, &c);
+      }
+    });
+  });
+}
+
+void VulkanStepModel::fork_to(int from_slot, VulkanStepModel& to, int to_slot) {
+  check_slot_index(from_slot, capacity_);
+  check_slot_index(to_slot, to.capacity_);
+  check_idle("fork");
+  to.check_idle("fork");
+  if (&to == this) return fork(from_slot, to_slot);
+  if (to.ctx_ != ctx_ || to.states_.size() != states_.size())
+    throw Error("internal: fork_to() between models that are not shards of one model");
+  to.fresh_[size_t(to_slot)] = fresh_[size_t(from_slot)];
+  to.sampled_[size_t(to_slot)] = sampled_[size_t(from_slot)];
+  to.history_[size_t(to_slot)] = 0;
+  if (fresh_[size_t(from_slot)]) return;
+  ctx_->run_once([&](VkCommandBuffer cb) {
+    with_state_barriers(cb, [&] {
+      for (size_t i = 0; i < states_.size(); ++i) {
+        const uint64_t bytes = states_[i].floats * 4;
+        const VkBufferCopy c{uint64_t(from_slot) * bytes, uint64_t(to_slot) * bytes, bytes};
+        vkCmdCopyBuffer(cb, states_[i].buffer.handle(), to.states_[i].buffer.handle(), 1, &c);
       }
     });
   });

@@ -43,10 +43,16 @@ namespace vkssm {
 class VulkanStepModel final : public Model {
  public:
   using GraphFactory = std::function<std::unique_ptr<StepGraph>(GraphBuilder&)>;
-  // Creates the context, lets `make_graph` build the architecture's graph (which sizes the step
-  // with GraphBuilder::create_io, registers its state and describes the model), then records
-  // everything and warms the pipelines up.
-  VulkanStepModel(const LoadOptions& options, const GraphFactory& make_graph);
+  // A later shard of a sharded model (engine/vulkan_sharded_model.h): the first shard's context,
+  // whose shared weights it replays, and its own number of slots.
+  struct Shard {
+    std::shared_ptr<VulkanContext> ctx;
+    int capacity = 0;
+  };
+  // Creates the context (or takes the first shard's), lets `make_graph` build the architecture's
+  // graph (which sizes the step with GraphBuilder::create_io, registers its state and describes
+  // the model), then records everything and warms the pipelines up.
+  VulkanStepModel(const LoadOptions& options, const GraphFactory& make_graph, const Shard* shard = nullptr);
 
   const ModelInfo& info() const override { return info_; }
   int capacity() const override { return capacity_; }
@@ -76,6 +82,14 @@ class VulkanStepModel final : public Model {
   const DeviceCaps& caps() const { return ctx_->caps(); }
   // What the load-time uploads did: staged copies, in-place writes, flushes (UploadPath).
   const VulkanContext::UploadCounters& upload_counters() const { return ctx_->upload_counters(); }
+
+  // Sharding (engine/vulkan_sharded_model.h). The streams the load options asked for: more than
+  // capacity() when one binding cannot hold them all, and this model is then the first shard.
+  int requested_capacity() const { return requested_capacity_; }
+  const std::shared_ptr<VulkanContext>& context() const { return ctx_; }
+  // fork() into a slot of another shard of the same model (a device-side copy of every state
+  // buffer's slot region; the shards' state layouts are the same).
+  void fork_to(int from_slot, VulkanStepModel& to, int to_slot);
 
   // Prompt tokens per step in prefill(): they run as the rows of one step (see prefill()).
   static constexpr int kPrefillRows = 64;
@@ -126,7 +140,9 @@ class VulkanStepModel final : public Model {
   void copy_slot_states(VkCommandBuffer cb, int slot, VkBuffer host, bool to_host) const;
   uint32_t bucket_of(int batch) const;
 
-  std::unique_ptr<VulkanContext> ctx_;  // first: destroyed last
+  std::shared_ptr<VulkanContext> ctx_;  // first: destroyed last (shared by a sharded model's shards)
+  int shard_capacity_ = 0;              // a later shard: its slots (else 0)
+  int requested_capacity_ = 0;
   ModelInfo info_;
   StateHeader header_;
   Tuning tuning_{};

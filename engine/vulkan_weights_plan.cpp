@@ -4,6 +4,7 @@
 #include <climits>
 #include <cmath>
 
+#include "engine/vk/dispatch_math.h"
 #include "engine/vk/vulkan_context.h"
 #include "engine/weight_storage.h"
 #include "host/error.h"
@@ -62,11 +63,15 @@ CapacityPlan plan_capacity(const WeightsPlanRequest& r, uint64_t weight_bytes, c
   CapacityPlan p;
   p.budget_bytes = stream_memory_budget(caps);
   if (r.max_streams > 0) {
-    if (r.max_streams > bindings.capacity)
-      throw Error("max_streams " + std::to_string(r.max_streams) + " does not fit one binding: " + bindings.detail +
-                  " holds at most " + std::to_string(bindings.capacity) + " streams");
-    p.capacity = r.max_streams;
+    p.capacity = p.shard_capacity = r.max_streams;
     p.reason = CapacityReason::Requested;
+    if (r.max_streams > bindings.capacity) {
+      // As few shards as the binding allows, with the slots spread evenly over them.
+      const int shards = int(ceil_div(uint64_t(r.max_streams), uint64_t(bindings.capacity)));
+      p.shard_capacity = int(ceil_div(uint64_t(r.max_streams), uint64_t(shards)));
+      p.detail = std::to_string(shards) + " shards of at most " + std::to_string(p.shard_capacity) +
+                 " streams: " + bindings.detail + " holds " + std::to_string(bindings.capacity) + " streams";
+    }
     return p;
   }
   p.capacity = automatic_capacity(weight_bytes, r.bytes_per_stream, caps);
@@ -81,6 +86,7 @@ CapacityPlan plan_capacity(const WeightsPlanRequest& r, uint64_t weight_bytes, c
     p.reason = CapacityReason::BindingLimit;
     p.detail = bindings.detail;
   }
+  p.shard_capacity = p.capacity;
   return p;
 }
 

@@ -54,6 +54,10 @@ const char* capacity_reason_name(CapacityReason r);
 
 struct CapacityPlan {
   int capacity = 1;
+  // Slots per shard: capacity when one binding holds every per-stream buffer; otherwise (an
+  // explicit max_streams beyond the binding limit) what one binding holds, and the model runs as
+  // ceil(capacity / shard_capacity) shards (engine/vulkan_sharded_model.h).
+  int shard_capacity = 1;
   CapacityReason reason = CapacityReason::Requested;
   std::string detail;         // e.g. "step outputs: 16000 bytes per stream, maxStorageBufferRange 1048576"
   uint64_t budget_bytes = 0;  // what the automatic capacity may spend (stream_memory_budget)
@@ -81,9 +85,10 @@ uint64_t stream_memory_budget(const DeviceCaps& caps);
 // maxMemoryAllocationSize), which buffer and which limit. capacity = INT32_MAX when nothing limits.
 CapacityPlan binding_capacity(const WeightsPlanRequest& r, const DeviceCaps& caps);
 
-// The capacity for `r`: max_streams when given (refused with an error naming the buffer, the limit
-// and the most streams that fit when one binding cannot hold it), else the least of the memory
-// budget, the binding limit and kMaxAutomaticStreams. `weight_bytes`: the weights on the device.
+// The capacity for `r`: max_streams when given (in shards when one binding cannot hold it: the
+// detail names the buffer, the limit and the streams per shard), else the least of the memory
+// budget, the binding limit and kMaxAutomaticStreams (one shard: an automatic capacity never
+// reads the weights more than once a step). `weight_bytes`: the weights on the device.
 CapacityPlan plan_capacity(const WeightsPlanRequest& r, uint64_t weight_bytes, const DeviceCaps& caps);
 
 // A request with the load options' and the checkpoint's fields filled in; the caller adds its

@@ -352,7 +352,7 @@ TEST(DeviceLimits, OversizeAllocationNamesMaxMemoryAllocationSize) {
 // A Mamba-1 whose layer ssm state is 4 KiB a stream (E 64, N 16) and whose logits are 1 KiB a row:
 // under tiny-bindings (1 MiB bindings) 256 streams' states fit one binding, a rollback ring of
 // depth 4 for 100 streams (1.6 MB) does not and is split in two, and explicit requests beyond what
-// one binding holds are refused with the buffer and the limit named.
+// one binding holds run as shards.
 Mamba1Config per_stream_config(int64_t vocab) {
   Mamba1Config c = testing_helpers::small_mamba1_config(vocab);
   c.d_inner = 64;
@@ -401,23 +401,159 @@ TEST(DeviceLimits, RollbackRingLargerThanABindingRunsManyStreams) {
   step_both(6);
 }
 
-TEST(DeviceLimits, MoreStreamsThanABindingHoldsNameTheBufferAndLimit) {
+// More streams than one binding holds run as shards of one binding each, sharing one copy of the
+// weights (engine/vulkan_sharded_model.h). 100 streams of 16000 bytes of logits under tiny-bindings
+// (65 a binding): two shards of 50. Every call that touches slots gives the CPU reference's
+// results, whichever shard the slots are in and in whatever order the rows come.
+TEST(DeviceLimits, MoreStreamsThanABindingHoldsRunAsShards) {
   ScopedEnv profile("VKSSM_DEVICE_PROFILE", "tiny-bindings");
+  const Mamba1Weights w = random_mamba1(per_stream_config(4000), 1);
+  constexpr int kStreams = 100;
+  constexpr int64_t V = 4000;
   LoadOptions o;
-  o.max_streams = 300;  // 300 x 4096 bytes of layer ssm state > 1 MiB
-  const Mamba1Weights small_vocab = random_mamba1(per_stream_config(256), 1);
-  EXPECT_THAT(error_of([&] { create_mamba1(small_vocab, o); }),
-              testing::MatchesRegex("max_streams 300 does not fit one binding: layer ssm state: 4096 bytes per stream, "
-                                    "maxStorageBufferRange 1048576 of .* holds at most 256 streams"));
-  o.max_streams = 100;  // 100 x 16000 bytes of logits > 1 MiB
+  o.max_streams = kStreams;
+  o.rollback_depth = 2;
+  const std::unique_ptr<Model> gpu = create_mamba1(w, o);
+  o.backend = BackendKind::Cpu;
+  const std::unique_ptr<Model> cpu = create_mamba1(w, o);
+  ASSERT_EQ(gpu->capacity(), kStreams);
+  const MemoryPlan& m = gpu->info().memory;
+  EXPECT_EQ(m.shards, 2);
+  EXPECT_EQ(m.capacity, kStreams);
+  EXPECT_EQ(m.capacity_reason, "requested");
+  EXPECT_THAT(m.capacity_detail, testing::MatchesRegex("2 shards of at most 50 streams: step outputs \\(logits\\): "
+                                                       "16000 bytes per stream, maxStorageBufferRange 1048576 of .* "
+                                                       "holds 65 streams"));
+  // The second shard adds what a 50-stream model spends beside its weights: the weights are
+  // uploaded once.
+  {
+    LoadOptions half;
+    half.max_streams = 50;
+    half.rollback_depth = 2;
+    const MemoryPlan one = create_mamba1(w, half)->info().memory;
+    uint64_t weights = 0;
+    for (const auto& t : one.weights) weights += t.second;
+    EXPECT_EQ(m.total_bytes, one.total_bytes + (one.total_bytes - weights));
+  }
+
+  std::vector<float> got(size_t(kStreams) * V), want(got.size());
+  auto step_both = [&](const std::vector<int32_t>& slots, int t) {
+    std::vector<int32_t> tokens(slots.size());
+    for (size_t i = 0; i < slots.size(); ++i) tokens[i] = int32_t((slots[i] * 7 + t * 13) % V);
+    const int n = int(slots.size());
+    gpu->step(tokens.data(), slots.data(), n, got.data());
+    cpu->step(tokens.data(), slots.data(), n, want.data());
+    EXPECT_LE(max_rel_error(got.data(), want.data(), int64_t(n) * V), 1e-3f) << "step " << t;
+  };
+  // Every stream, rows in reverse order (the second shard's rows first), then a few from both.
+  std::vector<int32_t> all(kStreams);
+  for (int i = 0; i < kStreams; ++i) all[size_t(i)] = kStreams - 1 - i;
+  step_both(all, 0);
+  step_both({99, 3, 50, 49}, 1);
+  step_both(all, 2);
+
+  // Fork within a shard and across shards, both ways.
+  for (auto [from, to] : {std::pair{3, 7}, std::pair{3, 77}, std::pair{60, 10}}) {
+    gpu->fork(from, to);
+    cpu->fork(from, to);
+  }
+  step_both({7, 77, 10, 3, 60}, 3);
+  // Rollback and prefill in the second shard; a snapshot from it restores into the first.
+  gpu->rollback(77, 1);
+  cpu->rollback(77, 1);
+  EXPECT_EQ(gpu->rollback_available(77), cpu->rollback_available(77));
+  const std::vector<int32_t> prompt = {5, 17, 3999, 0, 42};
+  gpu->prefill(95, prompt.data(), int(prompt.size()), got.data());
+  cpu->prefill(95, prompt.data(), int(prompt.size()), want.data());
+  EXPECT_LE(max_rel_error(got.data(), want.data(), V), 1e-3f) << "prefill";
+  const std::vector<uint8_t> blob = gpu->snapshot(95);
+  gpu->restore(20, blob.data(), blob.size());
+  cpu->restore(20, blob.data(), blob.size());
+  step_both({20, 95, 77}, 4);
+
+  // A bad token in the second shard's row changes nothing in either shard; so does a duplicate slot.
+  const std::vector<int32_t> slots = {1, 90};
+  EXPECT_EQ(error_of([&] { gpu->step(std::vector<int32_t>{1, int32_t(V)}.data(), slots.data(), 2, nullptr); }),
+            error_of([&] { cpu->step(std::vector<int32_t>{1, int32_t(V)}.data(), slots.data(), 2, nullptr); }));
+  const std::vector<int32_t> dup = {90, 1, 90};
+  EXPECT_EQ(error_of([&] { gpu->step(std::vector<int32_t>{1, 2, 3}.data(), dup.data(), 3, nullptr); }),
+            error_of([&] { cpu->step(std::vector<int32_t>{1, 2, 3}.data(), dup.data(), 3, nullptr); }));
+  EXPECT_EQ(error_of([&] { gpu->reset(kStreams); }), error_of([&] { cpu->reset(kStreams); }));
+  step_both({1, 90}, 5);
+
+  // Asynchronous steps: two in flight across both shards, collected in order.
+  const std::vector<int32_t> async_slots = {40, 80, 0};
+  const std::vector<int32_t> t1 = {1, 2, 3}, t2 = {4, 5, 6};
+  std::vector<float> got2(got.size());
+  gpu->submit({.tokens = t1.data(), .slots = async_slots.data(), .batch = 3, .want_outputs = true});
+  gpu->submit({.tokens = t2.data(), .slots = async_slots.data(), .batch = 3, .want_outputs = true});
+  EXPECT_EQ(gpu->in_flight(), 2);
+  EXPECT_THAT(error_of([&] { gpu->snapshot(0); }), HasSubstr("not collected"));
+  gpu->collect(nullptr, got.data());
+  gpu->collect(nullptr, got2.data());
+  cpu->step(t1.data(), async_slots.data(), 3, want.data());
+  EXPECT_LE(max_rel_error(got.data(), want.data(), 3 * V), 1e-3f) << "first async step";
+  cpu->step(t2.data(), async_slots.data(), 3, want.data());
+  EXPECT_LE(max_rel_error(got2.data(), want.data(), 3 * V), 1e-3f) << "second async step";
+
+  // Greedy sampling on the device picks each row's own argmax, rows from both shards.
+  const std::vector<SamplingParams> greedy(3, SamplingParams{.temperature = 0.0f});
+  std::vector<int32_t> next(3, -1);
+  gpu->step_sample(t1.data(), async_slots.data(), 3, greedy.data(), next.data(), got.data());
+  for (int i = 0; i < 3; ++i) {
+    const float* row = got.data() + size_t(i) * V;
+    EXPECT_EQ(next[size_t(i)], int32_t(std::max_element(row, row + V) - row)) << "row " << i;
+  }
+}
+
+// Mamba-2 and S4D (a frame model) in shards too: 100 streams of 4000 outputs under tiny-bindings.
+TEST(DeviceLimits, ShardsRunEveryArchitecture) {
+  ScopedEnv profile("VKSSM_DEVICE_PROFILE", "tiny-bindings");
+  constexpr int kStreams = 100;
+  const Mamba2Weights m2 = random_mamba2(mamba2_config(), 4);  // vocabulary 4000
+  const S4DConfig s4d_cfg{.d_input = 3, .d_model = 16, .d_state = 8, .n_layers = 2, .d_output = 4000};
+  const S4DWeights s4d = random_s4d(s4d_cfg, 5);
+  for (const std::string arch : {"mamba2", "s4d"}) {
+    SCOPED_TRACE(arch);
+    LoadOptions o;
+    o.max_streams = kStreams;
+    auto make = [&](const LoadOptions& opt) { return arch == "s4d" ? create_s4d(s4d, opt) : create_mamba2(m2, opt); };
+    const std::unique_ptr<Model> gpu = make(o);
+    o.backend = BackendKind::Cpu;
+    const std::unique_ptr<Model> cpu = make(o);
+    EXPECT_EQ(gpu->info().memory.shards, 2);
+    const int64_t d_out = gpu->info().d_output, d_in = s4d_cfg.d_input;
+    std::vector<int32_t> slots(kStreams);
+    for (int i = 0; i < kStreams; ++i) slots[size_t(i)] = (i * 37) % kStreams;  // rows from both shards, mixed
+    std::vector<float> got(size_t(kStreams) * size_t(d_out)), want(got.size());
+    for (int t = 0; t < 3; ++t) {
+      const int n = t == 1 ? 7 : kStreams;
+      if (arch == "s4d") {
+        std::vector<float> frames(size_t(n) * size_t(d_in));
+        for (size_t i = 0; i < frames.size(); ++i) frames[i] = std::sin(float(i) * 0.37f + float(t));
+        gpu->step_frames(frames.data(), slots.data(), n, got.data());
+        cpu->step_frames(frames.data(), slots.data(), n, want.data());
+      } else {
+        std::vector<int32_t> tokens(static_cast<size_t>(n));
+        for (int i = 0; i < n; ++i) tokens[size_t(i)] = (i * 11 + t * 5) % 4000;
+        gpu->step(tokens.data(), slots.data(), n, got.data());
+        cpu->step(tokens.data(), slots.data(), n, want.data());
+      }
+      EXPECT_LE(max_rel_error(got.data(), want.data(), int64_t(n) * d_out), 1e-3f) << "step " << t;
+    }
+  }
+}
+
+// An automatic capacity stops at one binding (one shard: the weights are read once a step), and
+// the plan says which buffer and limit.
+TEST(DeviceLimits, AutomaticCapacityStopsAtOneBinding) {
+  ScopedEnv profile("VKSSM_DEVICE_PROFILE", "tiny-bindings");
   const Mamba1Weights large_vocab = random_mamba1(per_stream_config(4000), 1);
-  EXPECT_THAT(error_of([&] { create_mamba1(large_vocab, o); }),
-              testing::MatchesRegex("max_streams 100 does not fit one binding: step outputs \\(logits\\): 16000 bytes "
-                                    "per stream, maxStorageBufferRange 1048576 of .* holds at most 65 streams"));
-  // Automatic: as many as the logits' binding holds, and the plan says so.
+  LoadOptions o;
   o.max_streams = 0;
   const std::unique_ptr<Model> m = create_mamba1(large_vocab, o);
   EXPECT_EQ(m->capacity(), 65);
+  EXPECT_EQ(m->info().memory.shards, 1);
   EXPECT_EQ(m->info().memory.capacity_reason, "binding limit");
   EXPECT_THAT(m->info().memory.capacity_detail, HasSubstr("step outputs (logits): 16000 bytes per stream"));
 }

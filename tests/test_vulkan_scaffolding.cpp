@@ -205,8 +205,8 @@ TEST(WeightsPlan, UnifiedMemoryLeavesMostToTheApplication) {
 }
 
 // Every state buffer and activation / output buffer stays within one binding: the automatic
-// capacity stops there (naming the buffer), and an explicit max_streams beyond it is refused with
-// the buffer, the limit and the most streams that fit. Rollback rings are split across buffers,
+// capacity stops there (naming the buffer), and an explicit max_streams beyond it runs in shards
+// of one binding each (the detail names the buffer, the limit and the shards). Rollback rings are split across buffers,
 // so their depth does not lower the capacity.
 TEST(WeightsPlan, CapacityKeepsBindingsWithinTheLimit) {
   DeviceCaps caps = fake_gpu();
@@ -229,10 +229,14 @@ TEST(WeightsPlan, CapacityKeepsBindingsWithinTheLimit) {
   r.max_streams = 2;
   EXPECT_EQ(plan_weights(r, caps).capacity, 2);
   EXPECT_EQ(plan_weights(r, caps).capacity_plan.reason, CapacityReason::Requested);
-  r.max_streams = 7;
-  EXPECT_EQ(error_of([&] { plan_weights(r, caps); }),
-            "max_streams 7 does not fit one binding: step outputs (logits): 500 bytes per stream, maxStorageBufferRange "
-            "1000 of Fake GPU holds at most 2 streams");
+  EXPECT_EQ(plan_weights(r, caps).capacity_plan.shard_capacity, 2);
+  r.max_streams = 7;  // more than one binding holds: 4 shards of 2 (the last one of 1)
+  const WeightsPlan sharded = plan_weights(r, caps);
+  EXPECT_EQ(sharded.capacity, 7);
+  EXPECT_EQ(sharded.capacity_plan.shard_capacity, 2);
+  EXPECT_EQ(sharded.capacity_plan.detail,
+            "4 shards of at most 2 streams: step outputs (logits): 500 bytes per stream, maxStorageBufferRange "
+            "1000 of Fake GPU holds 2 streams");
   caps.max_memory_allocation_size = 800;  // the smaller limit is the one named
   WeightsPlanRequest state_only;
   state_only.slot_bytes = 40;
@@ -261,10 +265,12 @@ TEST(WeightsPlan, Mamba130mShapeRuns256StreamsIn128MiBBindings) {
   }
   r.max_streams = 0;
   EXPECT_EQ(plan_weights(r, caps).capacity, 667);  // the logits' binding
-  r.max_streams = 700;
-  EXPECT_EQ(error_of([&] { plan_weights(r, caps); }),
-            "max_streams 700 does not fit one binding: step outputs (logits): 201120 bytes per stream, "
-            "maxStorageBufferRange 134217728 of Fake GPU holds at most 667 streams");
+  r.max_streams = 1000;  // two shards of 500
+  EXPECT_EQ(plan_weights(r, caps).capacity, 1000);
+  EXPECT_EQ(plan_weights(r, caps).capacity_plan.shard_capacity, 500);
+  EXPECT_EQ(plan_weights(r, caps).capacity_plan.detail,
+            "2 shards of at most 500 streams: step outputs (logits): 201120 bytes per stream, "
+            "maxStorageBufferRange 134217728 of Fake GPU holds 667 streams");
 }
 
 // vkFlushMappedMemoryRanges wants offsets and sizes in whole nonCoherentAtomSize units, or a range

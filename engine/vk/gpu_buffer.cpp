@@ -77,6 +77,14 @@ GpuBuffer::GpuBuffer(VulkanContext& ctx, uint64_t size, Kind kind, const std::st
 
 GpuBuffer::~GpuBuffer() { release(); }
 
+GpuBuffer GpuBuffer::alias(VkBuffer buffer, uint64_t size, const std::string& what) {
+  GpuBuffer b;  // no context: release() leaves the handle alone
+  b.buffer_ = buffer;
+  b.size_ = size;
+  b.what_ = what;
+  return b;
+}
+
 void GpuBuffer::release() {
   if (!ctx_) return;
   VkDevice dev = ctx_->device();

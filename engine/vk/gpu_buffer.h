@@ -36,6 +36,9 @@ class GpuBuffer {
   GpuBuffer& operator=(GpuBuffer&& other) noexcept;
   GpuBuffer(const GpuBuffer&) = delete;
   GpuBuffer& operator=(const GpuBuffer&) = delete;
+  // A non-owning handle to another buffer's VkBuffer (a shard's view of the weights its first
+  // shard owns): binds like the original, never uploads, frees nothing. The owner must outlive it.
+  static GpuBuffer alias(VkBuffer buffer, uint64_t size, const std::string& what);
 
   VkBuffer handle() const { return buffer_; }
   uint64_t size() const { return size_; }

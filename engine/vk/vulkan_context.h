@@ -104,6 +104,23 @@ class VulkanContext {
   // Bytes of all live GpuBuffers on this device (their sizes), for the memory plan.
   uint64_t& buffer_bytes() { return buffer_bytes_; }
 
+  // The weights of the model built on this context, in upload order. A model too large for one
+  // binding's worth of streams runs as shards (engine/vulkan_sharded_model.h) that share one
+  // context and one copy of the weights: the first shard's uploads are listed here, and while
+  // `replay` is on, WeightUploader hands the later shards non-owning aliases of the listed
+  // buffers, in the same order, instead of uploading again.
+  struct SharedWeights {
+    struct Entry {
+      std::string what;
+      VkBuffer buffer = VK_NULL_HANDLE;
+      uint64_t size = 0;
+    };
+    std::vector<Entry> entries;
+    bool replay = false;
+    size_t next = 0;  // the entry the next upload replays
+  };
+  SharedWeights& shared_weights() { return shared_weights_; }
+
   // Records `record` into a one-time command buffer, submits it and waits. Load time only.
   void run_once(const std::function<void(VkCommandBuffer)>& record);
 
@@ -131,6 +148,7 @@ class VulkanContext {
   DeviceCaps caps_;
   UploadCounters upload_counters_;
   uint64_t buffer_bytes_ = 0;
+  SharedWeights shared_weights_;
   int device_index_ = 0;
   std::string cache_dir_;
   std::string profile_;

@@ -4,6 +4,7 @@
 
 #include "engine/vk/vk_check.h"
 #include "engine/vk/vulkan_context.h"
+#include "host/error.h"
 #include "host/dtype.h"
 #include "host/quant_matrix.h"
 
@@ -36,9 +37,24 @@ void WeightUploader::record(const std::string& what, const char* type, uint64_t 
   bytes_ += bytes;
 }
 
+GpuBuffer WeightUploader::device_weights(const void* data, uint64_t bytes, const std::string& what) {
+  VulkanContext::SharedWeights& shared = ctx_.shared_weights();
+  if (shared.replay) {
+    // The same graph code runs for every shard, so the uploads come in the same order.
+    if (shared.next >= shared.entries.size() || shared.entries[shared.next].what != what ||
+        shared.entries[shared.next].size != bytes)
+      throw Error("internal: shard weights differ from the first shard's at " + what);
+    const VulkanContext::SharedWeights::Entry& e = shared.entries[shared.next++];
+    return GpuBuffer::alias(e.buffer, e.size, e.what);
+  }
+  GpuBuffer b(ctx_, bytes, GpuBuffer::Kind::DeviceLocal, what);
+  b.upload(data, bytes);
+  shared.entries.push_back({what, b.handle(), bytes});
+  return b;
+}
+
 GpuBuffer WeightUploader::words(const std::vector<uint32_t>& w, const std::string& what, const char* type) {
-  GpuBuffer b(ctx_, w.size() * 4, GpuBuffer::Kind::DeviceLocal, what);
-  b.upload(w.data(), w.size() * 4);
+  GpuBuffer b = device_weights(w.data(), w.size() * 4, what);
   record(what, type, w.size() * 4);
   return b;
 }
@@ -58,8 +74,7 @@ GpuBuffer WeightUploader::flat(const std::vector<float>& v, const std::string& w
   if (!f16_) return floats(v, what);
   std::vector<uint16_t> h(v.size() + (v.size() & 1), 0);
   for (size_t i = 0; i < v.size(); ++i) h[i] = float_to_half(v[i]);
-  GpuBuffer b(ctx_, h.size() * 2, GpuBuffer::Kind::DeviceLocal, what);
-  b.upload(h.data(), h.size() * 2);
+  GpuBuffer b = device_weights(h.data(), h.size() * 2, what);
   record(what, "f16", h.size() * 2);
   return b;
 }
@@ -68,8 +83,7 @@ GpuBuffer WeightUploader::floats(const std::vector<float>& v, const std::string&
   std::vector<float> data(v);
   if (padded > data.size()) data.resize(padded, 0.0f);
   if (data.empty()) data.push_back(0.0f);  // Vulkan buffers cannot be empty
-  GpuBuffer b(ctx_, data.size() * 4, GpuBuffer::Kind::DeviceLocal, what);
-  b.upload(data.data(), data.size() * 4);
+  GpuBuffer b = device_weights(data.data(), data.size() * 4, what);
   record(what, "f32", data.size() * 4);
   return b;
 }

@@ -68,6 +68,9 @@ class WeightUploader {
     DeviceHandle<VkBufferView> view;
   };
   GpuBuffer words(const std::vector<uint32_t>& w, const std::string& what, const char* type);
+  // A device buffer holding `bytes` of `data`: created and uploaded, and listed in the context's
+  // shared weights; or, while the context replays them (a later shard), an alias of the next one.
+  GpuBuffer device_weights(const void* data, uint64_t bytes, const std::string& what);
   void record(const std::string& what, const char* type, uint64_t bytes);
 
   VulkanContext& ctx_;

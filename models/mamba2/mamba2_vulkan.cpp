@@ -21,6 +21,7 @@
 #include "engine/vk/weight_uploader.h"
 #include "engine/vulkan_lm_head.h"
 #include "engine/vulkan_residual_block.h"
+#include "engine/vulkan_sharded_model.h"
 #include "engine/vulkan_step_model.h"
 #include "engine/vulkan_weights_plan.h"
 #include "models/mamba2/mamba2_model.h"
@@ -229,7 +230,7 @@ void Mamba2Graph::record_body(StepRecorder& r) {
 }  // namespace
 
 std::unique_ptr<Model> create_mamba2_vulkan(const Mamba2Weights& weights, const LoadOptions& options) {
-  return std::make_unique<VulkanStepModel>(
+  return create_vulkan_model(
       options, [&](GraphBuilder& b) { return std::make_unique<Mamba2Graph>(b, weights, options); });
 }
 

@@ -17,6 +17,7 @@
 #include "engine/vk/dispatch_math.h"
 #include "engine/vk/weight_uploader.h"
 #include "engine/vulkan_matvec.h"
+#include "engine/vulkan_sharded_model.h"
 #include "engine/vulkan_step_model.h"
 #include "engine/vulkan_weights_plan.h"
 #include "models/s4d/s4d_model.h"
@@ -231,7 +232,7 @@ void S4DGraph::record_body(StepRecorder& r) {
 }  // namespace
 
 std::unique_ptr<Model> create_s4d_vulkan(const S4DWeights& weights, const LoadOptions& options) {
-  return std::make_unique<VulkanStepModel>(
+  return create_vulkan_model(
       options, [&](GraphBuilder& b) { return std::make_unique<S4DGraph>(b, weights, options); });
 }
 
