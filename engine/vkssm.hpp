@@ -179,6 +179,7 @@ struct DeviceInfo {
   uint64_t max_storage_buffer_range = 0, max_texel_buffer_elements = 0, max_memory_allocation_size = 0;
   uint32_t max_per_stage_storage_buffers = 0;
   bool subgroup_arithmetic = false, timeline_semaphores = false, pipeline_cache_on_disk = true;
+  uint32_t max_memory_allocation_count = 0;
 };
 // The devices as the engine sees them under $VKSSM_DEVICE_PROFILE.
 VKSSM_API std::vector<DeviceInfo> list_devices();

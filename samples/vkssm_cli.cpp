@@ -103,6 +103,7 @@ void print_effective(const DeviceInfo& d) {
             << "    maxStorageBufferRange:     " << d.max_storage_buffer_range << "\n"
             << "    maxTexelBufferElements:    " << d.max_texel_buffer_elements << "\n"
             << "    maxMemoryAllocationSize:   " << d.max_memory_allocation_size << "\n"
+            << "    maxMemoryAllocationCount:  " << d.max_memory_allocation_count << "\n"
             << "    storage buffers per stage: " << d.max_per_stage_storage_buffers << "\n"
             << "    subgroup arithmetic:       " << yes_no(d.subgroup_arithmetic) << "\n"
             << "    timeline semaphores:       " << yes_no(d.timeline_semaphores) << "\n"

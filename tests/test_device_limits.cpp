@@ -347,6 +347,20 @@ TEST(DeviceLimits, OversizeAllocationNamesMaxMemoryAllocationSize) {
                                     "\\(16777216\\) of .*"));
 }
 
+// Every buffer is an allocation of its own, and a device allows only so many at once
+// (maxMemoryAllocationCount: 4096 on many phones, 1024 under tiny-bindings): a model that needs
+// more is refused, naming the buffer and the limit, and everything it allocated is freed.
+TEST(DeviceLimits, TooManyAllocationsNameMaxMemoryAllocationCount) {
+  ScopedEnv profile("VKSSM_DEVICE_PROFILE", "tiny-bindings");
+  Mamba1Config c = testing_helpers::small_mamba1_config(64);
+  c.n_layer = 120;  // about ten weight buffers and two state buffers a layer
+  const Mamba1Weights w = random_mamba1(c, 1);
+  EXPECT_THAT(error_of([&] { create_mamba1(w, {}); }),
+              testing::MatchesRegex(".*: allocation 1025 exceeds maxMemoryAllocationCount \\(1024\\) of .*"));
+  c.n_layer = 2;
+  EXPECT_EQ(create_mamba1(random_mamba1(c, 1), {})->info().n_layer, 2);
+}
+
 // ---- every per-stream buffer within a binding ----------------------------------------------------
 
 // A Mamba-1 whose layer ssm state is 4 KiB a stream (E 64, N 16) and whose logits are 1 KiB a row:

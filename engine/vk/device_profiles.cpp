@@ -17,6 +17,7 @@ struct DeviceProfile {
   std::optional<uint64_t> max_storage_buffer_range = std::nullopt;
   std::optional<uint64_t> max_texel_buffer_elements = std::nullopt;
   std::optional<uint64_t> max_memory_allocation_size = std::nullopt;
+  std::optional<uint32_t> max_memory_allocation_count = std::nullopt;
   std::optional<uint32_t> max_per_stage_storage_buffers = std::nullopt;
   std::optional<uint32_t> shared_memory = std::nullopt;
   std::optional<uint32_t> max_workgroup_invocations = std::nullopt;
@@ -31,9 +32,8 @@ struct DeviceProfile {
 };
 
 // Sources:
-//  [ABP] The Android Baseline 2021/2022 profile (Khronos Vulkan-Profiles, VP_ANDROID_baseline_2022),
-//        as tabulated in the project's reference notes (shared/reference/edge-gpus.md, "Limits
-//        real devices report"): maxStorageBufferRange 134217728, maxTexelBufferElements 65536,
+//  [ABP] The Android Baseline 2021/2022 profile (Khronos Vulkan-Profiles, VP_ANDROID_baseline_2022):
+//        maxStorageBufferRange 134217728, maxTexelBufferElements 65536,
 //        maxComputeSharedMemorySize 16384, maxComputeWorkGroupInvocations 128,
 //        maxPerStageDescriptorStorageBuffers 4.
 //  [SPEC] Vulkan 1.1 spec, table "Required Limits": maxStorageBufferRange 2^27,
@@ -59,6 +59,7 @@ const DeviceProfile kProfiles[] = {
     {.name = "android-baseline-2022",
      .max_storage_buffer_range = 134217728,
      .max_texel_buffer_elements = 65536,
+     .max_memory_allocation_count = 4096,  // the least Vulkan allows
      .max_per_stage_storage_buffers = kStepShaderStorageBuffers,
      .shared_memory = 16384,
      .max_workgroup_invocations = 128},
@@ -69,6 +70,7 @@ const DeviceProfile kProfiles[] = {
      .max_storage_buffer_range = 134217728,
      .max_texel_buffer_elements = 65536,
      .max_memory_allocation_size = uint64_t(1) << 30,
+     .max_memory_allocation_count = 4096,  // the least Vulkan allows
      .max_per_stage_storage_buffers = kStepShaderStorageBuffers,
      .shared_memory = 16384,
      .max_workgroup_invocations = 128,
@@ -86,6 +88,7 @@ const DeviceProfile kProfiles[] = {
      .max_storage_buffer_range = k128MiB,
      .max_texel_buffer_elements = uint64_t(1) << 27,
      .max_memory_allocation_size = k1GiB,
+     .max_memory_allocation_count = 4096,  // the least Vulkan allows
      .max_per_stage_storage_buffers = 35,
      .shared_memory = 32768,
      .max_workgroup_invocations = 512,
@@ -97,6 +100,7 @@ const DeviceProfile kProfiles[] = {
      .max_storage_buffer_range = k128MiB,
      .max_texel_buffer_elements = uint64_t(1) << 27,
      .max_memory_allocation_size = k1GiB,
+     .max_memory_allocation_count = 4096,  // the least Vulkan allows
      .max_per_stage_storage_buffers = 35,
      .shared_memory = 32768,
      .max_workgroup_invocations = 512,
@@ -106,6 +110,7 @@ const DeviceProfile kProfiles[] = {
      .max_storage_buffer_range = k128MiB,
      .max_texel_buffer_elements = uint64_t(1) << 27,
      .max_memory_allocation_size = k1GiB,
+     .max_memory_allocation_count = 4096,  // the least Vulkan allows
      .max_per_stage_storage_buffers = 24,
      .shared_memory = 32768,
      .max_workgroup_invocations = 1024,
@@ -116,6 +121,7 @@ const DeviceProfile kProfiles[] = {
      .max_storage_buffer_range = k128MiB,
      .max_texel_buffer_elements = uint64_t(1) << 27,
      .max_memory_allocation_size = k1GiB,
+     .max_memory_allocation_count = 4096,  // the least Vulkan allows
      .max_per_stage_storage_buffers = 24,
      .shared_memory = 32768,
      .max_workgroup_invocations = 1024,
@@ -133,7 +139,8 @@ const DeviceProfile kProfiles[] = {
     {.name = "tiny-bindings",
      .max_storage_buffer_range = uint64_t(1) << 20,
      .max_texel_buffer_elements = 65536,
-     .max_memory_allocation_size = uint64_t(16) << 20},
+     .max_memory_allocation_size = uint64_t(16) << 20,
+     .max_memory_allocation_count = 1024},
 };
 
 template <class T>
@@ -167,6 +174,7 @@ void apply_device_profile(DeviceCaps& caps, const std::string& name) {
     clamp(caps.max_storage_buffer_range, p.max_storage_buffer_range);
     clamp(caps.max_texel_buffer_elements, p.max_texel_buffer_elements);
     clamp(caps.max_memory_allocation_size, p.max_memory_allocation_size);
+    clamp(caps.max_memory_allocation_count, p.max_memory_allocation_count);
     clamp(caps.max_per_stage_storage_buffers, p.max_per_stage_storage_buffers);
     clamp(caps.shared_memory, p.shared_memory);
     clamp(caps.max_workgroup_invocations, p.max_workgroup_invocations);

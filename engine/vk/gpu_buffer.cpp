@@ -49,6 +49,13 @@ GpuBuffer::GpuBuffer(VulkanContext& ctx, uint64_t size, Kind kind, const std::st
     throw Error(what + ": an allocation of " + std::to_string(req.size) + " bytes exceeds maxMemoryAllocationSize (" +
                 std::to_string(ctx.caps().max_memory_allocation_size) + ") of " + ctx.caps().name);
   }
+  // Every buffer has an allocation of its own: a model needs a few per layer, far below the 4096
+  // that is the least a device may allow, but a huge model or many shards could reach it.
+  if (ctx.allocations() >= ctx.caps().max_memory_allocation_count) {
+    release();
+    throw Error(what + ": allocation " + std::to_string(ctx.allocations() + 1) + " exceeds maxMemoryAllocationCount (" +
+                std::to_string(ctx.caps().max_memory_allocation_count) + ") of " + ctx.caps().name);
+  }
   VkMemoryAllocateInfo ai{};
   ai.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO;
   ai.allocationSize = req.size;
@@ -67,6 +74,7 @@ GpuBuffer::GpuBuffer(VulkanContext& ctx, uint64_t size, Kind kind, const std::st
   VK_CHECK(vkBindBufferMemory(dev, buffer_, memory_, 0));
   allocation_size_ = req.size;
   ctx.buffer_bytes() += size_;
+  ctx.allocations()++;
   const VkMemoryPropertyFlags flags = ctx.memory_type_flags(ai.memoryTypeIndex);
   host_visible_ = kind == Kind::DeviceLocal && ctx.caps().upload != UploadPath::Staged &&
                   (flags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT);
@@ -91,7 +99,10 @@ void GpuBuffer::release() {
   if (memory_) {
     if (mapped_) vkUnmapMemory(dev, memory_);
     vkFreeMemory(dev, memory_, nullptr);
-    if (allocation_size_) ctx_->buffer_bytes() -= size_;
+    if (allocation_size_) {
+      ctx_->buffer_bytes() -= size_;
+      ctx_->allocations()--;
+    }
   }
   if (buffer_) vkDestroyBuffer(dev, buffer_, nullptr);
   buffer_ = VK_NULL_HANDLE;

@@ -213,6 +213,7 @@ DeviceCaps probe_device(VkPhysicalDevice pd, uint32_t instance_api) {
   c.max_workgroup_invocations = props.limits.maxComputeWorkGroupInvocations;
   c.max_workgroup_count_x = props.limits.maxComputeWorkGroupCount[0];
   c.max_storage_buffer_range = props.limits.maxStorageBufferRange;
+  c.max_memory_allocation_count = props.limits.maxMemoryAllocationCount;
   c.max_texel_buffer_elements = props.limits.maxTexelBufferElements;
   VkFormatProperties fp{};
   vkGetPhysicalDeviceFormatProperties(pd, VK_FORMAT_R32G32B32A32_SFLOAT, &fp);
@@ -343,6 +344,7 @@ std::vector<DeviceInfo> list_devices(const std::string& profile) {
       d.max_storage_buffer_range = c.max_storage_buffer_range;
       d.max_texel_buffer_elements = c.max_texel_buffer_elements;
       d.max_memory_allocation_size = c.max_memory_allocation_size;
+      d.max_memory_allocation_count = c.max_memory_allocation_count;
       d.max_per_stage_storage_buffers = c.max_per_stage_storage_buffers;
       d.subgroup_arithmetic = c.subgroup_arithmetic;
       d.timeline_semaphores = c.timeline_semaphores;

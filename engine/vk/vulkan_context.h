@@ -44,6 +44,7 @@ struct DeviceCaps {
   uint64_t min_storage_buffer_offset_alignment = 1;
   uint64_t min_texel_buffer_offset_alignment = 1;
   uint64_t max_memory_allocation_size = UINT64_MAX;  // maintenance3 (core 1.1)
+  uint32_t max_memory_allocation_count = UINT32_MAX;  // live vkAllocateMemory allocations (4096 on many devices)
   uint32_t max_per_stage_storage_buffers = UINT32_MAX;
   bool subgroup_arithmetic = false;  // subgroup ARITHMETIC operations in the compute stage
   std::string profile;               // VKSSM_DEVICE_PROFILE applied ("" = as probed)
@@ -103,6 +104,8 @@ class VulkanContext {
   const UploadCounters& upload_counters() const { return upload_counters_; }
   // Bytes of all live GpuBuffers on this device (their sizes), for the memory plan.
   uint64_t& buffer_bytes() { return buffer_bytes_; }
+  // Live memory allocations on this device (one per GpuBuffer), held within maxMemoryAllocationCount.
+  uint32_t& allocations() { return allocations_; }
 
   // The weights of the model built on this context, in upload order. A model too large for one
   // binding's worth of streams runs as shards (engine/vulkan_sharded_model.h) that share one
@@ -148,6 +151,7 @@ class VulkanContext {
   DeviceCaps caps_;
   UploadCounters upload_counters_;
   uint64_t buffer_bytes_ = 0;
+  uint32_t allocations_ = 0;
   SharedWeights shared_weights_;
   int device_index_ = 0;
   std::string cache_dir_;
