@@ -1,0 +1,280 @@
+#include "samples/serve/batcher.h"
+
+#include <algorithm>
+
+namespace vkssm::serve {
+
+Batcher::Batcher(Model& model, Metrics& metrics, std::chrono::milliseconds idle_timeout)
+    : model_(model),
+      metrics_(metrics),
+      idle_timeout_(idle_timeout),
+      vocab_(model.info().vocab_size),
+      table_(model.capacity()) {
+  const size_t cap = static_cast<size_t>(model.capacity());
+  step_tokens_.reserve(cap);
+  step_slots_.reserve(cap);
+  step_jobs_.reserve(cap);
+  step_logits_.resize(cap * static_cast<size_t>(vocab_));
+}
+
+Batcher::~Batcher() { stop(); }
+
+void Batcher::start() {
+  last_expiry_check_ = Clock::now();
+  thread_ = std::thread([this] { loop(); });
+}
+
+void Batcher::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::future<JobResult> Batcher::submit(JobSpec spec) {
+  auto job = std::make_unique<Job>();
+  job->spec = std::move(spec);
+  std::future<JobResult> done = job->done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) {
+      job->result.status = Status::Failed;
+      job->result.message = "the server is shutting down";
+      job->done.set_value(std::move(job->result));
+      return done;
+    }
+    queue_.push_back(std::move(job));
+    metrics_.queue_depth.fetch_add(1);
+  }
+  wake_.notify_one();
+  return done;
+}
+
+void Batcher::loop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      // Idle: wake at least once a second to expire idle sessions.
+      if (running_.empty())
+        wake_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_ || !queue_.empty(); });
+      for (auto& job : queue_) waiting_.push_back(std::move(job));
+      queue_.clear();
+      if (stopping_ && waiting_.empty() && running_.empty()) break;
+    }
+    // Jobs start in arrival order; one whose session is busy waits for a later turn.
+    for (size_t i = 0, n = waiting_.size(); i < n; ++i) {
+      std::unique_ptr<Job> job = std::move(waiting_.front());
+      waiting_.pop_front();
+      if (!start_job(job)) waiting_.push_back(std::move(job));
+    }
+    expire_idle();
+    if (!running_.empty()) advance();
+    publish_gauges();
+  }
+}
+
+bool Batcher::start_job(std::unique_ptr<Job>& job) {
+  Session* s = table_.find(job->spec.session);
+  if (s && s->busy) return false;
+  metrics_.queue_depth.fetch_sub(1);
+  if (s && job->spec.expect_position >= 0 && s->position != job->spec.expect_position) {
+    table_.remove(job->spec.session);
+    s = nullptr;
+  }
+  if (job->spec.kind != JobKind::Advance) {
+    run_control(*job);
+    return true;
+  }
+  if (!s) {
+    finish(*job, Status::NotFound, "no session '" + job->spec.session + "'");
+    return true;
+  }
+  if (job->spec.max_tokens > 0 && job->spec.feed.empty() && s->position == 0) {
+    finish(*job, Status::Invalid, "session '" + job->spec.session +
+                                      "' has read no tokens yet: feed at least one token before generating");
+    return true;
+  }
+  s->busy = true;
+  job->session = s;
+  job->result.generated.reserve(static_cast<size_t>(job->spec.max_tokens));
+  running_.push_back(std::move(job));
+  return true;
+}
+
+void Batcher::run_control(Job& job) {
+  const JobSpec& spec = job.spec;
+  const std::string& id = spec.kind == JobKind::Fork ? spec.target : spec.session;
+  Session* source = table_.find(spec.session);
+  if (spec.kind == JobKind::Delete) {
+    if (!source) return finish(job, Status::NotFound, "no session '" + id + "'");
+    table_.remove(id);
+    return finish(job);
+  }
+  if (spec.kind == JobKind::Load && source) return finish(job);  // another request loaded it first
+  if (spec.kind == JobKind::Fork && !source) return finish(job, Status::NotFound, "no session '" + spec.session + "'");
+  if (spec.kind != JobKind::Fork && source) return finish(job, Status::Failed, "session '" + id + "' exists");
+  // Full: a session whose state is in Redis can make room (it is loaded again when asked for),
+  // but not a fork's source. add() and evict_one() leave `source` where it is (unordered_map
+  // nodes do not move).
+  Session* s = table_.full() && !table_.evict_one(source) ? nullptr : table_.add(id, vocab_);
+  if (!s)
+    return finish(job, Status::Full,
+                  "all " + std::to_string(model_.capacity()) + " session slots are in use (--max-streams)");
+  try {
+    switch (spec.kind) {
+      case JobKind::Create:
+        model_.reset(s->slot);
+        break;
+      case JobKind::Fork:
+        model_.fork(source->slot, s->slot);
+        s->position = source->position;
+        s->logits = source->logits;
+        source->last_used = Clock::now();
+        break;
+      case JobKind::Load:
+        if (spec.position < 0 || (spec.logits.size() != 0 && spec.logits.size() != size_t(vocab_)) ||
+            (spec.position > 0) != !spec.logits.empty())
+          throw Error("the stored position (" + std::to_string(spec.position) + ") and logits (" +
+                      std::to_string(spec.logits.size()) + " floats) do not fit this model's vocabulary of " +
+                      std::to_string(vocab_));
+        model_.restore(s->slot, spec.state.data(), spec.state.size());
+        s->position = spec.position;
+        s->logits = spec.logits;
+        break;
+      default:
+        break;
+    }
+  } catch (const std::exception& e) {
+    table_.remove(id);
+    return finish(job, spec.kind == JobKind::Load ? Status::BadState : Status::Failed, e.what());
+  }
+  s->persisted = spec.want_state || spec.kind == JobKind::Load;
+  job.session = s;
+  finish(job);
+}
+
+void Batcher::expire_idle() {
+  const Clock::time_point now = Clock::now();
+  if (now - last_expiry_check_ < std::chrono::seconds(1) && !stopping_) return;
+  last_expiry_check_ = now;
+  for (const std::string& id : table_.idle_since(now - idle_timeout_)) {
+    table_.remove(id);
+    metrics_.sessions_expired.fetch_add(1);
+  }
+}
+
+void Batcher::advance() {
+  try {
+    // Long inputs: all but the last pending token through prefill, a bounded chunk per turn.
+    for (auto& job : running_) {
+      const size_t left = job->spec.feed.size() - job->fed;
+      if (left <= 1) continue;
+      const int n = static_cast<int>(std::min<size_t>(left - 1, kPrefillChunk));
+      model_.prefill(job->session->slot, job->spec.feed.data() + job->fed, n, nullptr);
+      job->fed += static_cast<size_t>(n);
+      job->session->position += n;
+      metrics_.tokens_prefilled.fetch_add(static_cast<uint64_t>(n));
+    }
+
+    // Every running job contributes one token to the batched step: its next input token, or the
+    // token it samples now from its session's logits.
+    step_tokens_.clear();
+    step_slots_.clear();
+    step_jobs_.clear();
+    for (auto& job : running_) {
+      Session& s = *job->session;
+      int32_t token;
+      if (job->fed < job->spec.feed.size()) {
+        token = job->spec.feed[job->fed];
+      } else {
+        const int produced = static_cast<int>(job->result.generated.size());
+        if (job->stopped || produced >= job->spec.max_tokens) continue;
+        token = sample_nth(s.logits.data(), static_cast<int>(vocab_), job->spec.sampling, uint64_t(produced));
+        if (token == job->spec.eos) {
+          job->stopped = true;
+          job->result.finish_reason = "stop";
+          continue;
+        }
+        job->result.generated.push_back(token);
+        metrics_.tokens_generated.fetch_add(1);
+        if (job->spec.on_token && !job->spec.on_token(token, s.logits.data())) {
+          job->stopped = true;
+          job->result.finish_reason = "cancelled";
+        }
+      }
+      step_tokens_.push_back(token);
+      step_slots_.push_back(s.slot);
+      step_jobs_.push_back(job.get());
+    }
+
+    if (!step_jobs_.empty()) {
+      const int batch = static_cast<int>(step_jobs_.size());
+      const Clock::time_point t0 = Clock::now();
+      model_.step(step_tokens_.data(), step_slots_.data(), batch, step_logits_.data());
+      metrics_.observe_step(std::chrono::duration<double>(Clock::now() - t0).count());
+      metrics_.steps.fetch_add(1);
+      metrics_.tokens_stepped.fetch_add(static_cast<uint64_t>(batch));
+      for (int i = 0; i < batch; ++i) {
+        Job& job = *step_jobs_[size_t(i)];
+        const float* row = step_logits_.data() + size_t(i) * size_t(vocab_);
+        job.session->logits.assign(row, row + vocab_);  // capacity reserved: no allocation
+        job.session->position += 1;
+        if (job.fed < job.spec.feed.size()) ++job.fed;
+      }
+    }
+  } catch (const std::exception& e) {
+    fail_running(std::string("the model failed: ") + e.what());
+    return;
+  }
+
+  // Jobs with nothing left to do are answered.
+  for (size_t i = 0; i < running_.size();) {
+    Job& job = *running_[i];
+    const bool fed = job.fed == job.spec.feed.size();
+    const bool generated = job.stopped || static_cast<int>(job.result.generated.size()) >= job.spec.max_tokens;
+    if (fed && generated) {
+      if (job.spec.max_tokens > 0 && job.result.finish_reason.empty()) job.result.finish_reason = "length";
+      finish(job);
+      running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(i));
+    } else {
+      ++i;
+    }
+  }
+}
+
+void Batcher::fail_running(const std::string& message) {
+  for (auto& job : running_) finish(*job, Status::Failed, message);
+  running_.clear();
+}
+
+void Batcher::finish(Job& job, Status status, const std::string& message) {
+  JobResult& r = job.result;
+  r.status = status;
+  r.message = message;
+  if (Session* s = job.session) {
+    s->busy = false;
+    s->last_used = Clock::now();
+    if (status == Status::Ok) {
+      r.position = s->position;
+      if (job.spec.want_logits) r.logits = s->logits;
+      if (job.spec.want_state) {
+        try {
+          r.state = model_.snapshot(s->slot);
+        } catch (const std::exception& e) {
+          r.status = Status::Failed;
+          r.message = std::string("could not snapshot the session's state: ") + e.what();
+        }
+      }
+    }
+  }
+  job.done.set_value(std::move(r));
+}
+
+void Batcher::publish_gauges() {
+  metrics_.active_sessions.store(static_cast<int64_t>(table_.size()));
+  metrics_.state_bytes.store(static_cast<int64_t>(table_.size() * model_.info().state_bytes_per_stream));
+}
+
+}  // namespace vkssm::serve

@@ -1,0 +1,144 @@
+#pragma once
+// The step loop of `vkssm serve`: one thread owns the Model and the session table; HTTP handler
+// threads hand it jobs and wait on a future.
+//
+// Each turn the loop takes every queued job, runs the control jobs (create, fork, delete, load a
+// state) and then advances all sessions with work in ONE batched Model::step: a session reading
+// its input contributes its next token, a generating session the token it just sampled. So a
+// request never waits for another client's whole generation, only for the shared steps.
+//
+// Long inputs: all but a session's last pending token go through Model::prefill, at most
+// kPrefillChunk tokens per session per turn, before the batched step. Prefill runs many tokens
+// per submit (far faster than one batched step per token); bounding the chunk keeps the other
+// sessions' steps flowing while a long prompt is read. The last token always goes through the
+// batched step, which gives its logits.
+//
+// Sampling happens on the host from the logits each step returns (sample_nth with the request's
+// own draw index), so a request's output depends only on its seed and the session's state, not on
+// which slot or batch it ran in, and top logprobs come from the same logits.
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/vkssm.hpp"
+#include "samples/serve/metrics.h"
+#include "samples/serve/session_table.h"
+
+namespace vkssm::serve {
+
+enum class JobKind {
+  Create,   // a new session `session` with a zero state
+  Advance,  // feed `feed` to `session`, then generate up to `max_tokens` tokens
+  Fork,     // a new session `target` with a copy of `session`'s state
+  Delete,   // free `session`
+  Load,     // hold `session` with `state`, `position` and `logits` (from Redis); no-op when held
+};
+
+enum class Status {
+  Ok,
+  NotFound,  // no such session in this process
+  Full,      // every state slot is taken
+  Invalid,   // the request does not fit the session (generate before any token was fed)
+  BadState,  // a Load's state blob does not restore (another model, corrupted)
+  Failed,    // the model threw, or the server is shutting down
+};
+
+struct JobSpec {
+  JobKind kind = JobKind::Advance;
+  std::string session;
+  std::string target;                // Fork: the new session's id
+  std::vector<int32_t> feed;         // Advance: ids, already checked against the vocabulary
+  int max_tokens = 0;                // Advance: tokens to generate after the feed
+  SamplingParams sampling;
+  int32_t eos = -1;                  // generation stops before this token (-1: none)
+  // Advance: called on the step loop's thread for each generated token with the logits it was
+  // sampled from; returning false stops the generation (a streaming client went away).
+  std::function<bool(int32_t token, const float* logits)> on_token;
+  bool want_logits = false;          // return the last token's logits
+  bool want_state = false;           // return the session's snapshot (to persist it)
+  // Advance, Fork: the position the session must be at (-1: any). A held copy at another
+  // position is stale (another replica advanced the session): it is dropped and the job answers
+  // NotFound, so the caller loads the current state and retries.
+  int64_t expect_position = -1;
+  std::vector<uint8_t> state;        // Load
+  int64_t position = 0;              // Load
+  std::vector<float> logits;         // Load
+};
+
+struct JobResult {
+  Status status = Status::Ok;
+  std::string message;               // for every status but Ok
+  int64_t position = 0;              // the session's (Fork: the new one's)
+  std::vector<float> logits;         // want_logits
+  std::vector<uint8_t> state;        // want_state
+  std::vector<int32_t> generated;
+  std::string finish_reason;         // Advance with max_tokens > 0: "length", "stop" or "cancelled"
+};
+
+class Batcher {
+ public:
+  // At most kPrefillChunk tokens of one session go through one Model::prefill call per turn.
+  static constexpr int kPrefillChunk = 64;
+
+  Batcher(Model& model, Metrics& metrics, std::chrono::milliseconds idle_timeout);
+  ~Batcher();
+  Batcher(const Batcher&) = delete;
+  Batcher& operator=(const Batcher&) = delete;
+
+  void start();
+  // Refuses new jobs, finishes every queued and running one, then joins the loop.
+  void stop();
+  // Queues a job. After stop() the future holds Status::Failed.
+  std::future<JobResult> submit(JobSpec spec);
+
+ private:
+  struct Job {
+    JobSpec spec;
+    std::promise<JobResult> done;
+    JobResult result;
+    Session* session = nullptr;  // Advance: set when it starts
+    size_t fed = 0;              // tokens of spec.feed consumed
+    bool stopped = false;        // generation ended early (end of text or cancelled)
+  };
+
+  void loop();
+  // Runs a control job, or starts an Advance job (false: its session is busy, try next turn).
+  bool start_job(std::unique_ptr<Job>& job);
+  void run_control(Job& job);
+  void expire_idle();
+  void advance();      // one turn of prefill + batched step over the running Advance jobs
+  void fail_running(const std::string& message);
+  void finish(Job& job, Status status = Status::Ok, const std::string& message = "");
+  void publish_gauges();
+
+  Model& model_;
+  Metrics& metrics_;
+  const std::chrono::milliseconds idle_timeout_;
+  const int64_t vocab_;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::unique_ptr<Job>> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+
+  // The loop thread's own.
+  SessionTable table_;
+  std::deque<std::unique_ptr<Job>> waiting_;    // jobs whose session is busy
+  std::vector<std::unique_ptr<Job>> running_;  // Advance jobs in progress
+  Clock::time_point last_expiry_check_;
+  // Reused every step (sized for a full batch at construction).
+  std::vector<int32_t> step_tokens_, step_slots_;
+  std::vector<Job*> step_jobs_;
+  std::vector<float> step_logits_;
+};
+
+}  // namespace vkssm::serve

@@ -1,0 +1,67 @@
+#include "samples/serve/serve_command.h"
+
+#include <csignal>
+#include <iostream>
+
+#include "samples/load_options.h"
+#include "samples/serve/server.h"
+
+namespace vkssm::cli {
+
+const std::vector<Flag> kServeFlags = {
+    {"--model", "PATH", "checkpoint folder or GGUF file (a token model)"},
+    {"--backend", "NAME", "vulkan (default), cpu (reference) or cpu-fast (threads + SIMD)"},
+    {"--device", "N", "Vulkan device index (default: $VKSSM_DEVICE, else the best one)"},
+    {"--weights", "TYPE", "auto (default), f32, f16, q8_0, q4_0, q4_k, q5_k or q6_k"},
+    {"--host", "ADDR", "address to listen on (default 127.0.0.1)"},
+    {"--port", "N", "port to listen on; 0 = any free port (default 8080)"},
+    {"--max-streams", "N", "sessions held at once, all stepped together (default 8)"},
+    {"--redis", "URL", "keep every session's state in Redis (redis://HOST:PORT) so replicas share sessions"},
+    {"--api-key", "KEY", "require 'Authorization: Bearer KEY' on every endpoint but /health"},
+    {"--idle-timeout", "S", "free sessions unused for S seconds (default 600)"},
+    {"--max-body", "BYTES", "largest request body accepted (default 1048576)"},
+    {"--max-tokens", "N", "most tokens one request may generate (default 4096)"},
+};
+
+const char* const kServeDetails =
+    "Endpoints: GET /health, GET /metrics, GET /v1/models, POST /v1/sessions,\n"
+    "POST /v1/sessions/ID/tokens, POST /v1/sessions/ID/generate, POST /v1/sessions/ID/fork,\n"
+    "DELETE /v1/sessions/ID, POST /v1/completions (see README.md). Every active session advances\n"
+    "in one batched model step. SIGTERM or SIGINT: finish the requests in progress, then exit.\n";
+
+int cmd_serve(const Args& args) {
+  serve::ServeOptions opt;
+  opt.model_path = args.get("--model");
+  opt.load = load_options(args);
+  opt.load.max_streams = static_cast<int>(parse_int("--max-streams", args.get_or("--max-streams", "8"), 1, 1024));
+  opt.host = args.get_or("--host", "127.0.0.1");
+  opt.port = static_cast<int>(parse_int("--port", args.get_or("--port", "8080"), 0, 65535));
+  opt.redis_url = args.get_or("--redis", "");
+  opt.api_key = args.get_or("--api-key", "");
+  opt.idle_timeout_s = parse_int("--idle-timeout", args.get_or("--idle-timeout", "600"), 1, 1 << 30);
+  opt.max_body_bytes = static_cast<size_t>(parse_int("--max-body", args.get_or("--max-body", "1048576"), 1, 1 << 30));
+  opt.max_tokens = static_cast<int>(parse_int("--max-tokens", args.get_or("--max-tokens", "4096"), 1, 1 << 20));
+
+  // Block the signals before any thread starts so that every thread inherits the mask and only
+  // sigwait below sees them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  serve::Server server(opt);
+  server.start();
+  const ModelInfo& info = server.model().info();
+  std::cerr << "vkssm serve: " << info.architecture << " on " << info.backend << " (" << info.device_name << "), "
+            << server.model().capacity() << " sessions, listening on http://" << opt.host << ":" << server.port()
+            << (opt.redis_url.empty() ? "" : ", sessions in " + opt.redis_url) << std::endl;
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  std::cerr << "vkssm serve: " << (signal == SIGTERM ? "SIGTERM" : "SIGINT")
+            << ": finishing the requests in progress" << std::endl;
+  server.stop();
+  return 0;
+}
+
+}  // namespace vkssm::cli
