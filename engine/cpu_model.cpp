@@ -19,6 +19,13 @@ void CpuStepper::step_token(float*, int32_t, float*) const {
 void CpuStepper::step_frame(float*, const float*, float*) const {
   throw Error("this model takes token ids (step), not input frames");
 }
+void CpuStepper::step_tokens(float* const* states, const int32_t* tokens, int batch, float* out,
+                             size_t out_stride) const {
+  for (int b = 0; b < batch; ++b) step_token(states[b], tokens[b], out + size_t(b) * out_stride);
+}
+void CpuStepper::prefill(float* state, const int32_t* tokens, int n, float* last) const {
+  for (int t = 0; t < n; ++t) step_token(state, tokens[t], last);
+}
 
 namespace {
 
@@ -32,10 +39,15 @@ class CpuModel final : public Model {
     if (capacity < 1) throw Error("max_streams must be at least 1 (or 0 for automatic), got " +
                                   std::to_string(capacity));
     if (depth_ < 0) throw Error("rollback_depth must be >= 0, got " + std::to_string(depth_));
-    info_.backend = "cpu";
-    info_.device_name = "host CPU (reference)";
+    const bool fast = options.backend == BackendKind::CpuFast;
+    info_.backend = fast ? "cpu-fast" : "cpu";
+    info_.device_name = stepper_->device_name();
+    if (info_.device_name.empty())
+      info_.device_name = fast ? "host CPU (reference: " + info_.architecture + " has no cpu-fast stepper yet)"
+                               : "host CPU (reference)";
     // Q8_0 / Q4_0: the stepper's weights went through store_as(), the values the GPU computes with.
-    info_.weight_type = quant_type_of(options.weights) ? weight_storage_name(options.weights) : "f32";
+    if (info_.weight_type.empty())
+      info_.weight_type = quant_type_of(options.weights) ? weight_storage_name(options.weights) : "f32";
     const size_t n = stepper_->state_floats();
     header_.payload_floats = n;
     slots_.resize(size_t(capacity));
@@ -45,6 +57,7 @@ class CpuModel final : public Model {
     }
     scratch_.resize(size_t(std::max<int64_t>(info_.d_output, 1)));
     marks_.assign(size_t(capacity), 0);
+    states_.resize(size_t(capacity));
   }
 
   const ModelInfo& info() const override { return info_; }
@@ -63,10 +76,9 @@ class CpuModel final : public Model {
       throw Error("model '" + info_.architecture + "' takes input frames (step_frames), not token ids");
     if (!tokens) throw Error("step: no token ids (tokens is null)");
     check_step(tokens, slots, batch);
-    for (int b = 0; b < batch; ++b) {
-      Slot& s = push(slots[b]);
-      stepper_->step_token(s.state.data(), tokens[b], logits ? logits + size_t(b) * info_.d_output : scratch_.data());
-    }
+    for (int b = 0; b < batch; ++b) states_[size_t(b)] = push(slots[b]).state.data();
+    if (logits) stepper_->step_tokens(states_.data(), tokens, batch, logits, size_t(info_.d_output));
+    else stepper_->step_tokens(states_.data(), tokens, batch, scratch_.data(), 0);
     counters_.steps++;
   }
 
@@ -86,20 +98,28 @@ class CpuModel final : public Model {
   void step_sample(const int32_t* tokens, const int32_t* slots, int batch, const SamplingParams* params,
                    int32_t* next_tokens, float* logits) override {
     for (int b = 0; b < batch; ++b) check_sampling(params[b]);
-    std::vector<float> all(size_t(batch) * info_.d_output);
-    step(tokens, slots, batch, all.data());
+    // The caller's buffer when it wants the logits, else ours (grown once to the largest batch).
+    const size_t n = size_t(std::max(batch, 0)) * size_t(info_.d_output);
+    if (!logits && sample_logits_.size() < n) sample_logits_.resize(n);
+    float* all = logits ? logits : sample_logits_.data();
+    step(tokens, slots, batch, all);
     for (int b = 0; b < batch; ++b) {
       Slot& s = slots_[size_t(slots[b])];
-      next_tokens[b] = sample_nth(all.data() + size_t(b) * info_.d_output, int(info_.d_output), params[b], s.sampled++);
+      next_tokens[b] = sample_nth(all + size_t(b) * info_.d_output, int(info_.d_output), params[b], s.sampled++);
     }
-    if (logits) std::copy(all.begin(), all.end(), logits);
   }
 
   void prefill(int slot, const int32_t* tokens, int n, float* last_logits) override {
     if (info_.vocab_size == 0)
       throw Error("model '" + info_.architecture + "' takes input frames, not a token prompt");
     check_prefill(slot, tokens, n, capacity(), info_.vocab_size);
-    for (int t = 0; t < n; ++t) step(&tokens[t], &slot, 1, t + 1 == n ? last_logits : nullptr);
+    // The rollback ring saves one state per token, so with one the prompt goes token by token.
+    if (depth_ > 0) {
+      for (int t = 0; t < n; ++t) step(&tokens[t], &slot, 1, t + 1 == n ? last_logits : nullptr);
+      return;
+    }
+    stepper_->prefill(slots_[size_t(slot)].state.data(), tokens, n, last_logits ? last_logits : scratch_.data());
+    counters_.steps += uint64_t(n);
   }
 
   void rollback(int slot, int steps) override {
@@ -205,6 +225,8 @@ class CpuModel final : public Model {
   std::vector<Slot> slots_;
   std::vector<float> scratch_;
   std::vector<uint8_t> marks_;
+  std::vector<float*> states_;  // the stepped slots' states, [capacity] (no allocation per step)
+  std::vector<float> sample_logits_;  // step_sample's logits when the caller wants none
   StepCounters counters_;
 };
 

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "engine/vkssm.hpp"
 #include "host/state_file.h"
@@ -22,6 +23,17 @@ class CpuStepper {
   virtual void step_token(float* state, int32_t token, float* out) const;
   // Frame models: advances `state` by one frame of d_input floats, writes d_output floats.
   virtual void step_frame(float* state, const float* frame, float* out) const;
+  // Token models, all streams of a step at once (distinct states): stream b writes its logits at
+  // out + b * out_stride. out_stride 0 means nobody reads them (out is one row of scratch), and a
+  // stepper may skip computing them. The default steps the streams one by one.
+  virtual void step_tokens(float* const* states, const int32_t* tokens, int batch, float* out,
+                           size_t out_stride) const;
+  // Token models: advances `state` by the n >= 1 tokens of a prompt, writes the last one's logits
+  // to `last`. The default steps them one by one (a fast stepper runs the projections for many
+  // tokens at once: each weight read once per chunk of the prompt).
+  virtual void prefill(float* state, const int32_t* tokens, int n, float* last) const;
+  // What ModelInfo::device_name says; empty for the reference (CpuModel then names it).
+  virtual std::string device_name() const { return ""; }
 };
 
 // The stepper of a reference that already steps the blob's flat layout in place:
@@ -47,7 +59,9 @@ class FlatReferenceStepper final : public CpuStepper {
 };
 
 // `info` describes the model (architecture, sizes; backend and device are filled in here);
-// `header` is what its state blobs say. Throws vkssm::Error when capacity < 1.
+// `header` is what its state blobs say. Throws vkssm::Error when capacity < 1. Under
+// BackendKind::CpuFast a reference stepper (no device_name) runs as the backend's fallback, and
+// ModelInfo::device_name says so.
 std::unique_ptr<Model> create_cpu_model(std::unique_ptr<CpuStepper> stepper, const ModelInfo& info,
                                         const StateHeader& header, const LoadOptions& options);
 

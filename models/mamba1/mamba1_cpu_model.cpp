@@ -1,10 +1,11 @@
 // Mamba-1 on the `cpu` backend: the reference step (mamba1_cpu.cpp) on the flat state layout of
-// state blobs, plus what ModelInfo and the state header say about a Mamba-1 model (shared with
+// state blobs (or, for `cpu-fast`, mamba1_cpu_fast.cpp's stepper), plus what ModelInfo and the state header say about a Mamba-1 model (shared with
 // the Vulkan backend, so both describe and serialise a model identically).
 #include <algorithm>
 
 #include "engine/cpu_model.h"
 #include "engine/weight_storage.h"
+#include "host/error.h"
 #include "models/mamba1/mamba1_model.h"
 
 namespace vkssm {
@@ -51,9 +52,21 @@ class Mamba1CpuStepper final : public CpuStepper {
   mutable Mamba1CpuReference::State scratch_;
 };
 
+// The stepper `options` asks for, on weights already as the backend computes with them.
+std::unique_ptr<CpuStepper> make_stepper(const Mamba1Weights& w, const LoadOptions& options) {
+  if (options.backend != BackendKind::CpuFast) return std::make_unique<Mamba1CpuStepper>(w);
+#if VKSSM_CPU_FAST
+  return make_mamba1_cpu_fast(w, options);
+#else
+  throw Error("backend cpu-fast: this vkssm was built without it (cmake -DVKSSM_CPU_FAST=OFF)");
+#endif
+}
+
 }  // namespace
 
 std::unique_ptr<Model> create_mamba1_cpu(const Mamba1Weights& weights, const LoadOptions& options) {
+  ModelInfo info = mamba1_model_info(weights);
+  if (options.backend == BackendKind::CpuFast && options.weights == WeightStorage::F16) info.weight_type = "f16";
   if (quant_type_of(options.weights)) {
     // The matrices mamba1_vulkan.cpp uploads with WeightUploader::matrix, as it stores them.
     Mamba1Weights q = weights;
@@ -62,11 +75,9 @@ std::unique_ptr<Model> create_mamba1_cpu(const Mamba1Weights& weights, const Loa
       store_as(options.weights, l.in_proj, q.cfg.d_model);
       store_as(options.weights, l.out_proj, q.cfg.d_inner);
     }
-    return create_cpu_model(std::make_unique<Mamba1CpuStepper>(q), mamba1_model_info(q), mamba1_state_header(q),
-                            options);
+    return create_cpu_model(make_stepper(q, options), info, mamba1_state_header(q), options);
   }
-  return create_cpu_model(std::make_unique<Mamba1CpuStepper>(weights), mamba1_model_info(weights),
-                          mamba1_state_header(weights), options);
+  return create_cpu_model(make_stepper(weights, options), info, mamba1_state_header(weights), options);
 }
 
 }  // namespace vkssm

@@ -1,0 +1,257 @@
+// The cpu-fast backend (engine/cpu/, models/*/..._cpu_fast.cpp) against the reference
+// (`cpu`): the same logits within 1e-3 relative for shapes that do not fit the vector width, for
+// batches of 1, 3 and 17 streams, prompts of 1, 5 and 70 tokens (70: more than one pass of rows),
+// fp16 weights, and the state operations CpuModel adds on top of either stepper.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "engine/vkssm.hpp"
+#include "host/dtype.h"
+#include "models/mamba1/mamba1_model.h"
+#include "models/mamba2/mamba2_model.h"
+#include "models/s4d/s4d_model.h"
+#include "tests/test_helpers.h"
+
+#if VKSSM_CPU_FAST
+
+namespace vkssm {
+namespace {
+
+using testing::HasSubstr;
+using testing::StartsWith;
+using testing_helpers::error_of;
+using testing_helpers::max_rel_error;
+using testing_helpers::ScopedEnv;
+
+constexpr float kTol = 1e-3f;
+
+// Shapes chosen against the kernels' fast paths: D, E and N not multiples of any vector width,
+// an odd E, a vocabulary that leaves a tail of rows; the second with biases, an untied head and
+// Falcon-Mamba's normalised dt/B/C; the third the mamba-130m proportions, small.
+struct Shape {
+  const char* name;
+  Mamba1Config cfg;
+};
+std::vector<Shape> shapes() {
+  Mamba1Config odd;
+  odd.d_model = 37, odd.n_layer = 2, odd.vocab_size = 101, odd.d_state = 5, odd.d_conv = 4;
+  odd.d_inner = 75, odd.dt_rank = 3;
+  Mamba1Config falcon = odd;
+  falcon.d_conv = 3, falcon.use_bias = true, falcon.tie_embeddings = false, falcon.dt_b_c_rms = true;
+  Mamba1Config regular;
+  regular.d_model = 64, regular.n_layer = 3, regular.vocab_size = 256, regular.d_state = 16;
+  regular.d_inner = 128, regular.dt_rank = 4;
+  return {{"odd", odd}, {"falcon_untied_bias", falcon}, {"regular", regular}};
+}
+
+LoadOptions options(BackendKind backend, int streams, WeightStorage weights = WeightStorage::F32) {
+  LoadOptions o;
+  o.backend = backend;
+  o.max_streams = streams;
+  o.weights = weights;
+  o.cpu_threads = 2;  // the pool's split runs even on a one-core machine
+  return o;
+}
+
+// One step of `batch` streams (slots 0..batch-1) with per-stream tokens; returns [batch][V].
+std::vector<float> step(Model& m, int batch, int t) {
+  std::vector<int32_t> tokens(static_cast<size_t>(batch)), slots(static_cast<size_t>(batch));
+  for (int b = 0; b < batch; ++b) {
+    slots[size_t(b)] = b;
+    tokens[size_t(b)] = int32_t((b * 7 + t * 13 + 1) % m.info().vocab_size);
+  }
+  std::vector<float> out(size_t(batch) * size_t(m.info().vocab_size));
+  m.step(tokens.data(), slots.data(), batch, out.data());
+  return out;
+}
+
+class CpuFastShapes : public testing::TestWithParam<Shape> {
+ protected:
+  Mamba1Weights weights() const { return random_mamba1(GetParam().cfg, 11); }
+};
+
+TEST_P(CpuFastShapes, BatchedStepsMatchTheReference) {
+  const Mamba1Weights w = weights();
+  for (int batch : {1, 3, 17}) {
+    auto fast = create_mamba1(w, options(BackendKind::CpuFast, 17));
+    auto ref = create_mamba1(w, options(BackendKind::Cpu, 17));
+    for (int t = 0; t < 4; ++t) {
+      const std::vector<float> got = step(*fast, batch, t), want = step(*ref, batch, t);
+      EXPECT_LE(max_rel_error(got.data(), want.data(), int64_t(got.size())), kTol) << "B " << batch << " step " << t;
+    }
+  }
+}
+
+TEST_P(CpuFastShapes, PrefillThenDecodeMatchesTheReference) {
+  const Mamba1Weights w = weights();
+  const int64_t V = w.cfg.vocab_size;
+  for (int n : {1, 5, 70}) {
+    auto fast = create_mamba1(w, options(BackendKind::CpuFast, 2));
+    auto ref = create_mamba1(w, options(BackendKind::Cpu, 2));
+    std::vector<int32_t> prompt(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) prompt[size_t(i)] = int32_t((i * 31 + 5) % V);
+    std::vector<float> got(static_cast<size_t>(V)), want(static_cast<size_t>(V));
+    fast->prefill(1, prompt.data(), n, got.data());
+    ref->prefill(1, prompt.data(), n, want.data());
+    EXPECT_LE(max_rel_error(got.data(), want.data(), V), kTol) << "prompt of " << n;
+    const int32_t slot = 1;
+    for (int32_t tok : {3, 0, int32_t(V - 1)}) {
+      fast->step(&tok, &slot, 1, got.data());
+      ref->step(&tok, &slot, 1, want.data());
+      EXPECT_LE(max_rel_error(got.data(), want.data(), V), kTol) << "after a prompt of " << n;
+    }
+  }
+}
+
+// fp16 storage: against the reference on the same matrices rounded to fp16.
+TEST_P(CpuFastShapes, Fp16WeightsMatchTheReferenceOnRoundedWeights) {
+  Mamba1Weights w = weights();
+  auto fast = create_mamba1(w, options(BackendKind::CpuFast, 3, WeightStorage::F16));
+  EXPECT_EQ(fast->info().weight_type, "f16");
+  auto round = [](std::vector<float>& m) {
+    for (float& v : m) v = half_to_float(float_to_half(v));
+  };
+  for (Mamba1LayerWeights& l : w.layers) {
+    round(l.in_proj), round(l.x_proj), round(l.dt_proj_w), round(l.out_proj);
+  }
+  round(w.embeddings), round(w.lm_head);
+  auto ref = create_mamba1(w, options(BackendKind::Cpu, 3));
+  for (int t = 0; t < 3; ++t) {
+    const std::vector<float> got = step(*fast, 3, t), want = step(*ref, 3, t);
+    EXPECT_LE(max_rel_error(got.data(), want.data(), int64_t(got.size())), kTol) << "step " << t;
+  }
+}
+
+// Block storages: the fast stepper computes with the same dequantized values as the reference.
+TEST_P(CpuFastShapes, BlockWeightsMatchTheReference) {
+  const Mamba1Weights w = weights();
+  for (WeightStorage ws : {WeightStorage::Q8_0, WeightStorage::Q4_0}) {
+    auto fast = create_mamba1(w, options(BackendKind::CpuFast, 3, ws));
+    auto ref = create_mamba1(w, options(BackendKind::Cpu, 3, ws));
+    EXPECT_EQ(fast->info().weight_type, ref->info().weight_type);
+    for (int t = 0; t < 2; ++t) {
+      const std::vector<float> got = step(*fast, 3, t), want = step(*ref, 3, t);
+      EXPECT_LE(max_rel_error(got.data(), want.data(), int64_t(got.size())), kTol) << "step " << t;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Mamba1, CpuFastShapes, testing::ValuesIn(shapes()),
+                         [](const testing::TestParamInfo<Shape>& i) { return std::string(i.param.name); });
+
+// Each output is computed by the same instructions whatever the batch and the thread count, so a
+// stream's logits are the same bits alone, in a batch of 17, and on 1 or 3 threads.
+TEST(CpuFast, StreamsDoNotDependOnTheBatchOrTheThreads) {
+  const Mamba1Weights w = random_mamba1(shapes()[0].cfg, 5);
+  for (WeightStorage ws : {WeightStorage::F32, WeightStorage::F16}) {
+    LoadOptions one = options(BackendKind::CpuFast, 17, ws), three = one;
+    one.cpu_threads = 1, three.cpu_threads = 3;
+    auto solo = create_mamba1(w, one);
+    auto batched = create_mamba1(w, three);
+    EXPECT_THAT(solo->info().device_name, HasSubstr("1 threads"));
+    EXPECT_THAT(batched->info().device_name, HasSubstr("3 threads"));
+    const int64_t V = w.cfg.vocab_size;
+    for (int t = 0; t < 3; ++t) {
+      const std::vector<float> all = step(*batched, 17, t);
+      for (int b = 0; b < 17; ++b) {
+        const int32_t token = int32_t((b * 7 + t * 13 + 1) % V);
+        std::vector<float> alone(static_cast<size_t>(V));
+        solo->step(&token, &b, 1, alone.data());
+        EXPECT_TRUE(std::equal(alone.begin(), alone.end(), all.begin() + b * V)) << "stream " << b << " step " << t;
+      }
+    }
+  }
+}
+
+TEST(CpuFast, StateOperationsBehaveAsOnTheReference) {
+  const Mamba1Weights w = random_mamba1(shapes()[2].cfg, 3);
+  const int64_t V = w.cfg.vocab_size;
+  LoadOptions fo = options(BackendKind::CpuFast, 4), ro = options(BackendKind::Cpu, 4);
+  fo.rollback_depth = ro.rollback_depth = 2;
+  auto fast = create_mamba1(w, fo);
+  auto ref = create_mamba1(w, ro);
+  const std::vector<int32_t> prompt = {1, 2, 3, 4, 5, 6};
+  fast->prefill(0, prompt.data(), 6, nullptr);  // with a rollback ring: token by token
+  ref->prefill(0, prompt.data(), 6, nullptr);
+  EXPECT_EQ(fast->rollback_available(0), 2);
+  fast->fork(0, 2);
+  ref->fork(0, 2);
+  fast->rollback(0, 1);
+  ref->rollback(0, 1);
+  // A fast snapshot restores into the reference and continues like it.
+  auto from_fast = create_mamba1(w, options(BackendKind::Cpu, 4));
+  const std::vector<uint8_t> blob = fast->snapshot(2);
+  from_fast->restore(0, blob.data(), blob.size());
+  const size_t vocab = static_cast<size_t>(V);
+  std::vector<float> got(vocab), want(vocab), restored(vocab);
+  for (int slot : {0, 2}) {
+    const int32_t tok = 9;
+    fast->step(&tok, &slot, 1, got.data());
+    ref->step(&tok, &slot, 1, want.data());
+    EXPECT_LE(max_rel_error(got.data(), want.data(), V), kTol) << "slot " << slot;
+  }
+  const int32_t tok = 9, zero = 0;
+  from_fast->step(&tok, &zero, 1, restored.data());
+  EXPECT_LE(max_rel_error(restored.data(), want.data(), V), kTol);
+  EXPECT_EQ(fast->info().backend, "cpu-fast");
+  EXPECT_THAT(fast->info().device_name, StartsWith("host CPU (cpu-fast: 2 threads, "));
+}
+
+// Mamba-2: shapes off the vector width (head_dim 6, d_state 5, 2 groups), a clamped dt; batches
+// and a prompt longer than one pass of rows, against the reference.
+TEST(CpuFast, Mamba2MatchesTheReference) {
+  Mamba2Config c;
+  c.d_model = 18, c.n_layer = 2, c.vocab_size = 67, c.d_state = 5, c.head_dim = 6, c.n_groups = 2;
+  c.d_inner = 36, c.n_heads = 6, c.dt_max = 0.5f, c.use_bias = true;
+  const Mamba2Weights w = random_mamba2(c, 1);
+  for (WeightStorage ws : {WeightStorage::F32, WeightStorage::F16}) {
+    auto fast = create_mamba2(w, options(BackendKind::CpuFast, 17, ws));
+    EXPECT_THAT(fast->info().device_name, StartsWith("host CPU (cpu-fast: 2 threads, "));
+    if (ws == WeightStorage::F16) continue;  // the mamba1 tests cover the fp16 products
+    auto ref = create_mamba2(w, options(BackendKind::Cpu, 17));
+    for (int t = 0; t < 3; ++t) {
+      const std::vector<float> got = step(*fast, 17, t), want = step(*ref, 17, t);
+      EXPECT_LE(max_rel_error(got.data(), want.data(), int64_t(got.size())), kTol) << "step " << t;
+    }
+    std::vector<int32_t> prompt(70);
+    for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 11 + 2) % 67);
+    std::vector<float> got(67), want(67);
+    fast->prefill(16, prompt.data(), 70, got.data());
+    ref->prefill(16, prompt.data(), 70, want.data());
+    EXPECT_LE(max_rel_error(got.data(), want.data(), 67), kTol);
+  }
+}
+
+// Architectures without a fast stepper run the reference under cpu-fast, and say so.
+TEST(CpuFast, S4DFallsBackToTheReference) {
+  S4DConfig c;
+  c.d_input = 3, c.d_model = 8, c.d_state = 4, c.n_layers = 1, c.d_output = 5;
+  const S4DWeights w = random_s4d(c, 1);
+  auto fast = create_s4d(w, options(BackendKind::CpuFast, 2));
+  auto ref = create_s4d(w, options(BackendKind::Cpu, 2));
+  EXPECT_EQ(fast->info().backend, "cpu-fast");
+  EXPECT_EQ(fast->info().device_name, "host CPU (reference: s4d has no cpu-fast stepper yet)");
+  const std::vector<float> frames = {0.5f, -1.0f, 2.0f, 0.25f, 0.0f, -0.75f};
+  const std::vector<int32_t> slots = {0, 1};
+  std::vector<float> got(10), want(10);
+  fast->step_frames(frames.data(), slots.data(), 2, got.data());
+  ref->step_frames(frames.data(), slots.data(), 2, want.data());
+  EXPECT_EQ(got, want);
+}
+
+TEST(CpuFast, BadThreadCountIsAnError) {
+  ScopedEnv env("VKSSM_THREADS", "two");
+  LoadOptions o = options(BackendKind::CpuFast, 1);
+  o.cpu_threads = 0;
+  EXPECT_EQ(error_of([&] { create_mamba1(random_mamba1(shapes()[0].cfg, 1), o); }),
+            "VKSSM_THREADS='two' is not a thread count in [1, 1024]");
+}
+
+}  // namespace
+}  // namespace vkssm
+
+#endif  // VKSSM_CPU_FAST
