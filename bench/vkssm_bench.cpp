@@ -1,8 +1,8 @@
 // vkssm_bench: decode throughput and latency, against the device's own copy bandwidth, and the
 // time to first token for a document read by prefill versus restored from a saved state.
 //
-//   vkssm_bench [--model PATH] [--backend vulkan|cpu] [--device N] [--weights f32|f16|q8_0|q4_0]
-//               [--tokens N] [--batch 1,4,16] [--ttft N] [--json]
+//   vkssm_bench [--model PATH] [--backend vulkan|cpu|cpu-fast] [--device N] [--weights f32,q8_0,...|all]
+//               [--tokens N] [--batch 1,4,16] [--ttft N] [--json | --csv]
 //
 // Without --model it builds a random model shaped like mamba-130m (D 768, 24 layers, V 50280).
 // A benchmark, not a test: it asserts nothing.
@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "bench/copy_bandwidth.h"
+#include "bench/quant_quality.h"
 #include "engine/architecture.h"
 #include "engine/vkssm.hpp"
-#include "engine/weight_storage.h"
 #include "host/error.h"
 
 using namespace vkssm;
@@ -30,11 +30,12 @@ struct Args {
   std::string model;
   BackendKind backend = BackendKind::Vulkan;
   int device = -1;
-  WeightStorage weights = WeightStorage::F32;
+  std::vector<WeightStorage> weights{WeightStorage::F32};  // one run per entry, in order
   int tokens = 64;
   std::vector<int> batches{1};
   int ttft = 0;  // document length for the time-to-first-token comparison; 0 = skip it
   bool json = false;
+  bool csv = false;
   BenchShape shape;             // the random model's size (mamba-130m's by default)
   std::string arch = "mamba";   // the random model's architecture (a registry name)
 };
@@ -50,18 +51,19 @@ std::string bench_architectures() {
 [[noreturn]] void usage(int code) {
   std::fprintf(
       code ? stderr : stdout,
-      "usage: vkssm_bench [--model PATH] [--backend vulkan|cpu] [--device N] [--weights f32|f16|q8_0|q4_0]\n"
-      "                   [--tokens N] [--batch 1,4,16] [--ttft N] [--json] [--d-model D --layers L --vocab V]\n"
+      "usage: vkssm_bench [--model PATH] [--backend vulkan|cpu|cpu-fast] [--device N] [--weights LIST|all]\n"
+      "                   [--tokens N] [--batch 1,4,16] [--ttft N] [--json | --csv] [--d-model D --layers L --vocab V]\n"
       "                   [--arch NAME]\n"
       "\n"
       "  --model PATH      checkpoint folder; default: a random model (shape from --d-model/--layers/--vocab,\n"
       "                    default D 768, 24 layers, V 50280 = mamba-130m)\n"
       "  --arch NAME       the random model's architecture, one of: %s (default mamba;\n"
       "                    mamba2 takes the mamba2-130m layout: d_state 128, head_dim 64, 1 group)\n"
-      "  --backend B       vulkan (default) or cpu\n"
+      "  --backend B       vulkan (default), cpu (the reference) or cpu-fast (threads + SIMD)\n"
       "  --device N        Vulkan device index (default: $VKSSM_DEVICE, else the best device)\n"
-      "  --weights W       f32 (default), f16, q8_0 or q4_0 weight storage (q8_0/q4_0: ggml blocks,\n"
-      "                    quantized at load)\n"
+      "  --weights LIST    weight storage, comma-separated for one run each: f32 (default), f16, q8_0,\n"
+      "                    q4_0, q4_k, q5_k, q6_k (ggml blocks, quantized at load); all = the tables'\n"
+      "                    list, f32,f16,q8_0,q4_0,q4_k (bench/quant_quality.h)\n"
       "  --tokens N        timed decode steps per batch size, after 3 warm-up steps, and for the\n"
       "                    single-stream decode rate in --ttft (default 64, min 2)\n"
       "  --batch LIST      comma-separated batch sizes, e.g. 1,2,4,...,256 (default 1); state slots\n"
@@ -69,7 +71,8 @@ std::string bench_architectures() {
       "  --ttft N          also time the first token after an N-token document: Model::prefill + 1\n"
       "                    query step vs restore of the saved state + 1 query step (median of 7), and\n"
       "                    prompt tokens/s of prefill vs one step per token\n"
-      "  --json            print the results as JSON instead of tables\n",
+      "  --json            print the results as JSON instead of tables (an array of them for a list)\n"
+      "  --csv             print one CSV row per weight storage and batch size (no --ttft figures)\n",
       bench_architectures().c_str());
   std::exit(code);
 }
@@ -84,11 +87,17 @@ Args parse(int argc, char** argv) {
     };
     if (f == "--help" || f == "-h") usage(0);
     else if (f == "--model") a.model = value();
-    else if (f == "--backend") a.backend = value() == "cpu" ? BackendKind::Cpu : BackendKind::Vulkan;
+    else if (f == "--backend") {
+      const std::string b = value();
+      if (b == "vulkan") a.backend = BackendKind::Vulkan;
+      else if (b == "cpu") a.backend = BackendKind::Cpu;
+      else if (b == "cpu-fast") a.backend = BackendKind::CpuFast;
+      else usage(2);
+    }
     else if (f == "--device") a.device = std::atoi(value().c_str());
     else if (f == "--weights") {
       try {
-        a.weights = parse_weight_storage(value(), "--weights");
+        a.weights = parse_weight_storage_list(value(), "--weights");
       } catch (const Error& e) {
         std::fprintf(stderr, "vkssm_bench: %s\n", e.what());
         std::exit(2);
@@ -99,6 +108,7 @@ Args parse(int argc, char** argv) {
       a.ttft = std::atoi(value().c_str());
       if (a.ttft < 0) usage(2);
     } else if (f == "--json") a.json = true;
+    else if (f == "--csv") a.csv = true;
     else if (f == "--d-model") a.shape.d_model = std::atoll(value().c_str());
     else if (f == "--layers") a.shape.n_layer = std::atoll(value().c_str());
     else if (f == "--vocab") a.shape.vocab_size = std::atoll(value().c_str());
@@ -117,6 +127,10 @@ Args parse(int argc, char** argv) {
         p = q + 1;
       }
     } else usage(2);
+  }
+  if (a.json && a.csv) {
+    std::fprintf(stderr, "vkssm_bench: --json and --csv exclude each other\n");
+    std::exit(2);
   }
   return a;
 }
@@ -233,167 +247,193 @@ Ttft measure_ttft(Model& model, int doc_tokens, int decode_steps) {
   return r;
 }
 
+// Loads (or builds) the model with `weights` and measures it at every batch size; prints one JSON
+// object, CSV rows or the tables. `first` / `last` place it among the runs of a --weights list.
+void run_weights(const Args& a, WeightStorage weights, const CopyBandwidth& bw, bool first, bool last) {
+  const int max_batch = *std::max_element(a.batches.begin(), a.batches.end());
+  LoadOptions opt;
+  opt.backend = a.backend;
+  opt.device = a.device;
+  opt.weights = weights;
+  opt.max_streams = a.ttft > 0 ? std::max(2, max_batch) : max_batch;  // TTFT restores into slot 1
+  std::unique_ptr<Model> model;
+  std::string source = a.model;
+  if (a.model.empty()) {
+    const Architecture& arch = *find_architecture(a.arch);
+    model = arch.random(a.shape, opt);
+    source = "random " + arch.name + " model (D " + std::to_string(a.shape.d_model) + ", " +
+             std::to_string(a.shape.n_layer) + " layers, V " + std::to_string(a.shape.vocab_size) + "; " +
+             arch.bench_layout + ")";
+  } else {
+    model = load_model(a.model, opt);
+  }
+  const ModelInfo& info = model->info();
+  if (info.vocab_size == 0)  // frame models have no token steps to time
+    throw Error(source + " is a frame model (" + info.architecture +
+                "); it is measured by 'vkssm listen --bench N' (speech-command models) instead");
+
+  std::vector<Row> rows;
+  const int64_t V = info.vocab_size;
+  for (int B : a.batches) {
+    std::vector<int32_t> slots(B), tokens(B);
+    for (int b = 0; b < B; ++b) {
+      slots[b] = b;
+      model->reset(b);
+    }
+    std::vector<float> logits(size_t(B) * V);
+    std::vector<double> times;
+    StepCounters before{};
+    double cpu0 = 0;
+    for (int t = 0; t < a.tokens + 3; ++t) {
+      if (t == 3) {  // three warm-up steps
+        before = model->counters();
+        cpu0 = thread_cpu_seconds();
+      }
+      for (int b = 0; b < B; ++b) tokens[b] = int32_t((t * 7919 + b * 104729) % V);
+      auto t0 = std::chrono::steady_clock::now();
+      model->step(tokens.data(), slots.data(), B, logits.data());
+      if (t >= 3) times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    double cpu = thread_cpu_seconds() - cpu0;
+    StepCounters after = model->counters();
+    double total = 0;
+    for (double s : times) total += s;
+    std::vector<double> sorted = times;
+    std::sort(sorted.begin(), sorted.end());
+    Row r;
+    r.batch = B;
+    const double n = double(times.size());
+    r.tokens_per_s = n * B / total;
+    r.step_p50_ms = 1e3 * sorted[sorted.size() / 2];
+    r.step_p99_ms = 1e3 * sorted[std::min(sorted.size() - 1, size_t(0.99 * double(sorted.size())))];
+    r.host_us_per_step = 1e6 * cpu / n;
+    r.submits = double(after.submits - before.submits) / n;
+    r.dispatches = double(after.dispatches - before.dispatches) / n;
+    r.recordings = double(after.recordings - before.recordings) / n;
+    r.weight_gbps = double(info.weight_bytes) * n / total / 1e9;
+    if (bw.bytes_per_second > 0) r.roofline_fraction = r.weight_gbps * 1e9 / bw.bytes_per_second;
+    rows.push_back(r);
+  }
+  const auto b1 = std::find_if(rows.begin(), rows.end(), [](const Row& r) { return r.batch == 1; });
+  if (b1 != rows.end())
+    for (Row& r : rows) r.speedup_vs_b1 = r.tokens_per_s / b1->tokens_per_s;
+
+  Ttft ttft;
+  if (a.ttft > 0) ttft = measure_ttft(*model, a.ttft, a.tokens);
+  const double state_mb = info.state_bytes_per_stream / 1e6;
+  uint64_t device_bytes = 0;  // every weight tensor on the device (Vulkan)
+  for (const TensorStorage& t : info.tensors) device_bytes += t.bytes;
+
+  if (a.json) {
+    std::printf("{\n  \"model\": \"%s\",\n  \"backend\": \"%s\",\n  \"device\": \"%s\",\n  \"weights\": \"%s\",\n",
+                source.c_str(), info.backend.c_str(), info.device_name.c_str(), info.weight_type.c_str());
+    std::printf("  \"weight_bytes_per_step\": %llu,\n  \"weight_device_bytes\": %llu,\n"
+                "  \"state_bytes_per_stream\": %llu,\n",
+                (unsigned long long)info.weight_bytes, (unsigned long long)device_bytes,
+                (unsigned long long)info.state_bytes_per_stream);
+    std::printf("  \"copy_bandwidth_gbps\": %.2f,\n  \"results\": [\n", bw.bytes_per_second / 1e9);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const Row& r = rows[i];
+      std::printf("    {\"batch\": %d, \"tokens_per_s\": %.2f, \"step_p50_ms\": %.3f, \"step_p99_ms\": %.3f, "
+                  "\"host_us_per_step\": %.1f, \"submits_per_step\": %.2f, \"dispatches_per_step\": %.1f, "
+                  "\"recordings_per_step\": %.3f, \"weight_gbps\": %.2f, \"roofline_fraction\": %.3f, "
+                  "\"weight_bytes_per_token\": %.0f, \"state_bytes\": %llu, \"speedup_vs_b1\": ",
+                  r.batch, r.tokens_per_s, r.step_p50_ms, r.step_p99_ms, r.host_us_per_step, r.submits,
+                  r.dispatches, r.recordings, r.weight_gbps, r.roofline_fraction, double(info.weight_bytes) / r.batch,
+                  (unsigned long long)(uint64_t(r.batch) * info.state_bytes_per_stream));
+      if (r.speedup_vs_b1 > 0) std::printf("%.2f}", r.speedup_vs_b1);
+      else std::printf("null}");
+      std::printf("%s\n", i + 1 < rows.size() ? "," : "");
+    }
+    std::printf("  ]");
+    if (a.ttft > 0) {
+      const Ttft& t = ttft;
+      std::printf(",\n  \"ttft\": {\"doc_tokens\": %d, \"state_blob_bytes\": %llu, \"prefill_ms\": %.3f, "
+                  "\"query_step_ms\": %.3f, \"prefill_ttft_ms\": %.3f, \"prompt_tokens_per_s\": %.2f, "
+                  "\"stepwise_prompt_ms\": %.3f, \"stepwise_prompt_tokens_per_s\": %.2f, "
+                  "\"decode_tokens_per_s\": %.2f, \"snapshot_ms\": %.3f, \"restore_ms\": %.3f, "
+                  "\"restore_query_step_ms\": %.3f, \"restore_ttft_ms\": %.3f, \"restore_repeats\": %d, "
+                  "\"speedup\": %.2f, \"max_logit_diff\": %.3g}",
+                  t.doc_tokens, (unsigned long long)t.blob_bytes, t.prefill_ms, t.query_step_ms,
+                  t.prefill_ttft_ms, t.prompt_tokens_per_s, t.stepwise_ms, t.stepwise_tokens_per_s,
+                  t.decode_tokens_per_s, t.snapshot_ms, t.restore_ms,
+                  t.restore_query_step_ms, t.restore_ttft_ms, t.restore_repeats,
+                  t.prefill_ttft_ms / t.restore_ttft_ms, t.max_logit_diff);
+    }
+    std::printf("\n}%s\n", last ? "" : ",");
+    return;
+  }
+  if (a.csv) {
+    for (const Row& r : rows)
+      std::printf("%s,%s,%s,%d,%.3f,%.3f,%.3f,%.0f,%llu,%.3f,%.2f,%.3f,%.3f\n", info.architecture.c_str(),
+                  info.backend.c_str(), info.weight_type.c_str(), r.batch, r.tokens_per_s, r.step_p50_ms,
+                  r.step_p99_ms, double(info.weight_bytes) / r.batch, (unsigned long long)device_bytes,
+                  r.weight_gbps, bw.bytes_per_second / 1e9, r.roofline_fraction, r.speedup_vs_b1);
+    return;
+  }
+  if (!first) std::printf("\n");
+  std::printf("model     %s\n", source.c_str());
+  std::printf("backend   %s on %s, %s weights\n", info.backend.c_str(), info.device_name.c_str(),
+              info.weight_type.c_str());
+  std::printf("weights   %.1f MB read per step, %.1f MB on the device; state %.2f MB per stream\n",
+              info.weight_bytes / 1e6, device_bytes / 1e6, info.state_bytes_per_stream / 1e6);
+  if (bw.bytes_per_second > 0)
+    std::printf("roofline  copy bandwidth %.1f GB/s (read+write) -> %.1f steps/s if weight reads ran at it\n",
+                bw.bytes_per_second / 1e9, bw.bytes_per_second / double(info.weight_bytes));
+  const bool speedup = b1 != rows.end();
+  std::printf("\n%6s %10s %9s %9s %9s %10s %8s %11s %11s %8s %9s %9s %9s\n", "batch", "tokens/s",
+              "vs B=1", "p50 ms", "p99 ms", "host us", "submits", "dispatches", "recordings", "GB/s",
+              "roofline", "MB/token", "state MB");
+  for (const Row& r : rows) {
+    char vs[32] = "-";
+    if (speedup) std::snprintf(vs, sizeof vs, "%.2fx", r.speedup_vs_b1);
+    std::printf("%6d %10.2f %9s %9.3f %9.3f %10.1f %8.2f %11.1f %11.3f %8.2f %8.0f%% %9.2f %9.2f\n", r.batch,
+                r.tokens_per_s, vs, r.step_p50_ms, r.step_p99_ms, r.host_us_per_step, r.submits, r.dispatches,
+                r.recordings, r.weight_gbps, 100 * r.roofline_fraction, info.weight_bytes / 1e6 / r.batch,
+                r.batch * state_mb);
+  }
+  std::printf("(per step: submits, dispatches, recordings; host us = CPU time of the calling thread;\n"
+              " vs B=1 = aggregate tokens/s over B=1's; MB/token = weight bytes read per step / B;\n"
+              " state MB = B x %.2f MB per stream)\n",
+              state_mb);
+  if (a.ttft > 0) {
+    const Ttft& t = ttft;
+    std::printf("\ntime to first token after a %d-token document (state blob %llu bytes)\n", t.doc_tokens,
+                (unsigned long long)t.blob_bytes);
+    std::printf("%-9s %10s %10s %10s\n", "path", "TTFT ms", "doc ms", "query ms");
+    std::printf("%-9s %10.2f %10.2f %10.3f\n", "prefill", t.prefill_ttft_ms, t.prefill_ms, t.query_step_ms);
+    std::printf("%-9s %10.2f %10.3f %10.3f   (medians of %d)\n", "restore", t.restore_ttft_ms, t.restore_ms,
+                t.restore_query_step_ms, t.restore_repeats);
+    std::printf("(doc ms = getting the %d-token document into the state: Model::prefill, or one restore of its blob)\n",
+                t.doc_tokens);
+    std::printf("prompt by prefill %.1f tokens/s vs one step per token %.1f tokens/s (%.2fx)\n",
+                t.prompt_tokens_per_s, t.stepwise_tokens_per_s, t.prompt_tokens_per_s / t.stepwise_tokens_per_s);
+    std::printf("restore is %.1fx faster; prefill %.1f prompt tokens/s vs decode %.1f tokens/s (1 stream);\n"
+                "snapshot took %.2f ms; restored vs prefilled query logits differ by at most %.3g\n",
+                t.prefill_ttft_ms / t.restore_ttft_ms, t.prompt_tokens_per_s, t.decode_tokens_per_s,
+                t.snapshot_ms, t.max_logit_diff);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   Args a = parse(argc, argv);
   try {
-    int max_batch = *std::max_element(a.batches.begin(), a.batches.end());
-    LoadOptions opt;
-    opt.backend = a.backend;
-    opt.device = a.device;
-    opt.weights = a.weights;
-    opt.max_streams = a.ttft > 0 ? std::max(2, max_batch) : max_batch;  // TTFT restores into slot 1
-    std::unique_ptr<Model> model;
-    std::string source = a.model;
-    if (a.model.empty()) {
-      const Architecture& arch = *find_architecture(a.arch);
-      model = arch.random(a.shape, opt);
-      source = "random " + arch.name + " model (D " + std::to_string(a.shape.d_model) + ", " +
-               std::to_string(a.shape.n_layer) + " layers, V " + std::to_string(a.shape.vocab_size) + "; " +
-               arch.bench_layout + ")";
-    } else {
-      model = load_model(a.model, opt);
-    }
-    const ModelInfo& info = model->info();
-    if (info.vocab_size == 0)  // frame models have no token steps to time
-      throw Error(source + " is a frame model (" + info.architecture +
-                  "); it is measured by 'vkssm listen --bench N' (speech-command models) instead");
     CopyBandwidth bw;
     if (a.backend == BackendKind::Vulkan) bw = measure_copy_bandwidth(a.device);
-
-    std::vector<Row> rows;
-    const int64_t V = info.vocab_size;
-    for (int B : a.batches) {
-      std::vector<int32_t> slots(B), tokens(B);
-      for (int b = 0; b < B; ++b) {
-        slots[b] = b;
-        model->reset(b);
-      }
-      std::vector<float> logits(size_t(B) * V);
-      std::vector<double> times;
-      StepCounters before{};
-      double cpu0 = 0;
-      for (int t = 0; t < a.tokens + 3; ++t) {
-        if (t == 3) {  // three warm-up steps
-          before = model->counters();
-          cpu0 = thread_cpu_seconds();
-        }
-        for (int b = 0; b < B; ++b) tokens[b] = int32_t((t * 7919 + b * 104729) % V);
-        auto t0 = std::chrono::steady_clock::now();
-        model->step(tokens.data(), slots.data(), B, logits.data());
-        if (t >= 3) times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-      }
-      double cpu = thread_cpu_seconds() - cpu0;
-      StepCounters after = model->counters();
-      double total = 0;
-      for (double s : times) total += s;
-      std::vector<double> sorted = times;
-      std::sort(sorted.begin(), sorted.end());
-      Row r;
-      r.batch = B;
-      const double n = double(times.size());
-      r.tokens_per_s = n * B / total;
-      r.step_p50_ms = 1e3 * sorted[sorted.size() / 2];
-      r.step_p99_ms = 1e3 * sorted[std::min(sorted.size() - 1, size_t(0.99 * double(sorted.size())))];
-      r.host_us_per_step = 1e6 * cpu / n;
-      r.submits = double(after.submits - before.submits) / n;
-      r.dispatches = double(after.dispatches - before.dispatches) / n;
-      r.recordings = double(after.recordings - before.recordings) / n;
-      r.weight_gbps = double(info.weight_bytes) * n / total / 1e9;
-      if (bw.bytes_per_second > 0) r.roofline_fraction = r.weight_gbps * 1e9 / bw.bytes_per_second;
-      rows.push_back(r);
+    // One format prints the JSON object it always did; a list prints an array of them.
+    const bool array = a.json && a.weights.size() > 1;
+    if (array) std::printf("[\n");
+    if (a.csv)
+      std::printf("architecture,backend,weights,batch,tokens_per_s,step_p50_ms,step_p99_ms,"
+                  "weight_bytes_per_token,weight_device_bytes,weight_gbps,copy_bandwidth_gbps,roofline_fraction,"
+                  "speedup_vs_b1\n");
+    for (size_t i = 0; i < a.weights.size(); ++i) {
+      run_weights(a, a.weights[i], bw, i == 0, i + 1 == a.weights.size());
+      std::fflush(stdout);  // each format's result as soon as it is measured
     }
-    const auto b1 = std::find_if(rows.begin(), rows.end(), [](const Row& r) { return r.batch == 1; });
-    if (b1 != rows.end())
-      for (Row& r : rows) r.speedup_vs_b1 = r.tokens_per_s / b1->tokens_per_s;
-
-    Ttft ttft;
-    if (a.ttft > 0) ttft = measure_ttft(*model, a.ttft, a.tokens);
-    const double state_mb = info.state_bytes_per_stream / 1e6;
-    uint64_t device_bytes = 0;  // every weight tensor on the device (Vulkan)
-    for (const TensorStorage& t : info.tensors) device_bytes += t.bytes;
-
-    if (a.json) {
-      std::printf("{\n  \"model\": \"%s\",\n  \"backend\": \"%s\",\n  \"device\": \"%s\",\n  \"weights\": \"%s\",\n",
-                  source.c_str(), info.backend.c_str(), info.device_name.c_str(), info.weight_type.c_str());
-      std::printf("  \"weight_bytes_per_step\": %llu,\n  \"weight_device_bytes\": %llu,\n"
-                  "  \"state_bytes_per_stream\": %llu,\n",
-                  (unsigned long long)info.weight_bytes, (unsigned long long)device_bytes,
-                  (unsigned long long)info.state_bytes_per_stream);
-      std::printf("  \"copy_bandwidth_gbps\": %.2f,\n  \"results\": [\n", bw.bytes_per_second / 1e9);
-      for (size_t i = 0; i < rows.size(); ++i) {
-        const Row& r = rows[i];
-        std::printf("    {\"batch\": %d, \"tokens_per_s\": %.2f, \"step_p50_ms\": %.3f, \"step_p99_ms\": %.3f, "
-                    "\"host_us_per_step\": %.1f, \"submits_per_step\": %.2f, \"dispatches_per_step\": %.1f, "
-                    "\"recordings_per_step\": %.3f, \"weight_gbps\": %.2f, \"roofline_fraction\": %.3f, "
-                    "\"weight_bytes_per_token\": %.0f, \"state_bytes\": %llu, \"speedup_vs_b1\": ",
-                    r.batch, r.tokens_per_s, r.step_p50_ms, r.step_p99_ms, r.host_us_per_step, r.submits,
-                    r.dispatches, r.recordings, r.weight_gbps, r.roofline_fraction, double(info.weight_bytes) / r.batch,
-                    (unsigned long long)(uint64_t(r.batch) * info.state_bytes_per_stream));
-        if (r.speedup_vs_b1 > 0) std::printf("%.2f}", r.speedup_vs_b1);
-        else std::printf("null}");
-        std::printf("%s\n", i + 1 < rows.size() ? "," : "");
-      }
-      std::printf("  ]");
-      if (a.ttft > 0) {
-        const Ttft& t = ttft;
-        std::printf(",\n  \"ttft\": {\"doc_tokens\": %d, \"state_blob_bytes\": %llu, \"prefill_ms\": %.3f, "
-                    "\"query_step_ms\": %.3f, \"prefill_ttft_ms\": %.3f, \"prompt_tokens_per_s\": %.2f, "
-                    "\"stepwise_prompt_ms\": %.3f, \"stepwise_prompt_tokens_per_s\": %.2f, "
-                    "\"decode_tokens_per_s\": %.2f, \"snapshot_ms\": %.3f, \"restore_ms\": %.3f, "
-                    "\"restore_query_step_ms\": %.3f, \"restore_ttft_ms\": %.3f, \"restore_repeats\": %d, "
-                    "\"speedup\": %.2f, \"max_logit_diff\": %.3g}",
-                    t.doc_tokens, (unsigned long long)t.blob_bytes, t.prefill_ms, t.query_step_ms,
-                    t.prefill_ttft_ms, t.prompt_tokens_per_s, t.stepwise_ms, t.stepwise_tokens_per_s,
-                    t.decode_tokens_per_s, t.snapshot_ms, t.restore_ms,
-                    t.restore_query_step_ms, t.restore_ttft_ms, t.restore_repeats,
-                    t.prefill_ttft_ms / t.restore_ttft_ms, t.max_logit_diff);
-      }
-      std::printf("\n}\n");
-      return 0;
-    }
-    std::printf("model     %s\n", source.c_str());
-    std::printf("backend   %s on %s, %s weights\n", info.backend.c_str(), info.device_name.c_str(),
-                info.weight_type.c_str());
-    std::printf("weights   %.1f MB read per step, %.1f MB on the device; state %.2f MB per stream\n",
-                info.weight_bytes / 1e6, device_bytes / 1e6, info.state_bytes_per_stream / 1e6);
-    if (bw.bytes_per_second > 0)
-      std::printf("roofline  copy bandwidth %.1f GB/s (read+write) -> %.1f steps/s if weight reads ran at it\n",
-                  bw.bytes_per_second / 1e9, bw.bytes_per_second / double(info.weight_bytes));
-    const bool speedup = b1 != rows.end();
-    std::printf("\n%6s %10s %9s %9s %9s %10s %8s %11s %11s %8s %9s %9s %9s\n", "batch", "tokens/s",
-                "vs B=1", "p50 ms", "p99 ms", "host us", "submits", "dispatches", "recordings", "GB/s",
-                "roofline", "MB/token", "state MB");
-    for (const Row& r : rows) {
-      char vs[32] = "-";
-      if (speedup) std::snprintf(vs, sizeof vs, "%.2fx", r.speedup_vs_b1);
-      std::printf("%6d %10.2f %9s %9.3f %9.3f %10.1f %8.2f %11.1f %11.3f %8.2f %8.0f%% %9.2f %9.2f\n", r.batch,
-                  r.tokens_per_s, vs, r.step_p50_ms, r.step_p99_ms, r.host_us_per_step, r.submits, r.dispatches,
-                  r.recordings, r.weight_gbps, 100 * r.roofline_fraction, info.weight_bytes / 1e6 / r.batch,
-                  r.batch * state_mb);
-    }
-    std::printf("(per step: submits, dispatches, recordings; host us = CPU time of the calling thread;\n"
-                " vs B=1 = aggregate tokens/s over B=1's; MB/token = weight bytes read per step / B;\n"
-                " state MB = B x %.2f MB per stream)\n",
-                state_mb);
-    if (a.ttft > 0) {
-      const Ttft& t = ttft;
-      std::printf("\ntime to first token after a %d-token document (state blob %llu bytes)\n", t.doc_tokens,
-                  (unsigned long long)t.blob_bytes);
-      std::printf("%-9s %10s %10s %10s\n", "path", "TTFT ms", "doc ms", "query ms");
-      std::printf("%-9s %10.2f %10.2f %10.3f\n", "prefill", t.prefill_ttft_ms, t.prefill_ms, t.query_step_ms);
-      std::printf("%-9s %10.2f %10.3f %10.3f   (medians of %d)\n", "restore", t.restore_ttft_ms, t.restore_ms,
-                  t.restore_query_step_ms, t.restore_repeats);
-      std::printf("(doc ms = getting the %d-token document into the state: Model::prefill, or one restore of its blob)\n",
-                  t.doc_tokens);
-      std::printf("prompt by prefill %.1f tokens/s vs one step per token %.1f tokens/s (%.2fx)\n",
-                  t.prompt_tokens_per_s, t.stepwise_tokens_per_s, t.prompt_tokens_per_s / t.stepwise_tokens_per_s);
-      std::printf("restore is %.1fx faster; prefill %.1f prompt tokens/s vs decode %.1f tokens/s (1 stream);\n"
-                  "snapshot took %.2f ms; restored vs prefilled query logits differ by at most %.3g\n",
-                  t.prefill_ttft_ms / t.restore_ttft_ms, t.prompt_tokens_per_s, t.decode_tokens_per_s,
-                  t.snapshot_ms, t.max_logit_diff);
-    }
+    if (array) std::printf("]\n");
   } catch (const Error& e) {
     std::fprintf(stderr, "vkssm_bench: error: %s\n", e.what());
     return 1;

@@ -54,6 +54,9 @@ else()
   list(JOIN pc_internal " " pc_internal)
   set(VKSSM_PC_LIBS "-L\${libdir} -lvkssm ${pc_internal} -lstdc++ -lm -lpthread -ldl")
   set(VKSSM_PC_REQUIRES "fftw3 samplerate libutf8proc")
+  if(VKSSM_CPU_FAST)
+    string(APPEND VKSSM_PC_REQUIRES " libhwy")  # the cpu-fast kernels (engine/cpu/)
+  endif()
 endif()
 
 install(FILES ${CMAKE_SOURCE_DIR}/engine/vkssm.h ${CMAKE_SOURCE_DIR}/engine/vkssm.hpp

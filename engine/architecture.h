@@ -61,7 +61,7 @@ struct ArchitectureParts {
 
   // The backend `options` asks for, built from weights already in memory.
   std::unique_ptr<Model> create(const Weights& weights, const LoadOptions& options) const {
-    return options.backend == BackendKind::Cpu ? create_cpu(weights, options) : create_vulkan(weights, options);
+    return options.backend != BackendKind::Vulkan ? create_cpu(weights, options) : create_vulkan(weights, options);
   }
 };
 

@@ -225,20 +225,26 @@ vkssm_status to_load_options(const char* fn, const vkssm_load_options* opts, vks
   vkssm_load_options o;
   vkssm_load_options_default(&o);
   if (opts) o = *opts;
-  if (o.backend != 0 && o.backend != 1)
-    return fail(VKSSM_INVALID_ARGUMENT, std::string(fn) + ": backend must be 0 (vulkan) or 1 (cpu), got " +
+  if (o.backend < 0 || o.backend > 2)
+    return fail(VKSSM_INVALID_ARGUMENT, std::string(fn) + ": backend must be 0 (vulkan), 1 (cpu) or 2 (cpu-fast), got " +
                                             std::to_string(o.backend));
-  if (o.weights < 0 || o.weights > 4)
+  if (o.weights < 0 || o.weights > 7)
     return fail(VKSSM_INVALID_ARGUMENT, std::string(fn) +
-                                            ": weights must be 0 (auto), 1 (f32), 2 (f16), 3 (q8_0) or 4 (q4_0), got " +
+                                            ": weights must be 0 (auto), 1 (f32), 2 (f16), 3 (q8_0), 4 (q4_0), "
+                                            "5 (q4_k), 6 (q5_k) or 7 (q6_k), got " +
                                             std::to_string(o.weights));
-  lo.backend = o.backend == 1 ? vkssm::BackendKind::Cpu : vkssm::BackendKind::Vulkan;
+  lo.backend = o.backend == 2   ? vkssm::BackendKind::CpuFast
+               : o.backend == 1 ? vkssm::BackendKind::Cpu
+                                : vkssm::BackendKind::Vulkan;
   lo.device = o.device;
   lo.max_streams = o.max_streams;
   lo.weights = o.weights == 1   ? vkssm::WeightStorage::F32
                : o.weights == 2 ? vkssm::WeightStorage::F16
                : o.weights == 3 ? vkssm::WeightStorage::Q8_0
                : o.weights == 4 ? vkssm::WeightStorage::Q4_0
+               : o.weights == 5 ? vkssm::WeightStorage::Q4_K
+               : o.weights == 6 ? vkssm::WeightStorage::Q5_K
+               : o.weights == 7 ? vkssm::WeightStorage::Q6_K
                                 : vkssm::WeightStorage::Auto;
   lo.validation = o.validation != 0;
   if (o.cache_dir) lo.cache_dir = o.cache_dir;

@@ -73,12 +73,14 @@ typedef enum {
 } vkssm_status;
 
 typedef struct {
-  int backend;            /* 0: Vulkan, 1: CPU */
+  int backend;            /* 0: Vulkan, 1: CPU (reference), 2: CPU fast (threads + SIMD) */
   int device;             /* Vulkan device index; -1: $VKSSM_DEVICE, else the best device */
   int max_streams;        /* state slots; 0 = as many as fit in half the device memory */
-  int weights;            /* 0: auto (fp16 when the checkpoint is 16-bit and the device can), 1: f32, 2: f16,
-                             3: q8_0, 4: q4_0 (ggml blocks quantized at load; rows that are not a multiple
-                             of 32 values stay f32) */
+  int weights;            /* 0: auto (a GGUF file's Q8_0/Q4_0/Q4_K/Q5_K/Q6_K matrices keep their blocks, the
+                             others fp16 when the checkpoint is 16-bit and the device can), 1: f32, 2: f16,
+                             3: q8_0, 4: q4_0, 5: q4_k, 6: q5_k, 7: q6_k (ggml blocks quantized at load;
+                             K-quant rows that are not a multiple of 256 values take q8_0, rows that
+                             are not a multiple of 32 values stay f32) */
   int validation;         /* non-zero: Khronos validation layer (also on when $VKSSM_VALIDATION=1) */
   const char* cache_dir;  /* pipeline cache folder; NULL or "": $VKSSM_CACHE_DIR or ~/.cache/vkssm */
   int rollback_depth;     /* K: each slot keeps its last K states so vkssm_model_rollback can undo K steps */

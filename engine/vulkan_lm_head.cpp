@@ -27,6 +27,23 @@ uint32_t tile_rows(uint64_t rows, uint64_t row_bytes, const DeviceCaps& caps, ui
   return uint32_t(per_tile);
 }
 
+namespace {
+
+ShaderId embed_gather_variant(MatrixFormat format) {
+  switch (format) {
+    case MatrixFormat::F32: return ShaderId::embed_gather_f32;
+    case MatrixFormat::F16: return ShaderId::embed_gather_f16;
+    case MatrixFormat::Q8_0: return ShaderId::embed_gather_q8_0;
+    case MatrixFormat::Q4_0: return ShaderId::embed_gather_q4_0;
+    case MatrixFormat::Q4_K: return ShaderId::embed_gather_q4_k;
+    case MatrixFormat::Q5_K: return ShaderId::embed_gather_q5_k;
+    case MatrixFormat::Q6_K: return ShaderId::embed_gather_q6_k;
+  }
+  return ShaderId::embed_gather_f32;
+}
+
+}  // namespace
+
 TokenLmHead::TokenLmHead(WeightUploader& up, const TokenLmHeadWeights& w)
     : up_(up), vocab_(w.vocab_size), d_model_(w.d_model), eps_(w.norm_eps) {
   const uint64_t before = up.bytes();
@@ -41,14 +58,15 @@ TokenLmHead::TokenLmHead(WeightUploader& up, const TokenLmHeadWeights& w)
 void TokenLmHead::create(VulkanContext& ctx, const Tuning& tune, const GpuBuffer& step_input, const GpuBuffer& resid,
                          const GpuBuffer& outputs) {
   const uint32_t D = uint32_t(d_model_), V = uint32_t(vocab_), dpad = pad8(d_model_);
-  const uint64_t row_bytes = up_.row_bytes(d_model_);
-  const MatrixFormat format = up_.format_of(d_model_);
-  const bool blocks = format == MatrixFormat::Q8_0 || format == MatrixFormat::Q4_0;
+  // The embeddings and an untied lm_head may be in different formats (a GGUF file's own blocks).
   const GpuBuffer& matrix = lm_head_.handle() ? lm_head_ : embeddings_;
+  const MatrixFormat format = up_.format_of(embeddings_), head_format = up_.format_of(matrix);
+  const uint64_t row_bytes = up_.row_bytes(embeddings_, d_model_), head_row_bytes = up_.row_bytes(matrix, d_model_);
+  const bool blocks = is_blocks(format);
 
   const uint32_t gather_rows = tile_rows(V, row_bytes, ctx.caps(), 0, embeddings_.what());
-  const uint32_t head_rows =
-      tile_rows(V, row_bytes, ctx.caps(), tune.texel ? (format == MatrixFormat::F16 ? 8 : 16) : 0, matrix.what());
+  const uint32_t head_rows = tile_rows(V, head_row_bytes, ctx.caps(),
+                                       tune.texel ? (head_format == MatrixFormat::F16 ? 8 : 16) : 0, matrix.what());
   const uint32_t gather_tiles = ceil_div(V, gather_rows), head_tiles = ceil_div(V, head_rows);
   arena_ = std::make_unique<DescriptorArena>(ctx, gather_tiles + head_tiles,
                                              (gather_tiles + head_tiles) * MatvecPipeline::kBindings);
@@ -59,10 +77,7 @@ void TokenLmHead::create(VulkanContext& ctx, const Tuning& tune, const GpuBuffer
     const uint32_t stride = blocks ? uint32_t(row_bytes / 4) : dpad;
     const EmbedGatherSpec gather{
         .local = kEmbedLocal, .d_model = D, .row_stride = stride, .r_stride = dpad, .row0 = row0, .tile_rows = n};
-    const ShaderId shader = format == MatrixFormat::Q8_0   ? ShaderId::embed_gather_q8_0
-                            : format == MatrixFormat::Q4_0 ? ShaderId::embed_gather_q4_0
-                            : format == MatrixFormat::F16  ? ShaderId::embed_gather_f16
-                                                           : ShaderId::embed_gather_f32;
+    const ShaderId shader = embed_gather_variant(format);
     auto& pipe = embed_pipes_.emplace_back(std::make_unique<ComputePipeline>(ctx, shader, 3, gather.constants()));
     const VkDescriptorSet set =
         arena_->make_set(*pipe, {{&step_input}, {&embeddings_, row0 * row_bytes, n * row_bytes}, {&resid}});
@@ -77,7 +92,7 @@ void TokenLmHead::create(VulkanContext& ctx, const Tuning& tune, const GpuBuffer
     const MatvecPipeline& pipe = *head_pipes_.back();
     const VkDescriptorSet set = pipe.bind(*arena_, step_input,
                                           {.x = &resid, .w = &matrix, .norm_w = &norm_f_, .y = &outputs,
-                                           .w_offset = row0 * row_bytes, .w_bytes = n * row_bytes,
+                                           .w_offset = row0 * head_row_bytes, .w_bytes = n * head_row_bytes,
                                            .y_offset = uint64_t(row0) * 4});
     head_.push_back(pipe.dispatch(set));
   }

@@ -3,20 +3,34 @@
 #include "engine/vk/dispatch_math.h"
 #include "engine/vk/vulkan_context.h"
 #include "engine/vk/weight_uploader.h"
+#include "host/error.h"
 
 namespace vkssm {
 namespace {
 
 // Subgroup adds where the device has subgroup arithmetic, else shared-memory reductions.
+// The four variants of each block format: storage or texel buffers, subgroup or shared reductions.
+struct BlockVariants {
+  MatrixFormat format;
+  ShaderId storage, storage_shared, texel, texel_shared;
+};
+constexpr BlockVariants kBlockVariants[] = {
+    {MatrixFormat::Q8_0, ShaderId::matvec_q8_0, ShaderId::matvec_q8_0_shared, ShaderId::matvec_q8_0_texel,
+     ShaderId::matvec_q8_0_texel_shared},
+    {MatrixFormat::Q4_0, ShaderId::matvec_q4_0, ShaderId::matvec_q4_0_shared, ShaderId::matvec_q4_0_texel,
+     ShaderId::matvec_q4_0_texel_shared},
+    {MatrixFormat::Q4_K, ShaderId::matvec_q4_k, ShaderId::matvec_q4_k_shared, ShaderId::matvec_q4_k_texel,
+     ShaderId::matvec_q4_k_texel_shared},
+    {MatrixFormat::Q5_K, ShaderId::matvec_q5_k, ShaderId::matvec_q5_k_shared, ShaderId::matvec_q5_k_texel,
+     ShaderId::matvec_q5_k_texel_shared},
+    {MatrixFormat::Q6_K, ShaderId::matvec_q6_k, ShaderId::matvec_q6_k_shared, ShaderId::matvec_q6_k_texel,
+     ShaderId::matvec_q6_k_texel_shared},
+};
+
 ShaderId matvec_variant(bool texel, MatrixFormat format, bool subgroups) {
-  if (format == MatrixFormat::Q8_0) {
-    if (texel) return subgroups ? ShaderId::matvec_q8_0_texel : ShaderId::matvec_q8_0_texel_shared;
-    return subgroups ? ShaderId::matvec_q8_0 : ShaderId::matvec_q8_0_shared;
-  }
-  if (format == MatrixFormat::Q4_0) {
-    if (texel) return subgroups ? ShaderId::matvec_q4_0_texel : ShaderId::matvec_q4_0_texel_shared;
-    return subgroups ? ShaderId::matvec_q4_0 : ShaderId::matvec_q4_0_shared;
-  }
+  for (const BlockVariants& v : kBlockVariants)
+    if (v.format == format)
+      return texel ? (subgroups ? v.texel : v.texel_shared) : (subgroups ? v.storage : v.storage_shared);
   if (texel) return subgroups ? ShaderId::matvec_texel : ShaderId::matvec_texel_shared;  // the view converts fp16
   if (format == MatrixFormat::F16) return subgroups ? ShaderId::matvec_f16 : ShaderId::matvec_f16_shared;
   return subgroups ? ShaderId::matvec_f32 : ShaderId::matvec_f32_shared;
@@ -32,13 +46,28 @@ MatvecSpec spec_of(const Tuning& tune, const MatvecParams& p) {
 }  // namespace
 
 MatvecPipeline::MatvecPipeline(VulkanContext& ctx, WeightUploader& up, const Tuning& tune, const MatvecParams& p)
-    : up_(up),
+    : ctx_(ctx),
+      up_(up),
       texel_(tune.texel),
-      blocks_(up.format_of(p.cols) == MatrixFormat::Q8_0 || up.format_of(p.cols) == MatrixFormat::Q4_0),
-      pipeline_(ctx, matvec_variant(tune.texel, up.format_of(p.cols), ctx.caps().subgroup_arithmetic), kBindings,
-                spec_of(tune, p).constants(),
-                tune.texel ? kTexelBindings : 0),
+      subgroups_(ctx.caps().subgroup_arithmetic),
+      spec_(spec_of(tune, p).constants()),
       groups_(ceil_div(p.rows, 4 * tune.row_groups)) {}
+
+const ComputePipeline& MatvecPipeline::pipeline_for(MatrixFormat format) const {
+  for (const auto& [f, pipe] : pipelines_)
+    if (f == format) return *pipe;
+  // Every variant has the same bindings, so sets are interchangeable between them.
+  return *pipelines_
+              .emplace_back(format, std::make_unique<ComputePipeline>(ctx_, matvec_variant(texel_, format, subgroups_),
+                                                                      kBindings, spec_, texel_ ? kTexelBindings : 0))
+              .second;
+}
+
+Dispatch MatvecPipeline::dispatch(VkDescriptorSet set) const {
+  for (const auto& [s, pipe] : sets_)
+    if (s == set) return {pipe, set, groups_};
+  throw Error("internal: a matvec dispatch of a set its bind() did not make");
+}
 
 VkDescriptorSet MatvecPipeline::bind(DescriptorArena& arena, const GpuBuffer& step_input,
                                      const MatvecBuffers& b) const {
@@ -46,13 +75,18 @@ VkDescriptorSet MatvecPipeline::bind(DescriptorArena& arena, const GpuBuffer& st
   auto or_placeholder = [&](const GpuBuffer* buf) -> const GpuBuffer& {
     return buf && buf->handle() ? *buf : up_.placeholder();
   };
+  const MatrixFormat format = up_.format_of(or_placeholder(b.w));
   auto in = [&](const GpuBuffer* buf, bool weights, uint64_t offset = 0, uint64_t bytes = 0) {
     const GpuBuffer& g = or_placeholder(buf);
     return BufferBinding{&g, offset, bytes,
-                         texel_ ? up_.view(g, weights, offset, bytes, weights && blocks_) : VkBufferView(VK_NULL_HANDLE)};
+                         texel_ ? up_.view(g, weights, offset, bytes, weights && is_blocks(format))
+                                : VkBufferView(VK_NULL_HANDLE)};
   };
-  return arena.make_set(pipeline_, {{&step_input}, in(b.x, false), in(b.w, true, b.w_offset, b.w_bytes),
-                                    in(b.norm_w, false), {&or_placeholder(b.bias)}, {b.y, b.y_offset}});
+  const ComputePipeline& pipe = pipeline_for(format);
+  const VkDescriptorSet set = arena.make_set(pipe, {{&step_input}, in(b.x, false), in(b.w, true, b.w_offset, b.w_bytes),
+                                                    in(b.norm_w, false), {&or_placeholder(b.bias)}, {b.y, b.y_offset}});
+  sets_.emplace_back(set, &pipe);
+  return set;
 }
 
 }  // namespace vkssm

@@ -2,11 +2,15 @@
 // The C++ side of shaders/matvec.comp, the kernel of every projection that reads a big matrix:
 // y[row] (+)= W @ (x[row] * RMSNorm scale * norm_w) + bias, for every row of the step.
 #include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
 
 #include <volk.h>
 
 #include "engine/vk/compute_pipeline.h"
 #include "engine/vk/device_tuning.h"
+#include "engine/vk/weight_uploader.h"
 #include "engine/vulkan_step_graph.h"
 
 namespace vkssm {
@@ -59,24 +63,33 @@ struct MatvecBuffers {
 class MatvecPipeline {
  public:
   // The variant follows the work split (texel buffers or storage buffers) and how the uploader
-  // stores a matrix with rows of p.cols values (fp32, fp16, Q8_0 or Q4_0 blocks).
+  // stored the matrix bound (fp32, fp16 or blocks; a GGUF file's matrices can each differ): bind()
+  // compiles each variant the first time a matrix needs it.
   MatvecPipeline(VulkanContext& ctx, WeightUploader& up, const Tuning& tune, const MatvecParams& p);
 
   // A descriptor set for one use of this projection (e.g. one layer's weights). Where the work
   // split reads through texel buffers, x, W and norm_w are bound as texel views; unused inputs get
   // the uploader's placeholder.
   VkDescriptorSet bind(DescriptorArena& arena, const GpuBuffer& step_input, const MatvecBuffers& b) const;
-  Dispatch dispatch(VkDescriptorSet set) const { return {&pipeline_, set, groups_}; }
+  // The dispatch of a set bind() made, with the variant for its matrix.
+  Dispatch dispatch(VkDescriptorSet set) const;
   uint32_t groups() const { return groups_; }
 
   static constexpr uint32_t kBindings = 6;  // step input, x, W, norm_w, bias, y
 
  private:
+  const ComputePipeline& pipeline_for(MatrixFormat format) const;
+
+  VulkanContext& ctx_;
   WeightUploader& up_;
   bool texel_;
-  bool blocks_;  // W is in Q8_0 / Q4_0 blocks (the uploader's format for rows of `cols`)
-  ComputePipeline pipeline_;
+  bool subgroups_;
+  SpecConstants spec_;
   uint32_t groups_;
+  // Load-time caches, filled by bind(): a variant per matrix format met, and which variant each set
+  // was made for.
+  mutable std::vector<std::pair<MatrixFormat, std::unique_ptr<ComputePipeline>>> pipelines_;
+  mutable std::vector<std::pair<VkDescriptorSet, const ComputePipeline*>> sets_;
 };
 
 }  // namespace vkssm

@@ -112,7 +112,10 @@ WeightsPlan plan_weights(const WeightsPlanRequest& r, const DeviceCaps& caps) {
     // Blocks carry their own fp16 scales; a matrix whose rows cannot be blocks keeps fp32, so it
     // computes exactly what the cpu backend does.
     case WeightStorage::Q8_0:
-    case WeightStorage::Q4_0: plan.quant = quant_type_of(r.requested); break;
+    case WeightStorage::Q4_0:
+    case WeightStorage::Q4_K:
+    case WeightStorage::Q5_K:
+    case WeightStorage::Q6_K: plan.quant = quant_type_of(r.requested); break;
   }
   if (plan.f16) {
     if (const NamedMatrix* big = first_beyond_fp16(r.matrices)) {

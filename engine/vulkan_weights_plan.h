@@ -65,7 +65,7 @@ struct CapacityPlan {
 
 struct WeightsPlan {
   bool f16 = false;                 // the fp32/fp16 type (of every matrix not kept in blocks)
-  std::optional<QuantType> quant;   // Q8_0 / Q4_0: matrices whose rows allow it are kept in blocks
+  std::optional<QuantType> quant;   // matrices whose rows allow it are kept in these blocks (row_block_type)
   int capacity = 1;
   CapacityPlan capacity_plan;       // capacity and why
 };

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "host/error.h"
+#include "host/quant.h"
 
 namespace vkssm {
 
@@ -237,6 +238,11 @@ std::shared_ptr<const GgufCheckpoint> open_gguf_checkpoint(const std::string& pa
       info.dtype = DType::F32;
       info.data = reinterpret_cast<const uint8_t*>(g->converted.back().data());
       info.nbytes = g->converted.back().size() * sizeof(float);
+      if (!is_a && is_quant_type(t.type)) {
+        info.blocks = t.data;
+        info.blocks_bytes = size_t(t.nbytes);
+        info.blocks_type = t.type;
+      }
     }
     g->tensors.push_back(std::move(info));
   }

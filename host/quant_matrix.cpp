@@ -8,41 +8,85 @@
 namespace vkssm {
 namespace {
 
-// Bytes of the quants of one block (the block minus its fp16 scale).
-uint32_t quant_bytes(QuantType type) {
-  if (type == QuantType::Q8_0) return 32;
-  if (type == QuantType::Q4_0) return 16;
-  throw Error(std::string("weights kept in blocks on the GPU must be Q8_0 or Q4_0, not ") + quant_traits(type).name);
+// Where a block's fp16 scale d goes in the device layout: into the row's scale section, cut out
+// of the block (`d_offset`: its byte offset in the block), or nowhere (d_offset < 0: the block is
+// already a whole number of words and is copied as it is, d and all).
+struct DeviceBlock {
+  uint32_t block_bytes;
+  int d_offset;
+};
+
+DeviceBlock device_block(QuantType type) {
+  switch (type) {
+    case QuantType::Q8_0: return {34, 0};
+    case QuantType::Q4_0: return {18, 0};
+    case QuantType::Q4_K: return {144, -1};
+    case QuantType::Q5_K: return {176, -1};
+    case QuantType::Q6_K: return {210, 208};
+    default: break;
+  }
+  throw Error(std::string("weights kept in blocks on the GPU must be Q8_0, Q4_0, Q4_K, Q5_K or Q6_K, not ") +
+              quant_traits(type).name);
 }
 
-uint32_t scale_words(int64_t cols) { return uint32_t((cols / 32 + 7) / 8 * 4); }
+// Bytes a block keeps in the quant section (the block less a scale moved to the scale section).
+uint32_t kept_bytes(const DeviceBlock& b) { return b.block_bytes - (b.d_offset >= 0 ? 2u : 0u); }
+
+// Words of the scale section: nb fp16 scales two per word, padded to a multiple of 4 words.
+uint32_t scale_words(const DeviceBlock& b, int64_t nb) { return b.d_offset >= 0 ? uint32_t((nb + 7) / 8 * 4) : 0u; }
 
 void check_cols(QuantType type, int64_t cols) {
-  if (!quantizable_row(cols))
-    throw Error(std::string("a ") + quant_traits(type).name + " matrix needs rows of a multiple of 32 values, got " +
-                std::to_string(cols));
+  if (!quantizable_row(type, cols))
+    throw Error(std::string("a ") + quant_traits(type).name + " matrix needs rows of a multiple of " +
+                std::to_string(quant_traits(type).block_elems) + " values, got " + std::to_string(cols));
 }
 
 }  // namespace
 
+bool device_block_format(QuantType type) {
+  return type == QuantType::Q8_0 || type == QuantType::Q4_0 || type == QuantType::Q4_K || type == QuantType::Q5_K ||
+         type == QuantType::Q6_K;
+}
+
+bool quantizable_row(QuantType type, int64_t cols) {
+  return cols > 0 && cols % int64_t(quant_traits(type).block_elems) == 0;
+}
+
+std::optional<QuantType> row_block_type(QuantType type, int64_t cols) {
+  if (quantizable_row(type, cols)) return type;
+  // A K-quant row of a multiple of 32 values but not of 256 keeps 8 bits per weight rather than 32.
+  if (quant_traits(type).block_elems > 32 && quantizable_row(QuantType::Q8_0, cols)) return QuantType::Q8_0;
+  return std::nullopt;
+}
+
 uint32_t device_row_words(QuantType type, int64_t cols) {
-  return scale_words(cols) + uint32_t(cols / 32) * quant_bytes(type) / 4;
+  const DeviceBlock b = device_block(type);
+  const int64_t nb = cols / quant_traits(type).block_elems;
+  return scale_words(b, nb) + uint32_t(nb) * kept_bytes(b) / 4;
 }
 
 std::vector<uint32_t> repack_blocks(QuantType type, const uint8_t* blocks, int64_t rows, int64_t cols) {
   check_cols(type, cols);
-  const uint32_t qb = quant_bytes(type), bb = qb + 2, words = device_row_words(type, cols);
-  const int64_t nb = cols / 32;
+  const DeviceBlock b = device_block(type);
+  const uint32_t words = device_row_words(type, cols), kept = kept_bytes(b);
+  const int64_t nb = cols / quant_traits(type).block_elems;
   std::vector<uint32_t> out(size_t(rows) * words, 0u);
   for (int64_t r = 0; r < rows; ++r) {
-    const uint8_t* src = blocks + size_t(r * nb) * bb;
+    const uint8_t* src = blocks + size_t(r * nb) * b.block_bytes;
     uint32_t* row = out.data() + size_t(r) * words;
-    auto* quants = reinterpret_cast<uint8_t*>(row + scale_words(cols));
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* block = src + size_t(b) * bb;
-      const uint32_t d = uint32_t(block[0]) | (uint32_t(block[1]) << 8);  // little-endian fp16
-      row[b / 2] |= d << (16 * (b & 1));
-      std::memcpy(quants + size_t(b) * qb, block + 2, qb);  // a little-endian host: bytes in word order
+    // A little-endian host: bytes land in word order.
+    auto* quants = reinterpret_cast<uint8_t*>(row + scale_words(b, nb));
+    for (int64_t i = 0; i < nb; ++i) {
+      const uint8_t* block = src + size_t(i) * b.block_bytes;
+      uint8_t* dst = quants + size_t(i) * kept;
+      if (b.d_offset < 0) {
+        std::memcpy(dst, block, b.block_bytes);
+        continue;
+      }
+      const uint32_t d = uint32_t(block[b.d_offset]) | (uint32_t(block[b.d_offset + 1]) << 8);  // little-endian
+      row[i / 2] |= d << (16 * (i & 1));
+      std::memcpy(dst, block, size_t(b.d_offset));
+      std::memcpy(dst + b.d_offset, block + b.d_offset + 2, b.block_bytes - size_t(b.d_offset) - 2);
     }
   }
   return out;
@@ -50,7 +94,7 @@ std::vector<uint32_t> repack_blocks(QuantType type, const uint8_t* blocks, int64
 
 std::vector<uint32_t> pack_device_matrix(QuantType type, const float* m, int64_t rows, int64_t cols) {
   check_cols(type, cols);
-  quant_bytes(type);
+  device_block(type);
   const size_t row_bytes = quant_row_bytes(type, size_t(cols));
   std::vector<uint8_t> blocks(size_t(rows) * row_bytes);
   for (int64_t r = 0; r < rows; ++r)

@@ -1,38 +1,63 @@
 #pragma once
-// Weight matrices kept in ggml's Q8_0 / Q4_0 block formats (host/quant.h), as the Vulkan matvecs
-// read them, and the same values as the CPU reference computes with.
+// Weight matrices kept in ggml's block formats (host/quant.h) as the Vulkan matvecs read them, and
+// the same values as the CPU reference computes with: Q8_0 and Q4_0 (32 values a block) and the
+// K-quants Q4_K, Q5_K and Q6_K (256-value super-blocks).
 //
-// A matrix is quantized row by row when its row length is a multiple of 32 (one block per 32
-// values); any other row length keeps fp32 (the caller decides that with quantizable_row()).
+// A matrix is quantized row by row when its row length is a multiple of the block size. A K-quant
+// row of a multiple of 32 values but not of 256 falls back to Q8_0; any other row keeps fp32 (the
+// caller decides that with row_block_type()).
 //
-// Device layout. GGUF blocks are 34 (Q8_0) or 18 (Q4_0) bytes, so they do not start on 32-bit
-// words; shaders without 8/16-bit storage read whole words. Each row is therefore repacked into
-// words, 16-byte aligned so a row can also be read as RGBA32UI texels:
+// Device layout. Shaders without 8/16-bit storage read whole words, so each row is repacked into
+// 32-bit words (little-endian), 16-byte aligned so a row can also be read as RGBA32UI texels. The
+// quant bytes are those GGUF has (quantize_row() writes llama.cpp's blocks); only the placement
+// of a scale that would break the word alignment changes:
 //
-//   row r, at word r * row_words:
-//     scales: the row's nb = cols / 32 fp16 block scales d, two per word (block 2i in the low
-//             half), padded with zeros to a multiple of 8 scales (4 words);
-//     quants: nb blocks of the block's bytes exactly as GGUF has them (Q8_0: 32 int8 = 8 words;
-//             Q4_0: 16 bytes = 4 words, byte j holding value j in its low nibble and value j + 16
-//             in its high nibble), little-endian within each word.
+//   Q8_0 (34-byte blocks), Q4_0 (18) and Q6_K (210), row r at word r * row_words:
+//     scales: the row's nb fp16 block scales d, two per word (block 2i in the low half), padded
+//             with zeros to a multiple of 8 scales (4 words);
+//     blocks: the nb blocks less their d, as GGUF has them:
+//             Q8_0: 32 int8 = 8 words;
+//             Q4_0: 16 bytes = 4 words, byte j holding value j in its low nibble, j + 16 in its high;
+//             Q6_K: ql[128], qh[64], int8 scales[16] = 52 words (13 texels; d was the last 2 bytes).
+//   Q4_K (144-byte blocks) and Q5_K (176): the blocks copied whole, one after the other. They are
+//     multiples of 16 bytes with d and dmin in their first word, then the 12 bytes of packed 6-bit
+//     sub-block scales and mins, (Q5_K: qh[32]), qs[128]; the shaders unpack the 6-bit values.
 //
-// So one word holds 4 (Q8_0) or 8 (Q4_0) weights and a block's scale is one fp16. The bytes are
-// the blocks quantize_row() writes, which are llama.cpp's; only their placement changes.
+// A GPU weight is the very float dequantize_row() gives (d * scale, times the quant, less
+// dmin * min: each product of an fp16 and small integers is exact in fp32).
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <vector>
 
 #include "host/quant.h"
 
 namespace vkssm {
 
-// Whether a row of `cols` values can be stored in blocks (a multiple of 32).
-inline bool quantizable_row(int64_t cols) { return cols > 0 && cols % 32 == 0; }
+// A matrix's blocks as a GGUF file stores them, kept beside its dequantized values so the Vulkan
+// backend can upload those very blocks (WeightStorage::Auto) while the cpu backend computes with
+// the values. Keyed by the values' data(), which stays put while the vector is only moved.
+struct FileBlocks {
+  QuantType type;
+  std::vector<uint8_t> bytes;
+};
+using FileBlockTable = std::map<const float*, FileBlocks>;
+
+// Whether the Vulkan backend has a device layout (and shaders) for `type`.
+bool device_block_format(QuantType type);
+
+// Whether a row of `cols` values is a whole number of `type` blocks.
+bool quantizable_row(QuantType type, int64_t cols);
+
+// The block type a row of `cols` values is stored in when `type` is asked for: `type` itself,
+// Q8_0 for a K-quant row of a multiple of 32 but not 256 values, else nullopt (fp32 / fp16).
+std::optional<QuantType> row_block_type(QuantType type, int64_t cols);
 
 // 32-bit words of one row in the device layout above (a multiple of 4).
 uint32_t device_row_words(QuantType type, int64_t cols);
 
-// The device layout of `rows` rows of `cols` values (quantizable_row(cols)), quantized with
-// quantize_row(). Throws vkssm::Error for a type other than Q8_0 / Q4_0 or a bad row length.
+// The device layout of `rows` rows of `cols` values (quantizable_row()), quantized with
+// quantize_row(). Throws vkssm::Error for a type without a device layout or a bad row length.
 std::vector<uint32_t> pack_device_matrix(QuantType type, const float* m, int64_t rows, int64_t cols);
 
 // The device layout of rows already in GGUF blocks (`blocks`: rows * quant_row_bytes bytes).

@@ -24,6 +24,12 @@ struct TensorInfo {
   // A GGUF tensor's ggml type ("F16", "Q4_K", ...): quantised ones are dequantised into `data`,
   // so `dtype` says F32. Empty for safetensors, whose `dtype` is the file's.
   std::string file_type;
+  // A quantised GGUF tensor's blocks as the file has them (inside the mapping), beside the fp32
+  // values in `data`, so a backend can keep the very blocks; `blocks_type` is their ggml type id.
+  // nullptr for every other tensor.
+  const uint8_t* blocks = nullptr;
+  size_t blocks_bytes = 0;
+  uint32_t blocks_type = 0;
   int64_t numel() const {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;

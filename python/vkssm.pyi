@@ -35,9 +35,9 @@ def validation_message_count() -> int: ...
 
 class ModelInfo:
     architecture: str
-    backend: str  # "vulkan" or "cpu"
+    backend: str  # "vulkan", "cpu" or "cpu-fast"
     device: str
-    weight_type: str  # "f32" or "f16"
+    weight_type: str  # "f32", "f16", "q8_0", "q4_0", "q4_k", "q5_k" or "q6_k"
     vocab_size: int  # 0 for frame models
     d_input: int  # 0 for token models
     d_output: int
@@ -83,9 +83,9 @@ class Model:
 
 def load(
     path: str,
-    backend: Literal["vulkan", "cpu"] = "vulkan",
+    backend: Literal["vulkan", "cpu", "cpu-fast"] = "vulkan",
     device: Optional[int] = None,
-    weights: Literal["auto", "f32", "f16"] = "auto",
+    weights: Literal["auto", "f32", "f16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k"] = "auto",
     max_streams: int = 4,
     rollback_depth: int = 0,
 ) -> Model: ...
@@ -142,7 +142,7 @@ class Listener:
     def __init__(
         self,
         model_dir: Optional[str] = None,
-        backend: Literal["vulkan", "cpu"] = "vulkan",
+        backend: Literal["vulkan", "cpu", "cpu-fast"] = "vulkan",
         device: Optional[int] = None,
         max_streams: int = 4,
         threshold: float = 0.0,

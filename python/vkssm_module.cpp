@@ -161,7 +161,8 @@ LoadOptions load_options(const std::string& backend, py::handle device, const st
   LoadOptions opt;
   if (backend == "vulkan") opt.backend = BackendKind::Vulkan;
   else if (backend == "cpu") opt.backend = BackendKind::Cpu;
-  else throw py::value_error("backend: expected 'vulkan' or 'cpu', got '" + backend + "'");
+  else if (backend == "cpu-fast") opt.backend = BackendKind::CpuFast;
+  else throw py::value_error("backend: expected 'vulkan', 'cpu' or 'cpu-fast', got '" + backend + "'");
   if (!device.is_none()) {
     if (!py::isinstance<py::int_>(device) || py::isinstance<py::bool_>(device))
       throw py::type_error("device: expected an int or None, got " + type_name(device));
@@ -173,7 +174,12 @@ LoadOptions load_options(const std::string& backend, py::handle device, const st
   else if (weights == "f16") opt.weights = WeightStorage::F16;
   else if (weights == "q8_0") opt.weights = WeightStorage::Q8_0;
   else if (weights == "q4_0") opt.weights = WeightStorage::Q4_0;
-  else throw py::value_error("weights: expected 'auto', 'f32', 'f16', 'q8_0' or 'q4_0', got '" + weights + "'");
+  else if (weights == "q4_k") opt.weights = WeightStorage::Q4_K;
+  else if (weights == "q5_k") opt.weights = WeightStorage::Q5_K;
+  else if (weights == "q6_k") opt.weights = WeightStorage::Q6_K;
+  else
+    throw py::value_error("weights: expected 'auto', 'f32', 'f16', 'q8_0', 'q4_0', 'q4_k', 'q5_k' or 'q6_k', got '" +
+                          weights + "'");
   if (max_streams < 0) throw py::value_error("max_streams: expected >= 0, got " + std::to_string(max_streams));
   if (rollback_depth < 0) throw py::value_error("rollback_depth: expected >= 0, got " + std::to_string(rollback_depth));
   opt.max_streams = max_streams;
@@ -422,9 +428,9 @@ PYBIND11_MODULE(vkssm, m) {
 
   py::class_<ModelInfo>(m, "ModelInfo", "Sizes and placement of a loaded model.")
       .def_readonly("architecture", &ModelInfo::architecture)
-      .def_readonly("backend", &ModelInfo::backend, "'vulkan' or 'cpu'")
+      .def_readonly("backend", &ModelInfo::backend, "'vulkan', 'cpu' or 'cpu-fast'")
       .def_readonly("device", &ModelInfo::device_name)
-      .def_readonly("weight_type", &ModelInfo::weight_type, "'f32', 'f16', 'q8_0' or 'q4_0'")
+      .def_readonly("weight_type", &ModelInfo::weight_type, "'f32', 'f16', 'q8_0', 'q4_0', 'q4_k', 'q5_k' or 'q6_k'")
       .def_readonly("vocab_size", &ModelInfo::vocab_size, "token models; 0 for frame models")
       .def_readonly("d_input", &ModelInfo::d_input, "frame models: floats per input frame; 0 for token models")
       .def_readonly("d_output", &ModelInfo::d_output, "floats each step returns per stream")
@@ -500,8 +506,9 @@ PYBIND11_MODULE(vkssm, m) {
 
   m.def("load", &load, py::arg("path"), py::arg("backend") = "vulkan", py::arg("device") = py::none(),
         py::arg("weights") = "auto", py::arg("max_streams") = 4, py::arg("rollback_depth") = 0,
-        "Loads a checkpoint folder (config.json + safetensors) or a GGUF file. backend 'vulkan' or 'cpu';\n"
-        "device: a devices() index (None: $VKSSM_DEVICE or the best); weights 'auto', 'f32', 'f16', 'q8_0' or 'q4_0';\n"
+        "Loads a checkpoint folder (config.json + safetensors) or a GGUF file. backend 'vulkan', 'cpu' or 'cpu-fast';\n"
+        "device: a devices() index (None: $VKSSM_DEVICE or the best); weights 'auto', 'f32', 'f16',\n"
+        "'q8_0', 'q4_0', 'q4_k', 'q5_k' or 'q6_k';\n"
         "max_streams state slots; rollback_depth steps each slot can undo.");
   m.def("generate", &generate, py::arg("model"), py::arg("prompt"), py::arg("max_tokens") = 100,
         py::arg("temperature") = 0.0f, py::arg("top_k") = 0, py::arg("seed") = 0, py::arg("slot") = 0,

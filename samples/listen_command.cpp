@@ -27,7 +27,7 @@ namespace vkssm::cli {
 
 const std::vector<Flag> kListenFlags = {
     {"--model", "DIR", "command model folder (default: the shipped speech-commands model)"},
-    {"--backend", "NAME", "vulkan (default) or cpu"},
+    {"--backend", "NAME", "vulkan (default), cpu (reference) or cpu-fast (threads + SIMD)"},
     {"--device", "N", "Vulkan device index (default: $VKSSM_DEVICE, else the best)"},
     {"--threshold", "X", "detection threshold in (0, 1] (default: the model's)"},
     {"--json", "", "print one JSON object per detection instead of tab-separated fields"},

@@ -8,7 +8,8 @@ LoadOptions load_options(const Args& args) {
   std::string backend = args.get_or("--backend", "vulkan");
   if (backend == "vulkan") opt.backend = BackendKind::Vulkan;
   else if (backend == "cpu") opt.backend = BackendKind::Cpu;
-  else throw UsageError("--backend: expected vulkan or cpu, got '" + backend + "'");
+  else if (backend == "cpu-fast") opt.backend = BackendKind::CpuFast;
+  else throw UsageError("--backend: expected vulkan, cpu or cpu-fast, got '" + backend + "'");
   if (args.has("--device")) opt.device = static_cast<int>(parse_int("--device", args.get("--device"), 0, 1 << 20));
   std::string weights = args.get_or("--weights", "auto");
   if (weights == "auto") opt.weights = WeightStorage::Auto;
@@ -16,7 +17,10 @@ LoadOptions load_options(const Args& args) {
   else if (weights == "f16") opt.weights = WeightStorage::F16;
   else if (weights == "q8_0") opt.weights = WeightStorage::Q8_0;
   else if (weights == "q4_0") opt.weights = WeightStorage::Q4_0;
-  else throw UsageError("--weights: expected auto, f32, f16, q8_0 or q4_0, got '" + weights + "'");
+  else if (weights == "q4_k") opt.weights = WeightStorage::Q4_K;
+  else if (weights == "q5_k") opt.weights = WeightStorage::Q5_K;
+  else if (weights == "q6_k") opt.weights = WeightStorage::Q6_K;
+  else throw UsageError("--weights: expected auto, f32, f16, q8_0, q4_0, q4_k, q5_k or q6_k, got '" + weights + "'");
   return opt;
 }
 

@@ -7,7 +7,9 @@
 //   vkssm logits   --model PATH --inputs X.npy --out F  frame models (S4D): outputs of each step
 //   vkssm generate --model PATH --prompt TEXT -n N     sample text
 //   vkssm listen   [--model DIR] INPUT...              spoken commands in audio streams
+//   vkssm serve    --model PATH [--port N] [--redis URL]  sessions and completions over HTTP
 //   vkssm tokenize / detokenize (--tokenizer F | --model PATH) [--jsonl]   text <-> ids on stdin/stdout
+//   vkssm quantize --model PATH --type q8_0 --out F.gguf  the model as a llama.cpp GGUF file
 //
 // Exit codes: 0 success, 1 runtime error ("vkssm: error: ..."), 2 usage error. Arguments are all
 // checked before a model is loaded, so a typo fails fast.
@@ -34,7 +36,11 @@
 #include "host/tokenizer.h"
 #include "samples/cli_args.h"
 #include "samples/listen_command.h"
+#ifdef VKSSM_SERVE
+#include "samples/serve/serve_command.h"
+#endif
 #include "samples/load_options.h"
+#include "samples/quantize_command.h"
 #include "samples/tokenize_command.h"
 
 namespace vkssm::cli {
@@ -44,9 +50,9 @@ namespace {
 
 const std::vector<Flag> kModelFlags = {
     {"--model", "PATH", "checkpoint folder (config.json + *.safetensors)"},
-    {"--backend", "NAME", "vulkan (default) or cpu"},
+    {"--backend", "NAME", "vulkan (default), cpu (reference) or cpu-fast (threads + SIMD)"},
     {"--device", "N", "Vulkan device index (default: $VKSSM_DEVICE, else the best)"},
-    {"--weights", "TYPE", "auto (default), f32, f16, q8_0 or q4_0 (ggml blocks, quantized at load)"},
+    {"--weights", "TYPE", "auto (default), f32, f16, q8_0, q4_0, q4_k, q5_k or q6_k (ggml blocks, quantized at load)"},
 };
 
 std::vector<Flag> with_model_flags(std::vector<Flag> flags) {
@@ -589,10 +595,18 @@ const std::vector<Command>& commands() {
       {"listen", "[options] INPUT...",
        "recognize spoken commands in audio streams (WAV files or '-' for a microphone pipe), all stepped together",
        kListenFlags, cmd_listen, kListenDetails, true},
+#ifdef VKSSM_SERVE
+      {"serve", "--model PATH [--port N] [--max-streams N] [--redis URL] [--api-key KEY] [options]",
+       "serve sessions and completions over HTTP, every active session in one batched step", kServeFlags,
+       cmd_serve, kServeDetails},
+#endif
       {"tokenize", "(--tokenizer FILE | --model PATH) [--jsonl] < TEXT",
        "print the token ids of standard input's text", kTokenizeFlags, cmd_tokenize, kTokenizeDetails},
       {"detokenize", "(--tokenizer FILE | --model PATH) [--jsonl] < IDS",
        "print the text of standard input's token ids", kTokenizeFlags, cmd_detokenize, kDetokenizeDetails},
+      {"quantize", "--model PATH --type q8_0|q4_0|q4_k --out FILE.gguf",
+       "write the model as a llama.cpp GGUF file with its matrices in one ggml block type", kQuantizeFlags,
+       cmd_quantize, kQuantizeDetails},
   };
   return list;
 }

@@ -26,7 +26,7 @@ say() { echo "ci_aarch64: $* [$((SECONDS - start)) s]"; }
 # the arm64 ones may upgrade a few amd64 libraries to the matching point release; nothing is
 # removed. GoogleTest is co-installable too (libgtest-dev:arm64 ships the compiled libraries).
 packages=(g++-aarch64-linux-gnu qemu-user libvulkan-dev:arm64 libfftw3-dev:arm64
-          libsamplerate0-dev:arm64 libutf8proc-dev:arm64 libgtest-dev:arm64
+          libsamplerate0-dev:arm64 libutf8proc-dev:arm64 libhwy-dev:arm64 libgtest-dev:arm64
           mesa-vulkan-drivers:arm64 vulkan-validationlayers:arm64)
 source scripts/install_packages.sh
 if install_missing ci_aarch64 "dpkg --add-architecture arm64" "${packages[@]}"; then
@@ -41,7 +41,7 @@ test_files='test_main.cpp;test_architecture.cpp;test_mamba1_cpu.cpp;test_mamba1_
 test_files+=';test_mamba1_gpu.cpp;test_falcon_mamba.cpp;test_mamba2.cpp;test_mamba2_loading.cpp'
 test_files+=';test_mamba2_gpu.cpp;test_s4d.cpp;test_s4d_gpu.cpp;test_tiny_model.cpp;test_contract.cpp'
 test_files+=';test_safetensors.cpp;test_gguf.cpp;test_checkpoint.cpp;test_tokenizer.cpp'
-test_files+=';test_sampling.cpp;test_npy.cpp;test_state.cpp;test_audio.cpp'
+test_files+=';test_sampling.cpp;test_npy.cpp;test_state.cpp;test_audio.cpp;test_cpu_fast.cpp'
 configure=(cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release
            "-DCMAKE_TOOLCHAIN_FILE=$PWD/cmake/toolchains/aarch64-linux-gnu.cmake"
            -DVKSSM_BUILD_PYTHON=OFF "-DVKSSM_TEST_FILES=$test_files"
@@ -65,11 +65,13 @@ icd=/usr/share/vulkan/icd.d/lvp_icd.aarch64.json
 run() { VK_DRIVER_FILES=$icd VK_ICD_FILENAMES=$icd "$qemu" "$@"; }
 
 # The CPU side: every architecture's double-precision reference (Mamba-1, Falcon-Mamba, Mamba-2,
-# S4D, against the PyTorch references and closed forms), the CPU backend's contract, the
+# S4D, against the PyTorch references and closed forms), the CPU backends' contract (cpu-fast:
+# Highway's NEON kernels against the reference), the
 # safetensors/GGUF/config loaders, the tokenizers (byte, GPT-NeoX BPE, Unicode normalization),
 # sampling, .npy and state files, and the audio front-end (WAV, resampler, log-mel, decoder).
 cpu_tests='Mamba1Cpu.*:Mamba2Cpu.*:Mamba2CpuBackend.*:S4DModel.*:TinyShakespeare.CpuMatchesUpstreamReference'
 cpu_tests+=':Backends/FalconMambaTest.*/cpu:Architectures/Contract.*/*_cpu'
+cpu_tests+=':Architectures/Contract.*/*_cpu_fast:CpuFast.*:Mamba1/CpuFastShapes.*'
 cpu_tests+=':Mamba1LoadingTest.*:Mamba2ConfigParse.*:Mamba2Config.*:Mamba2Files.*:Mamba2Checkpoint.*'
 cpu_tests+=':FalconMambaConfig.*:S4DConfig.*:S4DFiles.*:SafetensorsTest.*:GgufTest.*'
 cpu_tests+=':CheckpointTest.*:ArchitectureRegistry.*:ByteTokenizer.*:BpeTokenizer.*:NeoxTokenizer.*'

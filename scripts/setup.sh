@@ -26,8 +26,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # ---- system packages ----------------------------------------------------------------------
 packages=(cmake ninja-build g++ pkg-config libvulkan-dev libvulkan-volk-dev glslc libglm-dev
           libgtest-dev mesa-vulkan-drivers vulkan-validationlayers spirv-tools vulkan-tools
-          nlohmann-json3-dev libfftw3-dev libsamplerate0-dev libutf8proc-dev python3-numpy
-          python3-dev pybind11-dev python3-pybind11 python3-pytest)
+          nlohmann-json3-dev libfftw3-dev libsamplerate0-dev libutf8proc-dev libhwy-dev python3-numpy
+          python3-dev pybind11-dev python3-pybind11 python3-pytest
+          libcpp-httplib-dev libhiredis-dev redis-server haproxy curl)
 source scripts/install_packages.sh
 install_missing setup "" "${packages[@]}" || true
 
@@ -89,6 +90,10 @@ else
   # it was built for; a pyenv shim may come first on PATH).
   echo "setup: Python module tests"
   VKSSM_BUILD_DIR="$PWD/build" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python
+  # `vkssm serve` as a cluster: Redis, two replicas behind HAProxy, 64 sessions from 1/16/64
+  # concurrent clients checked against one process, then one replica killed mid-session (~20 s).
+  echo "setup: cluster check (redis-server, two vkssm serve replicas, haproxy)"
+  bash scripts/cluster_check.sh build
   # The installed package from outside: CMake find_package and pkg-config, static and shared.
   echo "setup: consumer project against the installed package"
   bash tests/consumer/run.sh build

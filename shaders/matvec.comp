@@ -10,7 +10,8 @@
 // threads reading through texel buffers (WEIGHT_TEXEL), whose texelFetch llvmpipe turns into
 // vector gathers; S4D on CPU drivers LOCAL = 1, where one invocation walks whole rows with no
 // reduction. The C++ side (spec constants, bindings) is engine/vulkan_matvec.h.
-// Built with WEIGHT_Q8 / WEIGHT_Q4, W is in blocks and is dequantised as it is read (fp32 sums).
+// Built with WEIGHT_Q8_0 / _Q4_0 / _Q4_K / _Q5_K / _Q6_K, W is in blocks and is dequantised as it
+// is read (fp32 sums).
 // Built with SHARED_REDUCTION (devices without subgroup arithmetic, see device_profiles.cpp), the
 // threads' sums go through shared memory instead, with no subgroup capability in the module
 // (LOCAL <= 32 then).
@@ -43,12 +44,11 @@ layout(std430, binding = 3) readonly buffer NormW { vec4 norm_w[]; };
 #define LOAD_X(i4) x[i4]
 #define LOAD_NORM(i4) norm_w[i4]
 #endif
-#if defined(WEIGHT_Q8) || defined(WEIGHT_Q4)
-// W in Q8_0 / Q4_0 blocks, repacked into words at upload (host/quant_matrix.h): per row, the
-// blocks' fp16 scales two per word (SCALE4 uvec4s), then the blocks' quant bytes as GGUF has them.
-// Read 16 bytes at a time, so no 8/16-bit storage is needed. A thread takes a whole block (a
-// "unit": Q8_0 two uvec4 of quants, Q4_0 one) so each block's scale is fetched once.
-#define WEIGHT_BLOCKS
+#include "quant_blocks.glsl"
+#ifdef WEIGHT_BLOCKS
+// W in ggml blocks, repacked into words at upload (host/quant_matrix.h). Read 16 bytes at a time,
+// so no 8/16-bit storage is needed. A thread takes a 32-value "unit" (a Q8_0 / Q4_0 block, a
+// K-quant sub-block) so a unit's scales are fetched once.
 #ifdef WEIGHT_TEXEL
 layout(binding = 2) uniform usamplerBuffer W;                       // RGBA32UI view
 #define LOADQ(i4) texelFetch(W, int(i4))
@@ -56,41 +56,100 @@ layout(binding = 2) uniform usamplerBuffer W;                       // RGBA32UI 
 layout(std430, binding = 2) readonly buffer W_buf { uvec4 W[]; };
 #define LOADQ(i4) W[i4]
 #endif
-const uint NB = COLS / 32;             // blocks per row (COLS is a multiple of 32 here)
-const uint SCALE4 = (NB + 7) / 8;      // uvec4s of scales per row
-#define UNIT_X4 8                      // vec4s of x a unit (a block) multiplies
-const uint UNITS = NB;
-#ifdef WEIGHT_Q8
+const uint NB = COLS / BLOCK_VALUES;   // blocks per row (COLS is a multiple of the block size here)
+const uint SCALE4 = (NB + 7) / 8;      // uvec4s of fp16 scales per row (Q8_0, Q4_0, Q6_K)
+#define UNIT_X4 8                      // vec4s of x a unit multiplies
+const uint UNITS = COLS / 32;
+#if defined(WEIGHT_Q8_0)
 const uint ROW4 = SCALE4 + 2 * NB;     // uvec4s per row: 2 of quants per block
-#else
+#elif defined(WEIGHT_Q4_0)
 const uint ROW4 = SCALE4 + NB;
+#elif defined(WEIGHT_Q4_K)
+const uint ROW4 = 9 * NB;              // whole 144-byte blocks
+#elif defined(WEIGHT_Q5_K)
+const uint ROW4 = 11 * NB;             // whole 176-byte blocks
+#else
+const uint ROW4 = SCALE4 + 13 * NB;    // Q6_K: 208 bytes a block once d is in the scale section
 #endif
+const uvec4 BYTE_SHIFTS = uvec4(0, 8, 16, 24);
 
-// Block u of `row`: its weights before scaling, in x's order, and its scale.
-float unit_weights(uint row, uint u, out vec4 w[UNIT_X4]) {
-  const uint base = row * ROW4;
-  const uint blk = u;
+// The fp16 scale of block `blk` from the scale section of the row at `base`.
+float block_scale(uint base, uint blk) {
   // Selects rather than a variable component index, which llvmpipe would spill to memory per lane.
   const uvec4 sv = LOADQ(base + blk / 8u);
   const uint sel = (blk >> 1) & 3u;
   const uint sw = sel == 0u ? sv.x : sel == 1u ? sv.y : sel == 2u ? sv.z : sv.w;
-  const float d = unpackHalf2x16((blk & 1u) != 0u ? sw >> 16 : sw).x;
-#ifdef WEIGHT_Q8
+  return unpackHalf2x16((blk & 1u) != 0u ? sw >> 16 : sw).x;
+}
+
+// Unit u of `row`: its weights in x's order, and a factor the caller applies to their dot with x
+// (the block scale for Q8_0 / Q4_0; 1 for the K-quants, whose weights come out dequantized).
+float unit_weights(uint row, uint u, out vec4 w[UNIT_X4]) {
+  const uint base = row * ROW4;
+#if defined(WEIGHT_Q8_0)
   const uvec4 q0 = LOADQ(base + SCALE4 + 2u * u), q1 = LOADQ(base + SCALE4 + 2u * u + 1u);
   for (uint i = 0; i < 4; ++i) {
     // four int8 per word, sign-extended by shifting each byte to the top and back
     w[i] = vec4(ivec4(uvec4(q0[i]) << uvec4(24, 16, 8, 0)) >> 24);
     w[4 + i] = vec4(ivec4(uvec4(q1[i]) << uvec4(24, 16, 8, 0)) >> 24);
   }
-#else
+  return block_scale(base, u);
+#elif defined(WEIGHT_Q4_0)
   const uvec4 q = LOADQ(base + SCALE4 + u);
   for (uint i = 0; i < 4; ++i) {
     // byte b of the block: value b in its low nibble, value b + 16 in its high nibble, offset 8
-    w[i] = vec4((uvec4(q[i]) >> uvec4(0, 8, 16, 24)) & 15u) - 8.0;
-    w[4 + i] = vec4((uvec4(q[i]) >> uvec4(4, 12, 20, 28)) & 15u) - 8.0;
+    w[i] = vec4((uvec4(q[i]) >> BYTE_SHIFTS) & 15u) - 8.0;
+    w[4 + i] = vec4((uvec4(q[i]) >> (BYTE_SHIFTS + 4u)) & 15u) - 8.0;
   }
+  return block_scale(base, u);
+#elif defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
+  // Sub-block j of block s: qs bytes 32 * (j / 2) on, low nibbles for even j, high for odd j;
+  // Q5_K adds bit j of qh[value] as 16. Weight = d * scale * q - dmin * min, as dequantize_row().
+  const uint s = u / 8u, j = u & 7u;
+#ifdef WEIGHT_Q4_K
+  const uint blk = base + 9u * s, qs = blk + 1u;
+#else
+  const uint blk = base + 11u * s, qs = blk + 3u;
+  const uvec4 h0 = LOADQ(blk + 1u), h1 = LOADQ(blk + 2u);
 #endif
-  return d;
+  const uvec4 head = LOADQ(blk);
+  const vec2 dm = unpackHalf2x16(head.x);
+  const uvec2 sm = k_scale_min(head.yzw, j);
+  const float d1 = dm.x * float(sm.x), m1 = dm.y * float(sm.y);
+  const uvec4 q0 = LOADQ(qs + 2u * (j >> 1)), q1 = LOADQ(qs + 2u * (j >> 1) + 1u);
+  const uvec4 sh = BYTE_SHIFTS + 4u * (j & 1u);
+  for (uint i = 0; i < 4; ++i) {
+    uvec4 v0 = (uvec4(q0[i]) >> sh) & 15u, v1 = (uvec4(q1[i]) >> sh) & 15u;
+#ifdef WEIGHT_Q5_K
+    v0 |= ((uvec4(h0[i]) >> (BYTE_SHIFTS + j)) & 1u) << 4;
+    v1 |= ((uvec4(h1[i]) >> (BYTE_SHIFTS + j)) & 1u) << 4;
+#endif
+    w[i] = d1 * vec4(v0) - m1;
+    w[4 + i] = d1 * vec4(v1) - m1;
+  }
+  return 1.0;
+#else
+  // Q6_K. Sub-block j of block s covers values 32 j.. : half n = j / 4 of the block, quarter g = j % 4
+  // of it. Its low 4 bits are ql[64 n + 32 (g & 1) + l] (high nibble for g >= 2), its top 2 bits
+  // bits 2g of qh[32 n + l], and its int8 scales sc[8 n + 2 g] (l < 16) and sc[8 n + 2 g + 1].
+  // Weight = d * scale * (q - 32), as dequantize_row().
+  const uint s = u / 8u, j = u & 7u, n = j >> 2, g = j & 3u;
+  const uint blk = base + SCALE4 + 13u * s;
+  const float d = block_scale(base, s);
+  const uvec4 l0 = LOADQ(blk + 4u * n + 2u * (g & 1u)), l1 = LOADQ(blk + 4u * n + 2u * (g & 1u) + 1u);
+  const uvec4 h0 = LOADQ(blk + 8u + 2u * n), h1 = LOADQ(blk + 9u + 2u * n);
+  const uvec4 sv = LOADQ(blk + 12u);
+  const uint sw = n == 0u ? ((g & 2u) == 0u ? sv.x : sv.y) : ((g & 2u) == 0u ? sv.z : sv.w);
+  const float da = d * int8_of(sw, 2u * (g & 1u)), db = d * int8_of(sw, 2u * (g & 1u) + 1u);
+  const uvec4 shl = BYTE_SHIFTS + 4u * (g >> 1), shh = BYTE_SHIFTS + 2u * g;
+  for (uint i = 0; i < 4; ++i) {
+    const uvec4 v0 = ((uvec4(l0[i]) >> shl) & 15u) | (((uvec4(h0[i]) >> shh) & 3u) << 4);
+    const uvec4 v1 = ((uvec4(l1[i]) >> shl) & 15u) | (((uvec4(h1[i]) >> shh) & 3u) << 4);
+    w[i] = da * (vec4(v0) - 32.0);
+    w[4 + i] = db * (vec4(v1) - 32.0);
+  }
+  return 1.0;
+#endif
 }
 #else
 WEIGHTS4(2, W)                                                      // [ROWS][COLS4]

@@ -14,14 +14,11 @@ vkssm_shader(NAME matvec_texel SOURCE matvec.comp DEFINES WEIGHT_TEXEL=1)
 vkssm_shader(NAME matvec_f32_shared SOURCE matvec.comp DEFINES SHARED_REDUCTION=1)
 vkssm_shader(NAME matvec_f16_shared SOURCE matvec.comp DEFINES WEIGHT_F16=1 SHARED_REDUCTION=1)
 vkssm_shader(NAME matvec_texel_shared SOURCE matvec.comp DEFINES WEIGHT_TEXEL=1 SHARED_REDUCTION=1)
-# Matrices kept in Q8_0 / Q4_0 blocks (host/quant_matrix.h), dequantised as they are read: the
-# matvec (storage or texel buffers, subgroup or shared-memory reductions) and the embedding gather.
-foreach(q q8_0 q4_0)
-  if(q STREQUAL "q8_0")
-    set(qdef WEIGHT_Q8=1)
-  else()
-    set(qdef WEIGHT_Q4=1)
-  endif()
+# Matrices kept in Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K blocks (host/quant_matrix.h), dequantised as
+# they are read: the matvec (storage or texel buffers, subgroup or shared-memory reductions) and
+# the embedding gather.
+foreach(q q8_0 q4_0 q4_k q5_k q6_k)
+  string(TOUPPER "WEIGHT_${q}=1" qdef)  # e.g. WEIGHT_Q4_K=1
   vkssm_shader(NAME matvec_${q} SOURCE matvec.comp DEFINES ${qdef})
   vkssm_shader(NAME matvec_${q}_texel SOURCE matvec.comp DEFINES ${qdef} WEIGHT_TEXEL=1)
   vkssm_shader(NAME matvec_${q}_shared SOURCE matvec.comp DEFINES ${qdef} SHARED_REDUCTION=1)

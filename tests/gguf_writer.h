@@ -30,6 +30,7 @@
 #include "host/dtype.h"
 #include "host/error.h"
 #include "host/gguf.h"
+#include "host/quant.h"
 #include "host/safetensors.h"
 #include "models/mamba1/mamba1_model.h"
 #include "models/mamba2/mamba2_model.h"
@@ -495,6 +496,18 @@ inline ConvertedModel convert_mamba2(const Mamba2Weights& w, OutType out, const 
   plain("backbone.norm_f.weight", {D}, "output_norm.weight", w.norm_f);
   if (!w.lm_head.empty()) plain("lm_head.weight", {V, D}, "output.weight", w.lm_head);
   return m;
+}
+
+// Re-types the F32 tensor `gguf_name` of a converted (OutType::F32) model as `type` blocks, as
+// llama-quantize picks a type per tensor; its rows must be whole blocks. The mirror is left as is.
+inline void quantize_tensor(ConvertedModel& m, const std::string& gguf_name, QuantType type) {
+  TensorEntry* t = m.gguf.tensor(gguf_name);
+  if (!t || t->type != ggml_type::F32) throw Error("quantize_tensor: no F32 tensor " + gguf_name);
+  std::vector<float> x(t->data.size() / 4);
+  std::memcpy(x.data(), t->data.data(), t->data.size());
+  t->data.assign(quant_row_bytes(type, x.size()), 0);
+  quantize_row(type, x.data(), t->data.data(), x.size());  // rows are whole blocks: one call
+  t->type = uint32_t(type);
 }
 
 // The mirror as model.safetensors next to an existing config.json (save_mamba*_hf writes one).

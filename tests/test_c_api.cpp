@@ -198,13 +198,13 @@ TEST_F(CApiTest, NullArgumentsAreInvalidArguments) {
   vkssm_load_options_default(&opts);
   opts.backend = 7;
   EXPECT_EQ(vkssm_model_load(model_path_.c_str(), &opts, &m), VKSSM_INVALID_ARGUMENT);
-  EXPECT_THAT(vkssm_last_error(), HasSubstr("backend must be 0 (vulkan) or 1 (cpu), got 7"));
+  EXPECT_THAT(vkssm_last_error(), HasSubstr("backend must be 0 (vulkan), 1 (cpu) or 2 (cpu-fast), got 7"));
   opts.backend = 1;
-  opts.weights = 5;
+  opts.weights = 8;
   EXPECT_EQ(vkssm_model_load(model_path_.c_str(), &opts, &m), VKSSM_INVALID_ARGUMENT);
-  EXPECT_THAT(vkssm_last_error(),
-              HasSubstr("weights must be 0 (auto), 1 (f32), 2 (f16), 3 (q8_0) or 4 (q4_0), got 5"));
-  opts.weights = 4;  // q4_0 loads (this model's rows of 16 values stay f32)
+  EXPECT_THAT(vkssm_last_error(), HasSubstr("weights must be 0 (auto), 1 (f32), 2 (f16), 3 (q8_0), 4 (q4_0), "
+                                            "5 (q4_k), 6 (q5_k) or 7 (q6_k), got 8"));
+  opts.weights = 5;  // q4_k loads (this model's rows of 16 values stay f32)
   EXPECT_EQ(vkssm_model_load(model_path_.c_str(), &opts, &m), VKSSM_OK) << vkssm_last_error();
   vkssm_model_free(m);
   m = nullptr;

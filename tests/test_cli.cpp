@@ -204,7 +204,7 @@ TEST_F(CliTest, BadOptionsAreUsageErrors) {
 
   r = run({"logits", "--model", "m", "--ids", "1", "--out", "x.npy", "--weights", "q5_0"});
   EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("--weights: expected auto, f32, f16, q8_0 or q4_0, got 'q5_0'"));
+  EXPECT_THAT(r.err, HasSubstr("--weights: expected auto, f32, f16, q8_0, q4_0, q4_k, q5_k or q6_k, got 'q5_0'"));
 
   r = run({"logits", "--model", "m", "--ids", "1", "--out", "x.npy", "--backend", "metal"});
   EXPECT_EQ(r.code, 2);
@@ -626,16 +626,8 @@ TEST_F(CliTest, InfoListsEachTensorsFileTypeAndStorage) {
   cfg.d_inner = 512;
   cfg.dt_rank = 16;
   gguf_test::ConvertedModel m = gguf_test::convert_mamba1(random_mamba1(cfg, 5), gguf_test::OutType::F32);
-  for (auto [name, type] : {std::pair{"blk.0.ssm_in.weight", QuantType::Q4_K},
-                            std::pair{"blk.0.ssm_out.weight", QuantType::Q6_K}}) {
-    gguf_test::TensorEntry* t = m.gguf.tensor(name);
-    const size_t cols = size_t(t->ne[0]), rows = size_t(t->ne[1]);
-    std::vector<float> x(rows * cols);
-    std::memcpy(x.data(), t->data.data(), x.size() * 4);
-    t->data.assign(rows * quant_row_bytes(type, cols), 0);
-    quantize_row(type, x.data(), t->data.data(), x.size());  // rows are whole blocks: one call
-    t->type = uint32_t(type);
-  }
+  gguf_test::quantize_tensor(m, "blk.0.ssm_in.weight", QuantType::Q4_K);
+  gguf_test::quantize_tensor(m, "blk.0.ssm_out.weight", QuantType::Q6_K);
   const std::string gguf = (dir_ / "mixed.gguf").string();
   gguf_test::write_bytes(gguf, m.gguf.bytes());
 
@@ -648,6 +640,12 @@ TEST_F(CliTest, InfoListsEachTensorsFileTypeAndStorage) {
   EXPECT_THAT(r.out, testing::ContainsRegex("backbone\\.layers\\.0\\.mixer\\.conv1d\\.weight +F32 in file, f32 on device"));
   EXPECT_THAT(r.out, testing::ContainsRegex("backbone\\.embeddings\\.weight +F32 in file, f16 on device"));
   EXPECT_THAT(r.out, Not(HasSubstr("not on device")));
+
+  // --weights auto (the default): the file's K-quant blocks stay blocks on the device.
+  r = run({"info", "--model", gguf});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, testing::ContainsRegex("backbone\\.layers\\.0\\.mixer\\.in_proj\\.weight +Q4_K in file, q4_k on device"));
+  EXPECT_THAT(r.out, testing::ContainsRegex("backbone\\.layers\\.0\\.mixer\\.out_proj\\.weight +Q6_K in file, q6_k on device"));
 
   r = run({"info", "--model", gguf, "--backend", "cpu"});
   ASSERT_EQ(r.code, 0) << r.err;

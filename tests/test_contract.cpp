@@ -165,7 +165,8 @@ const ContractArch kArchitectures[] = {
 };
 
 // Largest relative error each backend may show against the CPU reference: none for the cpu
-// backend, which runs the reference itself; Vulkan computes in fp32 with other summation orders.
+// backend, which runs the reference itself; Vulkan and cpu-fast compute in fp32 with other
+// summation orders.
 float tolerance(BackendKind b) { return b == BackendKind::Cpu ? 0.0f : 1e-3f; }
 
 // ---- stepping helpers ----------------------------------------------------------------------------
@@ -219,17 +220,24 @@ struct ContractParam {
 std::vector<ContractParam> all_params() {
   std::vector<ContractParam> p;
   for (const ContractArch& a : kArchitectures)
-    for (BackendKind b : {BackendKind::Vulkan, BackendKind::Cpu}) p.push_back({&a, b});
+    for (BackendKind b : {BackendKind::Vulkan, BackendKind::Cpu, BackendKind::CpuFast}) {
+#if !VKSSM_CPU_FAST
+      if (b == BackendKind::CpuFast) continue;  // built without it
+#endif
+      p.push_back({&a, b});
+    }
   return p;
 }
 
-std::string param_name(const testing::TestParamInfo<ContractParam>& i) {
-  return std::string(i.param.arch->name) + (i.param.backend == BackendKind::Cpu ? "_cpu" : "_vulkan");
+const char* backend_name(BackendKind b) {
+  return b == BackendKind::Cpu ? "cpu" : b == BackendKind::CpuFast ? "cpu_fast" : "vulkan";
 }
 
-void PrintTo(const ContractParam& p, std::ostream* os) {
-  *os << p.arch->name << (p.backend == BackendKind::Cpu ? " on cpu" : " on vulkan");
+std::string param_name(const testing::TestParamInfo<ContractParam>& i) {
+  return std::string(i.param.arch->name) + "_" + backend_name(i.param.backend);
 }
+
+void PrintTo(const ContractParam& p, std::ostream* os) { *os << p.arch->name << " on " << backend_name(p.backend); }
 
 class Contract : public testing::TestWithParam<ContractParam> {
  protected:

@@ -1,9 +1,10 @@
-// Weights kept in Q8_0 / Q4_0 blocks on the GPU (LoadOptions::weights = q8_0 / q4_0): the device
-// layout holds exactly the blocks llama.cpp's reference quantizer writes, and every architecture
-// computes on Vulkan what the cpu backend computes with the same dequantized weights, within 1e-3
-// relative per token: decode at B = 1 and B > 1, prefill, every work split. The models have rows
-// that are not a multiple of the workgroup's, and a matrix whose row length is not a multiple of
-// 32, which stays fp32 (recorded per tensor).
+// Weights kept in Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K blocks on the GPU (LoadOptions::weights): the
+// device layout holds exactly the blocks llama.cpp's reference quantizer writes, and every
+// architecture computes on Vulkan what the cpu backend computes with the same dequantized weights,
+// within 1e-3 relative per token: decode at B = 1 and B > 1, prefill, every work split. The models
+// have rows that are not a multiple of the workgroup's, rows of several K-quant super-blocks, a
+// K-quant matrix whose rows are not a multiple of 256 (it falls back to Q8_0) and one whose rows
+// are not a multiple of 32 (it stays fp32), each recorded per tensor.
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -53,29 +54,42 @@ class DeviceLayout : public testing::TestWithParam<QuantType> {};
 
 TEST_P(DeviceLayout, HoldsTheBlocksOfQuantizeRowWordAligned) {
   const QuantType type = GetParam();
-  const int64_t rows = 3, cols = 32 * 9;  // 9 blocks: the scales fill 5 words, padded to 8
+  const QuantTraits& t = quant_traits(type);
+  const int64_t rows = 3, cols = int64_t(t.block_elems) * 9;  // 9 blocks: scales fill 5 words, padded to 8
   const std::vector<float> m = random_values(size_t(rows * cols), 5);
   const std::vector<uint32_t> packed = pack_device_matrix(type, m.data(), rows, cols);
-  const uint32_t qb = type == QuantType::Q8_0 ? 32 : 16, words = 8 + 9 * qb / 4;
+  // Q4_K and Q5_K blocks are copied whole; the others' fp16 d (first bytes, Q6_K's last two) moves
+  // to the scale section.
+  const bool whole = type == QuantType::Q4_K || type == QuantType::Q5_K;
+  const uint32_t d_at = type == QuantType::Q6_K ? 208 : 0, kept = whole ? t.block_bytes : t.block_bytes - 2;
+  const uint32_t scale_words = whole ? 0 : 8, words = scale_words + 9 * kept / 4;
   ASSERT_EQ(device_row_words(type, cols), words);
   ASSERT_EQ(packed.size(), size_t(rows) * words);
   std::vector<uint8_t> blocks(quant_row_bytes(type, size_t(cols)));
   for (int64_t r = 0; r < rows; ++r) {
     quantize_row(type, m.data() + r * cols, blocks.data(), size_t(cols));
     const uint32_t* row = packed.data() + r * words;
+    const uint8_t* quants = reinterpret_cast<const uint8_t*>(row + scale_words);
     for (int b = 0; b < 9; ++b) {
-      const uint8_t* block = blocks.data() + b * (qb + 2);
-      EXPECT_EQ(uint16_t(row[b / 2] >> (16 * (b & 1))), u16_at(block)) << "row " << r << " block " << b;
-      EXPECT_EQ(std::memcmp(reinterpret_cast<const uint8_t*>(row + 8) + b * qb, block + 2, qb), 0)
-          << "row " << r << " block " << b;
+      const uint8_t* block = blocks.data() + b * t.block_bytes;
+      const uint8_t* got = quants + b * kept;
+      if (whole) {
+        EXPECT_EQ(std::memcmp(got, block, kept), 0) << "row " << r << " block " << b;
+        continue;
+      }
+      EXPECT_EQ(uint16_t(row[b / 2] >> (16 * (b & 1))), u16_at(block + d_at)) << "row " << r << " block " << b;
+      EXPECT_EQ(std::memcmp(got, block, d_at), 0) << "row " << r << " block " << b;
+      EXPECT_EQ(std::memcmp(got + d_at, block + d_at + 2, kept - d_at), 0) << "row " << r << " block " << b;
     }
+    if (whole) continue;
     EXPECT_EQ(row[4] >> 16, 0u);  // scale slots 9..15 are zero padding
     for (int w = 5; w < 8; ++w) EXPECT_EQ(row[w], 0u);
   }
 }
 
 // A GGUF Q8_0 / Q4_0 tensor loads as its dequantized values; quantizing those again gives the
-// file's very blocks, so quantize-on-load keeps what the file had.
+// file's very blocks, so quantize-on-load keeps what the file had. (Not so for Q6_K, whose
+// reference quantizer searches its scales again: GGUF K-quant tensors keep their blocks instead.)
 TEST_P(DeviceLayout, RequantizingDequantizedBlocksGivesTheSameBlocks) {
   const QuantType type = GetParam();
   const size_t n = 32 * 64;
@@ -87,14 +101,18 @@ TEST_P(DeviceLayout, RequantizingDequantizedBlocksGivesTheSameBlocks) {
   quantize_row(type, x.data(), a.data(), n);
   dequantize_row(type, a.data(), y.data(), n);
   quantize_row(type, y.data(), b.data(), n);
-  EXPECT_EQ(a, b);
+  if (quant_traits(type).block_elems == 32) {
+    EXPECT_EQ(a, b);
+  }
   // round_trip_matrix is what the cpu backend computes with: the same dequantized values.
   std::vector<float> rt = x;
   round_trip_matrix(type, rt, 32 * 8);
   EXPECT_EQ(rt, y);
 }
 
-INSTANTIATE_TEST_SUITE_P(Formats, DeviceLayout, testing::Values(QuantType::Q8_0, QuantType::Q4_0),
+INSTANTIATE_TEST_SUITE_P(Formats, DeviceLayout,
+                         testing::Values(QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_K, QuantType::Q5_K,
+                                         QuantType::Q6_K),
                          [](const testing::TestParamInfo<QuantType>& i) {
                            return std::string(quant_traits(i.param).name);
                          });
@@ -103,13 +121,20 @@ TEST(QuantizedWeightsErrors, NameTheProblem) {
   const std::vector<float> m(40 * 2, 1.0f);
   EXPECT_EQ(error_of([&] { pack_device_matrix(QuantType::Q8_0, m.data(), 2, 40); }),
             "a Q8_0 matrix needs rows of a multiple of 32 values, got 40");
-  const std::vector<float> k(256, 1.0f);
-  EXPECT_EQ(error_of([&] { pack_device_matrix(QuantType::Q4_K, k.data(), 1, 256); }),
-            "weights kept in blocks on the GPU must be Q8_0 or Q4_0, not Q4_K");
+  const std::vector<float> k(288, 1.0f);
+  EXPECT_EQ(error_of([&] { pack_device_matrix(QuantType::Q5_0, k.data(), 1, 256); }),
+            "weights kept in blocks on the GPU must be Q8_0, Q4_0, Q4_K, Q5_K or Q6_K, not Q5_0");
+  EXPECT_EQ(error_of([&] { pack_device_matrix(QuantType::Q4_K, k.data(), 1, 288); }),
+            "a Q4_K matrix needs rows of a multiple of 256 values, got 288");
+  // What a K-quant row falls back to: Q8_0 for rows of 32 k values, else fp32.
+  EXPECT_EQ(row_block_type(QuantType::Q6_K, 512), QuantType::Q6_K);
+  EXPECT_EQ(row_block_type(QuantType::Q4_K, 288), QuantType::Q8_0);
+  EXPECT_EQ(row_block_type(QuantType::Q5_K, 48), std::nullopt);
+  EXPECT_EQ(row_block_type(QuantType::Q4_0, 48), std::nullopt);
   EXPECT_EQ(error_of([] { parse_weight_storage("q5_0", "--weights"); }),
-            "--weights: unknown weight storage 'q5_0' (expected auto, f32, f16, q8_0 or q4_0)");
-  for (WeightStorage s :
-       {WeightStorage::Auto, WeightStorage::F32, WeightStorage::F16, WeightStorage::Q8_0, WeightStorage::Q4_0})
+            "--weights: unknown weight storage 'q5_0' (expected auto, f32, f16, q8_0, q4_0, q4_k, q5_k or q6_k)");
+  for (WeightStorage s : {WeightStorage::Auto, WeightStorage::F32, WeightStorage::F16, WeightStorage::Q8_0,
+                          WeightStorage::Q4_0, WeightStorage::Q4_K, WeightStorage::Q5_K, WeightStorage::Q6_K})
     EXPECT_EQ(parse_weight_storage(weight_storage_name(s), "x"), s);
 }
 
@@ -145,15 +170,113 @@ TEST(QuantizedWeightsGguf, Q8_0FileKeepsItsBlocks) {
   std::filesystem::remove_all(dir);
 }
 
+// Writes `m` (an F32 conversion) with the tensors in `types` re-quantized, loads it with auto
+// weights on the GPU and the cpu backend, checks the GPU's storage of each tensor named in
+// `storage` and that the GPU's logits match the cpu backend's, which computes with the dequantized
+// blocks: decode at B = 1 and B = 3, and prefill.
+void expect_mixed_gguf_runs(gguf_test::ConvertedModel m, const std::vector<std::pair<const char*, QuantType>>& types,
+                            const std::vector<std::pair<const char*, const char*>>& storage, int32_t vocab) {
+  for (const auto& [name, type] : types) gguf_test::quantize_tensor(m, name, type);
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("vkssm_mixed_gguf_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "tiny-mixed.gguf").string();
+  gguf_test::write_bytes(path, m.gguf.bytes());
+  auto load = [&](BackendKind backend) {
+    LoadOptions o;
+    o.backend = backend;
+    o.max_streams = 3;
+    return load_model(path, o);
+  };
+  auto gpu = load(BackendKind::Vulkan), cpu = load(BackendKind::Cpu);
+  for (const auto& [name, want] : storage) {
+    std::string got = "missing";
+    for (const TensorStorage& t : gpu->info().tensors)
+      if (t.name == name) got = t.type;
+    if (std::string(want) == "f16|f32") {
+      EXPECT_THAT(got, testing::AnyOf("f16", "f32")) << name;
+    } else {
+      EXPECT_EQ(got, want) << name;
+    }
+  }
+  const size_t V = size_t(vocab);
+  const int32_t slots[3] = {0, 1, 2};
+  for (int t = 0; t < 4; ++t) {
+    const int B = t < 2 ? 1 : 3;
+    const int32_t ids[3] = {(t * 37 + 5) % vocab, (t * 11 + vocab - 1) % vocab, 7};
+    std::vector<float> got(size_t(B) * V), want(got.size());
+    gpu->step(ids, slots, B, got.data());
+    cpu->step(ids, slots, B, want.data());
+    for (int b = 0; b < B; ++b)
+      ASSERT_LE(max_rel_error(got.data() + b * V, want.data() + b * V, vocab), 1e-3f)
+          << "step " << t << " stream " << b;
+  }
+  std::vector<int32_t> prompt(70);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 53 + 7) % V);
+  std::vector<float> got(V), want(V);
+  gpu->prefill(2, prompt.data(), int(prompt.size()), got.data());
+  cpu->prefill(2, prompt.data(), int(prompt.size()), want.data());
+  EXPECT_LE(max_rel_error(got.data(), want.data(), vocab), 1e-3f);
+  std::filesystem::remove_all(dir);
+}
+
+// A llama-quantize style mix of block types (Q4_K_M files hold Q4_K and Q6_K matrices, maybe Q8_0,
+// and F32 vectors): under auto weights every matrix whose type has a device layout keeps the file's
+// blocks on the device, so one projection runs with different formats in different layers; a Q5_0
+// matrix (no device layout) is dequantized as before.
+TEST(QuantizedWeightsGguf, MixedMamba1FileKeepsEachTensorsBlocksOnTheDevice) {
+  Mamba1Config cfg;
+  cfg.d_model = 256;
+  cfg.n_layer = 2;
+  cfg.vocab_size = 301;
+  cfg.d_state = 4;
+  cfg.d_inner = 512;
+  cfg.dt_rank = 16;
+  cfg.tie_embeddings = false;
+  expect_mixed_gguf_runs(gguf_test::convert_mamba1(random_mamba1(cfg, 21), gguf_test::OutType::F32),
+                         {{"token_embd.weight", QuantType::Q4_K},
+                          {"output.weight", QuantType::Q6_K},
+                          {"blk.0.ssm_in.weight", QuantType::Q4_K},
+                          {"blk.1.ssm_in.weight", QuantType::Q5_K},
+                          {"blk.0.ssm_out.weight", QuantType::Q8_0},
+                          {"blk.1.ssm_out.weight", QuantType::Q5_0},
+                          {"blk.0.ssm_x.weight", QuantType::Q6_K}},  // x_proj: not a matrix the uploader takes
+                         {{"token embeddings", "q4_k"},
+                          {"lm_head", "q6_k"},
+                          {"layer 0 in_proj", "q4_k"},
+                          {"layer 1 in_proj", "q5_k"},
+                          {"layer 0 out_proj", "q8_0"},
+                          {"layer 1 out_proj", "f16|f32"}},
+                         301);
+}
+
+TEST(QuantizedWeightsGguf, MixedMamba2FileKeepsEachTensorsBlocksOnTheDevice) {
+  const Mamba2Config cfg{.d_model = 256, .n_layer = 2, .vocab_size = 301, .d_state = 8, .expand = 2, .head_dim = 16,
+                         .n_groups = 1};
+  expect_mixed_gguf_runs(gguf_test::convert_mamba2(random_mamba2(cfg, 22), gguf_test::OutType::F32),
+                         {{"token_embd.weight", QuantType::Q8_0},  // tied: the lm_head too
+                          {"blk.0.ssm_in.weight", QuantType::Q4_K},
+                          {"blk.1.ssm_in.weight", QuantType::Q4_0},
+                          {"blk.0.ssm_out.weight", QuantType::Q6_K},
+                          {"blk.1.ssm_out.weight", QuantType::Q4_K}},
+                         {{"token embeddings", "q8_0"},
+                          {"layer 0 in_proj", "q4_k"},
+                          {"layer 1 in_proj", "q4_0"},
+                          {"layer 0 out_proj", "q6_k"},
+                          {"layer 1 out_proj", "q4_k"}},
+                         301);
+}
+
 // ---- GPU = CPU reference -------------------------------------------------------------------------
 
 // A small random model of one architecture, made on either backend.
 struct QuantArch {
   const char* name;
   bool frame_model;
-  // in_proj-like and fallback tensor names as ModelInfo::tensors reports them
+  // in_proj-like and fallback tensor names as ModelInfo::tensors reports them (nullptr: none)
   const char* blocks_tensor;
   const char* f32_tensor;
+  const char* q8_0_tensor;  // K-quant storages: rows of a multiple of 32 but not 256 values
   std::function<std::unique_ptr<Model>(const LoadOptions&)> create;
 };
 
@@ -184,27 +307,61 @@ S4DConfig s4d_config() {
 }
 
 const QuantArch kArchs[] = {
-    {"mamba1", false, "layer 1 in_proj", "layer 1 out_proj",
+    {"mamba1", false, "layer 1 in_proj", "layer 1 out_proj", nullptr,
      [](const LoadOptions& o) {
        static const Mamba1Weights w = random_mamba1(mamba1_config(false), 3);
        return create_mamba1(w, o);
      }},
-    {"falcon_mamba", false, "lm_head", "layer 0 out_proj",
+    {"falcon_mamba", false, "lm_head", "layer 0 out_proj", nullptr,
      [](const LoadOptions& o) {
        static const Mamba1Weights w = random_mamba1(mamba1_config(true), 4);
        return create_mamba1(w, o);
      }},
-    {"mamba2", false, "layer 1 out_proj", "layer 0 in_proj",
+    {"mamba2", false, "layer 1 out_proj", "layer 0 in_proj", nullptr,
      [](const LoadOptions& o) {
        static const Mamba2Weights w = random_mamba2(mamba2_config(), 5);
        return create_mamba2(w, o);
      }},
-    {"s4d", true, "layer 0 output linear", "encoder weight",
+    {"s4d", true, "layer 0 output linear", "encoder weight", nullptr,
      [](const LoadOptions& o) {
        static const S4DWeights w = random_s4d(s4d_config(), 6);
        return create_s4d(w, o);
      }},
 };
+
+// The same architectures with rows for the K-quants' 256-value super-blocks.
+Mamba1Config mamba1_k_config() {
+  Mamba1Config c = mamba1_config(false);
+  c.d_model = 512;  // in_proj, embeddings, lm_head: two super-blocks a row
+  c.d_inner = 288;  // out_proj rows of 288 values: Q8_0
+  return c;
+}
+
+const QuantArch kKArchs[] = {
+    {"mamba1_k", false, "layer 1 in_proj", nullptr, "layer 0 out_proj",
+     [](const LoadOptions& o) {
+       static const Mamba1Weights w = random_mamba1(mamba1_k_config(), 7);
+       return create_mamba1(w, o);
+     }},
+    {"mamba2_k", false, "layer 1 out_proj", nullptr, nullptr,
+     [](const LoadOptions& o) {
+       // D 256: in_proj and the tied embeddings one super-block a row, out_proj (E = 512) two
+       static const Mamba2Weights w = random_mamba2(
+           {.d_model = 256, .n_layer = 2, .vocab_size = kVocab, .d_state = 8, .expand = 2, .head_dim = 16, .n_groups = 1},
+           8);
+       return create_mamba2(w, o);
+     }},
+    {"s4d_k", true, "layer 1 output linear", "encoder weight", nullptr,
+     [](const LoadOptions& o) {
+       static const S4DWeights w = random_s4d({.d_input = 3, .d_model = 256, .d_state = 8, .n_layers = 2, .d_output = 7}, 9);
+       return create_s4d(w, o);
+     }},
+};
+
+constexpr WeightStorage kKQuants[] = {WeightStorage::Q4_K, WeightStorage::Q5_K, WeightStorage::Q6_K};
+constexpr WeightStorage kBlockStorages[] = {WeightStorage::Q8_0, WeightStorage::Q4_0, WeightStorage::Q4_K,
+                                            WeightStorage::Q5_K, WeightStorage::Q6_K};
+bool is_k_quant(WeightStorage s) { return quant_traits(*quant_type_of(s)).block_elems == 256; }
 
 struct QuantParam {
   const QuantArch* arch;
@@ -220,6 +377,9 @@ std::vector<QuantParam> quant_params(bool token_models_only) {
   for (const QuantArch& a : kArchs)
     if (!(token_models_only && a.frame_model))
       for (WeightStorage s : {WeightStorage::Q8_0, WeightStorage::Q4_0}) p.push_back({&a, s});
+  for (const QuantArch& a : kKArchs)
+    if (!(token_models_only && a.frame_model))
+      for (WeightStorage s : kKQuants) p.push_back({&a, s});
   return p;
 }
 
@@ -278,7 +438,12 @@ TEST_P(QuantizedWeights, RecordsHowEachTensorIsStored) {
     return "missing";
   };
   EXPECT_EQ(storage_of(arch().blocks_tensor), type);
-  EXPECT_EQ(storage_of(arch().f32_tensor), "f32");  // rows not a multiple of 32: fp32
+  if (arch().f32_tensor) {
+    EXPECT_EQ(storage_of(arch().f32_tensor), "f32");  // rows not a multiple of 32: fp32
+  }
+  if (arch().q8_0_tensor) {
+    EXPECT_EQ(storage_of(arch().q8_0_tensor), "q8_0");
+  }
   // Fewer bytes per step than fp32, and the weights really changed: the cpu backend's q output
   // differs from its f32 output.
   EXPECT_LT(gpu->info().weight_bytes, make(BackendKind::Vulkan, WeightStorage::F32, 1)->info().weight_bytes);
@@ -313,18 +478,19 @@ TEST(QuantizedWeightsGpu, EveryWorkSplitMatchesTheCpuReference) {
       dynamic_cast<const VulkanStepModel&>(*kArchs[0].create({})).caps().subgroup_arithmetic;
   for (const char* tune : {"64,1,64,64,0", "1,8,256,256,0", "8,2,32,16,1", "32,3,40,24,0"}) {
     if (!subgroups && std::atoi(tune) > 32) continue;  // refused there (test_mamba1_gpu.cpp checks how)
-    for (WeightStorage storage : {WeightStorage::Q8_0, WeightStorage::Q4_0}) {
+    for (WeightStorage storage : kBlockStorages) {
       SCOPED_TRACE(std::string(tune) + " " + weight_storage_name(storage));
+      const QuantArch& arch = is_k_quant(storage) ? kKArchs[0] : kArchs[0];  // rows the format takes
       LoadOptions o;
       o.weights = storage;
       o.max_streams = 3;
       std::unique_ptr<Model> gpu;
       {
         ScopedEnv env("VKSSM_TUNE", tune);
-        gpu = kArchs[0].create(o);
+        gpu = arch.create(o);
       }
       o.backend = BackendKind::Cpu;
-      auto cpu = kArchs[0].create(o);
+      auto cpu = arch.create(o);
       for (int t = 0; t < 3; ++t) {
         const int B = t + 1;
         auto tokens = std::vector<int32_t>(size_t(B));
@@ -342,14 +508,15 @@ TEST(QuantizedWeightsGpu, EveryWorkSplitMatchesTheCpuReference) {
 // Without subgroup arithmetic the matvecs reduce in shared memory (the *_shared variants).
 TEST(QuantizedWeightsGpu, SharedMemoryReductionsMatchTheCpuReference) {
   ScopedEnv profile("VKSSM_DEVICE_PROFILE", "vulkan-1.1-minimal");
-  for (WeightStorage storage : {WeightStorage::Q8_0, WeightStorage::Q4_0}) {
+  for (WeightStorage storage : kBlockStorages) {
+    const QuantArch& arch = is_k_quant(storage) ? kKArchs[1] : kArchs[2];
     LoadOptions o;
     o.weights = storage;
     o.max_streams = 2;
-    auto gpu = kArchs[2].create(o);
+    auto gpu = arch.create(o);
     ASSERT_FALSE(dynamic_cast<const VulkanStepModel&>(*gpu).caps().subgroup_arithmetic);
     o.backend = BackendKind::Cpu;
-    auto cpu = kArchs[2].create(o);
+    auto cpu = arch.create(o);
     const int32_t tokens[2] = {7, 300}, slots[2] = {1, 0};
     std::vector<float> got(2 * kVocab), want(got.size());
     for (int t = 0; t < 2; ++t) {

@@ -10,25 +10,82 @@
 
 namespace vkssm {
 
+std::optional<QuantType> block_type_of(MatrixFormat f) {
+  switch (f) {
+    case MatrixFormat::Q8_0: return QuantType::Q8_0;
+    case MatrixFormat::Q4_0: return QuantType::Q4_0;
+    case MatrixFormat::Q4_K: return QuantType::Q4_K;
+    case MatrixFormat::Q5_K: return QuantType::Q5_K;
+    case MatrixFormat::Q6_K: return QuantType::Q6_K;
+    case MatrixFormat::F32:
+    case MatrixFormat::F16: break;
+  }
+  return std::nullopt;
+}
+
+const char* matrix_format_name(MatrixFormat f) {
+  switch (f) {
+    case MatrixFormat::F32: return "f32";
+    case MatrixFormat::F16: return "f16";
+    case MatrixFormat::Q8_0: return "q8_0";
+    case MatrixFormat::Q4_0: return "q4_0";
+    case MatrixFormat::Q4_K: return "q4_k";
+    case MatrixFormat::Q5_K: return "q5_k";
+    case MatrixFormat::Q6_K: return "q6_k";
+  }
+  return "?";
+}
+
+namespace {
+
+MatrixFormat format_of_blocks(QuantType q) {
+  switch (q) {
+    case QuantType::Q8_0: return MatrixFormat::Q8_0;
+    case QuantType::Q4_0: return MatrixFormat::Q4_0;
+    case QuantType::Q4_K: return MatrixFormat::Q4_K;
+    case QuantType::Q5_K: return MatrixFormat::Q5_K;
+    case QuantType::Q6_K: return MatrixFormat::Q6_K;
+    default: break;
+  }
+  throw Error(std::string("no device layout for ") + quant_traits(q).name + " blocks");
+}
+
+}  // namespace
+
 MatrixFormat WeightUploader::format_of(int64_t cols) const {
-  if (quant_ && quantizable_row(cols)) return *quant_ == QuantType::Q8_0 ? MatrixFormat::Q8_0 : MatrixFormat::Q4_0;
+  if (quant_)
+    if (const std::optional<QuantType> q = row_block_type(*quant_, cols)) return format_of_blocks(*q);
   return f16_ ? MatrixFormat::F16 : MatrixFormat::F32;
 }
 
-uint64_t WeightUploader::row_bytes(int64_t cols) const {
-  switch (format_of(cols)) {
-    case MatrixFormat::Q8_0: return 4ull * device_row_words(QuantType::Q8_0, cols);
-    case MatrixFormat::Q4_0: return 4ull * device_row_words(QuantType::Q4_0, cols);
-    case MatrixFormat::F16: return 2ull * pad8(cols);
-    case MatrixFormat::F32: break;
-  }
-  return 4ull * pad8(cols);
+namespace {
+
+uint64_t format_row_bytes(MatrixFormat f, int64_t cols) {
+  if (const std::optional<QuantType> q = block_type_of(f)) return 4ull * device_row_words(*q, cols);
+  return (f == MatrixFormat::F16 ? 2ull : 4ull) * pad8(cols);
+}
+
+}  // namespace
+
+uint64_t WeightUploader::row_bytes(int64_t cols) const { return format_row_bytes(format_of(cols), cols); }
+
+MatrixFormat WeightUploader::format_of(const GpuBuffer& b) const {
+  for (const auto& [buffer, format] : formats_)
+    if (buffer == b.handle()) return format;
+  return f16_ ? MatrixFormat::F16 : MatrixFormat::F32;
+}
+
+uint64_t WeightUploader::row_bytes(const GpuBuffer& b, int64_t cols) const {
+  return format_row_bytes(format_of(b), cols);
 }
 
 std::string WeightUploader::weight_type() const {
-  for (const char* q : {"q8_0", "q4_0"})
-    for (const TensorStorage& t : tensors_)
-      if (t.type == q) return q;
+  std::string fallback;
+  for (const TensorStorage& t : tensors_) {
+    if (quant_ && t.type == matrix_format_name(format_of_blocks(*quant_))) return t.type;
+    if (t.type != "f32" && t.type != "f16" && fallback.empty()) fallback = t.type;
+  }
+  if (!fallback.empty()) return fallback;
   return f16_ ? "f16" : "f32";
 }
 
@@ -60,10 +117,27 @@ GpuBuffer WeightUploader::words(const std::vector<uint32_t>& w, const std::strin
 }
 
 GpuBuffer WeightUploader::matrix(const std::vector<float>& m, int64_t rows, int64_t cols, const std::string& what) {
-  const MatrixFormat format = format_of(cols);
-  if (format == MatrixFormat::Q8_0 || format == MatrixFormat::Q4_0)
-    return words(pack_device_matrix(*quant_, m.data(), rows, cols), what,
-                 format == MatrixFormat::Q8_0 ? "q8_0" : "q4_0");
+  MatrixFormat format = format_of(cols);
+  GpuBuffer b = upload_matrix(m, rows, cols, what, format);
+  // A sharded model's later shards alias the first one's buffers: the handle may have its entry.
+  if (!std::any_of(formats_.begin(), formats_.end(), [&](const auto& e) { return e.first == b.handle(); }))
+    formats_.emplace_back(b.handle(), format);
+  return b;
+}
+
+GpuBuffer WeightUploader::upload_matrix(const std::vector<float>& m, int64_t rows, int64_t cols,
+                                        const std::string& what, MatrixFormat& format) {
+  if (file_blocks_)
+    if (const auto it = file_blocks_->find(m.data()); it != file_blocks_->end()) {
+      const FileBlocks& fb = it->second;
+      if (device_block_format(fb.type) && quantizable_row(fb.type, cols) &&
+          fb.bytes.size() == size_t(rows) * quant_row_bytes(fb.type, size_t(cols))) {
+        format = format_of_blocks(fb.type);
+        return words(repack_blocks(fb.type, fb.bytes.data(), rows, cols), what, matrix_format_name(format));
+      }
+    }
+  if (const std::optional<QuantType> q = block_type_of(format))
+    return words(pack_device_matrix(*q, m.data(), rows, cols), what, matrix_format_name(format));
   const uint32_t stride = pad8(cols);
   std::vector<float> padded(size_t(rows) * stride, 0.0f);
   for (int64_t r = 0; r < rows; ++r) std::copy_n(m.data() + r * cols, cols, padded.data() + r * stride);

@@ -1,8 +1,9 @@
 #pragma once
 // Puts an architecture's weights on the device in the layouts the shaders read, counting the
 // bytes one step reads (ModelInfo::weight_bytes) as it goes. Matrices can be stored as fp16
-// (packed two per uint, see shaders/common.glsl) or in Q8_0 / Q4_0 blocks (host/quant_matrix.h
-// has the layout); small vectors always stay fp32. It records how each tensor is stored.
+// (packed two per uint, see shaders/common.glsl) or in Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K blocks
+// (host/quant_matrix.h has the layouts); small vectors always stay fp32. It records how each
+// tensor is stored.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -14,17 +15,24 @@
 #include "engine/vk/vk_handle.h"
 #include "engine/vkssm.hpp"
 #include "host/quant.h"
+#include "host/quant_matrix.h"
 
 namespace vkssm {
 
 // How one matrix is stored: the uploader's fp32/fp16 type, or blocks.
-enum class MatrixFormat { F32, F16, Q8_0, Q4_0 };
+enum class MatrixFormat { F32, F16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K };
+
+// The block type of a format; nullopt for F32 and F16.
+std::optional<QuantType> block_type_of(MatrixFormat f);
+inline bool is_blocks(MatrixFormat f) { return block_type_of(f).has_value(); }
+// "f32", "f16", "q8_0", ... as ModelInfo::tensors names storage types.
+const char* matrix_format_name(MatrixFormat f);
 
 class VulkanContext;
 
 class WeightUploader {
  public:
-  // `quant`: matrices whose rows are a multiple of 32 values go into those blocks; the others,
+  // `quant`: matrices go into the blocks row_block_type() picks for their row length; the others,
   // and everything flat(), stay in the fp32/fp16 type `f16` says.
   WeightUploader(VulkanContext& ctx, bool f16, std::optional<QuantType> quant = std::nullopt)
       : ctx_(ctx), f16_(f16), quant_(quant) {}
@@ -33,10 +41,20 @@ class WeightUploader {
 
   bool f16() const { return f16_; }
   std::optional<QuantType> quant() const { return quant_; }
-  // How matrix() stores a matrix with rows of `cols` values, and the bytes of one such row.
+  // Matrices found in `t` (by their values' data()) whose blocks have a device layout are uploaded
+  // as those blocks, repacked, whatever the uploader's types. `t` must outlive the uploads.
+  void keep_file_blocks(const FileBlockTable* t) { file_blocks_ = t; }
+  // How matrix() stores a matrix with rows of `cols` values (file blocks aside), and the bytes of
+  // one such row.
   MatrixFormat format_of(int64_t cols) const;
   uint64_t row_bytes(int64_t cols) const;
-  // "q8_0" when any matrix went into Q8_0 blocks, likewise "q4_0", else "f16" or "f32".
+  // How matrix() stored the matrix `b` (the uploader's fp32/fp16 type for other buffers), and the
+  // bytes of one of its rows of `cols` values.
+  MatrixFormat format_of(const GpuBuffer& b) const;
+  uint64_t row_bytes(const GpuBuffer& b, int64_t cols) const;
+  // The requested block type (e.g. "q4_k") when any matrix went into it; else the first block
+  // type a matrix went into (a K-quant's Q8_0 fallback, a GGUF file's own blocks); else "f16" or
+  // "f32".
   std::string weight_type() const;
   const std::vector<TensorStorage>& tensors() const { return tensors_; }
   uint64_t bytes() const { return bytes_; }
@@ -68,6 +86,9 @@ class WeightUploader {
     DeviceHandle<VkBufferView> view;
   };
   GpuBuffer words(const std::vector<uint32_t>& w, const std::string& what, const char* type);
+  // matrix()'s upload; `format` (format_of(cols) on entry) becomes the file blocks' when it takes them.
+  GpuBuffer upload_matrix(const std::vector<float>& m, int64_t rows, int64_t cols, const std::string& what,
+                          MatrixFormat& format);
   // A device buffer holding `bytes` of `data`: created and uploaded, and listed in the context's
   // shared weights; or, while the context replays them (a later shard), an alias of the next one.
   GpuBuffer device_weights(const void* data, uint64_t bytes, const std::string& what);
@@ -76,6 +97,8 @@ class WeightUploader {
   VulkanContext& ctx_;
   bool f16_;
   std::optional<QuantType> quant_;
+  const FileBlockTable* file_blocks_ = nullptr;
+  std::vector<std::pair<VkBuffer, MatrixFormat>> formats_;  // every matrix() buffer
   uint64_t bytes_ = 0;
   std::vector<TensorStorage> tensors_;
   GpuBuffer placeholder_;

@@ -49,9 +49,30 @@ std::vector<float> load_optional_tensor(const Checkpoint& ckpt, const std::strin
   return expected ? ckpt.load_f32(name, shape) : std::vector<float>();
 }
 
+namespace {
+
+// Notes the blocks of tensor `name` for `m` (its dequantized values) when the file has them in a
+// block type with a device layout.
+void keep_file_blocks(const Checkpoint& ckpt, const std::string& name, const std::vector<float>& m,
+                      TokenModelWeights& w) {
+  const TensorInfo* t = ckpt.find(name);
+  if (!t || !t->blocks || m.empty() || !device_block_format(QuantType(t->blocks_type))) return;
+  w.file_blocks[m.data()] = {QuantType(t->blocks_type), std::vector<uint8_t>(t->blocks, t->blocks + t->blocks_bytes)};
+}
+
+}  // namespace
+
+std::vector<float> load_token_model_matrix(const Checkpoint& ckpt, const std::string& name,
+                                           const std::vector<int64_t>& shape, TokenModelWeights& w) {
+  std::vector<float> m = ckpt.load_f32(name, shape);
+  keep_file_blocks(ckpt, name, m, w);
+  return m;
+}
+
 std::string load_token_model_embeddings(const Checkpoint& ckpt, int64_t vocab, int64_t d_model, TokenModelWeights& w) {
   std::string name;
   w.embeddings = load_token_embeddings(ckpt, vocab, d_model, ckpt.config_source(), &name);
+  keep_file_blocks(ckpt, name, w.embeddings, w);
   return name;
 }
 
@@ -59,6 +80,7 @@ void load_token_model_head(const Checkpoint& ckpt, const std::string& embedding_
                            bool& tie_embeddings, TokenModelWeights& w) {
   w.norm_f = ckpt.load_f32("backbone.norm_f.weight", {d_model});
   w.lm_head = load_lm_head(ckpt, embedding_name, vocab, d_model, tie_embeddings, ckpt.config_source());
+  keep_file_blocks(ckpt, "lm_head.weight", w.lm_head, w);
   tie_embeddings = w.lm_head.empty();
   w.source_dtype = ckpt.main_dtype();
   w.source = ckpt.dir();

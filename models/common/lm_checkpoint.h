@@ -12,6 +12,7 @@
 #include "engine/vkssm.hpp"
 #include "host/checkpoint.h"
 #include "host/dtype.h"
+#include "host/quant_matrix.h"
 #include "host/safetensors.h"
 #include "host/weight_rng.h"
 
@@ -24,10 +25,19 @@ struct TokenModelWeights {
   std::vector<float> lm_head;       // [V, D]; empty when tied to the embeddings
   DType source_dtype = DType::F32;  // what the big matrices were stored as in the checkpoint
   std::string source;               // checkpoint path (or random_*(seed)), for messages
+  // The blocks of the matrices a GGUF file stores in a block type the Vulkan backend keeps
+  // (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K): under WeightStorage::Auto it uploads those very blocks. The
+  // vectors above hold their dequantized values, which the cpu backend computes with.
+  FileBlockTable file_blocks;
 
   const std::vector<float>& head() const { return lm_head.empty() ? embeddings : lm_head; }
   size_t end_parameters() const { return embeddings.size() + norm_f.size() + lm_head.size(); }
 };
+
+// A big matrix (one the Vulkan backend puts through WeightUploader::matrix) as fp32, its file
+// blocks noted in w.file_blocks. Errors as Checkpoint::load_f32.
+std::vector<float> load_token_model_matrix(const Checkpoint& ckpt, const std::string& name,
+                                           const std::vector<int64_t>& shape, TokenModelWeights& w);
 
 // Before the layers: the embedding [V, D] into w; returns the name it was found under.
 std::string load_token_model_embeddings(const Checkpoint& ckpt, int64_t vocab, int64_t d_model, TokenModelWeights& w);

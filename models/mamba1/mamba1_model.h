@@ -105,13 +105,18 @@ class Mamba1CpuReference {
 ModelInfo mamba1_model_info(const Mamba1Weights& w);
 StateHeader mamba1_state_header(const Mamba1Weights& w);
 
-// The `cpu` backend (the reference behind the Model interface; copies the weights).
+// The `cpu` and `cpu-fast` backends (the reference or the fast stepper behind the Model
+// interface; both keep their own copy of the weights).
 std::unique_ptr<Model> create_mamba1_cpu(const Mamba1Weights& weights, const LoadOptions& options);
+class CpuStepper;
+// The cpu-fast stepper (mamba1_cpu_fast.cpp; built with VKSSM_CPU_FAST): fp16 matrices under
+// WeightStorage::F16, fp32 otherwise.
+std::unique_ptr<CpuStepper> make_mamba1_cpu_fast(const Mamba1Weights& weights, const LoadOptions& options);
 // The Vulkan backend (mamba1_vulkan.cpp).
 std::unique_ptr<Model> create_mamba1_vulkan(const Mamba1Weights& weights, const LoadOptions& options);
 // Weights already in memory on the backend `options` asks for (tests, bench).
 inline std::unique_ptr<Model> create_mamba1(const Mamba1Weights& weights, const LoadOptions& options = {}) {
-  return options.backend == BackendKind::Cpu ? create_mamba1_cpu(weights, options) : create_mamba1_vulkan(weights, options);
+  return options.backend != BackendKind::Vulkan ? create_mamba1_cpu(weights, options) : create_mamba1_vulkan(weights, options);
 }
 
 }  // namespace vkssm

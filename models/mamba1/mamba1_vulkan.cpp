@@ -122,6 +122,8 @@ class Mamba1Graph final : public StepGraph {
 Mamba1Graph::Mamba1Graph(GraphBuilder& b, const Mamba1Weights& w, const LoadOptions& options) : cfg_(w.cfg) {
   const WeightsPlan plan = plan_weights(weights_request(w, options), b.caps());
   up_ = std::make_unique<WeightUploader>(b.ctx(), plan.f16, plan.quant);
+  // Auto: matrices a GGUF file stores in blocks the device reads stay in those blocks.
+  if (options.weights == WeightStorage::Auto) up_->keep_file_blocks(&w.file_blocks);
   b.create_io(plan, 0, cfg_.vocab_size);
 
   const int64_t D = cfg_.d_model, E = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank;

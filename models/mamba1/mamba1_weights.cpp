@@ -137,7 +137,7 @@ Mamba1Weights load_mamba1(const Checkpoint& ckpt) {
     const std::string m = p + "mixer.";
     Mamba1LayerWeights L;
     L.norm = ckpt.load_f32(p + "norm.weight", {D});
-    L.in_proj = ckpt.load_f32(m + "in_proj.weight", {2 * E, D});
+    L.in_proj = load_token_model_matrix(ckpt, m + "in_proj.weight", {2 * E, D}, w);
     L.in_proj_b = load_optional(m + "in_proj.bias", c.use_bias, {2 * E}, "use_bias");
     L.conv_w = ckpt.load_f32(m + "conv1d.weight", {E, 1, K});  // same bytes as [E, K]
     L.conv_b = load_optional(m + "conv1d.bias", c.use_conv_bias, {E}, "use_conv_bias");
@@ -147,7 +147,7 @@ Mamba1Weights load_mamba1(const Checkpoint& ckpt) {
     L.dt_proj_b = ckpt.load_f32(m + "dt_proj.bias", {E});
     L.A_log = ckpt.load_f32(m + "A_log", {E, N});
     L.D = ckpt.load_f32(m + "D", {E});
-    L.out_proj = ckpt.load_f32(m + "out_proj.weight", {D, E});
+    L.out_proj = load_token_model_matrix(ckpt, m + "out_proj.weight", {D, E}, w);
     L.out_proj_b = load_optional(m + "out_proj.bias", c.use_bias, {D}, "use_bias");
     w.layers.push_back(std::move(L));
   }

@@ -130,6 +130,8 @@ class Mamba2Graph final : public StepGraph {
 Mamba2Graph::Mamba2Graph(GraphBuilder& b, const Mamba2Weights& w, const LoadOptions& options) : cfg_(w.cfg) {
   const WeightsPlan plan = plan_weights(weights_request(w, options), b.caps());
   up_ = std::make_unique<WeightUploader>(b.ctx(), plan.f16, plan.quant);
+  // Auto: matrices a GGUF file stores in blocks the device reads stay in those blocks.
+  if (options.weights == WeightStorage::Auto) up_->keep_file_blocks(&w.file_blocks);
   b.create_io(plan, 0, cfg_.vocab_size);
 
   const uint64_t rows = uint64_t(b.step_rows());

@@ -222,7 +222,7 @@ Mamba2Weights load_mamba2(const Checkpoint& ckpt) {
     const std::string m = p + "mixer.";
     Mamba2LayerWeights L;
     L.norm = ckpt.load_f32(p + "norm.weight", {D});
-    L.in_proj = ckpt.load_f32(m + "in_proj.weight", {c.in_proj_rows(), D});
+    L.in_proj = load_token_model_matrix(ckpt, m + "in_proj.weight", {c.in_proj_rows(), D}, w);
     L.in_proj_b = load_optional_tensor(ckpt, m + "in_proj.bias", c.use_bias, {c.in_proj_rows()}, "use_bias",
                                        config_path);
     L.conv_w = ckpt.load_f32(m + "conv1d.weight", {CD, 1, K});
@@ -232,7 +232,7 @@ Mamba2Weights load_mamba2(const Checkpoint& ckpt) {
     L.A_log = ckpt.load_f32(m + "A_log", {H});
     L.D = ckpt.load_f32(m + "D", {H});
     L.gate_norm = ckpt.load_f32(m + "norm.weight", {E});
-    L.out_proj = ckpt.load_f32(m + "out_proj.weight", {D, E});
+    L.out_proj = load_token_model_matrix(ckpt, m + "out_proj.weight", {D, E}, w);
     L.out_proj_b = load_optional_tensor(ckpt, m + "out_proj.bias", c.use_bias, {D}, "use_bias", config_path);
     w.layers.push_back(std::move(L));
   }

@@ -130,7 +130,7 @@ std::unique_ptr<Model> create_s4d_cpu(const S4DWeights& weights, const LoadOptio
 std::unique_ptr<Model> create_s4d_vulkan(const S4DWeights& weights, const LoadOptions& options);
 // Weights already in memory on the backend `options` asks for (tests, bench).
 inline std::unique_ptr<Model> create_s4d(const S4DWeights& weights, const LoadOptions& options = {}) {
-  return options.backend == BackendKind::Cpu ? create_s4d_cpu(weights, options) : create_s4d_vulkan(weights, options);
+  return options.backend != BackendKind::Vulkan ? create_s4d_cpu(weights, options) : create_s4d_vulkan(weights, options);
 }
 
 }  // namespace vkssm

@@ -128,9 +128,9 @@ def test_bad_arguments_name_the_argument(tiny):
         tiny.step([2**32])
     with pytest.raises(TypeError, match="^data: expected bytes, got str$"):
         tiny.restore(0, "blob")
-    with pytest.raises(ValueError, match="^backend: expected 'vulkan' or 'cpu', got 'gpu'$"):
+    with pytest.raises(ValueError, match="^backend: expected 'vulkan', 'cpu' or 'cpu-fast', got 'gpu'$"):
         vkssm.load(TINY, backend="gpu")
-    with pytest.raises(ValueError, match="^weights: expected 'auto', 'f32', 'f16', 'q8_0' or 'q4_0', got 'int8'$"):
+    with pytest.raises(ValueError, match="^weights: expected 'auto', 'f32', 'f16', 'q8_0', 'q4_0', 'q4_k', 'q5_k' or 'q6_k', got 'int8'$"):
         vkssm.load(TINY, weights="int8")
 
 

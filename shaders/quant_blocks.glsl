@@ -1,0 +1,25 @@
+// Helpers for weights kept in ggml blocks (the device layouts of host/quant_matrix.h), shared by
+// matvec.comp and embed_gather.comp.
+#if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0) || defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K) || \
+    defined(WEIGHT_Q6_K)
+#define WEIGHT_BLOCKS
+#endif
+#if defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K) || defined(WEIGHT_Q6_K)
+#define BLOCK_VALUES 256u
+#else
+#define BLOCK_VALUES 32u
+#endif
+
+// Byte i (0..3) of w.
+uint byte_of(uint w, uint i) { return (w >> (8u * i)) & 255u; }
+
+// Sub-block j's (0..7) 6-bit scale (x) and min (y) in a Q4_K / Q5_K block, whose 12 packed bytes
+// are `p` (bytes 0-3, 4-7, 8-11): sub-blocks 0-3 keep theirs in the low 6 bits of bytes j and
+// j + 4; sub-blocks 4-7 theirs in the nibbles of byte j + 4 with the top 2 bits of bytes j - 4 and j.
+uvec2 k_scale_min(uvec3 p, uint j) {
+  const uint i = j & 3u, a = byte_of(p.x, i), b = byte_of(p.y, i), c = byte_of(p.z, i);
+  return j < 4u ? uvec2(a & 63u, b & 63u) : uvec2((c & 15u) | ((a >> 6) << 4), (c >> 4) | ((b >> 6) << 4));
+}
+
+// Signed byte i (0..3) of w.
+float int8_of(uint w, uint i) { return float(int(w << (24u - 8u * i)) >> 24); }
