@@ -1,7 +1,7 @@
 // vkssm_bench: decode throughput and latency, against the device's own copy bandwidth, and the
 // time to first token for a document read by prefill versus restored from a saved state.
 //
-//   vkssm_bench [--model PATH] [--backend vulkan|cpu|cpu-fast] [--device N] [--weights f32,q8_0,...|all]
+//   vkssm_bench [--model PATH] [--backend vulkan|cpu|reference] [--device N] [--weights f32,q8_0,...|all]
 //               [--tokens N] [--batch 1,4,16] [--ttft N] [--json | --csv]
 //
 // Without --model it builds a random model shaped like mamba-130m (D 768, 24 layers, V 50280).
@@ -51,7 +51,7 @@ std::string bench_architectures() {
 [[noreturn]] void usage(int code) {
   std::fprintf(
       code ? stderr : stdout,
-      "usage: vkssm_bench [--model PATH] [--backend vulkan|cpu|cpu-fast] [--device N] [--weights LIST|all]\n"
+      "usage: vkssm_bench [--model PATH] [--backend vulkan|cpu|reference] [--device N] [--weights LIST|all]\n"
       "                   [--tokens N] [--batch 1,4,16] [--ttft N] [--json | --csv] [--d-model D --layers L --vocab V]\n"
       "                   [--arch NAME]\n"
       "\n"
@@ -59,7 +59,7 @@ std::string bench_architectures() {
       "                    default D 768, 24 layers, V 50280 = mamba-130m)\n"
       "  --arch NAME       the random model's architecture, one of: %s (default mamba;\n"
       "                    mamba2 takes the mamba2-130m layout: d_state 128, head_dim 64, 1 group)\n"
-      "  --backend B       vulkan (default), cpu (the reference) or cpu-fast (threads + SIMD)\n"
+      "  --backend B       vulkan (default), cpu (threads + SIMD) or reference (the plain reference)\n"
       "  --device N        Vulkan device index (default: $VKSSM_DEVICE, else the best device)\n"
       "  --weights LIST    weight storage, comma-separated for one run each: f32 (default), f16, q8_0,\n"
       "                    q4_0, q4_k, q5_k, q6_k (ggml blocks, quantized at load); all = the tables'\n"
@@ -90,8 +90,8 @@ Args parse(int argc, char** argv) {
     else if (f == "--backend") {
       const std::string b = value();
       if (b == "vulkan") a.backend = BackendKind::Vulkan;
+      else if (b == "reference") a.backend = BackendKind::Reference;
       else if (b == "cpu") a.backend = BackendKind::Cpu;
-      else if (b == "cpu-fast") a.backend = BackendKind::CpuFast;
       else usage(2);
     }
     else if (f == "--device") a.device = std::atoi(value().c_str());

@@ -74,8 +74,8 @@ Args parse(int argc, char** argv) {
     if (f == "--help" || f == "-h") usage(0);
     else if (f == "--backend") {
       const std::string b = value();
-      if (b != "vulkan" && b != "cpu") usage(2);
-      a.backend = b == "cpu" ? BackendKind::Cpu : BackendKind::Vulkan;
+      if (b != "vulkan" && b != "reference") usage(2);
+      a.backend = b == "reference" ? BackendKind::Reference : BackendKind::Vulkan;
     } else if (f == "--weights") {
       try {
         a.weights = parse_weight_storage_list(value(), "--weights");
@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
     }
     double f32_loss = -1;
     std::printf("%-8s %16s %10s %14s   (%s backend)\n", "weights", "held-out nats", "vs f32", "KL vs f32",
-                a.backend == BackendKind::Cpu ? "cpu" : "vulkan");
+                a.backend == BackendKind::Reference ? "reference" : "vulkan");
     for (WeightStorage w : a.weights) {
       opt.weights = w;
       char loss[32] = "-", delta[32] = "-", kl[32] = "-";

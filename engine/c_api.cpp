@@ -226,15 +226,15 @@ vkssm_status to_load_options(const char* fn, const vkssm_load_options* opts, vks
   vkssm_load_options_default(&o);
   if (opts) o = *opts;
   if (o.backend < 0 || o.backend > 2)
-    return fail(VKSSM_INVALID_ARGUMENT, std::string(fn) + ": backend must be 0 (vulkan), 1 (cpu) or 2 (cpu-fast), got " +
+    return fail(VKSSM_INVALID_ARGUMENT, std::string(fn) + ": backend must be 0 (vulkan), 1 (reference) or 2 (cpu), got " +
                                             std::to_string(o.backend));
   if (o.weights < 0 || o.weights > 7)
     return fail(VKSSM_INVALID_ARGUMENT, std::string(fn) +
                                             ": weights must be 0 (auto), 1 (f32), 2 (f16), 3 (q8_0), 4 (q4_0), "
                                             "5 (q4_k), 6 (q5_k) or 7 (q6_k), got " +
                                             std::to_string(o.weights));
-  lo.backend = o.backend == 2   ? vkssm::BackendKind::CpuFast
-               : o.backend == 1 ? vkssm::BackendKind::Cpu
+  lo.backend = o.backend == 2   ? vkssm::BackendKind::Cpu
+               : o.backend == 1 ? vkssm::BackendKind::Reference
                                 : vkssm::BackendKind::Vulkan;
   lo.device = o.device;
   lo.max_streams = o.max_streams;
@@ -259,7 +259,7 @@ extern "C" {
 void vkssm_load_options_default(vkssm_load_options* opts) {
   if (!opts) return;
   const vkssm::LoadOptions d;
-  opts->backend = d.backend == vkssm::BackendKind::Cpu ? 1 : 0;
+  opts->backend = d.backend == vkssm::BackendKind::Reference ? 1 : 0;
   opts->device = d.device;
   opts->max_streams = d.max_streams;
   opts->weights = static_cast<int>(d.weights);

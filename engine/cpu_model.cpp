@@ -39,11 +39,11 @@ class CpuModel final : public Model {
     if (capacity < 1) throw Error("max_streams must be at least 1 (or 0 for automatic), got " +
                                   std::to_string(capacity));
     if (depth_ < 0) throw Error("rollback_depth must be >= 0, got " + std::to_string(depth_));
-    const bool fast = options.backend == BackendKind::CpuFast;
-    info_.backend = fast ? "cpu-fast" : "cpu";
+    const bool fast = options.backend == BackendKind::Cpu;
+    info_.backend = fast ? "cpu" : "reference";
     info_.device_name = stepper_->device_name();
     if (info_.device_name.empty())
-      info_.device_name = fast ? "host CPU (reference: " + info_.architecture + " has no cpu-fast stepper yet)"
+      info_.device_name = fast ? "host CPU (reference: " + info_.architecture + " has no fast cpu stepper yet)"
                                : "host CPU (reference)";
     // Q8_0 / Q4_0: the stepper's weights went through store_as(), the values the GPU computes with.
     if (info_.weight_type.empty())

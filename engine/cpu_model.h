@@ -60,7 +60,7 @@ class FlatReferenceStepper final : public CpuStepper {
 
 // `info` describes the model (architecture, sizes; backend and device are filled in here);
 // `header` is what its state blobs say. Throws vkssm::Error when capacity < 1. Under
-// BackendKind::CpuFast a reference stepper (no device_name) runs as the backend's fallback, and
+// BackendKind::Cpu a reference stepper (no device_name) runs as the backend's fallback, and
 // ModelInfo::device_name says so.
 std::unique_ptr<Model> create_cpu_model(std::unique_ptr<CpuStepper> stepper, const ModelInfo& info,
                                         const StateHeader& header, const LoadOptions& options);

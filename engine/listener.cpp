@@ -50,8 +50,10 @@ void check_number(const json& features, const char* key, double expected, const 
 
 }  // namespace
 
-Listener::Listener(const std::string& model_dir, const ListenerOptions& options) {
+SpeechCommandsConfig read_speech_commands(const std::string& model_dir, const ListenerOptions& options) {
+  SpeechCommandsConfig out;
   const std::string config_path = (fs::path(model_dir) / "config.json").string();
+  out.config_path = config_path;
   std::ifstream in(config_path);
   if (!in) throw Error(config_path + ": cannot open (is " + model_dir + " a command model folder?)");
   json config;
@@ -66,10 +68,11 @@ Listener::Listener(const std::string& model_dir, const ListenerOptions& options)
   if (!labels.is_array() || labels.size() < 2) throw Error(where + ": 'labels' must be an array of at least 2 strings");
   for (const auto& l : labels) {
     if (!l.is_string()) throw Error(where + ": 'labels' must hold strings, got " + l.dump());
-    commands_.push_back(l.get<std::string>());
+    out.commands.push_back(l.get<std::string>());
   }
+  out.n_labels = int(labels.size());
   // The last label is the background class; the others are commands.
-  commands_.pop_back();
+  out.commands.pop_back();
   const json& f = require(sc, "features", where);
   using S = LogMelSpec;
   check_number(f, "sample_rate", S::kSampleRate, where + ".features");
@@ -80,27 +83,44 @@ Listener::Listener(const std::string& model_dir, const ListenerOptions& options)
   check_number(f, "f_min", S::kFMin, where + ".features");
   check_number(f, "f_max", S::kFMax, where + ".features");
   check_number(f, "log_floor", S::kLogFloor, where + ".features");
+  CommandDecoderOptions& d_opt = out.decoder;
   if (sc.contains("decoder")) {
     const json& d = sc["decoder"];
-    if (d.contains("threshold")) decoder_opt_.threshold = d["threshold"].get<float>();
-    if (d.contains("window")) decoder_opt_.window = d["window"].get<int>();
-    if (d.contains("refractory")) decoder_opt_.refractory = d["refractory"].get<int>();
+    if (d.contains("threshold")) d_opt.threshold = d["threshold"].get<float>();
+    if (d.contains("window")) d_opt.window = d["window"].get<int>();
+    if (d.contains("refractory")) d_opt.refractory = d["refractory"].get<int>();
   }
-  if (options.threshold != 0.0f) decoder_opt_.threshold = options.threshold;
-  if (options.window != 0) decoder_opt_.window = options.window;
-  if (options.refractory != 0) decoder_opt_.refractory = options.refractory;
-  CommandDecoder check(int(labels.size()), int(commands_.size()), decoder_opt_);  // validates the options
+  if (options.threshold != 0.0f) d_opt.threshold = options.threshold;
+  if (options.window != 0) d_opt.window = options.window;
+  if (options.refractory != 0) d_opt.refractory = options.refractory;
+  CommandDecoder check(out.n_labels, int(out.commands.size()), d_opt);  // validates the options
+  return out;
+}
 
+void check_speech_model(const SpeechCommandsConfig& config, const ModelInfo& info) {
+  using S = LogMelSpec;
+  if (info.d_input != S::kMels)
+    throw Error(config.config_path + ": the model takes " + std::to_string(info.d_input) +
+                " floats per frame, the front-end gives " + std::to_string(S::kMels) + " log-mel features");
+  if (info.d_output != int64_t(config.n_labels))
+    throw Error(config.config_path + " speech_commands: " + std::to_string(config.n_labels) +
+                " labels, but the model has " + std::to_string(info.d_output) + " outputs");
+}
+
+double command_event_time(int64_t frame) {
+  return double(frame * LogMelSpec::kHop + LogMelSpec::kWindow) / LogMelSpec::kSampleRate;
+}
+
+Listener::Listener(const std::string& model_dir, const ListenerOptions& options) {
+  const SpeechCommandsConfig sc = read_speech_commands(model_dir, options);
+  commands_ = sc.commands;
+  decoder_opt_ = sc.decoder;
+  using S = LogMelSpec;
   LoadOptions load = options.load;
   if (load.max_streams < 1) throw Error("listener: max_streams must be at least 1, got " + std::to_string(load.max_streams));
   model_ = load_model(model_dir, load);
   const ModelInfo& info = model_->info();
-  if (info.d_input != S::kMels)
-    throw Error(config_path + ": the model takes " + std::to_string(info.d_input) + " floats per frame, the front-end gives " +
-                std::to_string(S::kMels) + " log-mel features");
-  if (info.d_output != int64_t(labels.size()))
-    throw Error(where + ": " + std::to_string(labels.size()) + " labels, but the model has " + std::to_string(info.d_output) +
-                " outputs");
+  check_speech_model(sc, info);
   n_outputs_ = int(info.d_output);
   const int cap = model_->capacity();
   streams_.reserve(cap);
@@ -249,7 +269,7 @@ int Listener::process() {
         e.stream = batch_[i]->id;
         e.command = d.command;
         e.word = commands_[d.command];
-        e.time = double(d.frame * LogMelSpec::kHop + LogMelSpec::kWindow) / LogMelSpec::kSampleRate;
+        e.time = command_event_time(d.frame);
         e.score = d.score;
         std::lock_guard<std::mutex> lock(events_mutex_);
         events_.push_back(std::move(e));

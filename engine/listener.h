@@ -51,6 +51,25 @@ struct ListenerStats {
   std::vector<double> hop_ms;
 };
 
+// A command model's config.json "speech_commands" section: the command words (labels without the
+// last, background one), the number of model outputs the labels name and the decoder's options
+// (the model's own, overridden by `options` where set). Shared by Listener and `vkssm serve`'s
+// audio sessions, so both read a model the same way. Throws vkssm::Error naming the file and
+// field when the section is missing or its features are not the ones host/audio/log_mel.h computes.
+struct SpeechCommandsConfig {
+  std::string config_path;
+  std::vector<std::string> commands;
+  int n_labels = 0;
+  CommandDecoderOptions decoder;
+};
+VKSSM_API SpeechCommandsConfig read_speech_commands(const std::string& model_dir, const ListenerOptions& options);
+// Throws vkssm::Error when the loaded model does not take log-mel frames or its outputs disagree
+// with the labels.
+VKSSM_API void check_speech_model(const SpeechCommandsConfig& config, const ModelInfo& info);
+// The time a detection is reported at: seconds from the start of the stream's audio to the end of
+// the window of the frame that decided it.
+VKSSM_API double command_event_time(int64_t frame);
+
 class VKSSM_API Listener {
  public:
   // Loads the model in `model_dir` and reads its speech_commands section. Throws vkssm::Error

@@ -73,7 +73,7 @@ typedef enum {
 } vkssm_status;
 
 typedef struct {
-  int backend;            /* 0: Vulkan, 1: CPU (reference), 2: CPU fast (threads + SIMD) */
+  int backend;            /* 0: Vulkan, 1: the plain CPU reference, 2: CPU (threads + SIMD) */
   int device;             /* Vulkan device index; -1: $VKSSM_DEVICE, else the best device */
   int max_streams;        /* state slots; 0 = as many as fit in half the device memory */
   int weights;            /* 0: auto (a GGUF file's Q8_0/Q4_0/Q4_K/Q5_K/Q6_K matrices keep their blocks, the

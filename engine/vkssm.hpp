@@ -22,9 +22,10 @@
 
 namespace vkssm {
 
-// Cpu: the plain reference (one stream at a time, one thread). CpuFast: threads + SIMD kernels
-// (engine/cpu/) for architectures that have a fast stepper, the reference for the others.
-enum class BackendKind { Vulkan, Cpu, CpuFast };
+// Reference: the plain C++ reference (one stream at a time, one thread), the tests' oracle. Cpu:
+// threads + SIMD kernels (engine/cpu/) for architectures that have a fast stepper, the reference
+// for the others.
+enum class BackendKind { Vulkan, Reference, Cpu };
 // How the big matrices are stored on the device. Auto: a GGUF file's matrices in Q8_0, Q4_0, Q4_K,
 // Q5_K or Q6_K keep those very blocks; the others are fp16 when the checkpoint is 16-bit (or
 // quantized) and the device can, else fp32. Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K: ggml's blocks, quantized at load as
@@ -48,7 +49,7 @@ struct LoadOptions {
   bool validation = false;   // Khronos validation layer (also on when $VKSSM_VALIDATION=1)
   std::string cache_dir;     // pipeline cache folder; "" = $VKSSM_CACHE_DIR or ~/.cache/vkssm
   int rollback_depth = 0;    // K: each stream keeps its last K states so rollback() can undo K steps
-  int cpu_threads = 0;       // cpu-fast: threads in all; 0 = $VKSSM_THREADS, else one per core
+  int cpu_threads = 0;       // cpu backend: threads in all; 0 = $VKSSM_THREADS, else one per core
 };
 
 // Where a Vulkan model's memory goes, decided at load (`vkssm info` prints it). Bytes are the
@@ -71,7 +72,7 @@ struct MemoryPlan {
 
 struct ModelInfo {
   std::string architecture;  // a name from supported_architectures(): "mamba", "mamba2", "s4d", ...
-  std::string backend;       // "vulkan", "cpu" or "cpu-fast"
+  std::string backend;       // "vulkan", "reference" or "cpu"
   std::string device_name;
   std::string weight_type;   // "f32", "f16", "q8_0" or "q4_0": how the big matrices are stored
   int64_t vocab_size = 0;    // token models; 0 for frame models (S4D)

@@ -32,7 +32,7 @@ struct GgufCheckpoint {
   nlohmann::json config;            // HF config.json form
   std::vector<TensorInfo> tensors;  // HF names; data points into `file` or `converted`
   std::deque<std::vector<float>> converted;  // a deque never moves its elements
-  // F16 when most bytes are F16 (or quantised with values inside fp16's range), BF16 or F32
+  // F16 when most bytes are F16 (or quantised with values fp16 holds exactly), BF16 or F32
   // likewise: decides whether the GPU stores the weights in fp16.
   DType main_dtype = DType::F32;
 };

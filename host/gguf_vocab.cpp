@@ -100,8 +100,11 @@ std::optional<GgufVocab> gguf_vocab_for_model(const std::string& model_dir, cons
 
 std::optional<GgufVocab> gguf_vocab_from_file(const GgufFile& file) {
   if (!file.has("tokenizer.ggml.model")) return std::nullopt;
-  if (file.get_string("tokenizer.ggml.model") != "gpt2")
-    throw Error("tokenizer.ggml.model '" + file.get_string("tokenizer.ggml.model") + "' in GGUF file " + file.path() +
+  // llama.cpp's two names for "no tokenizer" (the converters write "none").
+  const std::string model = file.get_string("tokenizer.ggml.model");
+  if (model == "none" || model == "no_vocab") return std::nullopt;
+  if (model != "gpt2")
+    throw Error("tokenizer.ggml.model '" + model + "' in GGUF file " + file.path() +
                 " is not one vkssm can copy (only 'gpt2')");
   GgufVocab v;
   v.tokens = file.get_string_array("tokenizer.ggml.tokens");
@@ -116,6 +119,11 @@ std::optional<GgufVocab> gguf_vocab_from_file(const GgufFile& file) {
   v.eos = id("tokenizer.ggml.eos_token_id");
   v.unk = id("tokenizer.ggml.unknown_token_id");
   return v;
+}
+
+void add_gguf_no_vocab(GgufWriter& w, const std::string& arch, int64_t vocab_size) {
+  w.add_string("tokenizer.ggml.model", "none");
+  w.add_u32(arch + ".vocab_size", uint32_t(vocab_size));
 }
 
 void add_gguf_vocab(GgufWriter& w, const GgufVocab& v) {

@@ -42,4 +42,10 @@ std::optional<GgufVocab> gguf_vocab_from_file(const GgufFile& file);
 // tokenizer.ggml.model, .pre, .tokens, .token_type, .merges and the special ids.
 void add_gguf_vocab(GgufWriter& writer, const GgufVocab& vocab);
 
+// A model without a tokenizer, as convert_hf_to_gguf.py's _set_vocab_none writes it:
+// tokenizer.ggml.model "none" plus `{arch}.vocab_size` (u32). llama.cpp requires the model key
+// (a file without it fails with "key not found in model: tokenizer.ggml.model") and, for "none",
+// takes its token count from {arch}.vocab_size (else 0, and token_embd.weight's shape check fails).
+void add_gguf_no_vocab(GgufWriter& writer, const std::string& arch, int64_t vocab_size);
+
 }  // namespace vkssm

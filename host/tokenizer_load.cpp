@@ -242,6 +242,9 @@ std::unique_ptr<Tokenizer> make_bpe_tokenizer(const BpeVocabulary& vocab, const 
 std::unique_ptr<Tokenizer> load_gguf_tokenizer(const GgufFile& file) {
   if (!file.has("tokenizer.ggml.model")) return nullptr;
   const std::string model = file.get_string("tokenizer.ggml.model");
+  // llama.cpp's "no tokenizer" (what convert_hf_to_gguf.py and vkssm quantize write for a model
+  // without one): the same as no key at all.
+  if (model == "none" || model == "no_vocab") return nullptr;
   if (model != "gpt2")
     throw Error("tokenizer.ggml.model '" + model + "' in GGUF file " + file.path() +
                 " is not supported (vkssm reads byte-level BPE tokenizers, 'gpt2', only)");

@@ -35,7 +35,7 @@ def validation_message_count() -> int: ...
 
 class ModelInfo:
     architecture: str
-    backend: str  # "vulkan", "cpu" or "cpu-fast"
+    backend: str  # "vulkan", "reference" or "cpu"
     device: str
     weight_type: str  # "f32", "f16", "q8_0", "q4_0", "q4_k", "q5_k" or "q6_k"
     vocab_size: int  # 0 for frame models
@@ -83,7 +83,7 @@ class Model:
 
 def load(
     path: str,
-    backend: Literal["vulkan", "cpu", "cpu-fast"] = "vulkan",
+    backend: Literal["vulkan", "reference", "cpu"] = "vulkan",
     device: Optional[int] = None,
     weights: Literal["auto", "f32", "f16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k"] = "auto",
     max_streams: int = 4,
@@ -142,7 +142,7 @@ class Listener:
     def __init__(
         self,
         model_dir: Optional[str] = None,
-        backend: Literal["vulkan", "cpu", "cpu-fast"] = "vulkan",
+        backend: Literal["vulkan", "reference", "cpu"] = "vulkan",
         device: Optional[int] = None,
         max_streams: int = 4,
         threshold: float = 0.0,

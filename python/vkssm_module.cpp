@@ -160,9 +160,9 @@ LoadOptions load_options(const std::string& backend, py::handle device, const st
                          int max_streams, int rollback_depth) {
   LoadOptions opt;
   if (backend == "vulkan") opt.backend = BackendKind::Vulkan;
+  else if (backend == "reference") opt.backend = BackendKind::Reference;
   else if (backend == "cpu") opt.backend = BackendKind::Cpu;
-  else if (backend == "cpu-fast") opt.backend = BackendKind::CpuFast;
-  else throw py::value_error("backend: expected 'vulkan', 'cpu' or 'cpu-fast', got '" + backend + "'");
+  else throw py::value_error("backend: expected 'vulkan', 'reference' or 'cpu', got '" + backend + "'");
   if (!device.is_none()) {
     if (!py::isinstance<py::int_>(device) || py::isinstance<py::bool_>(device))
       throw py::type_error("device: expected an int or None, got " + type_name(device));
@@ -428,7 +428,7 @@ PYBIND11_MODULE(vkssm, m) {
 
   py::class_<ModelInfo>(m, "ModelInfo", "Sizes and placement of a loaded model.")
       .def_readonly("architecture", &ModelInfo::architecture)
-      .def_readonly("backend", &ModelInfo::backend, "'vulkan', 'cpu' or 'cpu-fast'")
+      .def_readonly("backend", &ModelInfo::backend, "'vulkan', 'reference' or 'cpu'")
       .def_readonly("device", &ModelInfo::device_name)
       .def_readonly("weight_type", &ModelInfo::weight_type, "'f32', 'f16', 'q8_0', 'q4_0', 'q4_k', 'q5_k' or 'q6_k'")
       .def_readonly("vocab_size", &ModelInfo::vocab_size, "token models; 0 for frame models")
@@ -506,7 +506,7 @@ PYBIND11_MODULE(vkssm, m) {
 
   m.def("load", &load, py::arg("path"), py::arg("backend") = "vulkan", py::arg("device") = py::none(),
         py::arg("weights") = "auto", py::arg("max_streams") = 4, py::arg("rollback_depth") = 0,
-        "Loads a checkpoint folder (config.json + safetensors) or a GGUF file. backend 'vulkan', 'cpu' or 'cpu-fast';\n"
+        "Loads a checkpoint folder (config.json + safetensors) or a GGUF file. backend 'vulkan', 'reference' (the plain reference) or 'cpu' (threads + SIMD);\n"
         "device: a devices() index (None: $VKSSM_DEVICE or the best); weights 'auto', 'f32', 'f16',\n"
         "'q8_0', 'q4_0', 'q4_k', 'q5_k' or 'q6_k';\n"
         "max_streams state slots; rollback_depth steps each slot can undo.");

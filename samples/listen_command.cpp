@@ -3,6 +3,7 @@
 // batched model step per 10 ms hop, and each detected command is printed as soon as it is decided.
 // `--bench N` runs N synthetic streams instead and reports whether they keep up with real time.
 #include "samples/listen_command.h"
+#include "samples/listen_event_json.h"
 #include "samples/load_options.h"
 
 #include <unistd.h>
@@ -27,7 +28,7 @@ namespace vkssm::cli {
 
 const std::vector<Flag> kListenFlags = {
     {"--model", "DIR", "command model folder (default: the shipped speech-commands model)"},
-    {"--backend", "NAME", "vulkan (default), cpu (reference) or cpu-fast (threads + SIMD)"},
+    {"--backend", "NAME", "vulkan (default), cpu (threads + SIMD) or reference (the plain C++ reference)"},
     {"--device", "N", "Vulkan device index (default: $VKSSM_DEVICE, else the best)"},
     {"--threshold", "X", "detection threshold in (0, 1] (default: the model's)"},
     {"--json", "", "print one JSON object per detection instead of tab-separated fields"},
@@ -97,9 +98,7 @@ void read_stdin(Listener& listener, int stream, std::atomic<bool>& finished) {
 
 void print_event(const ListenerEvent& e, int index, const std::string& input, bool json_out) {
   if (json_out) {
-    nlohmann::ordered_json j = {{"stream", index}, {"input", input}, {"word", e.word},
-                        {"time", std::round(e.time * 100.0) / 100.0}, {"score", std::round(e.score * 1000.0) / 1000.0}};
-    std::cout << j.dump() << "\n";
+    std::cout << listen_event_json(e, index, input).dump() << "\n";
   } else {
     char line[256];
     std::snprintf(line, sizeof line, "%d\t%.2f\t%s\t%.3f\n", index, e.time, e.word.c_str(), double(e.score));

@@ -7,9 +7,9 @@ LoadOptions load_options(const Args& args) {
   opt.max_streams = 1;  // one stream, unless the command raises it (logits with several --ids)
   std::string backend = args.get_or("--backend", "vulkan");
   if (backend == "vulkan") opt.backend = BackendKind::Vulkan;
+  else if (backend == "reference") opt.backend = BackendKind::Reference;
   else if (backend == "cpu") opt.backend = BackendKind::Cpu;
-  else if (backend == "cpu-fast") opt.backend = BackendKind::CpuFast;
-  else throw UsageError("--backend: expected vulkan, cpu or cpu-fast, got '" + backend + "'");
+  else throw UsageError("--backend: expected vulkan, reference or cpu, got '" + backend + "'");
   if (args.has("--device")) opt.device = static_cast<int>(parse_int("--device", args.get("--device"), 0, 1 << 20));
   std::string weights = args.get_or("--weights", "auto");
   if (weights == "auto") opt.weights = WeightStorage::Auto;

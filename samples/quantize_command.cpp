@@ -26,10 +26,12 @@ const std::vector<Flag> kQuantizeFlags = {
 
 const char* const kQuantizeDetails =
     "Writes what llama.cpp's convert_hf_to_gguf.py writes for the model (architecture \"mamba\":\n"
-    "tensor names, metadata keys, tokenizer.ggml.* from tokenizer.json or the byte tokenizer),\n"
+    "tensor names, metadata keys, tokenizer.ggml.* from tokenizer.json or the byte tokenizer;\n"
+    "without either, tokenizer.ggml.model \"none\" and {arch}.vocab_size, which llama.cpp needs),\n"
     "with every matrix in TYPE as `llama-quantize --pure` would: norms, conv1d, A, D and biases\n"
     "stay F32; a matrix whose rows are not whole TYPE blocks falls back as llama.cpp does\n"
-    "(q4_k -> q5_0 -> f16; q8_0 / q4_0 -> f16). Blocks are quantized with llama.cpp's reference\n"
+    "(q4_k -> q5_0 -> f16, as llama-quantize; q8_0 / q4_0 -> f16, as convert_hf_to_gguf.py,\n"
+    "where llama-quantize refuses the file). Blocks are quantized with llama.cpp's reference\n"
     "rounding, so `--weights q8_0` on the original and on the file use the same blocks.\n"
     "Mamba-1, Falcon-Mamba and Mamba-2 models.\n";
 
@@ -88,7 +90,7 @@ int cmd_quantize(const Args& args) {
     std::printf("  %-5s %4d tensors %10.2f MB\n", type.c_str(), cb.first, double(cb.second) / 1e6);
   if (!vocab)
     std::printf("note: %s has no tokenizer vkssm can store (no tokenizer.json or byte tokenizer); the file has "
-                "no tokenizer.ggml.* keys\n",
+                "tokenizer.ggml.model \"none\" and no token list\n",
                 model.c_str());
   return 0;
 }

@@ -50,7 +50,7 @@ namespace {
 
 const std::vector<Flag> kModelFlags = {
     {"--model", "PATH", "checkpoint folder (config.json + *.safetensors)"},
-    {"--backend", "NAME", "vulkan (default), cpu (reference) or cpu-fast (threads + SIMD)"},
+    {"--backend", "NAME", "vulkan (default), cpu (threads + SIMD) or reference (the plain C++ reference)"},
     {"--device", "N", "Vulkan device index (default: $VKSSM_DEVICE, else the best)"},
     {"--weights", "TYPE", "auto (default), f32, f16, q8_0, q4_0, q4_k, q5_k or q6_k (ggml blocks, quantized at load)"},
 };

@@ -65,13 +65,13 @@ icd=/usr/share/vulkan/icd.d/lvp_icd.aarch64.json
 run() { VK_DRIVER_FILES=$icd VK_ICD_FILENAMES=$icd "$qemu" "$@"; }
 
 # The CPU side: every architecture's double-precision reference (Mamba-1, Falcon-Mamba, Mamba-2,
-# S4D, against the PyTorch references and closed forms), the CPU backends' contract (cpu-fast:
+# S4D, against the PyTorch references and closed forms), the CPU backends' contract (cpu:
 # Highway's NEON kernels against the reference), the
 # safetensors/GGUF/config loaders, the tokenizers (byte, GPT-NeoX BPE, Unicode normalization),
 # sampling, .npy and state files, and the audio front-end (WAV, resampler, log-mel, decoder).
 cpu_tests='Mamba1Cpu.*:Mamba2Cpu.*:Mamba2CpuBackend.*:S4DModel.*:TinyShakespeare.CpuMatchesUpstreamReference'
-cpu_tests+=':Backends/FalconMambaTest.*/cpu:Architectures/Contract.*/*_cpu'
-cpu_tests+=':Architectures/Contract.*/*_cpu_fast:CpuFast.*:Mamba1/CpuFastShapes.*'
+cpu_tests+=':Backends/FalconMambaTest.*/reference:Architectures/Contract.*/*_reference'
+cpu_tests+=':Architectures/Contract.*/*_cpu:CpuFast.*:Mamba1/CpuFastShapes.*'
 cpu_tests+=':Mamba1LoadingTest.*:Mamba2ConfigParse.*:Mamba2Config.*:Mamba2Files.*:Mamba2Checkpoint.*'
 cpu_tests+=':FalconMambaConfig.*:S4DConfig.*:S4DFiles.*:SafetensorsTest.*:GgufTest.*'
 cpu_tests+=':CheckpointTest.*:ArchitectureRegistry.*:ByteTokenizer.*:BpeTokenizer.*:NeoxTokenizer.*'
@@ -106,7 +106,7 @@ run "$build/bin/vkssm_tests" --gtest_brief=1 --gtest_filter="$gpu_tests"
 say "vkssm generate under qemu-aarch64, cpu and vulkan backends"
 model=models/mamba1/tiny-shakespeare
 export VKSSM_CACHE_DIR=$PWD/$build/cli-pipeline-cache  # not the user's cache: another driver
-cpu_text=$(run "$build/bin/vkssm" generate --model "$model" --prompt "ROMEO:" -n 40 --backend cpu)
+cpu_text=$(run "$build/bin/vkssm" generate --model "$model" --prompt "ROMEO:" -n 40 --backend reference)
 gpu_text=$(VKSSM_VALIDATION=1 run "$build/bin/vkssm" generate --model "$model" --prompt "ROMEO:" -n 40 \
              --backend vulkan)
 if [[ $cpu_text != "$gpu_text" || -z $cpu_text ]]; then

@@ -77,7 +77,7 @@ class CApiTest : public testing::Test {
   // The same model through the C++ API.
   std::unique_ptr<Model> load_cpp(int backend = 0, int streams = 2, int rollback = 0) {
     LoadOptions lo;
-    lo.backend = backend == 1 ? BackendKind::Cpu : BackendKind::Vulkan;
+    lo.backend = backend == 1 ? BackendKind::Reference : BackendKind::Vulkan;
     lo.max_streams = streams;
     lo.rollback_depth = rollback;
     return load_model(model_path_, lo);
@@ -198,7 +198,7 @@ TEST_F(CApiTest, NullArgumentsAreInvalidArguments) {
   vkssm_load_options_default(&opts);
   opts.backend = 7;
   EXPECT_EQ(vkssm_model_load(model_path_.c_str(), &opts, &m), VKSSM_INVALID_ARGUMENT);
-  EXPECT_THAT(vkssm_last_error(), HasSubstr("backend must be 0 (vulkan), 1 (cpu) or 2 (cpu-fast), got 7"));
+  EXPECT_THAT(vkssm_last_error(), HasSubstr("backend must be 0 (vulkan), 1 (reference) or 2 (cpu), got 7"));
   opts.backend = 1;
   opts.weights = 8;
   EXPECT_EQ(vkssm_model_load(model_path_.c_str(), &opts, &m), VKSSM_INVALID_ARGUMENT);
@@ -268,7 +268,7 @@ TEST_F(CApiTest, TwoThreadsSteppingDifferentSlotsMatchSequentialRuns) {
 
 // ---- the newer Model features -------------------------------------------------------------------
 
-const char* backend_name(int backend) { return backend == 1 ? "cpu" : "vulkan"; }
+const char* backend_name(int backend) { return backend == 1 ? "reference" : "vulkan"; }
 
 std::vector<int32_t> some_tokens(int n, int salt) {
   std::vector<int32_t> v(static_cast<size_t>(n));
@@ -571,7 +571,7 @@ TEST_F(CApiTest, FrameModelStepsLikeTheCppApi) {
   vkssm_model* m = nullptr;
   ASSERT_EQ(vkssm_model_load(path.c_str(), &opts, &m), VKSSM_OK) << vkssm_last_error();
   LoadOptions lo;
-  lo.backend = BackendKind::Cpu;
+  lo.backend = BackendKind::Reference;
   lo.max_streams = 2;
   auto cpp = load_model(path, lo);
   EXPECT_EQ(vkssm_model_vocab_size(m), 0);

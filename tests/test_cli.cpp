@@ -107,7 +107,7 @@ class CliTest : public testing::Test {
     const std::string model_path = make_model();
     const std::vector<std::vector<int32_t>> streams = {{1, 2, 39}, {7}, {0, 5, 5, 12, 38}};
     const std::string out = (dir_ / "streams").string();  // does not exist yet: the tool creates it
-    const std::string backend_name = backend == BackendKind::Cpu ? "cpu" : "vulkan";
+    const std::string backend_name = backend == BackendKind::Reference ? "reference" : "vulkan";
     CliResult r = run({"logits", "--model", model_path, "--backend", backend_name, "--ids", "1,2,39",
                        "--ids", "7", "--ids", "0,5,5,12,38", "--out", out});
     ASSERT_EQ(r.code, 0) << r.err;
@@ -233,7 +233,7 @@ TEST_F(CliTest, MalformedIdsAreUsageErrorsNamingTheFlag) {
 
 TEST_F(CliTest, MissingModelIsARuntimeErrorNamingThePath) {
   std::string missing = (dir_ / "no-such-model").string();
-  CliResult r = run({"info", "--model", missing, "--backend", "cpu"});
+  CliResult r = run({"info", "--model", missing, "--backend", "reference"});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("vkssm: error:"));
   EXPECT_THAT(r.err, HasSubstr(missing));
@@ -243,14 +243,14 @@ TEST_F(CliTest, LogitsMatchTheLibraryExactly) {
   std::string model_path = make_model();
   std::string out = (dir_ / "logits.npy").string();
   const std::vector<int32_t> ids = {1, 2, 39, 0};
-  CliResult r = run({"logits", "--model", model_path, "--backend", "cpu", "--ids", "1,2,39,0", "--out", out});
+  CliResult r = run({"logits", "--model", model_path, "--backend", "reference", "--ids", "1,2,39,0", "--out", out});
   ASSERT_EQ(r.code, 0) << r.err;
 
   NpyArray got = read_npy_f32(out);
   ASSERT_EQ(got.shape, (std::vector<int64_t>{4, 40}));
 
   LoadOptions opt;
-  opt.backend = BackendKind::Cpu;
+  opt.backend = BackendKind::Reference;
   std::unique_ptr<Model> model = load_model(model_path, opt);
   const int32_t slot = 0;
   std::vector<float> want(ids.size() * 40);
@@ -259,7 +259,7 @@ TEST_F(CliTest, LogitsMatchTheLibraryExactly) {
 }
 
 TEST_F(CliTest, SeveralStreamsMatchEachStreamRunAloneOnCpu) {
-  expect_streams_match_solo_runs(BackendKind::Cpu, 0.0f);
+  expect_streams_match_solo_runs(BackendKind::Reference, 0.0f);
 }
 
 // Batch composition changes which shader path computes a row, so the GPU agrees to rounding.
@@ -271,7 +271,7 @@ TEST_F(CliTest, SeveralStreamsRefuseAnOutputThatIsAFile) {
   std::string model_path = make_model();
   std::string out = (dir_ / "taken").string();
   { std::ofstream(out) << "not a folder"; }
-  CliResult r = run({"logits", "--model", model_path, "--backend", "cpu", "--ids", "1,2", "--ids", "3",
+  CliResult r = run({"logits", "--model", model_path, "--backend", "reference", "--ids", "1,2", "--ids", "3",
                      "--out", out});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("vkssm: error:"));
@@ -282,7 +282,7 @@ TEST_F(CliTest, SeveralStreamsRefuseAnOutputThatIsAFile) {
 TEST_F(CliTest, SeveralStreamsReportAnIdPastTheVocabularyByStream) {
   std::string model_path = make_model();
   std::string out = (dir_ / "streams").string();
-  CliResult r = run({"logits", "--model", model_path, "--backend", "cpu", "--ids", "1,2", "--ids", "3,40",
+  CliResult r = run({"logits", "--model", model_path, "--backend", "reference", "--ids", "1,2", "--ids", "3,40",
                      "--out", out});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("token id 40 at position 1 of stream 1 (--ids) is out of range"));
@@ -292,7 +292,7 @@ TEST_F(CliTest, SeveralStreamsReportAnIdPastTheVocabularyByStream) {
 TEST_F(CliTest, TokenIdPastTheVocabularyIsReported) {
   std::string model_path = make_model();
   std::string out = (dir_ / "logits.npy").string();
-  CliResult r = run({"logits", "--model", model_path, "--backend", "cpu", "--ids", "1,40", "--out", out});
+  CliResult r = run({"logits", "--model", model_path, "--backend", "reference", "--ids", "1,40", "--out", out});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("vkssm: error:"));
   EXPECT_THAT(r.err, HasSubstr("out of range"));
@@ -301,12 +301,12 @@ TEST_F(CliTest, TokenIdPastTheVocabularyIsReported) {
 
 TEST_F(CliTest, GreedyGenerateFollowsTheArgmaxChain) {
   std::string model_path = make_model();
-  CliResult r = run({"generate", "--model", model_path, "--backend", "cpu", "--ids", "3,5", "-n", "4"});
+  CliResult r = run({"generate", "--model", model_path, "--backend", "reference", "--ids", "3,5", "-n", "4"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("tokens/s"));
 
   LoadOptions opt;
-  opt.backend = BackendKind::Cpu;
+  opt.backend = BackendKind::Reference;
   std::unique_ptr<Model> model = load_model(model_path, opt);
   const int32_t slot = 0;
   std::vector<float> logits(40);
@@ -322,7 +322,7 @@ TEST_F(CliTest, GreedyGenerateFollowsTheArgmaxChain) {
 
 TEST_F(CliTest, SeededSamplingIsReproducible) {
   std::string model_path = make_model();
-  std::vector<std::string> args = {"generate", "--model", model_path, "--backend", "cpu", "--ids", "1",
+  std::vector<std::string> args = {"generate", "--model", model_path, "--backend", "reference", "--ids", "1",
                                    "-n", "8", "--temperature", "1.5", "--top-k", "10", "--seed", "42"};
   CliResult a = run(args), b = run(args);
   ASSERT_EQ(a.code, 0) << a.err;
@@ -331,19 +331,19 @@ TEST_F(CliTest, SeededSamplingIsReproducible) {
 
 TEST_F(CliTest, PromptNeedsATokenizer) {
   std::string model_path = make_model();
-  CliResult r = run({"generate", "--model", model_path, "--backend", "cpu", "--prompt", "hi", "-n", "1"});
+  CliResult r = run({"generate", "--model", model_path, "--backend", "reference", "--prompt", "hi", "-n", "1"});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("has no tokenizer"));
 }
 
 TEST_F(CliTest, InfoDescribesTheModel) {
   std::string model_path = make_model();
-  CliResult r = run({"info", "--model", model_path, "--backend", "cpu"});
+  CliResult r = run({"info", "--model", model_path, "--backend", "reference"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("architecture:     mamba"));
   EXPECT_THAT(r.out, HasSubstr("vocabulary:       40"));
   EXPECT_THAT(r.out, HasSubstr("layers:           2"));
-  EXPECT_THAT(r.out, HasSubstr("backend:          cpu"));
+  EXPECT_THAT(r.out, HasSubstr("backend:          reference"));
   EXPECT_THAT(r.out, HasSubstr("tokenizer:        none"));
 }
 
@@ -461,7 +461,7 @@ const std::string kS4DInputs = std::string(VKSSM_SOURCE_DIR) + "/tests/data/s4d_
 // The outputs [T, d_output] of `frames` ([T, d_input]) from a zero state, through the library.
 std::vector<float> s4d_library_outputs(const std::vector<float>& frames, int64_t d_input) {
   LoadOptions opt;
-  opt.backend = BackendKind::Cpu;
+  opt.backend = BackendKind::Reference;
   std::unique_ptr<Model> model = load_model(kS4DTiny, opt);
   const int64_t d_out = model->info().d_output;
   const size_t T = frames.size() / size_t(d_input);
@@ -483,7 +483,7 @@ std::string write_rows(const fs::path& dir, const std::string& name, int64_t beg
 
 TEST_F(CliTest, InputsGiveTheLibraryOutputsExactly) {
   const std::string out = (dir_ / "out.npy").string();
-  CliResult r = run({"logits", "--model", kS4DTiny, "--backend", "cpu", "--inputs", kS4DInputs, "--out", out});
+  CliResult r = run({"logits", "--model", kS4DTiny, "--backend", "reference", "--inputs", kS4DInputs, "--out", out});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("wrote " + out + " [24, 5]"));
   NpyArray got = read_npy_f32(out);
@@ -494,7 +494,7 @@ TEST_F(CliTest, InputsGiveTheLibraryOutputsExactly) {
 TEST_F(CliTest, SeveralInputStreamsMatchEachStreamRunAlone) {
   // Lengths 5, 2 and 9: batches of 3, 3, 2, 2, 2, 1, 1, 1, 1 at the successive steps.
   const std::vector<std::pair<int64_t, int64_t>> rows = {{0, 5}, {5, 7}, {10, 19}};
-  std::vector<std::string> args = {"logits", "--model", kS4DTiny, "--backend", "cpu"};
+  std::vector<std::string> args = {"logits", "--model", kS4DTiny, "--backend", "reference"};
   for (size_t s = 0; s < rows.size(); ++s) {
     args.push_back("--inputs");
     args.push_back(write_rows(dir_, "in" + std::to_string(s) + ".npy", rows[s].first, rows[s].second));
@@ -520,11 +520,11 @@ TEST_F(CliTest, InputsContinueFromASavedState) {
   const std::string head = write_rows(dir_, "head.npy", 0, 10), tail = write_rows(dir_, "tail.npy", 10, 24);
   const std::string state = (dir_ / "s.state").string();
   const std::string a = (dir_ / "a.npy").string(), b = (dir_ / "b.npy").string();
-  CliResult r = run({"logits", "--model", kS4DTiny, "--backend", "cpu", "--inputs", head, "--save-state", state,
+  CliResult r = run({"logits", "--model", kS4DTiny, "--backend", "reference", "--inputs", head, "--save-state", state,
                      "--out", a});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("saved the state after 10 frames"));
-  r = run({"logits", "--model", kS4DTiny, "--backend", "cpu", "--load-state", state, "--inputs", tail, "--out", b});
+  r = run({"logits", "--model", kS4DTiny, "--backend", "reference", "--load-state", state, "--inputs", tail, "--out", b});
   ASSERT_EQ(r.code, 0) << r.err;
 
   std::vector<float> joined = read_npy_f32(a).data, rest = read_npy_f32(b).data;
@@ -534,14 +534,14 @@ TEST_F(CliTest, InputsContinueFromASavedState) {
 
 TEST_F(CliTest, InputsAndIdsGoToTheRightKindOfModel) {
   const std::string out = (dir_ / "out.npy").string();
-  CliResult r = run({"logits", "--model", kS4DTiny, "--backend", "cpu", "--ids", "1,2", "--out", out});
+  CliResult r = run({"logits", "--model", kS4DTiny, "--backend", "reference", "--ids", "1,2", "--out", out});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("vkssm: error: model '" + kS4DTiny +
                                "' (s4d) takes input frames, not token ids: give --inputs FRAMES.npy "
                                "(float32 [T, 3])"));
 
   const std::string mamba = make_model();
-  r = run({"logits", "--model", mamba, "--backend", "cpu", "--inputs", kS4DInputs, "--out", out});
+  r = run({"logits", "--model", mamba, "--backend", "reference", "--inputs", kS4DInputs, "--out", out});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("model '" + mamba + "' (mamba) takes token ids, not input frames: give --ids"));
   EXPECT_FALSE(fs::exists(out));
@@ -564,7 +564,7 @@ TEST_F(CliTest, BadInputFilesAreNamed) {
   const std::string wide = (dir_ / "wide.npy").string();
   const std::vector<float> values(8, 0.5f);
   write_npy_f32(wide, values.data(), {2, 4});
-  CliResult r = run({"logits", "--model", kS4DTiny, "--backend", "cpu", "--inputs", wide, "--out", out});
+  CliResult r = run({"logits", "--model", kS4DTiny, "--backend", "reference", "--inputs", wide, "--out", out});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("--inputs '" + wide + "' has frames of 4 floats, but model '" + kS4DTiny +
                                "' takes d_input 3"));
@@ -572,14 +572,14 @@ TEST_F(CliTest, BadInputFilesAreNamed) {
   // Not 2-D.
   const std::string flat = (dir_ / "flat.npy").string();
   write_npy_f32(flat, values.data(), {8});
-  r = run({"logits", "--model", kS4DTiny, "--backend", "cpu", "--inputs", flat, "--out", out});
+  r = run({"logits", "--model", kS4DTiny, "--backend", "reference", "--inputs", flat, "--out", out});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("--inputs '" + flat + "' has shape [8]; expected a 2-D float32 array [T, d_input]"));
 
   // No frames.
   const std::string empty = (dir_ / "empty.npy").string();
   write_npy_f32(empty, values.data(), {0, 3});
-  r = run({"logits", "--model", kS4DTiny, "--backend", "cpu", "--inputs", empty, "--out", out});
+  r = run({"logits", "--model", kS4DTiny, "--backend", "reference", "--inputs", empty, "--out", out});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("--inputs '" + empty + "' holds no frames"));
 
@@ -589,18 +589,18 @@ TEST_F(CliTest, BadInputFilesAreNamed) {
   std::string bytes = read_text(ints);
   bytes.replace(bytes.find("<f4"), 3, "<i4");
   std::ofstream(ints, std::ios::binary) << bytes;
-  r = run({"logits", "--model", kS4DTiny, "--backend", "cpu", "--inputs", ints, "--out", out});
+  r = run({"logits", "--model", kS4DTiny, "--backend", "reference", "--inputs", ints, "--out", out});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("npy file '" + ints + "': unsupported dtype '<i4'"));
 
-  r = run({"logits", "--model", kS4DTiny, "--backend", "cpu", "--inputs", (dir_ / "none.npy").string(), "--out", out});
+  r = run({"logits", "--model", kS4DTiny, "--backend", "reference", "--inputs", (dir_ / "none.npy").string(), "--out", out});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("none.npy"));
   EXPECT_FALSE(fs::exists(out));
 }
 
 TEST_F(CliTest, InfoDescribesAFrameModel) {
-  CliResult r = run({"info", "--model", kS4DTiny, "--backend", "cpu"});
+  CliResult r = run({"info", "--model", kS4DTiny, "--backend", "reference"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("architecture:     s4d"));
   EXPECT_THAT(r.out, HasSubstr("d_input:          3 (floats per input frame)"));
@@ -609,7 +609,7 @@ TEST_F(CliTest, InfoDescribesAFrameModel) {
   EXPECT_THAT(r.out, testing::Not(HasSubstr("vocabulary")));
   EXPECT_THAT(r.out, testing::Not(HasSubstr("tokenizer")));
 
-  r = run({"generate", "--model", kS4DTiny, "--backend", "cpu", "--ids", "1", "-n", "1"});
+  r = run({"generate", "--model", kS4DTiny, "--backend", "reference", "--ids", "1", "-n", "1"});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("takes input frames, not text"));
 }
@@ -647,7 +647,7 @@ TEST_F(CliTest, InfoListsEachTensorsFileTypeAndStorage) {
   EXPECT_THAT(r.out, testing::ContainsRegex("backbone\\.layers\\.0\\.mixer\\.in_proj\\.weight +Q4_K in file, q4_k on device"));
   EXPECT_THAT(r.out, testing::ContainsRegex("backbone\\.layers\\.0\\.mixer\\.out_proj\\.weight +Q6_K in file, q6_k on device"));
 
-  r = run({"info", "--model", gguf, "--backend", "cpu"});
+  r = run({"info", "--model", gguf, "--backend", "reference"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("tensors:          12 (type in the file, storage on the cpu backend)"));
   EXPECT_THAT(r.out, testing::ContainsRegex("in_proj\\.weight +Q4_K in file, f32 on the cpu backend"));
@@ -671,17 +671,17 @@ TEST_F(CliTest, RunsALlamaCppGgufFile) {
   const std::string gguf = (dir_ / "tiny-F16.gguf").string();
   gguf_test::write_bytes(gguf, m.gguf.bytes());
 
-  CliResult r = run({"info", "--model", gguf, "--backend", "cpu"});
+  CliResult r = run({"info", "--model", gguf, "--backend", "reference"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("architecture:     mamba"));
   EXPECT_THAT(r.out, HasSubstr("vocabulary:       40"));
   EXPECT_THAT(r.out, HasSubstr("tokenizer:        vocabulary 4, eos 3"));
 
   const std::string out = (dir_ / "logits.npy").string();
-  r = run({"logits", "--model", gguf, "--backend", "cpu", "--ids", "1,2,39", "--out", out});
+  r = run({"logits", "--model", gguf, "--backend", "reference", "--ids", "1,2,39", "--out", out});
   ASSERT_EQ(r.code, 0) << r.err;
   LoadOptions opt;
-  opt.backend = BackendKind::Cpu;
+  opt.backend = BackendKind::Reference;
   std::unique_ptr<Model> model = load_model(gguf, opt);
   std::vector<float> want(3 * 40);
   const int32_t slot = 0;
@@ -689,7 +689,7 @@ TEST_F(CliTest, RunsALlamaCppGgufFile) {
   for (int t = 0; t < 3; ++t) model->step(&ids[t], &slot, 1, want.data() + t * 40);
   EXPECT_EQ(read_npy_f32(out).data, want);
 
-  r = run({"generate", "--model", gguf, "--backend", "cpu", "--prompt", "abba", "-n", "2"});
+  r = run({"generate", "--model", gguf, "--backend", "reference", "--prompt", "abba", "-n", "2"});
   EXPECT_EQ(r.code, 0) << r.err;
 }
 
@@ -702,7 +702,7 @@ std::string demo_wav(int i) { return kCommandModel + "/demo/command-" + std::to_
 // The default model is found next to the executable (not the current directory); three demo
 // files are three concurrent streams, each line STREAM, SECONDS, WORD, SCORE.
 TEST_F(CliTest, ListenPrintsEachStreamsCommands) {
-  CliResult r = run({"listen", "--backend", "cpu", demo_wav(1), demo_wav(0), demo_wav(2)});
+  CliResult r = run({"listen", "--backend", "reference", demo_wav(1), demo_wav(0), demo_wav(2)});
   ASSERT_EQ(r.code, 0) << r.err;
   std::vector<std::string> stream0;
   std::istringstream lines(r.out);
@@ -723,7 +723,7 @@ TEST_F(CliTest, ListenPrintsEachStreamsCommands) {
 }
 
 TEST_F(CliTest, ListenJsonNamesTheInput) {
-  CliResult r = run({"listen", "--backend", "cpu", "--json", demo_wav(1)});
+  CliResult r = run({"listen", "--backend", "reference", "--json", demo_wav(1)});
   ASSERT_EQ(r.code, 0) << r.err;
   std::string first = r.out.substr(0, r.out.find('\n'));
   EXPECT_THAT(first, testing::MatchesRegex("\\{\"stream\":0,\"input\":\".*command-1\\.wav\",\"word\":\"yes\","
@@ -741,7 +741,7 @@ TEST_F(CliTest, ListenReportsBadInputsAndGoesOn) {
   const std::string text = (dir_ / "notes.wav").string();
   std::ofstream(text) << "not audio at all";
   const std::string missing = (dir_ / "missing.wav").string();
-  CliResult r = run({"listen", "--backend", "cpu", truncated, demo_wav(1), text, missing});
+  CliResult r = run({"listen", "--backend", "reference", truncated, demo_wav(1), text, missing});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("vkssm: error: " + truncated + ": truncated: the data chunk holds"));
   EXPECT_THAT(r.err, HasSubstr("vkssm: error: " + text + ": not a WAV file (no RIFF/WAVE header)"));
@@ -759,9 +759,9 @@ TEST_F(CliTest, ListenReadsRawAudioFromStandardInput) {
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::ofstream(raw, std::ios::binary) << bytes.substr(44);
   }
-  CliResult file = run({"listen", "--backend", "cpu", demo_wav(3)});
+  CliResult file = run({"listen", "--backend", "reference", demo_wav(3)});
   ASSERT_EQ(file.code, 0) << file.err;
-  std::string cmd = shell_quote(cli_path()) + " listen --backend cpu - <" + shell_quote(raw) + " >" +
+  std::string cmd = shell_quote(cli_path()) + " listen --backend reference - <" + shell_quote(raw) + " >" +
                     shell_quote((dir_ / "stdin.out").string()) + " 2>/dev/null";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   EXPECT_FALSE(file.out.empty());

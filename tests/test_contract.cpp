@@ -165,9 +165,9 @@ const ContractArch kArchitectures[] = {
 };
 
 // Largest relative error each backend may show against the CPU reference: none for the cpu
-// backend, which runs the reference itself; Vulkan and cpu-fast compute in fp32 with other
+// backend, which runs the reference itself; Vulkan and cpu compute in fp32 with other
 // summation orders.
-float tolerance(BackendKind b) { return b == BackendKind::Cpu ? 0.0f : 1e-3f; }
+float tolerance(BackendKind b) { return b == BackendKind::Reference ? 0.0f : 1e-3f; }
 
 // ---- stepping helpers ----------------------------------------------------------------------------
 
@@ -220,9 +220,9 @@ struct ContractParam {
 std::vector<ContractParam> all_params() {
   std::vector<ContractParam> p;
   for (const ContractArch& a : kArchitectures)
-    for (BackendKind b : {BackendKind::Vulkan, BackendKind::Cpu, BackendKind::CpuFast}) {
+    for (BackendKind b : {BackendKind::Vulkan, BackendKind::Reference, BackendKind::Cpu}) {
 #if !VKSSM_CPU_FAST
-      if (b == BackendKind::CpuFast) continue;  // built without it
+      if (b == BackendKind::Cpu) continue;  // built without it
 #endif
       p.push_back({&a, b});
     }
@@ -230,7 +230,7 @@ std::vector<ContractParam> all_params() {
 }
 
 const char* backend_name(BackendKind b) {
-  return b == BackendKind::Cpu ? "cpu" : b == BackendKind::CpuFast ? "cpu_fast" : "vulkan";
+  return b == BackendKind::Reference ? "reference" : b == BackendKind::Cpu ? "cpu" : "vulkan";
 }
 
 std::string param_name(const testing::TestParamInfo<ContractParam>& i) {
@@ -246,7 +246,7 @@ class Contract : public testing::TestWithParam<ContractParam> {
   const ContractArch& arch() const { return *GetParam().arch; }
   bool frame_model() const { return arch().frame_model; }
   BackendKind backend() const { return GetParam().backend; }
-  BackendKind other_backend() const { return backend() == BackendKind::Cpu ? BackendKind::Vulkan : BackendKind::Cpu; }
+  BackendKind other_backend() const { return backend() == BackendKind::Reference ? BackendKind::Vulkan : BackendKind::Reference; }
   float tol() const { return tolerance(backend()); }
 
   std::unique_ptr<Model> make(int streams = 4, int rollback = 0) const { return make_on(backend(), streams, rollback); }
@@ -260,7 +260,7 @@ class Contract : public testing::TestWithParam<ContractParam> {
     return m;
   }
   const ModelInfo& info() const {
-    if (!info_) make_on(BackendKind::Cpu, 1);
+    if (!info_) make_on(BackendKind::Reference, 1);
     return *info_;
   }
   int64_t d_output() const { return info().d_output; }
@@ -694,7 +694,7 @@ TEST_P(Contract, BadInputIsRefusedWithItsErrorAndChangesNothing) {
     return error_of([&] { m->restore(0, blob.data(), blob.size()); });
   };
   LoadOptions cpu;
-  cpu.backend = BackendKind::Cpu;
+  cpu.backend = BackendKind::Reference;
   cpu.max_streams = 1;
   for (const ContractArch& other : kArchitectures) {
     if (&other == &arch()) continue;

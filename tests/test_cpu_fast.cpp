@@ -1,4 +1,4 @@
-// The cpu-fast backend (engine/cpu/, models/*/..._cpu_fast.cpp) against the reference
+// The cpu backend (engine/cpu/, models/*/..._cpu_fast.cpp) against the reference
 // (`cpu`): the same logits within 1e-3 relative for shapes that do not fit the vector width, for
 // batches of 1, 3 and 17 streams, prompts of 1, 5 and 70 tokens (70: more than one pass of rows),
 // fp16 weights, and the state operations CpuModel adds on top of either stepper.
@@ -77,8 +77,8 @@ class CpuFastShapes : public testing::TestWithParam<Shape> {
 TEST_P(CpuFastShapes, BatchedStepsMatchTheReference) {
   const Mamba1Weights w = weights();
   for (int batch : {1, 3, 17}) {
-    auto fast = create_mamba1(w, options(BackendKind::CpuFast, 17));
-    auto ref = create_mamba1(w, options(BackendKind::Cpu, 17));
+    auto fast = create_mamba1(w, options(BackendKind::Cpu, 17));
+    auto ref = create_mamba1(w, options(BackendKind::Reference, 17));
     for (int t = 0; t < 4; ++t) {
       const std::vector<float> got = step(*fast, batch, t), want = step(*ref, batch, t);
       EXPECT_LE(max_rel_error(got.data(), want.data(), int64_t(got.size())), kTol) << "B " << batch << " step " << t;
@@ -90,8 +90,8 @@ TEST_P(CpuFastShapes, PrefillThenDecodeMatchesTheReference) {
   const Mamba1Weights w = weights();
   const int64_t V = w.cfg.vocab_size;
   for (int n : {1, 5, 70}) {
-    auto fast = create_mamba1(w, options(BackendKind::CpuFast, 2));
-    auto ref = create_mamba1(w, options(BackendKind::Cpu, 2));
+    auto fast = create_mamba1(w, options(BackendKind::Cpu, 2));
+    auto ref = create_mamba1(w, options(BackendKind::Reference, 2));
     std::vector<int32_t> prompt(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) prompt[size_t(i)] = int32_t((i * 31 + 5) % V);
     std::vector<float> got(static_cast<size_t>(V)), want(static_cast<size_t>(V));
@@ -110,7 +110,7 @@ TEST_P(CpuFastShapes, PrefillThenDecodeMatchesTheReference) {
 // fp16 storage: against the reference on the same matrices rounded to fp16.
 TEST_P(CpuFastShapes, Fp16WeightsMatchTheReferenceOnRoundedWeights) {
   Mamba1Weights w = weights();
-  auto fast = create_mamba1(w, options(BackendKind::CpuFast, 3, WeightStorage::F16));
+  auto fast = create_mamba1(w, options(BackendKind::Cpu, 3, WeightStorage::F16));
   EXPECT_EQ(fast->info().weight_type, "f16");
   auto round = [](std::vector<float>& m) {
     for (float& v : m) v = half_to_float(float_to_half(v));
@@ -119,7 +119,7 @@ TEST_P(CpuFastShapes, Fp16WeightsMatchTheReferenceOnRoundedWeights) {
     round(l.in_proj), round(l.x_proj), round(l.dt_proj_w), round(l.out_proj);
   }
   round(w.embeddings), round(w.lm_head);
-  auto ref = create_mamba1(w, options(BackendKind::Cpu, 3));
+  auto ref = create_mamba1(w, options(BackendKind::Reference, 3));
   for (int t = 0; t < 3; ++t) {
     const std::vector<float> got = step(*fast, 3, t), want = step(*ref, 3, t);
     EXPECT_LE(max_rel_error(got.data(), want.data(), int64_t(got.size())), kTol) << "step " << t;
@@ -130,8 +130,8 @@ TEST_P(CpuFastShapes, Fp16WeightsMatchTheReferenceOnRoundedWeights) {
 TEST_P(CpuFastShapes, BlockWeightsMatchTheReference) {
   const Mamba1Weights w = weights();
   for (WeightStorage ws : {WeightStorage::Q8_0, WeightStorage::Q4_0}) {
-    auto fast = create_mamba1(w, options(BackendKind::CpuFast, 3, ws));
-    auto ref = create_mamba1(w, options(BackendKind::Cpu, 3, ws));
+    auto fast = create_mamba1(w, options(BackendKind::Cpu, 3, ws));
+    auto ref = create_mamba1(w, options(BackendKind::Reference, 3, ws));
     EXPECT_EQ(fast->info().weight_type, ref->info().weight_type);
     for (int t = 0; t < 2; ++t) {
       const std::vector<float> got = step(*fast, 3, t), want = step(*ref, 3, t);
@@ -148,7 +148,7 @@ INSTANTIATE_TEST_SUITE_P(Mamba1, CpuFastShapes, testing::ValuesIn(shapes()),
 TEST(CpuFast, StreamsDoNotDependOnTheBatchOrTheThreads) {
   const Mamba1Weights w = random_mamba1(shapes()[0].cfg, 5);
   for (WeightStorage ws : {WeightStorage::F32, WeightStorage::F16}) {
-    LoadOptions one = options(BackendKind::CpuFast, 17, ws), three = one;
+    LoadOptions one = options(BackendKind::Cpu, 17, ws), three = one;
     one.cpu_threads = 1, three.cpu_threads = 3;
     auto solo = create_mamba1(w, one);
     auto batched = create_mamba1(w, three);
@@ -170,7 +170,7 @@ TEST(CpuFast, StreamsDoNotDependOnTheBatchOrTheThreads) {
 TEST(CpuFast, StateOperationsBehaveAsOnTheReference) {
   const Mamba1Weights w = random_mamba1(shapes()[2].cfg, 3);
   const int64_t V = w.cfg.vocab_size;
-  LoadOptions fo = options(BackendKind::CpuFast, 4), ro = options(BackendKind::Cpu, 4);
+  LoadOptions fo = options(BackendKind::Cpu, 4), ro = options(BackendKind::Reference, 4);
   fo.rollback_depth = ro.rollback_depth = 2;
   auto fast = create_mamba1(w, fo);
   auto ref = create_mamba1(w, ro);
@@ -183,7 +183,7 @@ TEST(CpuFast, StateOperationsBehaveAsOnTheReference) {
   fast->rollback(0, 1);
   ref->rollback(0, 1);
   // A fast snapshot restores into the reference and continues like it.
-  auto from_fast = create_mamba1(w, options(BackendKind::Cpu, 4));
+  auto from_fast = create_mamba1(w, options(BackendKind::Reference, 4));
   const std::vector<uint8_t> blob = fast->snapshot(2);
   from_fast->restore(0, blob.data(), blob.size());
   const size_t vocab = static_cast<size_t>(V);
@@ -197,8 +197,8 @@ TEST(CpuFast, StateOperationsBehaveAsOnTheReference) {
   const int32_t tok = 9, zero = 0;
   from_fast->step(&tok, &zero, 1, restored.data());
   EXPECT_LE(max_rel_error(restored.data(), want.data(), V), kTol);
-  EXPECT_EQ(fast->info().backend, "cpu-fast");
-  EXPECT_THAT(fast->info().device_name, StartsWith("host CPU (cpu-fast: 2 threads, "));
+  EXPECT_EQ(fast->info().backend, "cpu");
+  EXPECT_THAT(fast->info().device_name, StartsWith("host CPU (cpu: 2 threads, "));
 }
 
 // Mamba-2: shapes off the vector width (head_dim 6, d_state 5, 2 groups), a clamped dt; batches
@@ -209,10 +209,10 @@ TEST(CpuFast, Mamba2MatchesTheReference) {
   c.d_inner = 36, c.n_heads = 6, c.dt_max = 0.5f, c.use_bias = true;
   const Mamba2Weights w = random_mamba2(c, 1);
   for (WeightStorage ws : {WeightStorage::F32, WeightStorage::F16}) {
-    auto fast = create_mamba2(w, options(BackendKind::CpuFast, 17, ws));
-    EXPECT_THAT(fast->info().device_name, StartsWith("host CPU (cpu-fast: 2 threads, "));
+    auto fast = create_mamba2(w, options(BackendKind::Cpu, 17, ws));
+    EXPECT_THAT(fast->info().device_name, StartsWith("host CPU (cpu: 2 threads, "));
     if (ws == WeightStorage::F16) continue;  // the mamba1 tests cover the fp16 products
-    auto ref = create_mamba2(w, options(BackendKind::Cpu, 17));
+    auto ref = create_mamba2(w, options(BackendKind::Reference, 17));
     for (int t = 0; t < 3; ++t) {
       const std::vector<float> got = step(*fast, 17, t), want = step(*ref, 17, t);
       EXPECT_LE(max_rel_error(got.data(), want.data(), int64_t(got.size())), kTol) << "step " << t;
@@ -226,15 +226,15 @@ TEST(CpuFast, Mamba2MatchesTheReference) {
   }
 }
 
-// Architectures without a fast stepper run the reference under cpu-fast, and say so.
+// Architectures without a fast stepper run the reference under cpu, and say so.
 TEST(CpuFast, S4DFallsBackToTheReference) {
   S4DConfig c;
   c.d_input = 3, c.d_model = 8, c.d_state = 4, c.n_layers = 1, c.d_output = 5;
   const S4DWeights w = random_s4d(c, 1);
-  auto fast = create_s4d(w, options(BackendKind::CpuFast, 2));
-  auto ref = create_s4d(w, options(BackendKind::Cpu, 2));
-  EXPECT_EQ(fast->info().backend, "cpu-fast");
-  EXPECT_EQ(fast->info().device_name, "host CPU (reference: s4d has no cpu-fast stepper yet)");
+  auto fast = create_s4d(w, options(BackendKind::Cpu, 2));
+  auto ref = create_s4d(w, options(BackendKind::Reference, 2));
+  EXPECT_EQ(fast->info().backend, "cpu");
+  EXPECT_EQ(fast->info().device_name, "host CPU (reference: s4d has no fast cpu stepper yet)");
   const std::vector<float> frames = {0.5f, -1.0f, 2.0f, 0.25f, 0.0f, -0.75f};
   const std::vector<int32_t> slots = {0, 1};
   std::vector<float> got(10), want(10);
@@ -245,7 +245,7 @@ TEST(CpuFast, S4DFallsBackToTheReference) {
 
 TEST(CpuFast, BadThreadCountIsAnError) {
   ScopedEnv env("VKSSM_THREADS", "two");
-  LoadOptions o = options(BackendKind::CpuFast, 1);
+  LoadOptions o = options(BackendKind::Cpu, 1);
   o.cpu_threads = 0;
   EXPECT_EQ(error_of([&] { create_mamba1(random_mamba1(shapes()[0].cfg, 1), o); }),
             "VKSSM_THREADS='two' is not a thread count in [1, 1024]");

@@ -70,7 +70,7 @@ void check_against_cpu(const Make& make, bool frames, int64_t d_input) {
   o.max_streams = 3;
   o.rollback_depth = 2;
   std::unique_ptr<Model> gpu = make(o);
-  o.backend = BackendKind::Cpu;
+  o.backend = BackendKind::Reference;
   std::unique_ptr<Model> cpu = make(o);
   const int64_t d = gpu->info().d_output;
   const std::vector<int32_t> slots = {0, 1, 2};
@@ -187,7 +187,7 @@ TEST_P(LargeTable, LastVocabularyRowsMatchReference) {
   LoadOptions o;
   o.max_streams = 2;
   const std::unique_ptr<Model> gpu = create_mamba1(w, o);
-  o.backend = BackendKind::Cpu;
+  o.backend = BackendKind::Reference;
   const std::unique_ptr<Model> cpu = create_mamba1(w, o);
   const std::vector<int32_t> slots = {0, 1};
   std::vector<float> got(2 * 50280), want(got.size());
@@ -298,7 +298,7 @@ TEST(DeviceLimits, Vulkan11DeviceRunsF16WeightsWithoutOptionalFeatures) {
   EXPECT_FALSE(caps.timeline_semaphores);
   EXPECT_FALSE(vulkan(*gpu).uses_timeline());
   EXPECT_EQ(gpu->info().weight_type, "f16");
-  o.backend = BackendKind::Cpu;
+  o.backend = BackendKind::Reference;
   o.weights = WeightStorage::F32;
   const std::unique_ptr<Model> cpu = create_mamba1(w, o);
   const std::vector<int32_t> slots = {0, 1};
@@ -382,7 +382,7 @@ TEST(DeviceLimits, RollbackRingLargerThanABindingRunsManyStreams) {
   o.max_streams = kStreams;
   o.rollback_depth = kDepth;
   const std::unique_ptr<Model> gpu = create_mamba1(w, o);
-  o.backend = BackendKind::Cpu;
+  o.backend = BackendKind::Reference;
   const std::unique_ptr<Model> cpu = create_mamba1(w, o);
   const MemoryPlan& m = gpu->info().memory;
   EXPECT_EQ(m.capacity_reason, "requested");
@@ -428,7 +428,7 @@ TEST(DeviceLimits, MoreStreamsThanABindingHoldsRunAsShards) {
   o.max_streams = kStreams;
   o.rollback_depth = 2;
   const std::unique_ptr<Model> gpu = create_mamba1(w, o);
-  o.backend = BackendKind::Cpu;
+  o.backend = BackendKind::Reference;
   const std::unique_ptr<Model> cpu = create_mamba1(w, o);
   ASSERT_EQ(gpu->capacity(), kStreams);
   const MemoryPlan& m = gpu->info().memory;
@@ -533,7 +533,7 @@ TEST(DeviceLimits, ShardsRunEveryArchitecture) {
     o.max_streams = kStreams;
     auto make = [&](const LoadOptions& opt) { return arch == "s4d" ? create_s4d(s4d, opt) : create_mamba2(m2, opt); };
     const std::unique_ptr<Model> gpu = make(o);
-    o.backend = BackendKind::Cpu;
+    o.backend = BackendKind::Reference;
     const std::unique_ptr<Model> cpu = make(o);
     EXPECT_EQ(gpu->info().memory.shards, 2);
     const int64_t d_out = gpu->info().d_output, d_in = s4d_cfg.d_input;

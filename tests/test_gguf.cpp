@@ -410,7 +410,7 @@ TEST_F(GgufTest, CheckpointErrorsNameKeyTensorAndFile) {
   auto load_error = [&](ConvertedModel& m, const std::string& name) {
     const std::string p = write(name, m.gguf);
     LoadOptions opt;
-    opt.backend = BackendKind::Cpu;
+    opt.backend = BackendKind::Reference;
     return std::make_pair(p, error_of([&] { load_model(p, opt); }));
   };
   {
@@ -514,7 +514,7 @@ TEST_F(GgufTest, F32FileGivesTheSameModelAsSafetensors) {
   expect_same_weights(a, w);  // F32 stores everything exactly
   EXPECT_EQ(a.source_dtype, DType::F32);
   EXPECT_TRUE(a.lm_head.empty());
-  expect_equal_logits(p, BackendKind::Cpu, WeightStorage::Auto, 0.0f);
+  expect_equal_logits(p, BackendKind::Reference, WeightStorage::Auto, 0.0f);
   expect_equal_logits(p, BackendKind::Vulkan, WeightStorage::Auto, 0.0f);
 }
 
@@ -529,7 +529,7 @@ TEST_F(GgufTest, F16FileOfAnUntiedModelGivesTheSameModelAsSafetensors) {
   EXPECT_FALSE(a.lm_head.empty());
   EXPECT_FALSE(a.cfg.use_conv_bias);
   EXPECT_EQ(a.layers[0].norm, w.layers[0].norm);  // 1-D tensors stay F32
-  expect_equal_logits(p, BackendKind::Cpu, WeightStorage::Auto, 0.0f);
+  expect_equal_logits(p, BackendKind::Reference, WeightStorage::Auto, 0.0f);
   expect_equal_logits(p, BackendKind::Vulkan, WeightStorage::Auto, 0.0f);
 }
 
@@ -539,7 +539,7 @@ TEST_F(GgufTest, Bf16FileGivesTheSameModelAsSafetensors) {
   const Mamba1Weights a = load_mamba1(Checkpoint::open(p.gguf));
   expect_same_weights(a, load_mamba1(Checkpoint::open(p.safetensors)));
   EXPECT_EQ(a.source_dtype, DType::BF16);
-  expect_equal_logits(p, BackendKind::Cpu, WeightStorage::Auto, 0.0f);
+  expect_equal_logits(p, BackendKind::Reference, WeightStorage::Auto, 0.0f);
   expect_equal_logits(p, BackendKind::Vulkan, WeightStorage::Auto, 0.0f);
 }
 
@@ -553,13 +553,14 @@ TEST_F(GgufTest, Q8_0FileGivesTheModelOfItsDequantisedWeights) {
   const Pair p = write_pair(*this, w, OutType::Q8_0, "q8");
   const Mamba1Weights a = load_mamba1(Checkpoint::open(p.gguf));
   expect_same_weights(a, load_mamba1(Checkpoint::open(p.safetensors)));
-  EXPECT_EQ(a.source_dtype, DType::F16);  // Q8_0 values fit fp16: the GPU may store fp16
+  // Q8_0's d·q values are mostly not fp16 values: auto keeps fp32, the values the cpu backends use.
+  EXPECT_EQ(a.source_dtype, DType::F32);
   // Quantisation moved the weights, but only by Q8_0's step (max|row block| / 254).
   EXPECT_NE(a.layers[0].in_proj, w.layers[0].in_proj);
   EXPECT_LE(testing_helpers::max_rel_error(a.layers[0].in_proj.data(), w.layers[0].in_proj.data(),
                                            int64_t(w.layers[0].in_proj.size())),
             0.25f / 254);
-  expect_equal_logits(p, BackendKind::Cpu, WeightStorage::Auto, 1e-5f);
+  expect_equal_logits(p, BackendKind::Reference, WeightStorage::Auto, 1e-5f);
   expect_equal_logits(p, BackendKind::Vulkan, WeightStorage::F16, 1e-5f);
   expect_equal_logits(p, BackendKind::Vulkan, WeightStorage::F32, 1e-5f);
 
@@ -642,7 +643,7 @@ TEST_F(GgufTest, KQuantFilesGiveTheModelOfTheirDequantisedWeights) {
     EXPECT_EQ(a.layers[0].out_proj, dequantized(*m.gguf.tensor("blk.0.ssm_out.weight")));
     EXPECT_EQ(a.embeddings, dequantized(*m.gguf.tensor("token_embd.weight")));
     EXPECT_EQ(a.lm_head, dequantized(*m.gguf.tensor("output.weight")));
-    EXPECT_EQ(a.source_dtype, DType::F16);  // the values fit fp16: the GPU may store fp16
+    EXPECT_EQ(a.source_dtype, DType::F32);  // not all fp16 values: auto keeps what the cpu backends use
     EXPECT_NE(a.layers[0].in_proj, w.layers[0].in_proj);
 
     // Its logits: the cpu backend equals the reference run on those weights from a safetensors
@@ -650,7 +651,7 @@ TEST_F(GgufTest, KQuantFilesGiveTheModelOfTheirDequantisedWeights) {
     const std::string st = path(name + "_st");
     save_mamba1_hf(a, st, DType::F32);
     LoadOptions opt;
-    opt.backend = BackendKind::Cpu;
+    opt.backend = BackendKind::Reference;
     opt.weights = WeightStorage::F32;
     opt.max_streams = 1;
     const std::vector<float> ref = run_tokens(*load_model(st, opt));
@@ -811,12 +812,12 @@ TEST_P(GgufMamba2Test, GivesTheSameModelAsSafetensors) {
   const Mamba2Weights a = load_mamba2(ck);
   const Mamba2Weights b = load_mamba2(Checkpoint::open(st));
   expect_same_weights(a, b);
-  // Q8_0's values fit fp16: the GGUF says F16 where its mirror (dequantised fp32) says F32.
-  EXPECT_EQ(a.source_dtype, out == OutType::F32 ? DType::F32 : DType::F16);
+  // An F16 file says F16; Q8_0's values are mostly not fp16 values, so that file says F32.
+  EXPECT_EQ(a.source_dtype, out == OutType::F16 ? DType::F16 : DType::F32);
 
   const Pair p{gguf, st};
-  expect_equal_logits(p, BackendKind::Cpu, WeightStorage::Auto, 0.0f);
-  // Q8_0: the GGUF's auto choice (fp16) differs from its fp32 mirror's, so both are pinned.
+  expect_equal_logits(p, BackendKind::Reference, WeightStorage::Auto, 0.0f);
+  // Q8_0: under auto the GGUF keeps its blocks where the mirror has fp32, so both are pinned.
   expect_equal_logits(p, BackendKind::Vulkan, out == OutType::Q8_0 ? WeightStorage::F16 : WeightStorage::Auto, 0.0f);
 }
 
@@ -874,7 +875,7 @@ TEST_F(GgufTest, TokenizerFromGgufEncodesLikeTokenizerJson) {
   fs::copy_file(p, path("folder/m.gguf"));
   EXPECT_EQ(load_tokenizer_for_path(path("folder"))->encode(texts[0]), from_json->encode(texts[0]));
   LoadOptions opt;
-  opt.backend = BackendKind::Cpu;
+  opt.backend = BackendKind::Reference;
   EXPECT_EQ(load_model(p, opt)->info().vocab_size, 40);
 }
 

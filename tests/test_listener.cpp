@@ -98,7 +98,7 @@ std::vector<std::vector<Heard>> listen(Listener& l, const std::vector<WavAudio>&
 }
 
 TEST(Listener, ShippedModelHasTheCommandVocabulary) {
-  Listener l(kModel, options(BackendKind::Cpu, 1));
+  Listener l(kModel, options(BackendKind::Reference, 1));
   EXPECT_EQ(l.commands(), (std::vector<std::string>{"yes", "no", "up", "down", "left", "right", "on", "off", "stop",
                                                     "go", "forward", "backward", "zero", "one", "two", "three", "four",
                                                     "five", "six", "seven", "eight", "nine"}));
@@ -120,7 +120,7 @@ bool is_subsequence(const std::vector<std::string>& heard, const std::vector<std
 TEST(Listener, DemoRecordingsGiveTheirCommandsOnBothBackends) {
   std::vector<WavAudio> inputs;
   for (int i = 0; i < 4; ++i) inputs.push_back(read_wav_file(demo(i)));
-  Listener cpu(kModel, options(BackendKind::Cpu, 4));
+  Listener cpu(kModel, options(BackendKind::Reference, 4));
   Listener gpu(kModel, options(BackendKind::Vulkan, 4));
   auto a = listen(cpu, inputs, 4096);
   auto b = listen(gpu, inputs, 4096);
@@ -177,7 +177,7 @@ TEST(Listener, CopiesOfOneStreamGiveIdenticalEvents) {
 
 TEST(Listener, PushesFromManyThreads) {
   WavAudio w = read_wav_file(demo(1));
-  Listener l(kModel, options(BackendKind::Cpu, 4));
+  Listener l(kModel, options(BackendKind::Reference, 4));
   std::vector<int> ids;
   for (int i = 0; i < 4; ++i) ids.push_back(l.open_stream(w.sample_rate));
   std::vector<std::thread> threads;
@@ -199,7 +199,7 @@ TEST(Listener, PushesFromManyThreads) {
 }
 
 TEST(Listener, StreamsOfDifferentLengthsLeaveAndSlotsAreReused) {
-  Listener l(kModel, options(BackendKind::Cpu, 2));
+  Listener l(kModel, options(BackendKind::Reference, 2));
   int a = l.open_stream(16000), b = l.open_stream(8000);
   std::vector<float> one_second(16000, 0.0f);
   l.push(a, one_second.data(), 16000);  // 1 s at 16 kHz: 98 frames
@@ -217,7 +217,7 @@ TEST(Listener, StreamsOfDifferentLengthsLeaveAndSlotsAreReused) {
 }
 
 TEST(Listener, MisuseGivesExactErrors) {
-  Listener l(kModel, options(BackendKind::Cpu, 1));
+  Listener l(kModel, options(BackendKind::Reference, 1));
   int s = l.open_stream(16000);
   EXPECT_EQ(error_of([&] { l.open_stream(16000); }),
             "listener: all 1 streams are in use (the limit is the model's max_streams)");
@@ -229,10 +229,10 @@ TEST(Listener, MisuseGivesExactErrors) {
   l.close(s);
   EXPECT_EQ(error_of([&] { l.finish(s); }), "listener: stream 0 is not open");
   EXPECT_EQ(error_of([&] { l.open_stream(0); }), "sample rate 0 Hz to 16000 Hz: rates must be within 1 .. 384000 Hz");
-  ListenerOptions bad = options(BackendKind::Cpu, 1);
+  ListenerOptions bad = options(BackendKind::Reference, 1);
   bad.threshold = 2.0f;
   EXPECT_EQ(error_of([&] { Listener x(kModel, bad); }), "command decoder: threshold 2.000000 is outside (0, 1]");
-  EXPECT_EQ(error_of([&] { Listener x("/nonexistent", options(BackendKind::Cpu, 1)); }),
+  EXPECT_EQ(error_of([&] { Listener x("/nonexistent", options(BackendKind::Reference, 1)); }),
             "/nonexistent/config.json: cannot open (is /nonexistent a command model folder?)");
 }
 
@@ -252,15 +252,15 @@ TEST(Listener, RefusesModelsThatDoNotFitTheFrontEnd) {
     return c.replace(at, from.size(), to);
   };
   write_config(replaced("\"speech_commands\"", "\"other\""));
-  EXPECT_EQ(error_of([&] { Listener x(dir.string(), options(BackendKind::Cpu, 1)); }), path + ": missing 'speech_commands'");
+  EXPECT_EQ(error_of([&] { Listener x(dir.string(), options(BackendKind::Reference, 1)); }), path + ": missing 'speech_commands'");
   write_config(replaced("\"n_mels\": 40", "\"n_mels\": 64"));
-  EXPECT_EQ(error_of([&] { Listener x(dir.string(), options(BackendKind::Cpu, 1)); }),
+  EXPECT_EQ(error_of([&] { Listener x(dir.string(), options(BackendKind::Reference, 1)); }),
             path + " speech_commands.features: 'n_mels' is 64, but vkssm's front-end computes 40 (host/audio/log_mel.h)");
   write_config(replaced("\"yes\",", ""));
-  EXPECT_EQ(error_of([&] { Listener x(dir.string(), options(BackendKind::Cpu, 1)); }),
+  EXPECT_EQ(error_of([&] { Listener x(dir.string(), options(BackendKind::Reference, 1)); }),
             path + " speech_commands: 22 labels, but the model has 23 outputs");
   write_config("{");
-  EXPECT_THAT(error_of([&] { Listener x(dir.string(), options(BackendKind::Cpu, 1)); }),
+  EXPECT_THAT(error_of([&] { Listener x(dir.string(), options(BackendKind::Reference, 1)); }),
               HasSubstr(path + ": not valid JSON"));
   fs::remove_all(dir);
 }
@@ -293,7 +293,7 @@ TEST(ListenerCApi, ListensAndReportsErrors) {
     ASSERT_EQ(vkssm_listener_poll(l, ev, 2, &n), VKSSM_OK);
     for (int i = 0; i < n; ++i) words.push_back(ev[i].word);
   } while (n == 2);
-  Listener ref(kModel, options(BackendKind::Cpu, 1));
+  Listener ref(kModel, options(BackendKind::Reference, 1));
   EXPECT_EQ(words, spoken_commands(1, ref.commands()));
 
   EXPECT_EQ(vkssm_listener_push_s16(l, 7, pcm.data(), 1), VKSSM_ERROR);

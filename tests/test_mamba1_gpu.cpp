@@ -307,9 +307,9 @@ TEST(Mamba1Gpu, AutomaticCapacityFillsFromDeviceMemory) {
 TEST(Mamba1Gpu, CpuBackendMatchesReference) {
   Mamba1Weights w = small_model();
   LoadOptions opt;
-  opt.backend = BackendKind::Cpu;
+  opt.backend = BackendKind::Reference;
   auto cpu = create_mamba1(w, opt);
-  EXPECT_EQ(cpu->info().backend, "cpu");
+  EXPECT_EQ(cpu->info().backend, "reference");
   Mamba1CpuReference ref(w);
   auto st = ref.new_state();
   std::vector<float> got(w.cfg.vocab_size), want(w.cfg.vocab_size);

@@ -550,10 +550,10 @@ TEST(Mamba2Cpu, MatchesTheIndependentPyTorchReference) {
 
   // The same through load_model and the cpu backend.
   LoadOptions opt;
-  opt.backend = BackendKind::Cpu;
+  opt.backend = BackendKind::Reference;
   auto m = load_model(data + "mamba2_tiny", opt);
   EXPECT_EQ(m->info().architecture, "mamba2");
-  EXPECT_EQ(m->info().backend, "cpu");
+  EXPECT_EQ(m->info().backend, "reference");
   EXPECT_EQ(m->info().vocab_size, V);
   const int32_t slot = 1;
   float worst_model = 0;
@@ -660,12 +660,12 @@ TEST(Mamba2CpuBackend, DescribesTheModelAndItsState) {
   Mamba2Config c = parse_mamba2_config(hf_config(), kSrc);
   const Mamba2Weights w = random_mamba2(c, 4);
   LoadOptions opt;
-  opt.backend = BackendKind::Cpu;
+  opt.backend = BackendKind::Reference;
   opt.max_streams = 2;
   auto m = create_mamba2(w, opt);
   const ModelInfo& info = m->info();
   EXPECT_EQ(info.architecture, "mamba2");
-  EXPECT_EQ(info.backend, "cpu");
+  EXPECT_EQ(info.backend, "reference");
   EXPECT_EQ(info.vocab_size, 40);
   EXPECT_EQ(info.d_output, 40);
   EXPECT_EQ(info.d_model, 24);
@@ -685,7 +685,7 @@ TEST(Mamba2CpuBackend, SnapshotRestoreForkAndReset) {
   c.use_bias = true;
   const Mamba2Weights w = random_mamba2(c, 9);
   LoadOptions opt;
-  opt.backend = BackendKind::Cpu;
+  opt.backend = BackendKind::Reference;
   opt.max_streams = 3;
   auto m = create_mamba2(w, opt);
   const StateHeader header = mamba2_state_header(w);

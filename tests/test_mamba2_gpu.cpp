@@ -63,7 +63,7 @@ TEST_P(Mamba2GpuVsCpu, LogitsMatchReferenceEveryToken) {
   opt.weights = s.storage;
   auto gpu = create_mamba2(w, opt);
   LoadOptions cpu_opt = opt;
-  cpu_opt.backend = BackendKind::Cpu;
+  cpu_opt.backend = BackendKind::Reference;
   auto cpu = create_mamba2(w, cpu_opt);
   const int B = s.streams;
   const int64_t V = s.vocab;
@@ -103,7 +103,7 @@ TEST(Mamba2Reference, BothBackendsMatchThePyTorchReference) {
   const NpyArray want = read_npy_f32(dir + "mamba2_tiny_ref.npy");
   const std::vector<int32_t> ids = {0, 5, 47, 12, 3, 3, 9, 40, 1, 22, 31, 7, 8, 19, 44, 2, 30, 11, 6, 25};
   ASSERT_EQ(want.shape, (std::vector<int64_t>{int64_t(ids.size()), 48}));
-  for (BackendKind backend : {BackendKind::Cpu, BackendKind::Vulkan}) {
+  for (BackendKind backend : {BackendKind::Reference, BackendKind::Vulkan}) {
     LoadOptions opt;
     opt.backend = backend;
     auto m = load_model(dir + "mamba2_tiny", opt);

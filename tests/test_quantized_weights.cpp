@@ -163,8 +163,8 @@ TEST(QuantizedWeightsGguf, Q8_0FileKeepsItsBlocks) {
     for (int t = 0; t < 3; ++t) model->step(&ids[t], &slot, 1, out.data() + t * 40);
     return out;
   };
-  const std::vector<float> f32 = logits(BackendKind::Cpu, WeightStorage::F32);
-  EXPECT_EQ(logits(BackendKind::Cpu, WeightStorage::Q8_0), f32);
+  const std::vector<float> f32 = logits(BackendKind::Reference, WeightStorage::F32);
+  EXPECT_EQ(logits(BackendKind::Reference, WeightStorage::Q8_0), f32);
   const std::vector<float> gpu = logits(BackendKind::Vulkan, WeightStorage::Q8_0);
   for (int t = 0; t < 3; ++t) EXPECT_LE(max_rel_error(gpu.data() + t * 40, f32.data() + t * 40, 40), 1e-3f) << t;
   std::filesystem::remove_all(dir);
@@ -188,7 +188,7 @@ void expect_mixed_gguf_runs(gguf_test::ConvertedModel m, const std::vector<std::
     o.max_streams = 3;
     return load_model(path, o);
   };
-  auto gpu = load(BackendKind::Vulkan), cpu = load(BackendKind::Cpu);
+  auto gpu = load(BackendKind::Vulkan), cpu = load(BackendKind::Reference);
   for (const auto& [name, want] : storage) {
     std::string got = "missing";
     for (const TensorStorage& t : gpu->info().tensors)
@@ -413,7 +413,7 @@ class QuantizedWeights : public testing::TestWithParam<QuantParam> {
   // Decodes `steps` steps of B streams on the GPU and on the cpu backend, comparing every token.
   void expect_decode_matches(int B, int steps) const {
     auto gpu = make(BackendKind::Vulkan, GetParam().storage, B);
-    auto cpu = make(BackendKind::Cpu, GetParam().storage, B);
+    auto cpu = make(BackendKind::Reference, GetParam().storage, B);
     const size_t d = size_t(gpu->info().d_output);
     for (int t = 0; t < steps; ++t) {
       const std::vector<float> got = step(*gpu, B, t), want = step(*cpu, B, t);
@@ -431,7 +431,7 @@ TEST_P(QuantizedWeights, RecordsHowEachTensorIsStored) {
   auto gpu = make(BackendKind::Vulkan, GetParam().storage, 1);
   const std::string type = weight_storage_name(GetParam().storage);
   EXPECT_EQ(gpu->info().weight_type, type);
-  EXPECT_EQ(make(BackendKind::Cpu, GetParam().storage, 1)->info().weight_type, type);
+  EXPECT_EQ(make(BackendKind::Reference, GetParam().storage, 1)->info().weight_type, type);
   auto storage_of = [&](const std::string& name) -> std::string {
     for (const TensorStorage& t : gpu->info().tensors)
       if (t.name == name) return t.type;
@@ -453,7 +453,7 @@ TEST_P(QuantizedWeights, RecordsHowEachTensorIsStored) {
     f32_bytes = make(BackendKind::Vulkan, WeightStorage::F32, 1)->info().weight_bytes;
   }
   EXPECT_LT(gpu->info().weight_bytes, f32_bytes);
-  auto cpu_q = make(BackendKind::Cpu, GetParam().storage, 1), cpu_f = make(BackendKind::Cpu, WeightStorage::F32, 1);
+  auto cpu_q = make(BackendKind::Reference, GetParam().storage, 1), cpu_f = make(BackendKind::Reference, WeightStorage::F32, 1);
   const std::vector<float> q = step(*cpu_q, 1, 0), f = step(*cpu_f, 1, 0);
   EXPECT_GT(max_rel_error(q.data(), f.data(), int64_t(q.size())), 1e-5f);
 }
@@ -466,7 +466,7 @@ class QuantizedPrefill : public QuantizedWeights {};
 
 TEST_P(QuantizedPrefill, MatchesTheCpuReference) {
   auto gpu = make(BackendKind::Vulkan, GetParam().storage, 2);
-  auto cpu = make(BackendKind::Cpu, GetParam().storage, 2);
+  auto cpu = make(BackendKind::Reference, GetParam().storage, 2);
   std::vector<int32_t> prompt(70);  // more than one prefill step of 64 rows
   for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 53 + 7) % kVocab);
   std::vector<float> got(kVocab), want(kVocab);
@@ -495,7 +495,7 @@ TEST(QuantizedWeightsGpu, EveryWorkSplitMatchesTheCpuReference) {
         ScopedEnv env("VKSSM_TUNE", tune);
         gpu = arch.create(o);
       }
-      o.backend = BackendKind::Cpu;
+      o.backend = BackendKind::Reference;
       auto cpu = arch.create(o);
       for (int t = 0; t < 3; ++t) {
         const int B = t + 1;
@@ -521,7 +521,7 @@ TEST(QuantizedWeightsGpu, SharedMemoryReductionsMatchTheCpuReference) {
     o.max_streams = 2;
     auto gpu = arch.create(o);
     ASSERT_FALSE(dynamic_cast<const VulkanStepModel&>(*gpu).caps().subgroup_arithmetic);
-    o.backend = BackendKind::Cpu;
+    o.backend = BackendKind::Reference;
     auto cpu = arch.create(o);
     const int32_t tokens[2] = {7, 300}, slots[2] = {1, 0};
     std::vector<float> got(2 * kVocab), want(got.size());

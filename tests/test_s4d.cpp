@@ -57,7 +57,7 @@ S4DConfig small_config(bool prenorm = false) {
 
 std::unique_ptr<Model> cpu_model(const S4DWeights& w, int streams = 1) {
   LoadOptions opt;
-  opt.backend = BackendKind::Cpu;
+  opt.backend = BackendKind::Reference;
   opt.max_streams = streams;
   return create_s4d(w, opt);
 }
@@ -187,7 +187,7 @@ TEST_F(S4DFiles, SaveLoadRoundTripIsExact) {
 
   // Same outputs through the Model API, and the checkpoint folder loads by path.
   LoadOptions opt;
-  opt.backend = BackendKind::Cpu;
+  opt.backend = BackendKind::Reference;
   std::unique_ptr<Model> loaded = load_model(dir_, opt);
   std::unique_ptr<Model> direct = cpu_model(w);
   const std::vector<float> frames = {0.5f, -1.0f, 2.0f, 0.1f, 0.2f, 0.3f, -0.7f, 0.0f, 1.5f};
@@ -234,7 +234,7 @@ TEST_F(S4DFiles, ConfigErrorsNameTheFile) {
   save_s4d(random_s4d(small_config(), 1), dir_);
   edit_config([](json& j) { j["activation"] = "silu"; });
   LoadOptions opt;
-  opt.backend = BackendKind::Cpu;
+  opt.backend = BackendKind::Reference;
   EXPECT_THAT(error_of([&] { load_model(dir_, opt); }),
               HasSubstr("S4D activation 'silu' in " + file("config.json") + " is not supported"));
 }
@@ -252,7 +252,7 @@ TEST(S4DModel, InfoDescribesAFrameModel) {
   std::unique_ptr<Model> m = cpu_model(w);
   const ModelInfo& info = m->info();
   EXPECT_EQ(info.architecture, "s4d");
-  EXPECT_EQ(info.backend, "cpu");
+  EXPECT_EQ(info.backend, "reference");
   EXPECT_EQ(info.vocab_size, 0);
   EXPECT_EQ(info.d_input, 3);
   EXPECT_EQ(info.d_output, 4);
@@ -289,7 +289,7 @@ TEST(S4DModel, DiscretisedWeightsAreTheRoundedZeroOrderHold) {
 // convolution form in float64; see s4d_tiny_ref.txt).
 void expect_matches_python_reference(const std::string& model, const std::string& ref_file) {
   LoadOptions opt;
-  opt.backend = BackendKind::Cpu;
+  opt.backend = BackendKind::Reference;
   std::unique_ptr<Model> m = load_model(kData + "/" + model, opt);
   NpyArray in = read_npy_f32(kData + "/s4d_tiny_inputs.npy");
   NpyArray ref = read_npy_f32(kData + "/" + ref_file);
@@ -462,7 +462,7 @@ TEST(S4DModel, TokenCallsOnAFrameModelAreRefused) {
 
 TEST(S4DModel, FrameCallsOnATokenModelAreRefused) {
   LoadOptions opt;
-  opt.backend = BackendKind::Cpu;
+  opt.backend = BackendKind::Reference;
   std::unique_ptr<Model> m = create_mamba1(random_mamba1(testing_helpers::small_mamba1_config(20), 1), opt);
   const float frame[3] = {0, 0, 0};
   const int32_t slot = 0;

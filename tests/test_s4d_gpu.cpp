@@ -55,7 +55,7 @@ TEST_P(S4DGpuVsCpu, StreamsMatchTheCpuReference) {
   LoadOptions opt;
   opt.max_streams = 4;
   auto gpu = create_s4d(w, opt);
-  opt.backend = BackendKind::Cpu;
+  opt.backend = BackendKind::Reference;
   auto cpu = create_s4d(w, opt);
   const int B = 3;
   const std::vector<int32_t> slots = {2, 0, 3};

@@ -43,7 +43,7 @@ using testing_helpers::max_rel_error;
 const std::string kModel = std::string(VKSSM_SOURCE_DIR) + "/models/mamba1/tiny-shakespeare";
 const std::string kOtherModel = std::string(VKSSM_SOURCE_DIR) + "/tests/data/falcon_mamba_tiny";
 
-ServeOptions options(BackendKind backend = BackendKind::Cpu, int streams = 4) {
+ServeOptions options(BackendKind backend = BackendKind::Reference, int streams = 4) {
   ServeOptions o;
   o.model_path = kModel;
   o.load.backend = backend;
@@ -52,7 +52,7 @@ ServeOptions options(BackendKind backend = BackendKind::Cpu, int streams = 4) {
   return o;
 }
 
-std::unique_ptr<Model> reference_model(BackendKind backend = BackendKind::Cpu) {
+std::unique_ptr<Model> reference_model(BackendKind backend = BackendKind::Reference) {
   LoadOptions o;
   o.backend = backend;
   o.max_streams = 1;
@@ -252,7 +252,7 @@ TEST_F(ServeTest, GenerateAndCompletionsEqualAGreedyLoop) {
 
   // The same text as `vkssm generate --temperature 0` (which echoes the prompt first).
   const std::string cli = (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "vkssm").string();
-  FILE* p = popen((cli + " generate --model '" + kModel + "' --backend cpu --prompt 'ROMEO:' -n 24 --temperature 0 2>/dev/null").c_str(), "r");
+  FILE* p = popen((cli + " generate --model '" + kModel + "' --backend reference --prompt 'ROMEO:' -n 24 --temperature 0 2>/dev/null").c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string printed;
   char buf[256];
@@ -320,7 +320,7 @@ TEST_F(ServeTest, ForkCopiesTheStateAndDeleteFreesIt) {
 }
 
 TEST_F(ServeTest, BadRequestsGetClearErrors) {
-  ServeOptions o = options(BackendKind::Cpu, 2);
+  ServeOptions o = options(BackendKind::Reference, 2);
   o.max_body_bytes = 4096;
   start(o);
   const std::string id = new_session(port_);
@@ -394,7 +394,7 @@ TEST_F(ServeTest, ApiKeyIsRequiredOnAllButHealth) {
 }
 
 TEST_F(ServeTest, ConcurrentClientsShareBatchedSteps) {
-  start(options(BackendKind::Cpu, 5));
+  start(options(BackendKind::Reference, 5));
   const std::vector<std::string> prompts = {"ROMEO:", "First Citizen:", "KING HENRY:", "O"};
   auto ref = reference_model();
   std::vector<std::vector<int32_t>> want;
@@ -465,6 +465,7 @@ TEST_F(ServeTest, APortInUseIsAClearError) {
   start();
   ServeOptions o = options();
   o.port = port_;
+  o.ws_port = 0;  // any free one: the HTTP port is the one in use
   Server second(o);
   EXPECT_EQ(testing_helpers::error_of([&] { second.start(); }),
             "cannot listen on 127.0.0.1:" + std::to_string(port_) +
@@ -472,7 +473,7 @@ TEST_F(ServeTest, APortInUseIsAClearError) {
 }
 
 TEST_F(ServeTest, IdleSessionsExpire) {
-  ServeOptions o = options(BackendKind::Cpu, 1);
+  ServeOptions o = options(BackendKind::Reference, 1);
   o.idle_timeout_s = 1;
   start(o);
   const std::string id = new_session(port_);
@@ -489,7 +490,7 @@ TEST(ServeCommand, ServesUntilSigterm) {
   const std::string log = testing::TempDir() + "vkssm_serve_" + std::to_string(getpid()) + ".log";
   const std::string cli = (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "vkssm").string();
   const pid_t pid =
-      spawn({cli, "serve", "--model", kModel, "--backend", "cpu", "--port", "0", "--max-streams", "2"}, log);
+      spawn({cli, "serve", "--model", kModel, "--backend", "reference", "--port", "0", "--max-streams", "2"}, log);
   ASSERT_GT(pid, 0);
 
   // "... listening on http://127.0.0.1:PORT" once it serves.
@@ -622,7 +623,7 @@ TEST(ServeRedis, SessionContinuesOnAnotherServer) {
   serve::Metrics metrics;
   serve::RedisStore store(redis.url(), 0, metrics);
   LoadOptions cpu;
-  cpu.backend = BackendKind::Cpu;
+  cpu.backend = BackendKind::Reference;
   cpu.max_streams = 1;
   const std::string other(32, 'a'), broken(32, 'b');
   store.save(other, {load_model(kOtherModel, cpu)->snapshot(0), 0, {}});

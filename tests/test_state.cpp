@@ -53,7 +53,7 @@ TEST(StateFile, RoundTripAndMissingFile) {
   const fs::path dir = fs::path(testing::TempDir()) / ("vkssm_state_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
-  auto m = make_model(BackendKind::Cpu);
+  auto m = make_model(BackendKind::Reference);
   feed(*m, 0, ids(5, 9));
   const std::vector<uint8_t> blob = m->snapshot(0);
   const std::string path = (dir / "s.vkstate").string();
@@ -75,7 +75,7 @@ TEST(StateCli, SaveThenLoadEqualsOneRun) {
   save_mamba1_hf(random_mamba1(small_config(), 7), model, DType::F32);
   const std::string cli = (fs::read_symlink("/proc/self/exe").parent_path() / "vkssm").string();
   auto run = [&](const std::string& args) {
-    const std::string cmd = "'" + cli + "' logits --backend cpu --model '" + model + "' " + args + " >'" +
+    const std::string cmd = "'" + cli + "' logits --backend reference --model '" + model + "' " + args + " >'" +
                             (dir / "log").string() + "' 2>&1";
     const int status = std::system(cmd.c_str());
     return status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;

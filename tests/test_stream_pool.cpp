@@ -302,7 +302,7 @@ TEST(StreamPool, StepWithoutLogitsStillAdvances) {
 
 TEST(StreamPool, ManyOpenCloseAndForkCycles) {
   // The CPU backend: the cycles test the pool's bookkeeping, not the device copies.
-  auto model = make_model(BackendKind::Cpu);
+  auto model = make_model(BackendKind::Reference);
   StreamPool pool(*model);
   for (int i = 0; i < 10000; ++i) {
     const StreamHandle h = pool.open();
@@ -502,9 +502,9 @@ TEST_P(PoolFeatures, FramesOnATokenModelAreRefused) {
   EXPECT_TRUE(pool.step().empty());
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, PoolFeatures, testing::Values(BackendKind::Cpu, BackendKind::Vulkan),
+INSTANTIATE_TEST_SUITE_P(Backends, PoolFeatures, testing::Values(BackendKind::Reference, BackendKind::Vulkan),
                          [](const testing::TestParamInfo<BackendKind>& i) {
-                           return std::string(i.param == BackendKind::Cpu ? "Cpu" : "Vulkan");
+                           return std::string(i.param == BackendKind::Reference ? "Cpu" : "Vulkan");
                          });
 
 // ---- frame models (S4D, cpu backend) ------------------------------------------------------------
@@ -522,7 +522,7 @@ S4DConfig frame_config() {
 TEST(StreamPoolFrames, QueuedFramesStepLikeTheReference) {
   const S4DWeights w = random_s4d(frame_config(), 3);
   LoadOptions opt;
-  opt.backend = BackendKind::Cpu;
+  opt.backend = BackendKind::Reference;
   opt.max_streams = 3;
   auto model = create_s4d(w, opt);
   StreamPool pool(*model);

@@ -59,7 +59,7 @@ void expect_matches_upstream(BackendKind backend) {
 }
 
 TEST(TinyShakespeare, VulkanMatchesUpstreamReference) { expect_matches_upstream(BackendKind::Vulkan); }
-TEST(TinyShakespeare, CpuMatchesUpstreamReference) { expect_matches_upstream(BackendKind::Cpu); }
+TEST(TinyShakespeare, CpuMatchesUpstreamReference) { expect_matches_upstream(BackendKind::Reference); }
 
 // An fp16 copy of the checkpoint loads with fp16 weights where the device has 16-bit storage
 // and matches the CPU reference run on the same fp16 values.

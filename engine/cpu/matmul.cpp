@@ -1,4 +1,4 @@
-// The cpu-fast matrix products (matmul.h) in Google Highway. Dynamic dispatch (foreach_target +
+// The cpu backend's matrix products (matmul.h) in Google Highway. Dynamic dispatch (foreach_target +
 // HWY_DYNAMIC_DISPATCH) rather than one static target: Debian builds for the baseline ISA (SSE2
 // on x86-64), so a static target would leave AVX2/AVX-512 unused unless vkssm were built with
 // -march flags, and then the binary would not run on older CPUs. Each kernel is compiled for

@@ -1,5 +1,5 @@
 #pragma once
-// The cpu-fast backend's matrix products: Y[i][r] = sum_c X[i][c] * W[r][c] (+ bias[r]) for the
+// The cpu backend's matrix products: Y[i][r] = sum_c X[i][c] * W[r][c] (+ bias[r]) for the
 // n rows of X (the streams of a batched step, or the tokens of a prompt). Each thread takes a
 // block of W's rows and computes them for every row of X, so a weight is read from memory once
 // per call whatever n is; inside, register tiles of a few weight rows x a few rows of X reuse

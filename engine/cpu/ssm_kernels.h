@@ -1,5 +1,5 @@
 #pragma once
-// The cpu-fast backend's element-wise and scan kernels (Highway, vectorized): what a Mamba step
+// The cpu backend's element-wise and scan kernels (Highway, vectorized): what a Mamba step
 // does between its matrix products. Single-threaded; callers split channels across threads.
 #include <cstddef>
 

@@ -1,5 +1,5 @@
 #pragma once
-// The cpu-fast backend's workers: a fixed set of threads created once (at model load), which
+// The cpu backend's workers: a fixed set of threads created once (at model load), which
 // split each parallel_for between themselves and the calling thread. A step calls parallel_for a
 // few times per layer, so dispatching one costs no allocation and no thread creation: the job is
 // a function pointer + context, and chunks are claimed from one atomic cursor. A job is done when

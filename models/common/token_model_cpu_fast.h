@@ -1,5 +1,5 @@
 #pragma once
-// What every token model's cpu-fast stepper does alike (engine/cpu/): a step as passes of up to
+// What every token model's fast cpu stepper does alike (engine/cpu/): a step as passes of up to
 // kMaxRows rows, a row being one stream of a batched step or one token of a prompt (all its rows
 // then point at the one state, and the mixers walk rows in order). The embedding gather, the
 // residual stream, the RMSNorms, the final norm and the head live here; an architecture adds its

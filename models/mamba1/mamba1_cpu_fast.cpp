@@ -1,4 +1,4 @@
-// Mamba-1 (and Falcon-Mamba) on the cpu-fast backend: the reference's step (mamba1_cpu.cpp) for
+// Mamba-1 (and Falcon-Mamba) on the cpu backend: the reference's step (mamba1_cpu.cpp) for
 // many rows at once (models/common/token_model_cpu_fast.h). Every projection is one product over
 // all rows (each weight read once per pass), while the conv and the scan walk the rows in order,
 // split across threads by channel: rows that share one state (a prompt) carry it from token to

@@ -1,5 +1,5 @@
 // Mamba-1 on the `cpu` backend: the reference step (mamba1_cpu.cpp) on the flat state layout of
-// state blobs (or, for `cpu-fast`, mamba1_cpu_fast.cpp's stepper), plus what ModelInfo and the state header say about a Mamba-1 model (shared with
+// state blobs (or, for `cpu`, mamba1_cpu_fast.cpp's stepper), plus what ModelInfo and the state header say about a Mamba-1 model (shared with
 // the Vulkan backend, so both describe and serialise a model identically).
 #include <algorithm>
 
@@ -54,11 +54,11 @@ class Mamba1CpuStepper final : public CpuStepper {
 
 // The stepper `options` asks for, on weights already as the backend computes with them.
 std::unique_ptr<CpuStepper> make_stepper(const Mamba1Weights& w, const LoadOptions& options) {
-  if (options.backend != BackendKind::CpuFast) return std::make_unique<Mamba1CpuStepper>(w);
+  if (options.backend != BackendKind::Cpu) return std::make_unique<Mamba1CpuStepper>(w);
 #if VKSSM_CPU_FAST
   return make_mamba1_cpu_fast(w, options);
 #else
-  throw Error("backend cpu-fast: this vkssm was built without it (cmake -DVKSSM_CPU_FAST=OFF)");
+  throw Error("backend cpu: this vkssm was built without it (cmake -DVKSSM_CPU_FAST=OFF)");
 #endif
 }
 
@@ -66,7 +66,7 @@ std::unique_ptr<CpuStepper> make_stepper(const Mamba1Weights& w, const LoadOptio
 
 std::unique_ptr<Model> create_mamba1_cpu(const Mamba1Weights& weights, const LoadOptions& options) {
   ModelInfo info = mamba1_model_info(weights);
-  if (options.backend == BackendKind::CpuFast && options.weights == WeightStorage::F16) info.weight_type = "f16";
+  if (options.backend == BackendKind::Cpu && options.weights == WeightStorage::F16) info.weight_type = "f16";
   if (quant_type_of(options.weights)) {
     // The matrices mamba1_vulkan.cpp uploads with WeightUploader::matrix, as it stores them.
     Mamba1Weights q = weights;

@@ -16,7 +16,10 @@ std::vector<GgufTensorSummary> write_mamba1_gguf(const Mamba1Weights& w, uint32_
   g.writer().add_f32("mamba.attention.layer_norm_rms_epsilon", c.norm_eps);
   g.writer().add_bool("mamba.ssm.dt_b_c_rms", c.dt_b_c_rms);  // Falcon-Mamba
   g.add_file_type();
-  if (vocab) add_gguf_vocab(g.writer(), *vocab);
+  if (vocab)
+    add_gguf_vocab(g.writer(), *vocab);
+  else
+    add_gguf_no_vocab(g.writer(), "mamba", V);  // llama.cpp refuses a file without a tokenizer key
 
   g.add("token_embd.weight", {V, D}, w.embeddings);
   for (size_t i = 0; i < w.layers.size(); ++i) {

@@ -105,11 +105,11 @@ class Mamba1CpuReference {
 ModelInfo mamba1_model_info(const Mamba1Weights& w);
 StateHeader mamba1_state_header(const Mamba1Weights& w);
 
-// The `cpu` and `cpu-fast` backends (the reference or the fast stepper behind the Model
+// The `reference` and `cpu` backends (the reference or the fast stepper behind the Model
 // interface; both keep their own copy of the weights).
 std::unique_ptr<Model> create_mamba1_cpu(const Mamba1Weights& weights, const LoadOptions& options);
 class CpuStepper;
-// The cpu-fast stepper (mamba1_cpu_fast.cpp; built with VKSSM_CPU_FAST): fp16 matrices under
+// The fast cpu stepper (mamba1_cpu_fast.cpp; built with VKSSM_CPU_FAST): fp16 matrices under
 // WeightStorage::F16, fp32 otherwise.
 std::unique_ptr<CpuStepper> make_mamba1_cpu_fast(const Mamba1Weights& weights, const LoadOptions& options);
 // The Vulkan backend (mamba1_vulkan.cpp).

@@ -1,4 +1,4 @@
-// Mamba-2 on the cpu-fast backend: the reference's step (mamba2_cpu.cpp) for many rows at once
+// Mamba-2 on the cpu backend: the reference's step (mamba2_cpu.cpp) for many rows at once
 // (models/common/token_model_cpu_fast.h): in_proj and out_proj are one product over all rows;
 // the conv (channel ranges), the scan (head ranges) and the gated RMSNorm walk the rows in
 // order, so a prompt's rows carry its one state from token to token. Sums are fp32.

@@ -1,5 +1,5 @@
 // Mamba-2 on the `cpu` backend: the reference step (mamba2_cpu.cpp) behind engine/cpu_model.h
-// (or, for `cpu-fast`, mamba2_cpu_fast.cpp's stepper),
+// (or, for `cpu`, mamba2_cpu_fast.cpp's stepper),
 // plus what ModelInfo and the state header say about a Mamba-2 model (shared with the Vulkan
 // backend, so both describe and serialise a model identically).
 #include "engine/cpu_model.h"
@@ -34,12 +34,12 @@ namespace {
 
 // The stepper `options` asks for; the reference already steps the blob's flat layout in place.
 std::unique_ptr<CpuStepper> make_stepper(const Mamba2Weights& w, const LoadOptions& options) {
-  if (options.backend != BackendKind::CpuFast)
+  if (options.backend != BackendKind::Cpu)
     return std::make_unique<FlatReferenceStepper<Mamba2Weights, Mamba2CpuReference, false>>(w);
 #if VKSSM_CPU_FAST
   return make_mamba2_cpu_fast(w, options);
 #else
-  throw Error("backend cpu-fast: this vkssm was built without it (cmake -DVKSSM_CPU_FAST=OFF)");
+  throw Error("backend cpu: this vkssm was built without it (cmake -DVKSSM_CPU_FAST=OFF)");
 #endif
 }
 
@@ -47,7 +47,7 @@ std::unique_ptr<CpuStepper> make_stepper(const Mamba2Weights& w, const LoadOptio
 
 std::unique_ptr<Model> create_mamba2_cpu(const Mamba2Weights& weights, const LoadOptions& options) {
   ModelInfo info = mamba2_model_info(weights);
-  if (options.backend == BackendKind::CpuFast && options.weights == WeightStorage::F16) info.weight_type = "f16";
+  if (options.backend == BackendKind::Cpu && options.weights == WeightStorage::F16) info.weight_type = "f16";
   if (quant_type_of(options.weights)) {
     // The matrices mamba2_vulkan.cpp uploads with WeightUploader::matrix, as it stores them.
     Mamba2Weights q = weights;

@@ -15,7 +15,10 @@ std::vector<GgufTensorSummary> write_mamba2_gguf(const Mamba2Weights& w, uint32_
   g.writer().add_u32("mamba2.ssm.group_count", uint32_t(G));
   g.writer().add_f32("mamba2.attention.layer_norm_rms_epsilon", c.norm_eps);
   g.add_file_type();
-  if (vocab) add_gguf_vocab(g.writer(), *vocab);
+  if (vocab)
+    add_gguf_vocab(g.writer(), *vocab);
+  else
+    add_gguf_no_vocab(g.writer(), "mamba2", V);  // llama.cpp refuses a file without a tokenizer key
 
   g.add("token_embd.weight", {V, D}, w.embeddings);
   for (size_t i = 0; i < w.layers.size(); ++i) {

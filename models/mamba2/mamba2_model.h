@@ -105,11 +105,11 @@ class Mamba2CpuReference {
   const Mamba2Weights& w_;
 };
 
-// The `cpu` and `cpu-fast` backends (the reference or the fast stepper behind the Model
+// The `reference` and `cpu` backends (the reference or the fast stepper behind the Model
 // interface; both keep their own copy of the weights).
 std::unique_ptr<Model> create_mamba2_cpu(const Mamba2Weights& weights, const LoadOptions& options);
 class CpuStepper;
-// The cpu-fast stepper (mamba2_cpu_fast.cpp; built with VKSSM_CPU_FAST).
+// The fast cpu stepper (mamba2_cpu_fast.cpp; built with VKSSM_CPU_FAST).
 std::unique_ptr<CpuStepper> make_mamba2_cpu_fast(const Mamba2Weights& weights, const LoadOptions& options);
 // The Vulkan backend (mamba2_vulkan.cpp).
 std::unique_ptr<Model> create_mamba2_vulkan(const Mamba2Weights& weights, const LoadOptions& options);

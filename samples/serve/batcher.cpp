@@ -2,19 +2,34 @@
 
 #include <algorithm>
 
+#include "samples/listen_event_json.h"
+
 namespace vkssm::serve {
 
-Batcher::Batcher(Model& model, Metrics& metrics, std::chrono::milliseconds idle_timeout)
+Batcher::Batcher(Model& model, Metrics& metrics, std::chrono::milliseconds idle_timeout,
+                 const SpeechCommandsConfig* speech)
     : model_(model),
       metrics_(metrics),
       idle_timeout_(idle_timeout),
-      vocab_(model.info().vocab_size),
-      table_(model.capacity()) {
+      vocab_(std::max<int64_t>(0, model.info().vocab_size)),
+      table_(model.capacity()),
+      speech_(speech) {
   const size_t cap = static_cast<size_t>(model.capacity());
   step_tokens_.reserve(cap);
   step_slots_.reserve(cap);
   step_jobs_.reserve(cap);
   step_logits_.resize(cap * static_cast<size_t>(vocab_));
+  if (speech_) {
+    for (size_t i = 0; i < cap; ++i) {
+      audio_.push_back(std::make_unique<AudioSlot>());
+      audio_.back()->decoder =
+          std::make_unique<CommandDecoder>(speech_->n_labels, int(speech_->commands.size()), speech_->decoder);
+    }
+    audio_batch_.reserve(cap);
+    frame_slots_.resize(cap);
+    frames_.resize(cap * size_t(LogMelSpec::kMels));
+    frame_outputs_.resize(cap * size_t(speech_->n_labels));
+  }
 }
 
 Batcher::~Batcher() { stop(); }
@@ -52,16 +67,31 @@ std::future<JobResult> Batcher::submit(JobSpec spec) {
   return done;
 }
 
+void Batcher::audio_arrived() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    audio_pending_ = true;
+  }
+  wake_.notify_one();
+}
+
 void Batcher::loop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mutex_);
       // Idle: wake at least once a second to expire idle sessions.
-      if (running_.empty())
-        wake_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_ || !queue_.empty(); });
+      if (running_.empty() && !audio_more_)
+        wake_.wait_for(lock, std::chrono::seconds(1),
+                       [&] { return stopping_ || !queue_.empty() || audio_pending_; });
+      audio_pending_ = false;
       for (auto& job : queue_) waiting_.push_back(std::move(job));
       queue_.clear();
-      if (stopping_ && waiting_.empty() && running_.empty()) break;
+      if (stopping_ && waiting_.empty() && running_.empty()) {
+        // Connections still open are told so; the transport closes them.
+        for (size_t slot = 0; slot < audio_.size(); ++slot)
+          if (audio_[slot]->sink) detach(int32_t(slot), 1001, "the server is shutting down");
+        break;
+      }
     }
     // Jobs start in arrival order; one whose session is busy waits for a later turn.
     for (size_t i = 0, n = waiting_.size(); i < n; ++i) {
@@ -71,13 +101,18 @@ void Batcher::loop() {
     }
     expire_idle();
     if (!running_.empty()) advance();
+    if (speech_) advance_audio();
     publish_gauges();
   }
 }
 
 bool Batcher::start_job(std::unique_ptr<Job>& job) {
   Session* s = table_.find(job->spec.session);
-  if (s && s->busy) return false;
+  // An audio session stays busy while its WebSocket is open; DELETE ends it at once and a second
+  // connection is refused at once.
+  const bool attached = s && speech_ && audio_[size_t(s->slot)]->sink;
+  const bool now = job->spec.kind == JobKind::Delete || job->spec.kind == JobKind::Attach;
+  if (s && s->busy && !(attached && now)) return false;
   metrics_.queue_depth.fetch_sub(1);
   if (s && job->spec.expect_position >= 0 && s->position != job->spec.expect_position) {
     table_.remove(job->spec.session);
@@ -109,7 +144,26 @@ void Batcher::run_control(Job& job) {
   Session* source = table_.find(spec.session);
   if (spec.kind == JobKind::Delete) {
     if (!source) return finish(job, Status::NotFound, "no session '" + id + "'");
+    if (speech_ && audio_[size_t(source->slot)]->sink) detach(source->slot, 1000, "session deleted");
     table_.remove(id);
+    return finish(job);
+  }
+  if (spec.kind == JobKind::Attach) {
+    if (!source) return finish(job, Status::NotFound, "no session '" + id + "'");
+    if (!speech_)
+      return finish(job, Status::Invalid,
+                    "session '" + id + "' is a session of a token model, which reads token ids, not audio: "
+                    "the audio endpoint needs a server started with a speech-command model "
+                    "(--model models/s4d/speech-commands)");
+    AudioSlot& a = *audio_[size_t(source->slot)];
+    if (a.sink) return finish(job, Status::Conflict, "session '" + id + "' already has an audio connection");
+    // A session's audio starts with its connection; it ends when the connection does.
+    a.front_end.reset();
+    a.decoder->reset();
+    a.feed = spec.audio_feed;
+    a.sink = spec.audio_sink;
+    a.session = id;
+    source->busy = true;
     return finish(job);
   }
   if (spec.kind == JobKind::Load && source) return finish(job);  // another request loaded it first
@@ -270,6 +324,81 @@ void Batcher::finish(Job& job, Status status, const std::string& message) {
     }
   }
   job.done.set_value(std::move(r));
+}
+
+void Batcher::detach(int32_t slot, uint16_t close_code, const std::string& reason) {
+  AudioSlot& a = *audio_[size_t(slot)];
+  if (a.sink) a.sink->end(close_code, reason);
+  a.sink.reset();
+  a.feed.reset();
+  if (Session* s = table_.find(a.session)) s->busy = false;
+  a.session.clear();
+}
+
+void Batcher::advance_audio() {
+  // Audio that arrived since the last turn goes into the front-ends (16 kHz in: no resampler,
+  // as for `vkssm listen -`). A session whose audio ended and whose frames are all stepped is over.
+  audio_batch_.clear();
+  audio_more_ = false;
+  for (size_t slot = 0; slot < audio_.size(); ++slot) {
+    AudioSlot& a = *audio_[slot];
+    if (!a.sink) continue;
+    bool ended = false;
+    {
+      std::lock_guard<std::mutex> lock(a.feed->mutex);
+      a.taken.swap(a.feed->samples);
+      ended = a.feed->end;
+    }
+    a.front_end.push(a.taken.data(), a.taken.size());
+    a.taken.clear();
+    if (a.front_end.frames_ready() > 0) {
+      audio_batch_.push_back(&a);
+    } else if (ended) {
+      const std::string id = a.session;
+      detach(int32_t(slot), 1000, "end of audio");
+      table_.remove(id);
+    }
+  }
+  if (audio_batch_.empty()) return;
+  const int batch = int(audio_batch_.size());
+  const size_t d_in = LogMelSpec::kMels, n_out = size_t(speech_->n_labels);
+  for (int i = 0; i < batch; ++i) {
+    AudioSlot& a = *audio_batch_[size_t(i)];
+    a.front_end.pop_frame(frames_.data() + size_t(i) * d_in);
+    frame_slots_[size_t(i)] = table_.find(a.session)->slot;
+  }
+  try {
+    const Clock::time_point t0 = Clock::now();
+    model_.step_frames(frames_.data(), frame_slots_.data(), batch, frame_outputs_.data());
+    metrics_.observe_step(std::chrono::duration<double>(Clock::now() - t0).count());
+    metrics_.steps.fetch_add(1);
+    metrics_.frames_stepped.fetch_add(uint64_t(batch));
+  } catch (const std::exception& e) {
+    for (int i = 0; i < batch; ++i) {
+      const int32_t slot = frame_slots_[size_t(i)];
+      const std::string id = audio_[size_t(slot)]->session;
+      detach(slot, 1011, std::string("the model failed: ") + e.what());
+      table_.remove(id);
+    }
+    return;
+  }
+  for (int i = 0; i < batch; ++i) {
+    AudioSlot& a = *audio_batch_[size_t(i)];
+    Session& s = *table_.find(a.session);
+    s.position += 1;  // frames
+    s.last_used = Clock::now();
+    CommandDetection d;
+    if (a.decoder->push(frame_outputs_.data() + size_t(i) * n_out, &d)) {
+      ListenerEvent e;
+      e.command = d.command;
+      e.word = speech_->commands[size_t(d.command)];
+      e.time = command_event_time(d.frame);
+      e.score = d.score;
+      // One socket is one stream of raw audio: the line `vkssm listen --json -` prints for it.
+      a.sink->event(cli::listen_event_json(e, 0, "-").dump());
+    }
+    if (a.front_end.frames_ready() > 0) audio_more_ = true;
+  }
 }
 
 void Batcher::publish_gauges() {

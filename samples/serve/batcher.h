@@ -13,6 +13,12 @@
 // sessions' steps flowing while a long prompt is read. The last token always goes through the
 // batched step, which gives its logits.
 //
+// Frame models (the speech-command model): a session holds a slot plus its audio front-end and
+// command decoder (AudioSlot below) while a WebSocket is attached to it. Audio arrives in the
+// session's AudioFeed from the connection's thread; each turn the loop moves it into the log-mel
+// front-ends and runs ONE Model::step_frames for every session with a frame ready (one 10 ms hop),
+// then decodes each row, as engine/listener.cpp does for `vkssm listen`.
+//
 // Sampling happens on the host from the logits each step returns (sample_nth with the request's
 // own draw index), so a request's output depends only on its seed and the session's state, not on
 // which slot or batch it ran in, and top logprobs come from the same logits.
@@ -28,7 +34,10 @@
 #include <thread>
 #include <vector>
 
+#include "engine/listener.h"
 #include "engine/vkssm.hpp"
+#include "host/audio/command_decoder.h"
+#include "host/audio/log_mel.h"
 #include "samples/serve/metrics.h"
 #include "samples/serve/session_table.h"
 
@@ -40,6 +49,7 @@ enum class JobKind {
   Fork,     // a new session `target` with a copy of `session`'s state
   Delete,   // free `session`
   Load,     // hold `session` with `state`, `position` and `logits` (from Redis); no-op when held
+  Attach,   // frame models: connect `audio_feed` and `audio_sink` to `session` (a WebSocket opened on it)
 };
 
 enum class Status {
@@ -49,6 +59,23 @@ enum class Status {
   Invalid,   // the request does not fit the session (generate before any token was fed)
   BadState,  // a Load's state blob does not restore (another model, corrupted)
   Failed,    // the model threw, or the server is shutting down
+  Conflict,  // Attach: the session already has an audio connection
+};
+
+// An audio session's connection as the step loop sees it (websocket_server.cpp implements it).
+// Called on the step loop's thread; implementations only queue work and never block.
+class AudioSink {
+ public:
+  virtual ~AudioSink() = default;
+  virtual void event(std::string json_text) = 0;             // one detection
+  virtual void end(uint16_t close_code, std::string reason) = 0;  // the session is over
+};
+
+// Audio on its way from a connection to the step loop: 16 kHz samples in [-1, 1).
+struct AudioFeed {
+  std::mutex mutex;
+  std::vector<float> samples;
+  bool end = false;  // end of audio: process what came, send its events, then end the session
 };
 
 struct JobSpec {
@@ -71,6 +98,8 @@ struct JobSpec {
   std::vector<uint8_t> state;        // Load
   int64_t position = 0;              // Load
   std::vector<float> logits;         // Load
+  std::shared_ptr<AudioFeed> audio_feed;  // Attach
+  std::shared_ptr<AudioSink> audio_sink;  // Attach
 };
 
 struct JobResult {
@@ -88,7 +117,9 @@ class Batcher {
   // At most kPrefillChunk tokens of one session go through one Model::prefill call per turn.
   static constexpr int kPrefillChunk = 64;
 
-  Batcher(Model& model, Metrics& metrics, std::chrono::milliseconds idle_timeout);
+  // `speech`: the model's speech_commands section, for a frame model (nullptr for a token model).
+  Batcher(Model& model, Metrics& metrics, std::chrono::milliseconds idle_timeout,
+          const SpeechCommandsConfig* speech = nullptr);
   ~Batcher();
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
@@ -98,6 +129,8 @@ class Batcher {
   void stop();
   // Queues a job. After stop() the future holds Status::Failed.
   std::future<JobResult> submit(JobSpec spec);
+  // Wakes the loop after audio was added to an attached session's feed. Thread-safe.
+  void audio_arrived();
 
  private:
   struct Job {
@@ -118,6 +151,21 @@ class Batcher {
   void fail_running(const std::string& message);
   void finish(Job& job, Status status = Status::Ok, const std::string& message = "");
   void publish_gauges();
+  // Frame models: one hop (step_frames for every attached session with a frame ready).
+  void advance_audio();
+  // Ends `slot`'s audio connection (the session itself stays unless the caller removes it).
+  void detach(int32_t slot, uint16_t close_code, const std::string& reason);
+
+  // A frame session's streaming state while a WebSocket is attached; one per slot, made at
+  // construction (FFTW plans are made once, on one thread).
+  struct AudioSlot {
+    LogMelStream front_end;
+    std::unique_ptr<CommandDecoder> decoder;
+    std::shared_ptr<AudioFeed> feed;  // null: no connection
+    std::shared_ptr<AudioSink> sink;
+    std::string session;
+    std::vector<float> taken;         // scratch
+  };
 
   Model& model_;
   Metrics& metrics_;
@@ -128,6 +176,7 @@ class Batcher {
   std::condition_variable wake_;
   std::deque<std::unique_ptr<Job>> queue_;
   bool stopping_ = false;
+  bool audio_pending_ = false;  // audio_arrived() since the loop last looked
   std::thread thread_;
 
   // The loop thread's own.
@@ -139,6 +188,13 @@ class Batcher {
   std::vector<int32_t> step_tokens_, step_slots_;
   std::vector<Job*> step_jobs_;
   std::vector<float> step_logits_;
+  // Frame models.
+  const SpeechCommandsConfig* speech_ = nullptr;
+  std::vector<std::unique_ptr<AudioSlot>> audio_;  // by slot
+  bool audio_more_ = false;                        // a session still has a frame ready
+  std::vector<AudioSlot*> audio_batch_;
+  std::vector<int32_t> frame_slots_;
+  std::vector<float> frames_, frame_outputs_;
 };
 
 }  // namespace vkssm::serve

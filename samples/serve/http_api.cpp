@@ -64,7 +64,46 @@ class Api {
     send_json(res, {{"id", id}});
   }
 
+  // Frame models' sessions read audio over the WebSocket endpoint; the token endpoints say so.
+  void require_token_model(const std::string& endpoint) const {
+    if (vocab_ > 0) return;
+    throw bad_request(endpoint + " is for token models: this server's model (" + c_.info->architecture +
+                      ") reads audio frames; stream audio to the WebSocket GET /v1/sessions/{id}/audio "
+                      "(port " + std::to_string(c_.ws_port) + ")");
+  }
+
+  void open_audio(const std::string& id, std::shared_ptr<AudioFeed> feed, std::shared_ptr<AudioSink> sink) {
+    if (!valid_session_id(id)) throw not_found(id);
+    if (c_.draining) throw HttpError{503, "unavailable_error", "the server is shutting down"};
+    if (c_.redis) {
+      // Audio sessions are stored at creation only (position 0), so any replica can take the
+      // connection; one that another replica deleted is gone here too.
+      if (!storage([&] { return c_.redis->position(id); })) {
+        drop_local(id);
+        throw not_found(id);
+      }
+    }
+    JobSpec spec = control(JobKind::Attach, id);
+    spec.audio_feed = feed;
+    spec.audio_sink = sink;
+    JobResult r = run(spec);
+    if (r.status == Status::NotFound && c_.redis && load_from_redis(id)) r = run(spec);
+    expect_ok(r, id);
+  }
+
+  void end_audio(const std::string& id) {
+    run(control(JobKind::Delete, id));  // NotFound: the step loop ended it already
+    if (c_.redis) {
+      try {
+        c_.redis->remove(id);
+      } catch (const Error&) {
+        // The key expires after the idle timeout anyway.
+      }
+    }
+  }
+
   void tokens(const std::string& id, const json& body, httplib::Response& res) {
+    require_token_model("POST /v1/sessions/{id}/tokens");
     auto ids = body.find("ids");
     if (ids == body.end()) throw bad_request("'ids' is required: the token ids to feed");
     JobSpec spec = session_spec(id);
@@ -81,6 +120,7 @@ class Api {
   }
 
   void generate(const std::string& id, const json& body, httplib::Response& res) {
+    require_token_model("POST /v1/sessions/{id}/generate");
     JobSpec spec = session_spec(id);
     read_sampling(body, spec);
     JobResult r = run_on_session(spec);
@@ -91,6 +131,8 @@ class Api {
   }
 
   void fork(const std::string& id, httplib::Response& res) {
+    // A frame session's front-end and decoder live with its connection, not in the slot.
+    require_token_model("POST /v1/sessions/{id}/fork");
     JobSpec spec = session_spec(id);
     spec.kind = JobKind::Fork;
     spec.target = new_session_id();
@@ -110,6 +152,7 @@ class Api {
   }
 
   void completions(const json& body, httplib::Response& res) {
+    require_token_model("POST /v1/completions");
     auto prompt = body.find("prompt");
     if (prompt == body.end()) throw bad_request("'prompt' is required: a string or an array of token ids");
     JobSpec spec;
@@ -368,6 +411,7 @@ class Api {
       case Status::Full: throw HttpError{429, "capacity_error", r.message};
       case Status::Invalid: throw bad_request(r.message);
       case Status::BadState: throw HttpError{409, "invalid_state_error", r.message};
+      case Status::Conflict: throw HttpError{409, "conflict_error", r.message};
       case Status::Failed: break;
     }
     if (c_.draining) throw HttpError{503, "unavailable_error", r.message};
@@ -388,10 +432,10 @@ void add_routes(httplib::Server& http, ApiContext& c) {
 
   // Authentication before routing, so an unknown path without a key is 401, not 404.
   http.set_pre_routing_handler([&c](const httplib::Request& req, httplib::Response& res) {
-    if (c.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
-    if (req.get_header_value("Authorization") == "Bearer " + c.api_key)
-      return httplib::Server::HandlerResponse::Unhandled;
-    send_error(res, {401, "authentication_error", "missing or wrong API key: send 'Authorization: Bearer KEY'"});
+    if (req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    std::optional<HttpError> denied = check_api_key(c, req.get_header_value("Authorization"));
+    if (!denied) return httplib::Server::HandlerResponse::Unhandled;
+    send_error(res, *denied);
     return httplib::Server::HandlerResponse::Handled;
   });
   // httplib's own errors (unknown path, body over the limit) get a JSON body too.
@@ -437,6 +481,26 @@ void add_routes(httplib::Server& http, ApiContext& c) {
   http.Post("/v1/completions", [api](Req req, Res res) {
     api->guarded(res, [&] { api->completions(parse_body(req.body), res); });
   });
+  // httplib cannot hand a connection over to a WebSocket library, so the audio endpoint has a
+  // port of its own (websocket_server.h); a client that asks this port is told which.
+  http.Get(R"(/v1/sessions/([^/]+)/audio)", [&c](Req, Res res) {
+    res.set_header("Upgrade", "websocket");
+    send_error(res, {426, "invalid_request_error",
+                     "GET /v1/sessions/{id}/audio is a WebSocket endpoint served on port " + std::to_string(c.ws_port) +
+                         " (--ws-port)"});
+  });
 }
+
+std::optional<HttpError> check_api_key(const ApiContext& c, const std::string& authorization) {
+  if (c.api_key.empty() || authorization == "Bearer " + c.api_key) return std::nullopt;
+  return HttpError{401, "authentication_error", "missing or wrong API key: send 'Authorization: Bearer KEY'"};
+}
+
+void open_audio_session(ApiContext& c, const std::string& id, std::shared_ptr<AudioFeed> feed,
+                        std::shared_ptr<AudioSink> sink) {
+  Api(c).open_audio(id, std::move(feed), std::move(sink));
+}
+
+void end_audio_session(ApiContext& c, const std::string& id) { Api(c).end_audio(id); }
 
 }  // namespace vkssm::serve

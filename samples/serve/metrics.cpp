@@ -31,6 +31,8 @@ std::string Metrics::prometheus() const {
   metric(out, "vkssm_steps_total", "counter", "Batched model steps.", get(steps));
   metric(out, "vkssm_tokens_stepped_total", "counter", "Tokens advanced by batched steps.", get(tokens_stepped));
   metric(out, "vkssm_tokens_prefilled_total", "counter", "Prompt tokens advanced by prefill.", get(tokens_prefilled));
+  metric(out, "vkssm_audio_frames_total", "counter", "Audio frames (10 ms hops) advanced by step_frames.",
+         get(frames_stepped));
   metric(out, "vkssm_tokens_generated_total", "counter", "Tokens sampled for generation requests.",
          get(tokens_generated));
   metric(out, "vkssm_sessions_expired_total", "counter", "Sessions freed after being idle too long.",

@@ -9,25 +9,28 @@
 namespace vkssm::cli {
 
 const std::vector<Flag> kServeFlags = {
-    {"--model", "PATH", "checkpoint folder or GGUF file (a token model)"},
-    {"--backend", "NAME", "vulkan (default), cpu (reference) or cpu-fast (threads + SIMD)"},
+    {"--model", "PATH", "checkpoint folder or GGUF file: a token model, or a speech-command model for audio sessions"},
+    {"--backend", "NAME", "vulkan (default), cpu (threads + SIMD) or reference (the plain C++ reference)"},
     {"--device", "N", "Vulkan device index (default: $VKSSM_DEVICE, else the best one)"},
     {"--weights", "TYPE", "auto (default), f32, f16, q8_0, q4_0, q4_k, q5_k or q6_k"},
     {"--host", "ADDR", "address to listen on (default 127.0.0.1)"},
     {"--port", "N", "port to listen on; 0 = any free port (default 8080)"},
+    {"--ws-port", "N", "port of the WebSocket audio endpoint; 0 = any free port (default: --port + 1)"},
     {"--max-streams", "N", "sessions held at once, all stepped together (default 8)"},
     {"--redis", "URL", "keep every session's state in Redis (redis://HOST:PORT) so replicas share sessions"},
     {"--api-key", "KEY", "require 'Authorization: Bearer KEY' on every endpoint but /health"},
     {"--idle-timeout", "S", "free sessions unused for S seconds (default 600)"},
-    {"--max-body", "BYTES", "largest request body accepted (default 1048576)"},
+    {"--max-body", "BYTES", "largest request body or audio message accepted (default 1048576)"},
     {"--max-tokens", "N", "most tokens one request may generate (default 4096)"},
 };
 
 const char* const kServeDetails =
     "Endpoints: GET /health, GET /metrics, GET /v1/models, POST /v1/sessions,\n"
     "POST /v1/sessions/ID/tokens, POST /v1/sessions/ID/generate, POST /v1/sessions/ID/fork,\n"
-    "DELETE /v1/sessions/ID, POST /v1/completions (see README.md). Every active session advances\n"
-    "in one batched model step. SIGTERM or SIGINT: finish the requests in progress, then exit.\n";
+    "DELETE /v1/sessions/ID, POST /v1/completions (see README.md). With a speech-command model\n"
+    "(models/s4d/speech-commands): WebSocket GET /v1/sessions/ID/audio on --ws-port, 16 kHz s16le PCM\n"
+    "in, one JSON text message per detected command out. Every active session advances in one\n"
+    "batched model step. SIGTERM or SIGINT: finish the requests in progress, then exit.\n";
 
 int cmd_serve(const Args& args) {
   serve::ServeOptions opt;
@@ -36,6 +39,7 @@ int cmd_serve(const Args& args) {
   opt.load.max_streams = static_cast<int>(parse_int("--max-streams", args.get_or("--max-streams", "8"), 1, 1024));
   opt.host = args.get_or("--host", "127.0.0.1");
   opt.port = static_cast<int>(parse_int("--port", args.get_or("--port", "8080"), 0, 65535));
+  if (args.has("--ws-port")) opt.ws_port = static_cast<int>(parse_int("--ws-port", args.get("--ws-port"), 0, 65535));
   opt.redis_url = args.get_or("--redis", "");
   opt.api_key = args.get_or("--api-key", "");
   opt.idle_timeout_s = parse_int("--idle-timeout", args.get_or("--idle-timeout", "600"), 1, 1 << 30);
@@ -55,6 +59,7 @@ int cmd_serve(const Args& args) {
   const ModelInfo& info = server.model().info();
   std::cerr << "vkssm serve: " << info.architecture << " on " << info.backend << " (" << info.device_name << "), "
             << server.model().capacity() << " sessions, listening on http://" << opt.host << ":" << server.port()
+            << " and ws://" << opt.host << ":" << server.ws_port()
             << (opt.redis_url.empty() ? "" : ", sessions in " + opt.redis_url) << std::endl;
   int signal = 0;
   sigwait(&stop_signals, &signal);

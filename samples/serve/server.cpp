@@ -10,6 +10,7 @@
 #include "samples/serve/http_api.h"
 #include "samples/serve/metrics.h"
 #include "samples/serve/redis_store.h"
+#include "samples/serve/websocket_server.h"
 
 namespace vkssm::serve {
 
@@ -19,8 +20,10 @@ struct Server::Impl {
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<RedisStore> redis;
+  std::unique_ptr<SpeechCommandsConfig> speech;  // frame models
   std::unique_ptr<Batcher> batcher;
   ApiContext api;
+  std::unique_ptr<WebSocketServer> ws;
   httplib::Server http;
   std::thread listener;
   int port = 0;
@@ -32,13 +35,17 @@ Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>()) {
   s.options = std::move(options);
   s.model = load_model(s.options.model_path, s.options.load);
   const ModelInfo& info = s.model->info();
-  if (info.vocab_size <= 0)
-    throw Error("model '" + s.options.model_path + "' (" + info.architecture +
-                ") takes input frames, not tokens: serve needs a token model");
-  s.tokenizer = load_tokenizer_for_path(s.options.model_path);
+  if (info.vocab_size > 0) {
+    s.tokenizer = load_tokenizer_for_path(s.options.model_path);
+  } else {
+    // A frame model is served as audio sessions: it needs the speech-command front-end's config.
+    s.speech = std::make_unique<SpeechCommandsConfig>(read_speech_commands(s.options.model_path, {}));
+    check_speech_model(*s.speech, info);
+  }
   if (!s.options.redis_url.empty())
     s.redis = std::make_unique<RedisStore>(s.options.redis_url, s.options.idle_timeout_s, s.metrics);
-  s.batcher = std::make_unique<Batcher>(*s.model, s.metrics, std::chrono::seconds(s.options.idle_timeout_s));
+  s.batcher = std::make_unique<Batcher>(*s.model, s.metrics, std::chrono::seconds(s.options.idle_timeout_s),
+                                        s.speech.get());
 
   s.api.info = &info;
   std::filesystem::path path(s.options.model_path);
@@ -62,6 +69,7 @@ Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>()) {
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
   add_routes(s.http, s.api);
+  s.ws = std::make_unique<WebSocketServer>(s.api, *s.batcher, s.options.max_body_bytes);
 }
 
 Server::~Server() { stop(); }
@@ -69,11 +77,17 @@ Server::~Server() { stop(); }
 void Server::start() {
   Impl& s = *impl_;
   if (s.started) return;
+  // The WebSocket port first: it does not depend on the HTTP port's outcome, and a failure there
+  // is undone by stop(), while httplib cannot give back a port it bound but did not listen on.
+  const int ws_port = s.options.ws_port >= 0 ? s.options.ws_port : s.options.port == 0 ? 0 : s.options.port + 1;
+  s.api.ws_port = s.ws->start(s.options.host, ws_port);
   s.port = s.options.port == 0 ? s.http.bind_to_any_port(s.options.host)
                                : (s.http.bind_to_port(s.options.host, s.options.port) ? s.options.port : -1);
-  if (s.port <= 0)
+  if (s.port <= 0) {
+    s.ws->stop();
     throw Error("cannot listen on " + s.options.host + ":" + std::to_string(s.options.port) +
                 " (address in use, or not an address of this machine)");
+  }
   s.batcher->start();
   s.listener = std::thread([&s] { s.http.listen_after_bind(); });
   // httplib's stop() does nothing before the listener runs, so a stop() right after start()
@@ -83,6 +97,7 @@ void Server::start() {
 }
 
 int Server::port() const { return impl_->port; }
+int Server::ws_port() const { return impl_->api.ws_port; }
 
 void Server::stop() {
   Impl& s = *impl_;
@@ -93,6 +108,9 @@ void Server::stop() {
   s.api.draining = true;
   s.http.stop();
   if (s.listener.joinable()) s.listener.join();
+  // Open audio connections are closed with 1001 (their sessions end) while the step loop still
+  // runs to take their Delete jobs.
+  s.ws->stop();
   s.batcher->stop();
 }
 

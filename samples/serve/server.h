@@ -1,6 +1,8 @@
 #pragma once
-// `vkssm serve` as a class, so the tests run it in-process: load a model, start() serving HTTP on
-// background threads, stop() draining. The command (serve_command.cpp) adds flags and signals.
+// `vkssm serve` as a class, so the tests run it in-process: load a model, start() serving HTTP (and
+// the WebSocket audio endpoint, websocket_server.h) on background threads, stop() draining. The
+// command (serve_command.cpp) adds flags and signals. A token model serves the token endpoints; a
+// speech-command model (a frame model with a speech_commands section) serves audio sessions.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -14,9 +16,10 @@ struct ServeOptions {
   LoadOptions load;                  // load.max_streams = sessions held at once
   std::string host = "127.0.0.1";
   int port = 8080;                   // 0: any free port (see Server::port)
+  int ws_port = -1;                  // WebSocket audio endpoint; -1: port + 1 (any free one when port is 0)
   std::string redis_url;             // "": sessions live in this process only
   std::string api_key;               // "": no authentication
-  size_t max_body_bytes = 1 << 20;   // larger requests get 413
+  size_t max_body_bytes = 1 << 20;   // larger requests get 413, larger audio messages close with 1009
   int64_t idle_timeout_s = 600;      // sessions unused this long are freed (and expire in Redis)
   int max_tokens = 4096;             // the most tokens one request may generate
 };
@@ -33,6 +36,8 @@ class Server {
   void start();
   // The bound port (after start()).
   int port() const;
+  // The WebSocket audio endpoint's bound port (after start()).
+  int ws_port() const;
   // Stops accepting connections, answers the requests in progress and finishes the step loop's
   // work. Sessions were persisted after every request that changed them. Idempotent.
   void stop();

@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    std::vector<float> cpu = run(argv[1], vkssm::BackendKind::Cpu);
+    std::vector<float> cpu = run(argv[1], vkssm::BackendKind::Reference);
     std::vector<float> gpu = run(argv[1], vkssm::BackendKind::Vulkan);
     double worst = 0;
     for (size_t i = 0; i < cpu.size(); ++i) worst = std::fmax(worst, std::fabs(double(cpu[i]) - gpu[i]));

@@ -87,7 +87,7 @@ def test_snapshot_restore_fork_rollback(tiny):
 
 def test_snapshot_moves_between_backends():
     gpu = vkssm.load(TINY, max_streams=1)
-    cpu = vkssm.load(TINY, backend="cpu", max_streams=1)
+    cpu = vkssm.load(TINY, backend="reference", max_streams=1)
     for t in IDS[:6]:
         gpu.step([t], [0])
     cpu.restore(0, gpu.snapshot(0))
@@ -128,7 +128,7 @@ def test_bad_arguments_name_the_argument(tiny):
         tiny.step([2**32])
     with pytest.raises(TypeError, match="^data: expected bytes, got str$"):
         tiny.restore(0, "blob")
-    with pytest.raises(ValueError, match="^backend: expected 'vulkan', 'cpu' or 'cpu-fast', got 'gpu'$"):
+    with pytest.raises(ValueError, match="^backend: expected 'vulkan', 'reference' or 'cpu', got 'gpu'$"):
         vkssm.load(TINY, backend="gpu")
     with pytest.raises(ValueError, match="^weights: expected 'auto', 'f32', 'f16', 'q8_0', 'q4_0', 'q4_k', 'q5_k' or 'q6_k', got 'int8'$"):
         vkssm.load(TINY, weights="int8")

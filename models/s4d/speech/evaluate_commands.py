@@ -2,7 +2,7 @@
 """Measures the command model on held-out voices through `vkssm listen`, the way a user runs it.
 
     evaluate_commands.py --bank build/speech-data/bank.pkl [--split test] [--vkssm build/bin/vkssm]
-                         [--model models/s4d/speech-commands] [--backend cpu] [--thresholds 0.5,0.6]
+                         [--model models/s4d/speech-commands] [--backend reference] [--thresholds 0.5,0.6]
 
 For every voice of the split (test voices are never trained on) it writes two 16 kHz WAV streams:
 - a command stream: each of the 22 commands said twice, once alone and once inside a carrier
@@ -134,7 +134,7 @@ def main():
     ap.add_argument("--split", default="test")
     ap.add_argument("--vkssm", default="build/bin/vkssm")
     ap.add_argument("--model", default="")
-    ap.add_argument("--backend", default="cpu")
+    ap.add_argument("--backend", default="reference")
     ap.add_argument("--thresholds", default="")
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--keep", default="", help="folder to keep the WAV streams in")
