@@ -1,6 +1,6 @@
 // vkssm_quality: what each weight storage costs in quality, through the engine's own logits.
 //
-//   vkssm_quality [--backend vulkan|cpu] [--weights LIST|all] [--model DIR --text FILE]
+//   vkssm_quality [--backend auto|vulkan|cpu|reference] [--weights LIST|all] [--model DIR --text FILE]
 //                 [--windows N] [--window T] [--kl-tokens N] [--d-model D --layers L --vocab V]
 //
 // (a) With --model and --text: the model's cross-entropy (nats per token) on the held-out end of
@@ -31,7 +31,7 @@ using namespace vkssm;
 namespace {
 
 struct Args {
-  BackendKind backend = BackendKind::Vulkan;
+  BackendKind backend = BackendKind::Auto;
   std::vector<WeightStorage> weights = measured_weight_storages();
   std::string model, text;
   int windows = 32, window = 128, kl_tokens = 32;
@@ -40,7 +40,7 @@ struct Args {
 
 [[noreturn]] void usage(int code) {
   std::fprintf(code ? stderr : stdout,
-               "usage: vkssm_quality [--backend vulkan|cpu] [--weights LIST|all] [--model DIR --text FILE]\n"
+               "usage: vkssm_quality [--backend auto|vulkan|cpu|reference] [--weights LIST|all] [--model DIR --text FILE]\n"
                "                     [--windows N] [--window T] [--kl-tokens N] [--d-model D --layers L --vocab V]\n"
                "\n"
                "  --weights LIST  comma-separated storages (f32 first: the others are compared with it);\n"
@@ -74,8 +74,11 @@ Args parse(int argc, char** argv) {
     if (f == "--help" || f == "-h") usage(0);
     else if (f == "--backend") {
       const std::string b = value();
-      if (b != "vulkan" && b != "reference") usage(2);
-      a.backend = b == "reference" ? BackendKind::Reference : BackendKind::Vulkan;
+      if (b == "auto") a.backend = BackendKind::Auto;
+      else if (b == "vulkan") a.backend = BackendKind::Vulkan;
+      else if (b == "cpu") a.backend = BackendKind::Cpu;
+      else if (b == "reference") a.backend = BackendKind::Reference;
+      else usage(2);
     } else if (f == "--weights") {
       try {
         a.weights = parse_weight_storage_list(value(), "--weights");
@@ -117,6 +120,13 @@ int main(int argc, char** argv) {
   try {
     LoadOptions opt;
     opt.backend = a.backend;
+    if (opt.backend == BackendKind::Auto) {
+      // Decided once for every model below, and said in the table's header.
+      const BackendChoice c = choose_auto_backend();
+      opt.backend = c.backend;
+      opt.device = c.device;
+      std::fprintf(stderr, "vkssm_quality: auto backend: %s\n", c.reason.c_str());
+    }
     std::vector<std::vector<int32_t>> windows;
     if (!a.model.empty()) windows = even_windows(held_out_tokens(a), a.windows, a.window);
     std::vector<int32_t> seq;
@@ -129,7 +139,7 @@ int main(int argc, char** argv) {
     }
     double f32_loss = -1;
     std::printf("%-8s %16s %10s %14s   (%s backend)\n", "weights", "held-out nats", "vs f32", "KL vs f32",
-                a.backend == BackendKind::Reference ? "reference" : "vulkan");
+                backend_name(opt.backend));
     for (WeightStorage w : a.weights) {
       opt.weights = w;
       char loss[32] = "-", delta[32] = "-", kl[32] = "-";

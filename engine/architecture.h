@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/backend_choice.h"
 #include "engine/vkssm.hpp"
 #include "host/checkpoint.h"
 #include "host/state_file.h"
@@ -59,9 +60,9 @@ struct ArchitectureParts {
   ModelInfo (*info)(const Weights&);
   StateHeader (*state_header)(const Weights&);
 
-  // The backend `options` asks for, built from weights already in memory.
+  // The backend `options` asks for (Auto resolved), built from weights already in memory.
   std::unique_ptr<Model> create(const Weights& weights, const LoadOptions& options) const {
-    return options.backend != BackendKind::Vulkan ? create_cpu(weights, options) : create_vulkan(weights, options);
+    return create_on_backend(weights, options, create_cpu, create_vulkan);
   }
 };
 

@@ -225,15 +225,22 @@ vkssm_status to_load_options(const char* fn, const vkssm_load_options* opts, vks
   vkssm_load_options o;
   vkssm_load_options_default(&o);
   if (opts) o = *opts;
-  if (o.backend < 0 || o.backend > 2)
-    return fail(VKSSM_INVALID_ARGUMENT, std::string(fn) + ": backend must be 0 (vulkan), 1 (reference) or 2 (cpu), got " +
+  if (o.backend < 0 || o.backend > 3)
+    return fail(VKSSM_INVALID_ARGUMENT, std::string(fn) +
+                                            ": backend must be 0 (vulkan), 1 (reference), 2 (cpu) or 3 (auto), got " +
                                             std::to_string(o.backend));
+  // The bound of $VKSSM_THREADS (engine/cpu/thread_pool.cpp), so both ways of asking agree.
+  if (o.cpu_threads < 0 || o.cpu_threads > 1024)
+    return fail(VKSSM_INVALID_ARGUMENT, std::string(fn) +
+                                            ": cpu_threads must be 0 ($VKSSM_THREADS, else one per core) or in "
+                                            "[1, 1024], got " + std::to_string(o.cpu_threads));
   if (o.weights < 0 || o.weights > 7)
     return fail(VKSSM_INVALID_ARGUMENT, std::string(fn) +
                                             ": weights must be 0 (auto), 1 (f32), 2 (f16), 3 (q8_0), 4 (q4_0), "
                                             "5 (q4_k), 6 (q5_k) or 7 (q6_k), got " +
                                             std::to_string(o.weights));
-  lo.backend = o.backend == 2   ? vkssm::BackendKind::Cpu
+  lo.backend = o.backend == 3   ? vkssm::BackendKind::Auto
+               : o.backend == 2 ? vkssm::BackendKind::Cpu
                : o.backend == 1 ? vkssm::BackendKind::Reference
                                 : vkssm::BackendKind::Vulkan;
   lo.device = o.device;
@@ -249,6 +256,7 @@ vkssm_status to_load_options(const char* fn, const vkssm_load_options* opts, vks
   lo.validation = o.validation != 0;
   if (o.cache_dir) lo.cache_dir = o.cache_dir;
   lo.rollback_depth = o.rollback_depth;
+  lo.cpu_threads = o.cpu_threads;
   return VKSSM_OK;
 }
 
@@ -259,13 +267,19 @@ extern "C" {
 void vkssm_load_options_default(vkssm_load_options* opts) {
   if (!opts) return;
   const vkssm::LoadOptions d;
-  opts->backend = d.backend == vkssm::BackendKind::Reference ? 1 : 0;
+  switch (d.backend) {
+    case vkssm::BackendKind::Vulkan: opts->backend = 0; break;
+    case vkssm::BackendKind::Reference: opts->backend = 1; break;
+    case vkssm::BackendKind::Cpu: opts->backend = 2; break;
+    case vkssm::BackendKind::Auto: opts->backend = 3; break;
+  }
   opts->device = d.device;
   opts->max_streams = d.max_streams;
   opts->weights = static_cast<int>(d.weights);
   opts->validation = d.validation ? 1 : 0;
   opts->cache_dir = nullptr;
   opts->rollback_depth = d.rollback_depth;
+  opts->cpu_threads = d.cpu_threads;
 }
 
 vkssm_status vkssm_model_load(const char* path, const vkssm_load_options* opts, vkssm_model** out) {
@@ -306,6 +320,21 @@ int64_t vkssm_model_d_output(const vkssm_model* model) {
 const char* vkssm_model_architecture(const vkssm_model* model) {
   return get_or("vkssm_model_architecture", model, "model", static_cast<const char*>(nullptr),
                 [](const vkssm_model& m) { return m.model->info().architecture.c_str(); });
+}
+
+const char* vkssm_model_backend(const vkssm_model* model) {
+  return get_or("vkssm_model_backend", model, "model", static_cast<const char*>(nullptr),
+                [](const vkssm_model& m) { return m.model->info().backend.c_str(); });
+}
+
+const char* vkssm_model_device_name(const vkssm_model* model) {
+  return get_or("vkssm_model_device_name", model, "model", static_cast<const char*>(nullptr),
+                [](const vkssm_model& m) { return m.model->info().device_name.c_str(); });
+}
+
+const char* vkssm_model_backend_reason(const vkssm_model* model) {
+  return get_or("vkssm_model_backend_reason", model, "model", static_cast<const char*>(nullptr),
+                [](const vkssm_model& m) { return m.model->info().backend_reason.c_str(); });
 }
 
 int vkssm_model_capacity(const vkssm_model* model) {

@@ -23,6 +23,11 @@ void CpuStepper::step_tokens(float* const* states, const int32_t* tokens, int ba
                              size_t out_stride) const {
   for (int b = 0; b < batch; ++b) step_token(states[b], tokens[b], out + size_t(b) * out_stride);
 }
+void CpuStepper::step_frames(float* const* states, const float* frames, size_t frame_stride, int batch, float* out,
+                             size_t out_stride) const {
+  for (int b = 0; b < batch; ++b)
+    step_frame(states[b], frames + size_t(b) * frame_stride, out + size_t(b) * out_stride);
+}
 void CpuStepper::prefill(float* state, const int32_t* tokens, int n, float* last) const {
   for (int t = 0; t < n; ++t) step_token(state, tokens[t], last);
 }
@@ -87,11 +92,10 @@ class CpuModel final : public Model {
       throw Error("model '" + info_.architecture + "' takes token ids (step), not input frames");
     if (!frames) throw Error("step_frames: no input frames (frames is null)");
     check_batch_and_slots(slots, batch, capacity(), marks_);
-    for (int b = 0; b < batch; ++b) {
-      Slot& s = push(slots[b]);
-      stepper_->step_frame(s.state.data(), frames + size_t(b) * info_.d_input,
-                           outputs ? outputs + size_t(b) * info_.d_output : scratch_.data());
-    }
+    for (int b = 0; b < batch; ++b) states_[size_t(b)] = push(slots[b]).state.data();
+    const size_t d_input = size_t(info_.d_input);
+    if (outputs) stepper_->step_frames(states_.data(), frames, d_input, batch, outputs, size_t(info_.d_output));
+    else stepper_->step_frames(states_.data(), frames, d_input, batch, scratch_.data(), 0);
     counters_.steps++;
   }
 

@@ -28,6 +28,11 @@ class CpuStepper {
   // stepper may skip computing them. The default steps the streams one by one.
   virtual void step_tokens(float* const* states, const int32_t* tokens, int batch, float* out,
                            size_t out_stride) const;
+  // Frame models, all streams of a step at once (distinct states): stream b's frame is at
+  // frames + b * frame_stride, its outputs go to out + b * out_stride (out_stride 0 as above).
+  // The default steps the streams one by one.
+  virtual void step_frames(float* const* states, const float* frames, size_t frame_stride, int batch, float* out,
+                           size_t out_stride) const;
   // Token models: advances `state` by the n >= 1 tokens of a prompt, writes the last one's logits
   // to `last`. The default steps them one by one (a fast stepper runs the projections for many
   // tokens at once: each weight read once per chunk of the prompt).

@@ -72,8 +72,15 @@ typedef enum {
   VKSSM_INVALID_ARGUMENT = 2  /* a NULL pointer or an out-of-range option from the caller */
 } vkssm_status;
 
+/* Load options. Fill them with vkssm_load_options_default() before setting fields, so fields added
+ * later get their defaults. The struct carries no size or version field: new fields go at its end
+ * and the library reads the whole struct as its own header declares it, so a program built
+ * against an older header (a shorter struct) must be rebuilt against the library it links. */
 typedef struct {
-  int backend;            /* 0: Vulkan, 1: the plain CPU reference, 2: CPU (threads + SIMD) */
+  int backend;            /* 0: Vulkan, 1: the plain CPU reference, 2: CPU (threads + SIMD), 3: auto (the
+                             default): Vulkan on a GPU, CPU (2) where the only Vulkan devices are CPU
+                             implementations (lavapipe, SwiftShader) or there is no Vulkan; a device
+                             named by `device` or $VKSSM_DEVICE runs Vulkan whatever its type */
   int device;             /* Vulkan device index; -1: $VKSSM_DEVICE, else the best device */
   int max_streams;        /* state slots; 0 = as many as fit in half the device memory */
   int weights;            /* 0: auto (a GGUF file's Q8_0/Q4_0/Q4_K/Q5_K/Q6_K matrices keep their blocks, the
@@ -84,6 +91,7 @@ typedef struct {
   int validation;         /* non-zero: Khronos validation layer (also on when $VKSSM_VALIDATION=1) */
   const char* cache_dir;  /* pipeline cache folder; NULL or "": $VKSSM_CACHE_DIR or ~/.cache/vkssm */
   int rollback_depth;     /* K: each slot keeps its last K states so vkssm_model_rollback can undo K steps */
+  int cpu_threads;        /* CPU backend (2): threads in all, 1..1024; 0 = $VKSSM_THREADS, else one per core */
 } vkssm_load_options;
 
 /* How a stream picks its next token: temperature 0 = greedy (argmax); top_k 0 = all tokens. The
@@ -94,8 +102,8 @@ typedef struct {
   uint64_t seed;
 } vkssm_sampling;
 
-/* Fills `opts` with the defaults (Vulkan, default device, 4 streams, auto weights, no rollback).
- * NULL-safe. */
+/* Fills `opts` with the defaults (auto backend, default device, 4 streams, auto weights, no
+ * rollback, cpu_threads 0). NULL-safe. */
 VKSSM_API void vkssm_load_options_default(vkssm_load_options* opts);
 
 /* Loads a checkpoint folder (config.json + safetensors). `opts` NULL means the defaults. On
@@ -110,6 +118,12 @@ VKSSM_API int64_t vkssm_model_vocab_size(const vkssm_model* model);           /*
 VKSSM_API int64_t vkssm_model_d_input(const vkssm_model* model);              /* floats per input frame; 0: token model */
 VKSSM_API int64_t vkssm_model_d_output(const vkssm_model* model);             /* floats a step writes per stream */
 VKSSM_API const char* vkssm_model_architecture(const vkssm_model* model);     /* "mamba", ...; valid for the model's life */
+VKSSM_API const char* vkssm_model_backend(const vkssm_model* model);          /* "vulkan", "reference" or "cpu" */
+/* Where it runs: the Vulkan device's name, or e.g. "host CPU (cpu: 2 threads, AVX2)". */
+VKSSM_API const char* vkssm_model_device_name(const vkssm_model* model);
+/* Why that backend: "requested", or what auto chose and why ("cpu: the only Vulkan device, llvmpipe
+ * (...), is a CPU implementation"); valid for the model's life. */
+VKSSM_API const char* vkssm_model_backend_reason(const vkssm_model* model);
 VKSSM_API int vkssm_model_capacity(const vkssm_model* model);                 /* number of slots */
 VKSSM_API uint64_t vkssm_model_state_bytes_per_stream(const vkssm_model* model);
 VKSSM_API uint64_t vkssm_model_weight_bytes(const vkssm_model* model);        /* weights read by one step */

@@ -1,7 +1,7 @@
 #pragma once
 // vkssm public C++ API.
 //
-//   auto model = vkssm::load_model("path/to/mamba-130m-hf");       // Vulkan, best device
+//   auto model = vkssm::load_model("path/to/mamba-130m-hf");       // a GPU, else the cpu backend
 //   int slot = 0;                                                  // a state slot = one stream
 //   std::vector<float> logits(model->info().vocab_size);
 //   for (int32_t tok : prompt) model->step(&tok, &slot, 1, logits.data());
@@ -24,8 +24,11 @@ namespace vkssm {
 
 // Reference: the plain C++ reference (one stream at a time, one thread), the tests' oracle. Cpu:
 // threads + SIMD kernels (engine/cpu/) for architectures that have a fast stepper, the reference
-// for the others.
-enum class BackendKind { Vulkan, Reference, Cpu };
+// for the others. Auto (the default): Vulkan on a GPU, the cpu backend where the only Vulkan
+// devices are CPU implementations (lavapipe, SwiftShader) or there is no Vulkan at all; a device
+// named by LoadOptions::device or $VKSSM_DEVICE runs Vulkan whatever its type
+// (choose_auto_backend() says what Auto picks, ModelInfo::backend_reason what it picked).
+enum class BackendKind { Vulkan, Reference, Cpu, Auto };
 // How the big matrices are stored on the device. Auto: a GGUF file's matrices in Q8_0, Q4_0, Q4_K,
 // Q5_K or Q6_K keep those very blocks; the others are fp16 when the checkpoint is 16-bit (or
 // quantized) and the device can, else fp32. Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K: ggml's blocks, quantized at load as
@@ -42,7 +45,7 @@ struct TensorStorage {
 };
 
 struct LoadOptions {
-  BackendKind backend = BackendKind::Vulkan;
+  BackendKind backend = BackendKind::Auto;
   int device = -1;           // -1: $VKSSM_DEVICE, else the best device (discrete > integrated > virtual > CPU)
   int max_streams = 4;       // state slots; 0 = as many as fit in half the device memory (<= 1024)
   WeightStorage weights = WeightStorage::Auto;
@@ -73,6 +76,9 @@ struct MemoryPlan {
 struct ModelInfo {
   std::string architecture;  // a name from supported_architectures(): "mamba", "mamba2", "s4d", ...
   std::string backend;       // "vulkan", "reference" or "cpu"
+  // Why this backend: "requested" when LoadOptions named it, else BackendKind::Auto's reason, e.g.
+  // "cpu: the only Vulkan device, llvmpipe (LLVM 15.0.6, 256 bits), is a CPU implementation".
+  std::string backend_reason;
   std::string device_name;
   std::string weight_type;   // "f32", "f16", "q8_0" or "q4_0": how the big matrices are stored
   int64_t vocab_size = 0;    // token models; 0 for frame models (S4D)
@@ -192,6 +198,19 @@ VKSSM_API std::vector<DeviceInfo> list_devices();
 // The same under the device profile `profile` ("" = none); an unknown name throws vkssm::Error
 // listing the known ones.
 VKSSM_API std::vector<DeviceInfo> list_devices(const std::string& profile);
+
+// What BackendKind::Auto picks for LoadOptions::device = `device` (-1: $VKSSM_DEVICE, else none
+// named) and why, in one line ("vulkan: <the GPU's name> (discrete)", "cpu: no Vulkan driver
+// (...)"). Probes the devices; a named device that does not exist throws vkssm::Error.
+struct BackendChoice {
+  BackendKind backend = BackendKind::Cpu;
+  int device = -1;     // Vulkan: the device index it runs on
+  std::string why;     // "the only Vulkan device, llvmpipe (...), is a CPU implementation"
+  std::string reason;  // "<backend>: <why>", as ModelInfo::backend_reason says it
+};
+VKSSM_API BackendChoice choose_auto_backend(int device = -1);
+// "vulkan", "reference", "cpu" or "auto": as --backend, Python and ModelInfo::backend spell them.
+VKSSM_API const char* backend_name(BackendKind backend);
 
 // Validation-layer messages seen since the process started (tests require 0).
 VKSSM_API uint64_t validation_message_count();

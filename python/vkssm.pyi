@@ -36,6 +36,7 @@ def validation_message_count() -> int: ...
 class ModelInfo:
     architecture: str
     backend: str  # "vulkan", "reference" or "cpu"
+    backend_reason: str  # "requested", or why backend="auto" chose it: "cpu: the only Vulkan device, ..."
     device: str
     weight_type: str  # "f32", "f16", "q8_0", "q4_0", "q4_k", "q5_k" or "q6_k"
     vocab_size: int  # 0 for frame models
@@ -83,7 +84,9 @@ class Model:
 
 def load(
     path: str,
-    backend: Literal["vulkan", "reference", "cpu"] = "vulkan",
+    # "auto": Vulkan on a GPU; "cpu" where the only Vulkan devices are CPU implementations (lavapipe)
+    # or there is no Vulkan; a device named by `device` or $VKSSM_DEVICE runs Vulkan whatever its type.
+    backend: Literal["auto", "vulkan", "reference", "cpu"] = "auto",
     device: Optional[int] = None,
     weights: Literal["auto", "f32", "f16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k"] = "auto",
     max_streams: int = 4,
@@ -142,7 +145,7 @@ class Listener:
     def __init__(
         self,
         model_dir: Optional[str] = None,
-        backend: Literal["vulkan", "reference", "cpu"] = "vulkan",
+        backend: Literal["auto", "vulkan", "reference", "cpu"] = "auto",
         device: Optional[int] = None,
         max_streams: int = 4,
         threshold: float = 0.0,

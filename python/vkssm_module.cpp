@@ -159,10 +159,11 @@ void require_token_model(const PyModel& m, const char* what) {
 LoadOptions load_options(const std::string& backend, py::handle device, const std::string& weights,
                          int max_streams, int rollback_depth) {
   LoadOptions opt;
-  if (backend == "vulkan") opt.backend = BackendKind::Vulkan;
+  if (backend == "auto") opt.backend = BackendKind::Auto;
+  else if (backend == "vulkan") opt.backend = BackendKind::Vulkan;
   else if (backend == "reference") opt.backend = BackendKind::Reference;
   else if (backend == "cpu") opt.backend = BackendKind::Cpu;
-  else throw py::value_error("backend: expected 'vulkan', 'reference' or 'cpu', got '" + backend + "'");
+  else throw py::value_error("backend: expected 'auto', 'vulkan', 'reference' or 'cpu', got '" + backend + "'");
   if (!device.is_none()) {
     if (!py::isinstance<py::int_>(device) || py::isinstance<py::bool_>(device))
       throw py::type_error("device: expected an int or None, got " + type_name(device));
@@ -429,6 +430,8 @@ PYBIND11_MODULE(vkssm, m) {
   py::class_<ModelInfo>(m, "ModelInfo", "Sizes and placement of a loaded model.")
       .def_readonly("architecture", &ModelInfo::architecture)
       .def_readonly("backend", &ModelInfo::backend, "'vulkan', 'reference' or 'cpu'")
+      .def_readonly("backend_reason", &ModelInfo::backend_reason,
+                    "'requested', or why backend='auto' chose this backend ('cpu: the only Vulkan device, ...')")
       .def_readonly("device", &ModelInfo::device_name)
       .def_readonly("weight_type", &ModelInfo::weight_type, "'f32', 'f16', 'q8_0', 'q4_0', 'q4_k', 'q5_k' or 'q6_k'")
       .def_readonly("vocab_size", &ModelInfo::vocab_size, "token models; 0 for frame models")
@@ -504,9 +507,11 @@ PYBIND11_MODULE(vkssm, m) {
       })
       .def("__repr__", [](PyModel& s) { return "<vkssm.Model '" + s.path + "' " + s.info().architecture + " on " + s.info().backend + ">"; });
 
-  m.def("load", &load, py::arg("path"), py::arg("backend") = "vulkan", py::arg("device") = py::none(),
+  m.def("load", &load, py::arg("path"), py::arg("backend") = "auto", py::arg("device") = py::none(),
         py::arg("weights") = "auto", py::arg("max_streams") = 4, py::arg("rollback_depth") = 0,
-        "Loads a checkpoint folder (config.json + safetensors) or a GGUF file. backend 'vulkan', 'reference' (the plain reference) or 'cpu' (threads + SIMD);\n"
+        "Loads a checkpoint folder (config.json + safetensors) or a GGUF file. backend 'auto' (Vulkan on a GPU,\n"
+        "else 'cpu'; info.backend_reason says which and why), 'vulkan', 'reference' (the plain reference) or\n"
+        "'cpu' (threads + SIMD);\n"
         "device: a devices() index (None: $VKSSM_DEVICE or the best); weights 'auto', 'f32', 'f16',\n"
         "'q8_0', 'q4_0', 'q4_k', 'q5_k' or 'q6_k';\n"
         "max_streams state slots; rollback_depth steps each slot can undo.");
@@ -594,7 +599,7 @@ PYBIND11_MODULE(vkssm, m) {
 
   py::class_<Listener>(m, "Listener",
       "Speech commands in many live audio streams: push PCM from any thread, process(), poll() events.")
-      .def(py::init(&make_listener), py::arg("model_dir") = py::none(), py::arg("backend") = "vulkan",
+      .def(py::init(&make_listener), py::arg("model_dir") = py::none(), py::arg("backend") = "auto",
            py::arg("device") = py::none(), py::arg("max_streams") = 4, py::arg("threshold") = 0.0f,
            py::arg("window") = 0, py::arg("refractory") = 0,
            "model_dir None: the shipped speech-commands model. threshold/window/refractory 0: the model's own.")

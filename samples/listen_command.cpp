@@ -28,8 +28,9 @@ namespace vkssm::cli {
 
 const std::vector<Flag> kListenFlags = {
     {"--model", "DIR", "command model folder (default: the shipped speech-commands model)"},
-    {"--backend", "NAME", "vulkan (default), cpu (threads + SIMD) or reference (the plain C++ reference)"},
+    {"--backend", "NAME", kBackendHelp},
     {"--device", "N", "Vulkan device index (default: $VKSSM_DEVICE, else the best)"},
+    {"--threads", "N", kThreadsHelp},
     {"--threshold", "X", "detection threshold in (0, 1] (default: the model's)"},
     {"--json", "", "print one JSON object per detection instead of tab-separated fields"},
     {"--bench", "N", "instead of inputs: N synthetic streams (N, or a list like 64,128,256)"},
@@ -138,6 +139,7 @@ int run_inputs(const Args& args, const std::vector<std::string>& inputs) {
     }
   }
   Listener listener(model_dir(args), listener_options(args, int(inputs.size())));
+  report_backend_choice(listener.model_info());
   std::vector<int> index_of(listener.capacity(), -1);
   std::vector<int> stream_of(inputs.size(), -1);
   std::atomic<bool> stdin_done{true};

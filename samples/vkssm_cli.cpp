@@ -1,6 +1,7 @@
 // `vkssm`: the command-line front end of the library.
 //
 //   vkssm devices  [--profile NAME | --list-profiles]  list Vulkan devices (as a device profile sees them)
+//                                                      and where --backend auto runs
 //   vkssm info     --model PATH                        what a checkpoint holds and where it runs
 //   vkssm logits   --model PATH --ids 1,2,3 --out F    logits of each position, as .npy
 //                  (--ids given N times: N streams stepped together, --out a folder)
@@ -50,8 +51,9 @@ namespace {
 
 const std::vector<Flag> kModelFlags = {
     {"--model", "PATH", "checkpoint folder (config.json + *.safetensors)"},
-    {"--backend", "NAME", "vulkan (default), cpu (threads + SIMD) or reference (the plain C++ reference)"},
+    {"--backend", "NAME", kBackendHelp},
     {"--device", "N", "Vulkan device index (default: $VKSSM_DEVICE, else the best)"},
+    {"--threads", "N", kThreadsHelp},
     {"--weights", "TYPE", "auto (default), f32, f16, q8_0, q4_0, q4_k, q5_k or q6_k (ggml blocks, quantized at load)"},
 };
 
@@ -141,9 +143,24 @@ int cmd_devices(const Args& args) {
       throw UsageError("--profile '" + profile + "' is not a known device profile (known: " + known + ")");
     }
   }
-  std::vector<DeviceInfo> devices = with_profile ? list_devices(profile) : list_devices();
+  // What --backend auto (the default) would run on, after the list: on a machine without Vulkan
+  // that is the answer to "where will my model run", so the command says it instead of failing.
+  auto print_auto = [&] {
+    const BackendChoice c = choose_auto_backend();
+    std::cout << "auto backend: " << backend_name(c.backend) << " \u2014 " << c.why << "\n";
+  };
+  std::vector<DeviceInfo> devices;
+  try {
+    devices = with_profile ? list_devices(profile) : list_devices();
+  } catch (const Error& e) {
+    if (with_profile) throw;  // the profile's limits were asked for: there are none to show
+    std::cout << "no Vulkan devices: " << e.what() << "\n";
+    print_auto();
+    return 0;
+  }
   if (devices.empty()) {
     std::cout << "no Vulkan devices found\n";
+    print_auto();
     return 0;
   }
   auto yes_no = [](bool b) { return b ? "yes" : "no"; };
@@ -170,6 +187,7 @@ int cmd_devices(const Args& args) {
               << "    quirks:                    " << list(d.quirks) << "\n";
     if (with_profile) print_effective(d);
   }
+  print_auto();
   return 0;
 }
 
@@ -275,6 +293,7 @@ int cmd_info(const Args& args) {
             << "state per stream: " << format_bytes(info.state_bytes_per_stream) << " ("
             << info.state_bytes_per_stream << " bytes)\n"
             << "backend:          " << info.backend << "\n"
+            << "backend reason:   " << info.backend_reason << "\n"
             << "device:           " << info.device_name << "\n";
   print_memory_plan(info);
   print_tensor_storage(path, info);
@@ -495,6 +514,7 @@ int cmd_generate(const Args& args) {
     if (ids.empty()) throw Error("the prompt encodes to no tokens: give a non-empty --prompt");
   }
   std::unique_ptr<Model> model = load_model(path, opt);
+  report_backend_choice(model->info());
   if (model->info().d_input > 0)
     throw Error("model '" + path + "' (" + model->info().architecture + ") takes input frames, not text: " +
                 "generate needs a token model (use logits --inputs)");
@@ -558,7 +578,8 @@ struct Command {
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
-      {"devices", "[--profile NAME | --list-profiles]", "list Vulkan devices and mark the default one",
+      {"devices", "[--profile NAME | --list-profiles]",
+       "list Vulkan devices, mark the default one and say where --backend auto runs",
        {{"--profile", "NAME", "show the limits, features and fallbacks the engine uses under a device profile"},
         {"--list-profiles", "", "print the device profiles' names, one per line"}},
        cmd_devices},
@@ -624,7 +645,7 @@ std::string tool_usage() {
         << "\n";
   out << "\nRun 'vkssm COMMAND --help' for a command's options.\n"
       << "Environment: VKSSM_DEVICE (default device index), VKSSM_VALIDATION=1 (validation layer),\n"
-      << "             VKSSM_CACHE_DIR (pipeline cache folder).\n";
+      << "             VKSSM_CACHE_DIR (pipeline cache folder), VKSSM_THREADS (cpu backend threads).\n";
   return out.str();
 }
 

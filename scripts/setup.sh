@@ -2,7 +2,8 @@
 # One entry point for a fresh checkout (Debian/Ubuntu):
 #
 #   scripts/setup.sh demo   install what is missing, build, generate text with the tiny model and
-#                           recognise spoken commands in four demo recordings at once
+#                           recognise spoken commands in four demo recordings at once, on the
+#                           default backend (auto: a GPU, else the cpu backend; the tool says which)
 #   scripts/setup.sh test   install what is missing, build, run the test suite (C++ tests, the
 #                           Python module's tests, a consumer project built against the
 #                           installed package, and an aarch64 cross build run under qemu-user:

@@ -77,7 +77,7 @@ class CApiTest : public testing::Test {
   // The same model through the C++ API.
   std::unique_ptr<Model> load_cpp(int backend = 0, int streams = 2, int rollback = 0) {
     LoadOptions lo;
-    lo.backend = backend == 1 ? BackendKind::Reference : BackendKind::Vulkan;
+    lo.backend = backend == 2 ? BackendKind::Cpu : backend == 1 ? BackendKind::Reference : BackendKind::Vulkan;
     lo.max_streams = streams;
     lo.rollback_depth = rollback;
     return load_model(model_path_, lo);
@@ -91,7 +91,8 @@ TEST_F(CApiTest, DefaultOptionsMatchTheCppDefaults) {
   vkssm_load_options o;
   vkssm_load_options_default(&o);
   const LoadOptions d;
-  EXPECT_EQ(o.backend, 0);
+  EXPECT_EQ(d.backend, BackendKind::Auto);
+  EXPECT_EQ(o.backend, 3);  // auto
   EXPECT_EQ(o.device, d.device);
   EXPECT_EQ(o.max_streams, d.max_streams);
   EXPECT_EQ(o.weights, 0);
@@ -99,15 +100,66 @@ TEST_F(CApiTest, DefaultOptionsMatchTheCppDefaults) {
   EXPECT_EQ(o.cache_dir, nullptr);
   EXPECT_EQ(o.rollback_depth, d.rollback_depth);
   EXPECT_EQ(o.rollback_depth, 0);
+  EXPECT_EQ(o.cpu_threads, d.cpu_threads);
+  EXPECT_EQ(o.cpu_threads, 0);
   vkssm_load_options_default(nullptr);  // NULL-safe
 }
 
+// Value 3 is BackendKind::Auto: the model runs where choose_auto_backend() says (on lavapipe alone,
+// the cpu backend) and says why.
+TEST_F(CApiTest, AutoBackendRunsWhereTheChoiceSays) {
+  const BackendChoice choice = choose_auto_backend();
+  vkssm_model* m = load_c(3);
+  ASSERT_NE(m, nullptr);
+  EXPECT_STREQ(vkssm_model_backend(m), backend_name(choice.backend));
+  EXPECT_EQ(std::string(vkssm_model_backend_reason(m)), choice.reason);
+  EXPECT_EQ(choice.reason, std::string(backend_name(choice.backend)) + ": " + choice.why);
+  // And it computes what that backend computes when named.
+  auto cpp = load_cpp(choice.backend == BackendKind::Vulkan ? 0 : 2);
+  const int32_t slot = 0, tok = 5;
+  std::vector<float> got(kVocab), want(kVocab);
+  ASSERT_EQ(vkssm_model_step(m, &tok, &slot, 1, got.data()), VKSSM_OK) << vkssm_last_error();
+  cpp->step(&tok, &slot, 1, want.data());
+  EXPECT_EQ(got, want);
+  vkssm_model_free(m);
+}
+
+// cpu_threads reaches the cpu backend, and the thread count does not change a bit of the logits.
+TEST_F(CApiTest, CpuThreadsGiveIdenticalLogits) {
+  std::vector<std::vector<float>> runs;
+  for (int threads : {1, 2}) {
+    vkssm_load_options opts;
+    vkssm_load_options_default(&opts);
+    opts.backend = 2;
+    opts.cpu_threads = threads;
+    opts.max_streams = 2;
+    vkssm_model* m = nullptr;
+    ASSERT_EQ(vkssm_model_load(model_path_.c_str(), &opts, &m), VKSSM_OK) << vkssm_last_error();
+    EXPECT_STREQ(vkssm_model_backend(m), "cpu");
+#if VKSSM_CPU_FAST
+    EXPECT_THAT(vkssm_model_device_name(m), HasSubstr("(cpu: " + std::to_string(threads) + " thread"));
+#endif
+    // Two streams, five steps: every projection runs split across the threads.
+    const int32_t slots[2] = {0, 1};
+    const int32_t tokens[5][2] = {{3, 60}, {17, 0}, {63, 8}, {1, 1}, {42, 9}};
+    std::vector<float> all;
+    for (const auto& step : tokens) {
+      std::vector<float> logits(2 * kVocab);
+      ASSERT_EQ(vkssm_model_step(m, step, slots, 2, logits.data()), VKSSM_OK) << vkssm_last_error();
+      all.insert(all.end(), logits.begin(), logits.end());
+    }
+    runs.push_back(all);
+    vkssm_model_free(m);
+  }
+  EXPECT_EQ(runs[0], runs[1]);
+}
+
 TEST_F(CApiTest, LogitsAreBitIdenticalToTheCppApi) {
-  vkssm_model* cm = load_c();
+  vkssm_model* cm = load_c();  // Vulkan, named: on lavapipe auto would take the cpu backend
   ASSERT_NE(cm, nullptr);
-  LoadOptions lo;
-  lo.max_streams = 2;
-  auto cpp = load_model(model_path_, lo);
+  EXPECT_STREQ(vkssm_model_backend(cm), "vulkan");
+  EXPECT_STREQ(vkssm_model_backend_reason(cm), "requested");
+  auto cpp = load_cpp(0, 2);
 
   EXPECT_EQ(vkssm_model_vocab_size(cm), kVocab);
   EXPECT_EQ(vkssm_model_capacity(cm), 2);
@@ -198,7 +250,24 @@ TEST_F(CApiTest, NullArgumentsAreInvalidArguments) {
   vkssm_load_options_default(&opts);
   opts.backend = 7;
   EXPECT_EQ(vkssm_model_load(model_path_.c_str(), &opts, &m), VKSSM_INVALID_ARGUMENT);
-  EXPECT_THAT(vkssm_last_error(), HasSubstr("backend must be 0 (vulkan), 1 (reference) or 2 (cpu), got 7"));
+  EXPECT_STREQ(vkssm_last_error(),
+               "vkssm_model_load: backend must be 0 (vulkan), 1 (reference), 2 (cpu) or 3 (auto), got 7");
+  opts.backend = 4;
+  EXPECT_EQ(vkssm_model_load(model_path_.c_str(), &opts, &m), VKSSM_INVALID_ARGUMENT);
+  EXPECT_STREQ(vkssm_last_error(),
+               "vkssm_model_load: backend must be 0 (vulkan), 1 (reference), 2 (cpu) or 3 (auto), got 4");
+  EXPECT_EQ(m, nullptr);
+  opts.backend = 2;
+  opts.cpu_threads = -1;
+  EXPECT_EQ(vkssm_model_load(model_path_.c_str(), &opts, &m), VKSSM_INVALID_ARGUMENT);
+  EXPECT_STREQ(vkssm_last_error(), "vkssm_model_load: cpu_threads must be 0 ($VKSSM_THREADS, else one per core) "
+                                   "or in [1, 1024], got -1");
+  opts.cpu_threads = 1025;
+  EXPECT_EQ(vkssm_model_load(model_path_.c_str(), &opts, &m), VKSSM_INVALID_ARGUMENT);
+  EXPECT_STREQ(vkssm_last_error(), "vkssm_model_load: cpu_threads must be 0 ($VKSSM_THREADS, else one per core) "
+                                   "or in [1, 1024], got 1025");
+  EXPECT_EQ(m, nullptr);
+  opts.cpu_threads = 0;
   opts.backend = 1;
   opts.weights = 8;
   EXPECT_EQ(vkssm_model_load(model_path_.c_str(), &opts, &m), VKSSM_INVALID_ARGUMENT);
@@ -995,12 +1064,16 @@ int use_everything(const char* path) {
   vkssm_status st;
   vkssm_load_options_default(&opts);
   opts.rollback_depth = 2;
+  opts.cpu_threads = 2;
   st = vkssm_model_load(path, &opts, &model);
   if (st != VKSSM_OK) { fprintf(stderr, "%s\n", vkssm_last_error()); return 1; }
   n += (int)vkssm_model_vocab_size(model) + (int)vkssm_model_d_input(model) + (int)vkssm_model_d_output(model);
   n += vkssm_model_capacity(model) + vkssm_model_in_flight(model);
   n += (int)vkssm_model_state_bytes_per_stream(model) + (int)vkssm_model_weight_bytes(model);
   puts(vkssm_model_architecture(model));
+  puts(vkssm_model_backend(model));
+  puts(vkssm_model_backend_reason(model));
+  puts(vkssm_model_device_name(model));
   vkssm_model_reset(model, 0);
   vkssm_model_step(model, &tok, &slot, 1, out);
   vkssm_model_step_frames(model, frame, &slot, 1, out);

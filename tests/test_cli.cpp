@@ -69,7 +69,11 @@ class CliTest : public testing::Test {
 
   // `input`, when given, is written to a file that becomes the tool's standard input.
   CliResult run(const std::vector<std::string>& args, const std::string* input = nullptr) {
-    std::string cmd = shell_quote(cli_path());
+    return run_env("", args, input);
+  }
+  // The same with `env` ("NAME=value NAME=value ", shell words) set for the tool only.
+  CliResult run_env(const std::string& env, const std::vector<std::string>& args, const std::string* input = nullptr) {
+    std::string cmd = env + shell_quote(cli_path());
     // (Appending piece by piece: `" " + std::string&&` trips a GCC 12 -Wrestrict false positive.)
     for (const std::string& a : args) cmd.append(" ").append(shell_quote(a));
     if (input) {
@@ -351,9 +355,11 @@ TEST_F(CliTest, InfoDescribesTheModel) {
 // 2048 bytes of state a stream) for 3 streams with a rollback ring of 2 steps, on Vulkan.
 TEST_F(CliTest, InfoPrintsTheMemoryPlan) {
   std::string model_path = make_model();
-  CliResult r = run({"info", "--model", model_path, "--streams", "3", "--rollback", "2"});
+  CliResult r = run({"info", "--model", model_path, "--backend", "vulkan", "--streams", "3", "--rollback", "2"});
   ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("backend:          vulkan\nbackend reason:   requested\n"));
   LoadOptions opt;
+  opt.backend = BackendKind::Vulkan;
   opt.max_streams = 3;
   opt.rollback_depth = 2;
   const MemoryPlan m = load_model(model_path, opt)->info().memory;
@@ -379,7 +385,7 @@ TEST_F(CliTest, InfoPrintsTheMemoryPlan) {
   EXPECT_THAT(r.out, HasSubstr("total memory:     "));
 
   // As many streams as the device holds: the plan says why.
-  r = run({"info", "--model", model_path, "--streams", "0"});
+  r = run({"info", "--model", model_path, "--backend", "vulkan", "--streams", "0"});
   ASSERT_EQ(r.code, 0) << r.err;
   opt.max_streams = 0;
   opt.rollback_depth = 0;
@@ -393,8 +399,10 @@ TEST_F(CliTest, InfoPrintsTheMemoryPlan) {
 TEST_F(CliTest, DevicesListsWithoutCrashing) {
   CliResult r = run({"devices"});
   EXPECT_EQ(r.code, 0) << r.err;
-  // Each device is listed as "[index] name"; a machine without any says so.
-  EXPECT_TRUE(r.out.rfind("[0] ", 0) == 0 || r.out == "no Vulkan devices found\n") << r.out;
+  // Each device is listed as "[index] name"; a machine without any says so. Either way the last
+  // line says where --backend auto runs.
+  EXPECT_TRUE(r.out.rfind("[0] ", 0) == 0 || r.out.rfind("no Vulkan devices", 0) == 0) << r.out;
+  EXPECT_THAT(r.out, testing::ContainsRegex("\nauto backend: (vulkan|cpu) \u2014 [^\n]+\n$"));
 }
 
 // Every device shows its decoded driver version and the driver quirks applied (lavapipe: none).
@@ -440,6 +448,105 @@ TEST_F(CliTest, DevicesRefuseAnUnknownProfileListingTheKnownOnes) {
             "vulkan-1.1-minimal, mali-bifrost, mali-valhall, adreno-6xx, adreno-7xx, jetson-orin, tiny-bindings)\n"
             "Run 'vkssm devices --help' for usage.\n");
   EXPECT_EQ(r.out, "");
+}
+
+// ---- --backend auto (the default) --------------------------------------------------------------
+
+namespace {
+
+const std::string kTinyShakespeare = std::string(VKSSM_SOURCE_DIR) + "/models/mamba1/tiny-shakespeare";
+
+// The Vulkan loader lists only the drivers these files name (VK_DRIVER_FILES, and
+// VK_ICD_FILENAMES for older loaders), so a machine with a GPU looks like one with lavapipe alone,
+// or with no driver at all, to the tool it runs.
+std::string only_drivers(const std::string& icd_files) {
+  return "VK_DRIVER_FILES=" + shell_quote(icd_files) + " VK_ICD_FILENAMES=" + shell_quote(icd_files) + " ";
+}
+
+// This machine's lavapipe driver manifest (mesa-vulkan-drivers).
+std::string lavapipe_icd() {
+#if defined(__aarch64__)
+  const std::string arch = "aarch64";
+#else
+  const std::string arch = "x86_64";
+#endif
+  return "/usr/share/vulkan/icd.d/lvp_icd." + arch + ".json";
+}
+
+}  // namespace
+
+// The Vulkan path stays tested because tests name it; what the default does is tested here, with
+// the loader shown lavapipe alone: the tiny model runs on the cpu backend, and info says why.
+TEST_F(CliTest, AutoBackendInfoOnLavapipeAloneSaysCpuAndWhy) {
+  ASSERT_TRUE(fs::exists(lavapipe_icd())) << lavapipe_icd() << " (mesa-vulkan-drivers) is needed";
+  const std::string env = only_drivers(lavapipe_icd());
+  CliResult r = run_env(env, {"info", "--model", kTinyShakespeare, "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\nbackend:          cpu\n"));
+  EXPECT_THAT(r.out, testing::ContainsRegex("\nbackend reason:   cpu: the only Vulkan device, llvmpipe \\([^\n]*\\), "
+                                            "is a CPU implementation\n"));
+#if VKSSM_CPU_FAST
+  EXPECT_THAT(r.out, HasSubstr("\ndevice:           host CPU (cpu: 1 threads, "));
+#endif
+  // `vkssm devices` says the same as its last line.
+  r = run_env(env, {"devices"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, testing::ContainsRegex("\nauto backend: cpu \u2014 the only Vulkan device, llvmpipe \\([^\n]*\\), "
+                                            "is a CPU implementation\n$"));
+  // generate says it on stderr before it runs.
+  r = run_env(env, {"generate", "--model", kTinyShakespeare, "--prompt", "ROMEO:", "-n", "2"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, testing::ContainsRegex("^vkssm: auto backend: cpu: the only Vulkan device, llvmpipe"));
+}
+
+// A device named explicitly is what the user asked for: Vulkan on it, CPU implementation or not.
+TEST_F(CliTest, AutoBackendTakesANamedDeviceEvenOfCpuType) {
+  const std::string env = only_drivers(lavapipe_icd());
+  CliResult r = run_env(env, {"info", "--model", kTinyShakespeare, "--device", "0"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\nbackend:          vulkan\n"));
+  EXPECT_THAT(r.out, testing::ContainsRegex("\nbackend reason:   vulkan: device 0, llvmpipe \\([^\n]*\\) \\(cpu\\), "
+                                            "named by the device option\n"));
+  r = run_env(env + "VKSSM_DEVICE=0 ", {"info", "--model", kTinyShakespeare});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, testing::ContainsRegex("\nbackend reason:   vulkan: device 0, llvmpipe \\([^\n]*\\) \\(cpu\\), "
+                                            "named by VKSSM_DEVICE\n"));
+  // A device that is not there is the error opening it gives.
+  r = run_env(env, {"info", "--model", kTinyShakespeare, "--device", "3"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "vkssm: error: device index 3 out of range: 1 Vulkan device(s) found (see `vkssm devices`)\n");
+  // An explicit backend is "requested".
+  r = run_env(env, {"info", "--model", kTinyShakespeare, "--backend", "reference"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\nbackend:          reference\nbackend reason:   requested\n"));
+}
+
+// No Vulkan driver at all: auto runs on the cpu backend and says why; devices says so too.
+TEST_F(CliTest, AutoBackendWithoutAnyVulkanDriverRunsOnTheCpu) {
+  const std::string env = only_drivers((dir_ / "no_such_icd.json").string());
+  CliResult r = run_env(env, {"info", "--model", kTinyShakespeare});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\nbackend:          cpu\n"));
+  EXPECT_THAT(r.out, HasSubstr("\nbackend reason:   cpu: no Vulkan driver (no Vulkan device found (on a machine "
+                               "without a GPU, install mesa-vulkan-drivers for the CPU driver lavapipe))\n"));
+  r = run_env(env, {"devices"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "no Vulkan devices: no Vulkan device found (on a machine without a GPU, install mesa-vulkan-drivers for "
+            "the CPU driver lavapipe)\n"
+            "auto backend: cpu \u2014 no Vulkan driver (no Vulkan device found (on a machine without a GPU, install "
+            "mesa-vulkan-drivers for the CPU driver lavapipe))\n");
+}
+
+TEST_F(CliTest, ThreadsMustBeAPositiveCount) {
+  CliResult r = run({"info", "--model", "m", "--threads", "0"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--threads"));
+  r = run({"generate", "--model", "m", "--ids", "1", "-n", "1", "--threads", "x"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--threads"));
+  EXPECT_THAT(run({"info", "--help"}).out, HasSubstr("--threads N"));
+  EXPECT_THAT(run({"info", "--help"}).out, HasSubstr("auto (default: Vulkan on a GPU, else cpu)"));
 }
 
 // CI (scripts/setup.sh) loops over this list, so every profile gets its leg.
@@ -631,7 +738,7 @@ TEST_F(CliTest, InfoListsEachTensorsFileTypeAndStorage) {
   const std::string gguf = (dir_ / "mixed.gguf").string();
   gguf_test::write_bytes(gguf, m.gguf.bytes());
 
-  CliResult r = run({"info", "--model", gguf, "--weights", "f16"});
+  CliResult r = run({"info", "--model", gguf, "--backend", "vulkan", "--weights", "f16"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("tensors:          12 (type in the file, storage on the device)"));
   EXPECT_THAT(r.out, testing::ContainsRegex("backbone\\.layers\\.0\\.mixer\\.in_proj\\.weight +Q4_K in file, f16 on device"));
@@ -642,7 +749,7 @@ TEST_F(CliTest, InfoListsEachTensorsFileTypeAndStorage) {
   EXPECT_THAT(r.out, Not(HasSubstr("not on device")));
 
   // --weights auto (the default): the file's K-quant blocks stay blocks on the device.
-  r = run({"info", "--model", gguf});
+  r = run({"info", "--model", gguf, "--backend", "vulkan"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, testing::ContainsRegex("backbone\\.layers\\.0\\.mixer\\.in_proj\\.weight +Q4_K in file, q4_k on device"));
   EXPECT_THAT(r.out, testing::ContainsRegex("backbone\\.layers\\.0\\.mixer\\.out_proj\\.weight +Q6_K in file, q6_k on device"));

@@ -5,8 +5,8 @@
 //
 // Every architecture is ONE entry of kArchitectures below: how to make a small random model of it
 // and its CPU reference. A new architecture gets the whole suite by adding its entry. Values are
-// checked against the reference within tolerance(backend): exactly for the cpu backend, within
-// 1e-3 of max(1, |want|) for Vulkan; a backend is checked against itself bit for bit where the
+// checked against the reference within tolerance(backend): exactly for the reference backend,
+// within 1e-3 of max(1, |want|) for Vulkan and cpu; a backend is checked against itself bit for bit where the
 // engine promises identical results (same state, same inputs; prefill vs steps; rollback).
 #include <algorithm>
 #include <cmath>
@@ -164,8 +164,8 @@ const ContractArch kArchitectures[] = {
      }},
 };
 
-// Largest relative error each backend may show against the CPU reference: none for the cpu
-// backend, which runs the reference itself; Vulkan and cpu compute in fp32 with other
+// Largest relative error each backend may show against the CPU reference: none for the
+// reference backend, which runs the reference itself; Vulkan and cpu compute in fp32 with other
 // summation orders.
 float tolerance(BackendKind b) { return b == BackendKind::Reference ? 0.0f : 1e-3f; }
 
@@ -227,10 +227,6 @@ std::vector<ContractParam> all_params() {
       p.push_back({&a, b});
     }
   return p;
-}
-
-const char* backend_name(BackendKind b) {
-  return b == BackendKind::Reference ? "reference" : b == BackendKind::Cpu ? "cpu" : "vulkan";
 }
 
 std::string param_name(const testing::TestParamInfo<ContractParam>& i) {
@@ -297,6 +293,16 @@ void expect_blob_layout(const std::vector<uint8_t>& blob, const ModelInfo& info)
   uint64_t sum = 0;
   std::memcpy(&sum, blob.data() + blob.size() - 8, 8);
   EXPECT_EQ(sum, fnv1a64(blob.data(), blob.size() - 8));
+}
+
+// Each backend names itself; on `cpu` every architecture runs its fast stepper (the device names
+// its threads and SIMD target), not the reference the backend would fall back to without one.
+TEST_P(Contract, InfoNamesTheBackendAndItsDevice) {
+  auto m = make();
+  EXPECT_EQ(m->info().backend, backend_name(backend()));
+  if (backend() == BackendKind::Cpu) EXPECT_THAT(m->info().device_name, testing::StartsWith("host CPU (cpu: "));
+  else if (backend() == BackendKind::Reference) EXPECT_EQ(m->info().device_name, "host CPU (reference)");
+  else EXPECT_THAT(m->info().device_name, testing::Not(testing::StartsWith("host CPU")));
 }
 
 TEST_P(Contract, SnapshotRestoresIntoAnotherSlotAndTheOtherBackend) {

@@ -1,10 +1,12 @@
 // The cpu backend (engine/cpu/, models/*/..._cpu_fast.cpp) against the reference
-// (`cpu`): the same logits within 1e-3 relative for shapes that do not fit the vector width, for
-// batches of 1, 3 and 17 streams, prompts of 1, 5 and 70 tokens (70: more than one pass of rows),
-// fp16 weights, and the state operations CpuModel adds on top of either stepper.
+// (`reference`): the same logits (S4D: outputs) within 1e-3 relative for shapes that do not fit the
+// vector width, for batches of 1, 3 and 17 streams, prompts of 1, 5 and 70 tokens (70: more than
+// one pass of rows), fp16 weights, outputs that do not depend on the batch or the thread count,
+// and the state operations CpuModel adds on top of either stepper.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -226,21 +228,104 @@ TEST(CpuFast, Mamba2MatchesTheReference) {
   }
 }
 
-// Architectures without a fast stepper run the reference under cpu, and say so.
-TEST(CpuFast, S4DFallsBackToTheReference) {
+// S4D: one step of `batch` frame streams (slots 0..batch-1) with per-stream frames; [batch][d_output].
+std::vector<float> step_frames(Model& m, int batch, int t) {
+  const int64_t in = m.info().d_input;
+  std::vector<float> frames(size_t(batch) * size_t(in));
+  std::vector<int32_t> slots(static_cast<size_t>(batch));
+  for (int b = 0; b < batch; ++b) {
+    slots[size_t(b)] = b;
+    for (int64_t j = 0; j < in; ++j)
+      frames[size_t(b * in + j)] = std::sin(0.37f * float(b) + 1.3f * float(t) + 0.71f * float(j)) * 1.5f;
+  }
+  std::vector<float> out(size_t(batch) * size_t(m.info().d_output));
+  m.step_frames(frames.data(), slots.data(), batch, out.data());
+  return out;
+}
+
+// S4D shapes against the kernels' fast paths: d_state 10 (five modes, ten floats a channel: one
+// AVX2 vector and a pair left over), odd d_input and d_model, post-norm and pre-norm.
+S4DConfig s4d_config(bool prenorm) {
   S4DConfig c;
-  c.d_input = 3, c.d_model = 8, c.d_state = 4, c.n_layers = 1, c.d_output = 5;
-  const S4DWeights w = random_s4d(c, 1);
-  auto fast = create_s4d(w, options(BackendKind::Cpu, 2));
-  auto ref = create_s4d(w, options(BackendKind::Reference, 2));
-  EXPECT_EQ(fast->info().backend, "cpu");
-  EXPECT_EQ(fast->info().device_name, "host CPU (reference: s4d has no fast cpu stepper yet)");
-  const std::vector<float> frames = {0.5f, -1.0f, 2.0f, 0.25f, 0.0f, -0.75f};
-  const std::vector<int32_t> slots = {0, 1};
-  std::vector<float> got(10), want(10);
-  fast->step_frames(frames.data(), slots.data(), 2, got.data());
-  ref->step_frames(frames.data(), slots.data(), 2, want.data());
-  EXPECT_EQ(got, want);
+  c.d_input = 7, c.d_model = 13, c.d_state = 10, c.n_layers = 2, c.d_output = 5, c.prenorm = prenorm;
+  return c;
+}
+
+// Batches of 1, 3, 17 and 70 streams (70: more than one pass of rows), over several frames.
+TEST(CpuFast, S4DMatchesTheReference) {
+  for (bool prenorm : {false, true}) {
+    const S4DWeights w = random_s4d(s4d_config(prenorm), 7);
+    for (int batch : {1, 3, 17, 70}) {
+      auto fast = create_s4d(w, options(BackendKind::Cpu, 70));
+      auto ref = create_s4d(w, options(BackendKind::Reference, 70));
+      EXPECT_EQ(fast->info().backend, "cpu");
+      EXPECT_THAT(fast->info().device_name, StartsWith("host CPU (cpu: 2 threads, "));
+      for (int t = 0; t < 5; ++t) {
+        const std::vector<float> got = step_frames(*fast, batch, t), want = step_frames(*ref, batch, t);
+        EXPECT_LE(max_rel_error(got.data(), want.data(), int64_t(got.size())), kTol)
+            << (prenorm ? "pre-norm" : "post-norm") << " B " << batch << " frame " << t;
+      }
+    }
+  }
+}
+
+// fp16 matrices against the reference on the same matrices rounded to fp16; block storages
+// against the reference on the same dequantized values (d_model 32 and d_input 64: whole blocks).
+TEST(CpuFast, S4DStoredWeightsMatchTheReference) {
+  S4DConfig c = s4d_config(false);
+  c.d_input = 64, c.d_model = 32;
+  S4DWeights w = random_s4d(c, 3);
+  for (WeightStorage ws : {WeightStorage::Q8_0, WeightStorage::Q4_0}) {
+    auto fast = create_s4d(w, options(BackendKind::Cpu, 3, ws));
+    auto ref = create_s4d(w, options(BackendKind::Reference, 3, ws));
+    EXPECT_EQ(fast->info().weight_type, ref->info().weight_type);
+    for (int t = 0; t < 3; ++t) {
+      const std::vector<float> got = step_frames(*fast, 3, t), want = step_frames(*ref, 3, t);
+      EXPECT_LE(max_rel_error(got.data(), want.data(), int64_t(got.size())), kTol) << "frame " << t;
+    }
+  }
+  auto fast = create_s4d(w, options(BackendKind::Cpu, 3, WeightStorage::F16));
+  EXPECT_EQ(fast->info().weight_type, "f16");
+  auto round = [](std::vector<float>& m) {
+    for (float& v : m) v = half_to_float(float_to_half(v));
+  };
+  round(w.encoder_w), round(w.decoder_w);
+  for (S4DLayerWeights& l : w.layers) round(l.out_w);
+  auto ref = create_s4d(w, options(BackendKind::Reference, 3));
+  for (int t = 0; t < 3; ++t) {
+    const std::vector<float> got = step_frames(*fast, 3, t), want = step_frames(*ref, 3, t);
+    EXPECT_LE(max_rel_error(got.data(), want.data(), int64_t(got.size())), kTol) << "frame " << t;
+  }
+}
+
+// A stream's outputs are the same bits alone on one thread and in a batch of 17 on two or three.
+TEST(CpuFast, S4DStreamsDoNotDependOnTheBatchOrTheThreads) {
+  S4DConfig c = s4d_config(false);
+  c.d_model = 64, c.d_state = 34;  // enough work per product and scan for the pool to split it
+  const S4DWeights w = random_s4d(c, 5);
+  for (WeightStorage ws : {WeightStorage::F32, WeightStorage::F16}) {
+    LoadOptions one = options(BackendKind::Cpu, 17, ws), two = one, three = one;
+    one.cpu_threads = 1, three.cpu_threads = 3;
+    auto solo = create_s4d(w, one);
+    auto by_two = create_s4d(w, two);
+    auto by_three = create_s4d(w, three);
+    EXPECT_THAT(solo->info().device_name, HasSubstr("1 threads"));
+    EXPECT_THAT(by_three->info().device_name, HasSubstr("3 threads"));
+    const size_t d_out = size_t(c.d_output), d_in = size_t(c.d_input);
+    for (int t = 0; t < 3; ++t) {
+      const std::vector<float> all2 = step_frames(*by_two, 17, t), all3 = step_frames(*by_three, 17, t);
+      EXPECT_EQ(all2, all3) << "frame " << t;
+      // Each stream alone on one thread, in its own slot, with the frame the batch gave it.
+      for (int b = 0; b < 17; ++b) {
+        std::vector<float> frame(d_in), alone(d_out);
+        for (size_t j = 0; j < d_in; ++j)
+          frame[j] = std::sin(0.37f * float(b) + 1.3f * float(t) + 0.71f * float(j)) * 1.5f;
+        solo->step_frames(frame.data(), &b, 1, alone.data());
+        EXPECT_TRUE(std::equal(alone.begin(), alone.end(), all3.begin() + std::ptrdiff_t(size_t(b) * d_out)))
+            << "stream " << b << " frame " << t;
+      }
+    }
+  }
 }
 
 TEST(CpuFast, BadThreadCountIsAnError) {

@@ -36,6 +36,7 @@ namespace {
 using testing::HasSubstr;
 using testing_helpers::error_of;
 using testing_helpers::max_rel_error;
+using testing_helpers::on_vulkan;
 using testing_helpers::ScopedEnv;
 
 using Make = std::function<std::unique_ptr<Model>(const LoadOptions&)>;
@@ -66,7 +67,7 @@ struct Case {
 // Steps three streams (token ids near the end of the vocabulary among them), prefill, rollback by
 // 2 and greedy device sampling on Vulkan and on the CPU backend, and compares every output.
 void check_against_cpu(const Make& make, bool frames, int64_t d_input) {
-  LoadOptions o;
+  LoadOptions o = on_vulkan();
   o.max_streams = 3;
   o.rollback_depth = 2;
   std::unique_ptr<Model> gpu = make(o);
@@ -141,7 +142,7 @@ TEST_P(ProfileTest, MatchesCpuReference) {
     d_input = cfg.d_input;
   }
   {
-    const std::unique_ptr<Model> m = make(LoadOptions{});
+    const std::unique_ptr<Model> m = make(on_vulkan());
     const DeviceCaps& caps = vulkan(*m).caps();
     EXPECT_EQ(caps.profile, c.profile);
     if (std::string(c.profile) == "tiny-bindings") {
@@ -184,7 +185,7 @@ TEST_P(LargeTable, LastVocabularyRowsMatchReference) {
   c.d_inner = 64;  // the mixer is not what this test is about: keep it small
   c.dt_rank = 4;
   const Mamba1Weights w = random_mamba1(c, 7);
-  LoadOptions o;
+  LoadOptions o = on_vulkan();
   o.max_streams = 2;
   const std::unique_ptr<Model> gpu = create_mamba1(w, o);
   o.backend = BackendKind::Reference;
@@ -212,7 +213,7 @@ INSTANTIATE_TEST_SUITE_P(DeviceLimits, LargeTable, testing::Values("", "android-
 TEST(DeviceLimits, UnknownProfileListsTheKnownOnes) {
   ScopedEnv profile("VKSSM_DEVICE_PROFILE", "adreno-9000");
   const Mamba1Weights w = random_mamba1(testing_helpers::small_mamba1_config(64), 1);
-  EXPECT_EQ(error_of([&] { create_mamba1(w, {}); }),
+  EXPECT_EQ(error_of([&] { create_mamba1(w, on_vulkan()); }),
             "VKSSM_DEVICE_PROFILE='adreno-9000' is not a known device profile (known: android-baseline-2022, "
             "vulkan-1.1-minimal, mali-bifrost, mali-valhall, adreno-6xx, adreno-7xx, jetson-orin, tiny-bindings)");
 }
@@ -287,7 +288,7 @@ TEST(DeviceLimits, Vulkan11DeviceRunsF16WeightsWithoutOptionalFeatures) {
   for (auto& l : w.layers)
     for (std::vector<float>* m : {&l.in_proj, &l.x_proj, &l.dt_proj_w, &l.out_proj})
       for (float& x : *m) x = half_to_float(float_to_half(x));
-  LoadOptions o;
+  LoadOptions o = on_vulkan();
   o.max_streams = 2;
   o.weights = WeightStorage::F16;
   const std::unique_ptr<Model> gpu = create_mamba1(w, o);
@@ -330,7 +331,7 @@ TEST(DeviceLimits, OversizeBindingNamesTensorAndLimit) {
   // tiny-bindings: the logits of 64 step rows x 8000 tokens (2 MB) cannot be one 1 MiB binding.
   ScopedEnv profile("VKSSM_DEVICE_PROFILE", "tiny-bindings");
   const Mamba1Weights w = random_mamba1(testing_helpers::small_mamba1_config(8000), 1);
-  EXPECT_THAT(error_of([&] { create_mamba1(w, {}); }),
+  EXPECT_THAT(error_of([&] { create_mamba1(w, on_vulkan()); }),
               testing::MatchesRegex("step outputs \\(bound to .*\\): a binding of 2048000 bytes exceeds "
                                     "maxStorageBufferRange \\(1048576\\) of .*"));
 }
@@ -340,7 +341,7 @@ TEST(DeviceLimits, OversizeAllocationNamesMaxMemoryAllocationSize) {
   // 70000 tokens take 17.9 MB.
   ScopedEnv profile("VKSSM_DEVICE_PROFILE", "tiny-bindings");
   const Mamba1Weights w = random_mamba1(testing_helpers::small_mamba1_config(70000), 1);
-  LoadOptions o;
+  LoadOptions o = on_vulkan();
   o.max_streams = 1;
   EXPECT_THAT(error_of([&] { create_mamba1(w, o); }),
               testing::MatchesRegex("step outputs: an allocation of 17920000 bytes exceeds maxMemoryAllocationSize "
@@ -355,10 +356,10 @@ TEST(DeviceLimits, TooManyAllocationsNameMaxMemoryAllocationCount) {
   Mamba1Config c = testing_helpers::small_mamba1_config(64);
   c.n_layer = 120;  // about ten weight buffers and two state buffers a layer
   const Mamba1Weights w = random_mamba1(c, 1);
-  EXPECT_THAT(error_of([&] { create_mamba1(w, {}); }),
+  EXPECT_THAT(error_of([&] { create_mamba1(w, on_vulkan()); }),
               testing::MatchesRegex(".*: allocation 1025 exceeds maxMemoryAllocationCount \\(1024\\) of .*"));
   c.n_layer = 2;
-  EXPECT_EQ(create_mamba1(random_mamba1(c, 1), {})->info().n_layer, 2);
+  EXPECT_EQ(create_mamba1(random_mamba1(c, 1), on_vulkan())->info().n_layer, 2);
 }
 
 // ---- every per-stream buffer within a binding ----------------------------------------------------
@@ -378,7 +379,7 @@ TEST(DeviceLimits, RollbackRingLargerThanABindingRunsManyStreams) {
   ScopedEnv profile("VKSSM_DEVICE_PROFILE", "tiny-bindings");
   const Mamba1Weights w = random_mamba1(per_stream_config(256), 11);
   constexpr int kStreams = 100, kDepth = 4;
-  LoadOptions o;
+  LoadOptions o = on_vulkan();
   o.max_streams = kStreams;
   o.rollback_depth = kDepth;
   const std::unique_ptr<Model> gpu = create_mamba1(w, o);
@@ -424,7 +425,7 @@ TEST(DeviceLimits, MoreStreamsThanABindingHoldsRunAsShards) {
   const Mamba1Weights w = random_mamba1(per_stream_config(4000), 1);
   constexpr int kStreams = 100;
   constexpr int64_t V = 4000;
-  LoadOptions o;
+  LoadOptions o = on_vulkan();
   o.max_streams = kStreams;
   o.rollback_depth = 2;
   const std::unique_ptr<Model> gpu = create_mamba1(w, o);
@@ -441,7 +442,7 @@ TEST(DeviceLimits, MoreStreamsThanABindingHoldsRunAsShards) {
   // The second shard adds what a 50-stream model spends beside its weights: the weights are
   // uploaded once.
   {
-    LoadOptions half;
+    LoadOptions half = on_vulkan();
     half.max_streams = 50;
     half.rollback_depth = 2;
     const MemoryPlan one = create_mamba1(w, half)->info().memory;
@@ -529,7 +530,7 @@ TEST(DeviceLimits, ShardsRunEveryArchitecture) {
   const S4DWeights s4d = random_s4d(s4d_cfg, 5);
   for (const std::string arch : {"mamba2", "s4d"}) {
     SCOPED_TRACE(arch);
-    LoadOptions o;
+    LoadOptions o = on_vulkan();
     o.max_streams = kStreams;
     auto make = [&](const LoadOptions& opt) { return arch == "s4d" ? create_s4d(s4d, opt) : create_mamba2(m2, opt); };
     const std::unique_ptr<Model> gpu = make(o);
@@ -563,7 +564,7 @@ TEST(DeviceLimits, ShardsRunEveryArchitecture) {
 TEST(DeviceLimits, AutomaticCapacityStopsAtOneBinding) {
   ScopedEnv profile("VKSSM_DEVICE_PROFILE", "tiny-bindings");
   const Mamba1Weights large_vocab = random_mamba1(per_stream_config(4000), 1);
-  LoadOptions o;
+  LoadOptions o = on_vulkan();
   o.max_streams = 0;
   const std::unique_ptr<Model> m = create_mamba1(large_vocab, o);
   EXPECT_EQ(m->capacity(), 65);
@@ -584,19 +585,19 @@ TEST_P(UploadPathTest, MatchesCpuReference) {
   bool unified = false;
   {
     const Mamba1Weights w = random_mamba1(testing_helpers::small_mamba1_config(64), 1);
-    unified = vulkan(*create_mamba1(w, {})).caps().unified_memory;
+    unified = vulkan(*create_mamba1(w, on_vulkan())).caps().unified_memory;
   }
   ScopedEnv upload("VKSSM_UPLOAD", path.c_str());
   if (path != "staged" && !unified) {  // a discrete card: the in-place paths are refused, named
     const Mamba1Weights w = random_mamba1(testing_helpers::small_mamba1_config(64), 1);
-    EXPECT_THAT(error_of([&] { create_mamba1(w, {}); }),
+    EXPECT_THAT(error_of([&] { create_mamba1(w, on_vulkan()); }),
                 HasSubstr("VKSSM_UPLOAD='" + path + "' writes device memory in place, but "));
     return;
   }
   auto w = std::make_shared<Mamba1Weights>(random_mamba1(mamba1_config(), 3));
   const Make make = [w](const LoadOptions& o) { return create_mamba1(*w, o); };
   {
-    const std::unique_ptr<Model> m = make(LoadOptions{});
+    const std::unique_ptr<Model> m = make(on_vulkan());
     const VulkanContext::UploadCounters& n = vulkan(*m).upload_counters();
     EXPECT_EQ(m->info().memory.upload, path);
     if (path == "staged") {

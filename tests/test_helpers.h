@@ -48,6 +48,15 @@ class ScopedEnv {
   bool had_ = false;
 };
 
+// Options for the Vulkan backend. Tests name the backend they test: tests/test_main.cpp fails a
+// test that leaves it to BackendKind::Auto, which on lavapipe alone takes the cpu backend.
+inline LoadOptions on_vulkan(int max_streams = LoadOptions{}.max_streams) {
+  LoadOptions o;
+  o.backend = BackendKind::Vulkan;
+  o.max_streams = max_streams;
+  return o;
+}
+
 // A tiny Mamba-1 shape for tests that exercise the API rather than the numerics' edge cases.
 inline Mamba1Config small_mamba1_config(int64_t vocab) {
   Mamba1Config c;

@@ -69,7 +69,7 @@ TEST_P(GpuVsCpu, LogitsMatchReferenceEveryToken) {
   const Shape s = GetParam();
   Mamba1Weights w = random_mamba1(config_of(s), 1234);
   if (s.storage == WeightStorage::F16) round_matrices_to_f16(w);
-  LoadOptions opt;
+  LoadOptions opt = testing_helpers::on_vulkan();
   opt.max_streams = s.streams + 1;  // one slot stays unused: it must not disturb the others
   opt.weights = s.storage;
   auto gpu = create_mamba1(w, opt);
@@ -126,14 +126,14 @@ TEST(Mamba1Gpu, EveryWorkSplitMatchesReference) {
   // Without subgroup arithmetic (VKSSM_DEVICE_PROFILE=vulkan-1.1-minimal) the matvec reduces at
   // most 32 threads in shared memory: a wider split is refused, naming the reason.
   const bool subgroups =
-      dynamic_cast<const VulkanStepModel&>(*create_mamba1(random_mamba1(config_of(s), 99), {})).caps().subgroup_arithmetic;
+      dynamic_cast<const VulkanStepModel&>(*create_mamba1(random_mamba1(config_of(s), 99), testing_helpers::on_vulkan())).caps().subgroup_arithmetic;
   for (const auto& [tune, split] : splits) {
     for (WeightStorage storage : {WeightStorage::F32, WeightStorage::F16}) {
       SCOPED_TRACE(tune);
       Mamba1Weights w = random_mamba1(config_of(s), 99);
       if (storage == WeightStorage::F16) round_matrices_to_f16(w);
       setenv("VKSSM_TUNE", tune, 1);
-      LoadOptions opt;
+      LoadOptions opt = testing_helpers::on_vulkan();
       opt.max_streams = s.streams;
       opt.weights = storage;
       if (!subgroups && std::atoi(tune) > 32) {
@@ -171,7 +171,7 @@ Mamba1Weights small_model() {
 
 TEST(Mamba1Gpu, ResetAndStreamsJoiningLaterMatchRunningAlone) {
   Mamba1Weights w = small_model();
-  LoadOptions opt;
+  LoadOptions opt = testing_helpers::on_vulkan();
   opt.max_streams = 3;
   auto gpu = create_mamba1(w, opt);
   Mamba1CpuReference ref(w);
@@ -203,7 +203,7 @@ TEST(Mamba1Gpu, ResetAndStreamsJoiningLaterMatchRunningAlone) {
 
 TEST(Mamba1Gpu, BadStepInputsAreRefusedAndChangeNothing) {
   Mamba1Weights w = small_model();
-  LoadOptions opt;
+  LoadOptions opt = testing_helpers::on_vulkan();
   opt.max_streams = 2;
   auto gpu = create_mamba1(w, opt);
   std::vector<float> logits(2 * w.cfg.vocab_size);
@@ -236,7 +236,7 @@ TEST(Mamba1Gpu, ValuesBeyondFp16KeepFp32OrAreRefused) {
   Mamba1Weights w = small_model();
   w.source_dtype = DType::BF16;           // as if read from a bf16 checkpoint
   w.layers[1].out_proj[3] = 1.0e6f;       // representable in bf16, not in fp16
-  LoadOptions opt;
+  LoadOptions opt = testing_helpers::on_vulkan();
   opt.weights = WeightStorage::F16;
   EXPECT_THAT(error_of([&] { create_mamba1(w, opt); }),
               testing::HasSubstr("tensor layers.1.out_proj of random_mamba1(seed=7) has values beyond the fp16 range (65504)"));
@@ -248,7 +248,7 @@ TEST(Mamba1Gpu, ValuesBeyondFp16KeepFp32OrAreRefused) {
 TEST(Mamba1Gpu, PipelineCacheIsPersisted) {
   auto dir = std::filesystem::temp_directory_path() / ("vkssm_cache_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
-  LoadOptions opt;
+  LoadOptions opt = testing_helpers::on_vulkan();
   opt.cache_dir = dir.string();
   create_mamba1(small_model(), opt);
   ASSERT_TRUE(std::filesystem::exists(dir));
@@ -266,7 +266,7 @@ TEST(Mamba1Gpu, PipelineCacheIsPersisted) {
 // Steps whose logits are not asked for skip the head (prompt tokens) and leave the same state.
 TEST(Mamba1Gpu, StepsWithoutLogitsSkipTheHeadAndKeepTheState) {
   Mamba1Weights w = small_model();
-  auto gpu = create_mamba1(w, LoadOptions{});
+  auto gpu = create_mamba1(w, testing_helpers::on_vulkan());
   Mamba1CpuReference ref(w);
   auto st = ref.new_state();
   const int64_t V = w.cfg.vocab_size;
@@ -289,7 +289,7 @@ TEST(Mamba1Gpu, StepsWithoutLogitsSkipTheHeadAndKeepTheState) {
 // the last slot works like the first.
 TEST(Mamba1Gpu, AutomaticCapacityFillsFromDeviceMemory) {
   Mamba1Weights w = small_model();
-  LoadOptions opt;
+  LoadOptions opt = testing_helpers::on_vulkan();
   opt.max_streams = 0;
   auto gpu = create_mamba1(w, opt);
   ASSERT_EQ(gpu->capacity(), 1024);
@@ -328,7 +328,7 @@ namespace vkssm {
 namespace {
 
 TEST(VulkanDevice, IndexOutOfRangeNamesTheCount) {
-  LoadOptions opt;
+  LoadOptions opt = testing_helpers::on_vulkan();
   opt.device = 57;
   std::string msg;
   try {
@@ -349,7 +349,7 @@ TEST(VulkanDevice, NoDriverGivesAClearError) {
   setenv("VK_DRIVER_FILES", "/nonexistent/vkssm_no_driver.json", 1);
   std::string msg;
   try {
-    create_mamba1(small_model(), LoadOptions{});
+    create_mamba1(small_model(), testing_helpers::on_vulkan());
   } catch (const Error& e) {
     msg = e.what();
   }

@@ -58,7 +58,7 @@ TEST_P(Mamba2GpuVsCpu, LogitsMatchReferenceEveryToken) {
       round(l.out_proj);
     }
   }
-  LoadOptions opt;
+  LoadOptions opt = testing_helpers::on_vulkan();
   opt.max_streams = s.streams + 1;
   opt.weights = s.storage;
   auto gpu = create_mamba2(w, opt);
@@ -129,7 +129,7 @@ TEST(Mamba2Gpu, PrefillAndRollbackMatchSteps) {
   c.n_groups = 2;
   c.vocab_size = 64;
   const Mamba2Weights w = random_mamba2(c, 5);
-  LoadOptions opt;
+  LoadOptions opt = testing_helpers::on_vulkan();
   opt.max_streams = 2;
   opt.rollback_depth = 2;
   auto stepped = create_mamba2(w, opt);

@@ -481,15 +481,14 @@ INSTANTIATE_TEST_SUITE_P(Architectures, QuantizedPrefill, testing::ValuesIn(quan
 // with 8) reads the blocks alike.
 TEST(QuantizedWeightsGpu, EveryWorkSplitMatchesTheCpuReference) {
   const bool subgroups =
-      dynamic_cast<const VulkanStepModel&>(*kArchs[0].create({})).caps().subgroup_arithmetic;
+      dynamic_cast<const VulkanStepModel&>(*kArchs[0].create(testing_helpers::on_vulkan())).caps().subgroup_arithmetic;
   for (const char* tune : {"64,1,64,64,0", "1,8,256,256,0", "8,2,32,16,1", "32,3,40,24,0"}) {
     if (!subgroups && std::atoi(tune) > 32) continue;  // refused there (test_mamba1_gpu.cpp checks how)
     for (WeightStorage storage : kBlockStorages) {
       SCOPED_TRACE(std::string(tune) + " " + weight_storage_name(storage));
       const QuantArch& arch = is_k_quant(storage) ? kKArchs[0] : kArchs[0];  // rows the format takes
-      LoadOptions o;
+      LoadOptions o = testing_helpers::on_vulkan(3);
       o.weights = storage;
-      o.max_streams = 3;
       std::unique_ptr<Model> gpu;
       {
         ScopedEnv env("VKSSM_TUNE", tune);
@@ -516,9 +515,8 @@ TEST(QuantizedWeightsGpu, SharedMemoryReductionsMatchTheCpuReference) {
   ScopedEnv profile("VKSSM_DEVICE_PROFILE", "vulkan-1.1-minimal");
   for (WeightStorage storage : kBlockStorages) {
     const QuantArch& arch = is_k_quant(storage) ? kKArchs[1] : kArchs[2];
-    LoadOptions o;
+    LoadOptions o = testing_helpers::on_vulkan(2);
     o.weights = storage;
-    o.max_streams = 2;
     auto gpu = arch.create(o);
     ASSERT_FALSE(dynamic_cast<const VulkanStepModel&>(*gpu).caps().subgroup_arithmetic);
     o.backend = BackendKind::Reference;

@@ -52,8 +52,7 @@ TEST_P(S4DGpuVsCpu, StreamsMatchTheCpuReference) {
   c.d_output = 7;
   c.prenorm = GetParam();
   const S4DWeights w = random_s4d(c, 21);
-  LoadOptions opt;
-  opt.max_streams = 4;
+  LoadOptions opt = testing_helpers::on_vulkan(4);
   auto gpu = create_s4d(w, opt);
   opt.backend = BackendKind::Reference;
   auto cpu = create_s4d(w, opt);

@@ -287,6 +287,31 @@ TEST_F(ServeAudioTest, StreamedRecordingsGetTheListenersEvents) {
       << metrics->body;
 }
 
+// Backpressure: a client sending a recording far faster than real time, with a backlog of 50 ms
+// allowed, is held back (its socket stops being read, the pauses are counted) and still gets
+// exactly the listener's events: nothing is dropped.
+TEST_F(ServeAudioTest, AFastSenderIsHeldBackWithoutLosingAudio) {
+  const std::vector<std::vector<int16_t>> recordings = {demo_pcm(1)};
+  const std::vector<std::vector<std::string>> want = listener_lines(recordings);
+  ASSERT_FALSE(want[0].empty());
+  ServeOptions o = audio_options(1);
+  o.max_audio_backlog_s = 0.05;
+  start(o);
+  WsClient ws;
+  ASSERT_EQ(ws.connect(ws_port_, audio_path(new_session(port_))), 101);
+  ws.send_binary(little_endian_bytes(recordings[0]));  // 8 s of audio in one message
+  ws.send_binary("");
+  EXPECT_EQ(ws.read_until_close(), want[0]);
+  EXPECT_EQ(ws.close_code(), 1000);
+  httplib::Client client("127.0.0.1", port_);
+  auto metrics = client.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  const std::string key = "\nvkssm_audio_read_pauses_total ";  // the value line, not # HELP
+  const size_t at = metrics->body.find(key);
+  ASSERT_NE(at, std::string::npos) << metrics->body;
+  EXPECT_GT(std::stod(metrics->body.substr(at + key.size())), 0.0) << metrics->body;
+}
+
 // The batched step on the GPU path (validation layer on): the same lines as the Vulkan listener.
 TEST_F(ServeAudioTest, VulkanBackendGetsTheListenersEvents) {
   const std::vector<std::vector<int16_t>> recordings = {demo_pcm(2), demo_pcm(3)};

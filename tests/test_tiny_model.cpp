@@ -69,7 +69,9 @@ TEST(TinyShakespeare, Fp16CheckpointKeepsFp16Weights) {
   save_mamba1_hf(w, dir.string(), DType::F16);
   Mamba1Weights w16 = load_mamba1(Checkpoint::open(dir.string()));
   EXPECT_EQ(w16.source_dtype, DType::F16);
-  auto gpu = load_model(dir.string());
+  LoadOptions vulkan;
+  vulkan.backend = BackendKind::Vulkan;
+  auto gpu = load_model(dir.string(), vulkan);
   std::filesystem::remove_all(dir);
   bool storage16 = false;
   for (const DeviceInfo& d : list_devices())

@@ -100,7 +100,7 @@ TEST(Tuning, TableRowsPerProfile) {
 
 TEST(Tuning, AModelRefusesABadOverrideNamingIt) {
   ScopedEnv env("VKSSM_TUNE", "8,32,256,256");
-  LoadOptions opt;
+  LoadOptions opt = testing_helpers::on_vulkan();
   opt.max_streams = 1;
   EXPECT_THAT(error_of([&] { create_mamba1(random_mamba1(testing_helpers::small_mamba1_config(50), 3), opt); }),
               HasSubstr("VKSSM_TUNE='8,32,256,256': has 4 field(s), not 5"));
@@ -109,7 +109,7 @@ TEST(Tuning, AModelRefusesABadOverrideNamingIt) {
 // A model reports the split it runs: the table's row for its kind of model on this device.
 TEST(Tuning, ModelsReportTheirSplit) {
   ScopedEnv no_override("VKSSM_TUNE", "");  // an empty value counts as unset: the table decides
-  LoadOptions opt;
+  LoadOptions opt = testing_helpers::on_vulkan();
   opt.max_streams = 2;
   auto m1 = create_mamba1(random_mamba1(testing_helpers::small_mamba1_config(50), 3), opt);
   S4DConfig c;
@@ -324,7 +324,7 @@ TEST(WeightsPlan, TexelViewsFallBackToStorageBuffers) {
 // validation layer would report buffers destroyed while a submitted step still uses them).
 TEST(VulkanLifetime, DroppingAModelWithStepsInFlightIsSafe) {
   for (bool s4d : {false, true}) {
-    LoadOptions opt;
+    LoadOptions opt = testing_helpers::on_vulkan();
     opt.max_streams = 2;
     std::unique_ptr<Model> m;
     Model::StepRequest r;
@@ -372,7 +372,7 @@ std::set<std::string> mapped_libraries() {
 TEST(VulkanLifetime, DriversStayLoadedAfterTheLastModelGoes) {
   std::set<std::string> while_alive;
   {
-    auto m = create_mamba1(random_mamba1(testing_helpers::small_mamba1_config(50), 3), LoadOptions{});
+    auto m = create_mamba1(random_mamba1(testing_helpers::small_mamba1_config(50), 3), testing_helpers::on_vulkan());
     while_alive = mapped_libraries();
   }
   const std::set<std::string> after = mapped_libraries();

@@ -161,6 +161,11 @@ HWY_EXPORT(TargetName);
 
 const char* simd_target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
 
+
+std::string cpu_backend_device_name(const ThreadPool& pool) {
+  return "host CPU (cpu: " + std::to_string(pool.size()) + " threads, " + simd_target_name() + ")";
+}
+
 CpuMatrix::CpuMatrix(const std::vector<float>& m, size_t rows, size_t cols, bool f16) : rows_(rows), cols_(cols) {
   if (f16) {
     half_.resize(m.size());

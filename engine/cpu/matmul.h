@@ -6,6 +6,7 @@
 // each loaded vector several times.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "engine/cpu/thread_pool.h"
@@ -65,5 +66,7 @@ class Matmul {
 
 // The instruction set the kernels run with on this CPU ("AVX2", "AVX3", "NEON", ...).
 const char* simd_target_name();
+// What ModelInfo::device_name says for a fast stepper on `pool`: "host CPU (cpu: 2 threads, AVX2)".
+std::string cpu_backend_device_name(const ThreadPool& pool);
 
 }  // namespace vkssm

@@ -1,6 +1,6 @@
 #pragma once
-// The cpu backend's element-wise and scan kernels (Highway, vectorized): what a Mamba step
-// does between its matrix products. Single-threaded; callers split channels across threads.
+// The cpu backend's element-wise and scan kernels (Highway, vectorized): what a Mamba or S4D
+// step does between its matrix products. Single-threaded; callers split channels across threads.
 #include <cstddef>
 
 namespace vkssm {
@@ -48,5 +48,27 @@ struct Mamba2ScanRow {
   float* y = nullptr;            // [E]
 };
 void mamba2_scan(const Mamba2ScanRow& row, size_t h0, size_t h1);
+
+// One frame of S4D's diagonal recurrence for channels [h0, h1) of one stream, on the complex
+// state as the blob stores it ((re, im) pairs): per mode m of channel h
+//   s = dA·s + dB·u;   y[h] = gelu(D[h]·u + 2·Re(Σ_m C·s))   (u = the channel's input)
+// The complex products stay interleaved: with the load-time vectors below, dA·s is
+// dA_re·s + dA_im·swap(s), swap exchanging each pair's re and im, and 2·Re(C·s) is the sum of
+// C2·s. Every vector is [H][2M] floats.
+struct S4DScanRow {
+  size_t modes = 0;              // M
+  const float* dA_re = nullptr;  // (re, re) of dA per mode
+  const float* dA_im = nullptr;  // (-im, im) of dA per mode
+  const float* dB = nullptr;     // (re, im) of dB per mode
+  const float* C2 = nullptr;     // (2·re, -2·im) of C per mode
+  const float* D = nullptr;      // [H]
+  const float* u = nullptr;      // [H] the layer's input
+  float* state = nullptr;        // [H][2M] the stream's state of this layer, updated
+  float* y = nullptr;            // [H]
+};
+void s4d_scan(const S4DScanRow& row, size_t h0, size_t h1);
+
+// S4D's GLU into the residual stream for one row: x[i] += a[i] * sigmoid(a[n + i]), i < n.
+void glu_residual(float* x, const float* a, size_t n);
 
 }  // namespace vkssm

@@ -181,7 +181,9 @@ int best_device(const std::vector<VkPhysicalDevice>& devices, uint32_t instance_
   return best;
 }
 
-int requested_device(int option) {
+}  // namespace
+
+int requested_device_index(int option) {
   if (option >= 0) return option;
   const char* env = std::getenv("VKSSM_DEVICE");
   if (env && *env) {
@@ -193,7 +195,10 @@ int requested_device(int option) {
   return -1;
 }
 
-}  // namespace
+std::string device_index_out_of_range(int index, size_t count) {
+  return "device index " + std::to_string(index) + " out of range: " + std::to_string(count) +
+         " Vulkan device(s) found (see `vkssm devices`)";
+}
 
 uint64_t validation_message_count() { return g_validation_messages.load(); }
 
@@ -366,7 +371,7 @@ VulkanContext::VulkanContext(const Options& options) {
   try {
     profile_ = options.profile.empty() ? device_profile_from_env() : options.profile;
     create_instance(options.validation || env_flag("VKSSM_VALIDATION"));
-    choose_device(requested_device(options.device));
+    choose_device(requested_device_index(options.device));
     create_device();
     cache_dir_ = options.cache_dir;
     load_pipeline_cache();
@@ -412,9 +417,7 @@ void VulkanContext::choose_device(int requested) {
   if (devices.empty())
     throw Error(kNoDevice);
   int index = requested;
-  if (index >= int(devices.size()))
-    throw Error("device index " + std::to_string(index) + " out of range: " +
-                std::to_string(devices.size()) + " Vulkan device(s) found (see `vkssm devices`)");
+  if (index >= int(devices.size())) throw Error(device_index_out_of_range(index, devices.size()));
   if (index < 0) index = best_device(devices, instance_api_);
   if (index < 0) throw Error("no Vulkan device supports Vulkan 1.1, which vkssm needs");
   caps_ = probe_device(devices[index], instance_api_);

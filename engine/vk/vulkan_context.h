@@ -164,6 +164,12 @@ class VulkanContext {
 // 1.2 or newer, so a Vulkan 1.1 instance or device never sees them.
 DeviceCaps probe_device(VkPhysicalDevice pd, uint32_t instance_api);
 
+// The device index a load asks for: `option` when >= 0, else $VKSSM_DEVICE, else -1 (none named).
+// A VKSSM_DEVICE that is not a number throws vkssm::Error naming it.
+int requested_device_index(int option);
+// The error for a device index the machine does not have (opening it, or BackendKind::Auto).
+std::string device_index_out_of_range(int index, size_t count);
+
 // The upload path for `caps` under $VKSSM_UPLOAD=`setting` ("" or "auto": Mapped on unified
 // memory, else Staged; "staged", "mapped", "flushed"). An unknown value, or mapped/flushed
 // without unified memory, throws vkssm::Error naming VKSSM_UPLOAD.

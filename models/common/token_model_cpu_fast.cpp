@@ -22,7 +22,7 @@ TokenModelCpuFast::TokenModelCpuFast(const TokenModelWeights& w, size_t d_model,
 }
 
 std::string TokenModelCpuFast::device_name() const {
-  return "host CPU (cpu: " + std::to_string(pool_.size()) + " threads, " + simd_target_name() + ")";
+  return cpu_backend_device_name(pool_);
 }
 
 void TokenModelCpuFast::step_token(float* state, int32_t token, float* out) const {

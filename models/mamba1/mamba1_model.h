@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/backend_choice.h"
 #include "engine/vkssm.hpp"
 #include "host/checkpoint.h"
 #include "host/dtype.h"
@@ -114,9 +115,9 @@ class CpuStepper;
 std::unique_ptr<CpuStepper> make_mamba1_cpu_fast(const Mamba1Weights& weights, const LoadOptions& options);
 // The Vulkan backend (mamba1_vulkan.cpp).
 std::unique_ptr<Model> create_mamba1_vulkan(const Mamba1Weights& weights, const LoadOptions& options);
-// Weights already in memory on the backend `options` asks for (tests, bench).
+// Weights already in memory on the backend `options` asks for, Auto resolved (tests, bench).
 inline std::unique_ptr<Model> create_mamba1(const Mamba1Weights& weights, const LoadOptions& options = {}) {
-  return options.backend != BackendKind::Vulkan ? create_mamba1_cpu(weights, options) : create_mamba1_vulkan(weights, options);
+  return create_on_backend(weights, options, create_mamba1_cpu, create_mamba1_vulkan);
 }
 
 }  // namespace vkssm

@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/backend_choice.h"
 #include "engine/vkssm.hpp"
 #include "host/checkpoint.h"
 #include "host/dtype.h"
@@ -113,9 +114,9 @@ class CpuStepper;
 std::unique_ptr<CpuStepper> make_mamba2_cpu_fast(const Mamba2Weights& weights, const LoadOptions& options);
 // The Vulkan backend (mamba2_vulkan.cpp).
 std::unique_ptr<Model> create_mamba2_vulkan(const Mamba2Weights& weights, const LoadOptions& options);
-// Weights already in memory on the backend `options` asks for (tests, bench).
+// Weights already in memory on the backend `options` asks for, Auto resolved (tests, bench).
 inline std::unique_ptr<Model> create_mamba2(const Mamba2Weights& weights, const LoadOptions& options = {}) {
-  return options.backend != BackendKind::Vulkan ? create_mamba2_cpu(weights, options) : create_mamba2_vulkan(weights, options);
+  return create_on_backend(weights, options, create_mamba2_cpu, create_mamba2_vulkan);
 }
 
 }  // namespace vkssm

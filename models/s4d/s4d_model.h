@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/backend_choice.h"
 #include "engine/vkssm.hpp"
 #include "host/checkpoint.h"
 #include "host/dtype.h"
@@ -124,13 +125,18 @@ class S4DCpuReference {
 ModelInfo s4d_model_info(const S4DWeights& w);
 StateHeader s4d_state_header(const S4DWeights& w);
 
-// The `cpu` backend (the reference behind the Model interface; copies the weights).
+// The `reference` and `cpu` backends (the reference or the fast stepper behind the Model
+// interface; both keep their own copy of the weights).
 std::unique_ptr<Model> create_s4d_cpu(const S4DWeights& weights, const LoadOptions& options);
+class CpuStepper;
+// The fast cpu stepper (s4d_cpu_fast.cpp; built with VKSSM_CPU_FAST): fp16 matrices under
+// WeightStorage::F16, fp32 otherwise.
+std::unique_ptr<CpuStepper> make_s4d_cpu_fast(const S4DWeights& weights, const LoadOptions& options);
 // The Vulkan backend (s4d_vulkan.cpp).
 std::unique_ptr<Model> create_s4d_vulkan(const S4DWeights& weights, const LoadOptions& options);
-// Weights already in memory on the backend `options` asks for (tests, bench).
+// Weights already in memory on the backend `options` asks for, Auto resolved (tests, bench).
 inline std::unique_ptr<Model> create_s4d(const S4DWeights& weights, const LoadOptions& options = {}) {
-  return options.backend != BackendKind::Vulkan ? create_s4d_cpu(weights, options) : create_s4d_vulkan(weights, options);
+  return create_on_backend(weights, options, create_s4d_cpu, create_s4d_vulkan);
 }
 
 }  // namespace vkssm

@@ -21,7 +21,7 @@ parser.add_argument("-n", type=int, default=200, help="tokens to generate")
 parser.add_argument("--temperature", type=float, default=0.8)
 parser.add_argument("--top-k", type=int, default=0)
 parser.add_argument("--seed", type=int, default=1)
-parser.add_argument("--backend", choices=["vulkan", "cpu"], default="vulkan")
+parser.add_argument("--backend", choices=["auto", "vulkan", "cpu", "reference"], default="auto")
 args = parser.parse_args()
 
 model = vkssm.load(args.model, backend=args.backend, max_streams=1)

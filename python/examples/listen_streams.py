@@ -18,7 +18,7 @@ import vkssm
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("wavs", nargs="+")
-parser.add_argument("--backend", choices=["vulkan", "cpu"], default="vulkan")
+parser.add_argument("--backend", choices=["auto", "vulkan", "cpu", "reference"], default="auto")
 parser.add_argument("--realtime", action="store_true", help="push audio at its real pace")
 args = parser.parse_args()
 

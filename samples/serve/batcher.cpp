@@ -386,6 +386,7 @@ void Batcher::advance_audio() {
     AudioSlot& a = *audio_batch_[size_t(i)];
     Session& s = *table_.find(a.session);
     s.position += 1;  // frames
+    a.feed->frames_stepped.fetch_add(1, std::memory_order_release);
     s.last_used = Clock::now();
     CommandDetection d;
     if (a.decoder->push(frame_outputs_.data() + size_t(i) * n_out, &d)) {

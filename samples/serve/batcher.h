@@ -22,6 +22,7 @@
 // Sampling happens on the host from the logits each step returns (sample_nth with the request's
 // own draw index), so a request's output depends only on its seed and the session's state, not on
 // which slot or batch it ran in, and top logprobs come from the same logits.
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -76,6 +77,9 @@ struct AudioFeed {
   std::mutex mutex;
   std::vector<float> samples;
   bool end = false;  // end of audio: process what came, send its events, then end the session
+  // Frames the step loop has stepped for this session: the connection compares it with the
+  // samples it has pushed to know how far behind the session is (its backpressure).
+  std::atomic<int64_t> frames_stepped{0};
 };
 
 struct JobSpec {

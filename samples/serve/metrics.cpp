@@ -33,6 +33,9 @@ std::string Metrics::prometheus() const {
   metric(out, "vkssm_tokens_prefilled_total", "counter", "Prompt tokens advanced by prefill.", get(tokens_prefilled));
   metric(out, "vkssm_audio_frames_total", "counter", "Audio frames (10 ms hops) advanced by step_frames.",
          get(frames_stepped));
+  metric(out, "vkssm_audio_read_pauses_total", "counter",
+         "Times an audio socket stopped being read because its session's backlog was full (--audio-backlog).",
+         get(audio_read_pauses));
   metric(out, "vkssm_tokens_generated_total", "counter", "Tokens sampled for generation requests.",
          get(tokens_generated));
   metric(out, "vkssm_sessions_expired_total", "counter", "Sessions freed after being idle too long.",

@@ -21,6 +21,7 @@ struct Metrics {
   std::atomic<uint64_t> tokens_prefilled{0};  // tokens through Model::prefill
   std::atomic<uint64_t> tokens_generated{0};
   std::atomic<uint64_t> frames_stepped{0};    // audio frames through Model::step_frames (frame models)
+  std::atomic<uint64_t> audio_read_pauses{0}; // times a WebSocket stopped reading: its backlog was full
   std::atomic<uint64_t> sessions_expired{0};
   std::atomic<uint64_t> redis_round_trips{0};
   std::atomic<uint64_t> redis_failures{0};

@@ -10,8 +10,9 @@ namespace vkssm::cli {
 
 const std::vector<Flag> kServeFlags = {
     {"--model", "PATH", "checkpoint folder or GGUF file: a token model, or a speech-command model for audio sessions"},
-    {"--backend", "NAME", "vulkan (default), cpu (threads + SIMD) or reference (the plain C++ reference)"},
+    {"--backend", "NAME", kBackendHelp},
     {"--device", "N", "Vulkan device index (default: $VKSSM_DEVICE, else the best one)"},
+    {"--threads", "N", kThreadsHelp},
     {"--weights", "TYPE", "auto (default), f32, f16, q8_0, q4_0, q4_k, q5_k or q6_k"},
     {"--host", "ADDR", "address to listen on (default 127.0.0.1)"},
     {"--port", "N", "port to listen on; 0 = any free port (default 8080)"},
@@ -22,6 +23,7 @@ const std::vector<Flag> kServeFlags = {
     {"--idle-timeout", "S", "free sessions unused for S seconds (default 600)"},
     {"--max-body", "BYTES", "largest request body or audio message accepted (default 1048576)"},
     {"--max-tokens", "N", "most tokens one request may generate (default 4096)"},
+    {"--audio-backlog", "S", "seconds of audio a session may have waiting before its socket is not read (default 2)"},
 };
 
 const char* const kServeDetails =
@@ -45,6 +47,7 @@ int cmd_serve(const Args& args) {
   opt.idle_timeout_s = parse_int("--idle-timeout", args.get_or("--idle-timeout", "600"), 1, 1 << 30);
   opt.max_body_bytes = static_cast<size_t>(parse_int("--max-body", args.get_or("--max-body", "1048576"), 1, 1 << 30));
   opt.max_tokens = static_cast<int>(parse_int("--max-tokens", args.get_or("--max-tokens", "4096"), 1, 1 << 20));
+  opt.max_audio_backlog_s = parse_float("--audio-backlog", args.get_or("--audio-backlog", "2"), 0.0f, 3600.0f);
 
   // Block the signals before any thread starts so that every thread inherits the mask and only
   // sigwait below sees them.
@@ -57,6 +60,7 @@ int cmd_serve(const Args& args) {
   serve::Server server(opt);
   server.start();
   const ModelInfo& info = server.model().info();
+  report_backend_choice(info);
   std::cerr << "vkssm serve: " << info.architecture << " on " << info.backend << " (" << info.device_name << "), "
             << server.model().capacity() << " sessions, listening on http://" << opt.host << ":" << server.port()
             << " and ws://" << opt.host << ":" << server.ws_port()

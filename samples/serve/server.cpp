@@ -69,7 +69,8 @@ Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>()) {
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
   add_routes(s.http, s.api);
-  s.ws = std::make_unique<WebSocketServer>(s.api, *s.batcher, s.options.max_body_bytes);
+  s.ws = std::make_unique<WebSocketServer>(s.api, *s.batcher, s.options.max_body_bytes,
+                                           audio_backlog_samples(s.options.max_audio_backlog_s));
 }
 
 Server::~Server() { stop(); }

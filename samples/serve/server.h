@@ -20,6 +20,10 @@ struct ServeOptions {
   std::string redis_url;             // "": sessions live in this process only
   std::string api_key;               // "": no authentication
   size_t max_body_bytes = 1 << 20;   // larger requests get 413, larger audio messages close with 1009
+  // Audio a session may have waiting for the step loop, in seconds: past it, its socket is not read
+  // until the loop catches up, so TCP flow control slows a client that sends faster than real time
+  // (a file streamed at once) and a session's memory stays bounded whatever the client sends.
+  double max_audio_backlog_s = 2.0;
   int64_t idle_timeout_s = 600;      // sessions unused this long are freed (and expire in Redis)
   int max_tokens = 4096;             // the most tokens one request may generate
 };

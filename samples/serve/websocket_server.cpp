@@ -3,12 +3,15 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -16,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "host/audio/log_mel.h"
 #include "host/audio/wav_reader.h"
 #include "host/error.h"
 #include "samples/serve/batcher.h"
@@ -37,19 +41,24 @@ constexpr size_t kRequestLimit = 16 * 1024;            // the upgrade request's 
 constexpr auto kRequestTimeout = std::chrono::seconds(30);
 constexpr size_t kWorkers = 4;                         // threads for the blocking session calls
 constexpr size_t kMaxCloseReason = 123;                // RFC 6455: a close frame's reason bytes
+// While a session's backlog is full, how often its connection looks again: one hop, the time the
+// step loop takes to move every session on by one frame in real time.
+constexpr auto kBacklogPoll = std::chrono::milliseconds(10);
 
 class Connection;
 
 }  // namespace
 
 struct WebSocketServer::Impl {
-  Impl(ApiContext& a, Batcher& b, size_t max_message) : api(a), batcher(b), max_message_bytes(max_message) {}
+  Impl(ApiContext& a, Batcher& b, size_t max_message, int64_t max_backlog)
+      : api(a), batcher(b), max_message_bytes(max_message), max_backlog_samples(max_backlog) {}
 
   void accept_next();
 
   ApiContext& api;
   Batcher& batcher;
   const size_t max_message_bytes;
+  const int64_t max_backlog_samples;
   net::io_context io{1};
   tcp::acceptor acceptor{io};
   net::thread_pool workers{kWorkers};
@@ -65,7 +74,8 @@ namespace {
 // the connection's strand; those two are called by the step loop and only post onto it.
 class Connection : public AudioSink, public std::enable_shared_from_this<Connection> {
  public:
-  Connection(WebSocketServer::Impl& server, tcp::socket socket) : server_(server), ws_(std::move(socket)) {}
+  Connection(WebSocketServer::Impl& server, tcp::socket socket)
+      : server_(server), ws_(std::move(socket)), backlog_timer_(ws_.get_executor()) {}
 
   void start() {
     net::dispatch(ws_.get_executor(), [self = shared_from_this()] { self->read_request(); });
@@ -207,7 +217,27 @@ class Connection : public AudioSink, public std::enable_shared_from_this<Connect
       message_bytes_ = 0;
       if (end_of_audio_) server_.batcher.audio_arrived();
     }
+    if (backlog_full()) {
+      if (server_.api.metrics) server_.api.metrics->audio_read_pauses.fetch_add(1);
+      return wait_for_backlog();
+    }
     read_next();
+  }
+
+  // Backpressure: more audio waits for the step loop than --audio-backlog allows. The socket is
+  // not read until the loop has caught up, so the client's sends block once TCP's buffers fill;
+  // no audio is dropped and nothing grows without bound.
+  bool backlog_full() const {
+    const int64_t stepped = feed_->frames_stepped.load(std::memory_order_acquire) * LogMelSpec::kHop;
+    return samples_pushed_ - stepped > server_.max_backlog_samples;
+  }
+  void wait_for_backlog() {
+    backlog_timer_.expires_after(kBacklogPoll);
+    backlog_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->close_ || self->finished_) return;  // cancelled, or the connection is ending
+      if (self->backlog_full()) return self->wait_for_backlog();
+      self->read_next();
+    });
   }
 
   // The bytes read so far, as samples (an odd byte waits for the next read), into the feed.
@@ -227,6 +257,7 @@ class Connection : public AudioSink, public std::enable_shared_from_this<Connect
       std::lock_guard<std::mutex> lock(feed_->mutex);
       feed_->samples.insert(feed_->samples.end(), samples_.begin(), samples_.end());
     }
+    samples_pushed_ += int64_t(samples_.size());
     server_.batcher.audio_arrived();
   }
 
@@ -287,6 +318,8 @@ class Connection : public AudioSink, public std::enable_shared_from_this<Connect
   std::optional<websocket::close_reason> close_;
   size_t message_bytes_ = 0;       // of the message being read
   std::optional<uint8_t> carry_;   // an odd byte from the previous read
+  int64_t samples_pushed_ = 0;     // into feed_, since the connection opened
+  net::steady_timer backlog_timer_;
   std::vector<uint8_t> bytes_;
   std::vector<float> samples_;
 };
@@ -309,8 +342,16 @@ void WebSocketServer::Impl::accept_next() {
   });
 }
 
-WebSocketServer::WebSocketServer(ApiContext& api, Batcher& batcher, size_t max_message_bytes)
-    : impl_(std::make_unique<Impl>(api, batcher, max_message_bytes)) {}
+int64_t audio_backlog_samples(double seconds) {
+  // At least a window and a hop: up to window - 1 samples wait for the next frame whatever the
+  // loop does, and a smaller limit would stop reading a session that can only move with more audio.
+  const int64_t floor = LogMelSpec::kWindow + LogMelSpec::kHop;
+  return std::max<int64_t>(floor, int64_t(std::llround(seconds * LogMelSpec::kSampleRate)));
+}
+
+WebSocketServer::WebSocketServer(ApiContext& api, Batcher& batcher, size_t max_message_bytes,
+                                 int64_t max_backlog_samples)
+    : impl_(std::make_unique<Impl>(api, batcher, max_message_bytes, max_backlog_samples)) {}
 
 WebSocketServer::~WebSocketServer() { stop(); }
 

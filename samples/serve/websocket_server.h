@@ -27,10 +27,15 @@ namespace vkssm::serve {
 struct ApiContext;
 class Batcher;
 
+// --audio-backlog's seconds as 16 kHz samples (at least one analysis window and hop, 35 ms).
+int64_t audio_backlog_samples(double seconds);
+
 class WebSocketServer {
  public:
-  // `max_message_bytes`: the largest binary message accepted (--max-body).
-  WebSocketServer(ApiContext& api, Batcher& batcher, size_t max_message_bytes);
+  // `max_message_bytes`: the largest binary message accepted (--max-body). `max_backlog_samples`:
+  // a connection stops reading while its session has more samples than this waiting for the step
+  // loop (--audio-backlog), and reads on once the loop has caught up.
+  WebSocketServer(ApiContext& api, Batcher& batcher, size_t max_message_bytes, int64_t max_backlog_samples);
   ~WebSocketServer();
   WebSocketServer(const WebSocketServer&) = delete;
   WebSocketServer& operator=(const WebSocketServer&) = delete;

@@ -46,7 +46,9 @@ for kind in static shared; do
   "$out/pkg-config/consumer_c" "$model" | tail -n 1
 
   # The installed tool finds the installed speech model (<prefix>/share/vkssm/models/).
-  "$prefix/bin/vkssm" listen --json "$PWD/models/s4d/speech-commands/demo/command-1.wav" 2>/dev/null |
-    grep -q '"word":"yes"' || { echo "consumer: the installed vkssm listen found no command" >&2; exit 1; }
+  # The output is captured before it is matched: `vkssm listen` flushes each event as it is
+  # decided, so a `grep -q` reading the pipe could exit first and (under pipefail) fail the pipe.
+  events=$("$prefix/bin/vkssm" listen --backend vulkan --json "$PWD/models/s4d/speech-commands/demo/command-1.wav" 2>/dev/null) || true
+  [[ $events == *'"word":"yes"'* ]] || { echo "consumer: the installed vkssm listen found no command" >&2; exit 1; }
   echo "consumer: $kind: CMake and pkg-config builds ran; installed vkssm listen works"
 done

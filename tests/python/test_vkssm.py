@@ -85,8 +85,22 @@ def test_snapshot_restore_fork_rollback(tiny):
     assert a.shape == (1, 256)
 
 
+def test_auto_backend_is_the_default_and_says_why(cli):
+    # What `vkssm devices` says auto picks ("auto backend: cpu \u2014 the only Vulkan device, ...").
+    last = subprocess.run([cli, "devices"], check=True, capture_output=True, text=True).stdout.splitlines()[-1]
+    backend, why = last.removeprefix("auto backend: ").split(" \u2014 ", 1)
+    auto = vkssm.load(TINY, backend="auto", max_streams=1)
+    default = vkssm.load(TINY, max_streams=1)
+    for m in (auto, default):
+        assert (m.info.backend, m.info.backend_reason) == (backend, f"{backend}: {why}")
+    named = vkssm.load(TINY, backend=backend, max_streams=1)
+    assert named.info.backend_reason == "requested"
+    # The same logits, bit for bit, as the backend it chose when named.
+    np.testing.assert_array_equal(step_each(auto, IDS), step_each(named, IDS))
+
+
 def test_snapshot_moves_between_backends():
-    gpu = vkssm.load(TINY, max_streams=1)
+    gpu = vkssm.load(TINY, backend="vulkan", max_streams=1)
     cpu = vkssm.load(TINY, backend="reference", max_streams=1)
     for t in IDS[:6]:
         gpu.step([t], [0])
@@ -128,7 +142,7 @@ def test_bad_arguments_name_the_argument(tiny):
         tiny.step([2**32])
     with pytest.raises(TypeError, match="^data: expected bytes, got str$"):
         tiny.restore(0, "blob")
-    with pytest.raises(ValueError, match="^backend: expected 'vulkan', 'reference' or 'cpu', got 'gpu'$"):
+    with pytest.raises(ValueError, match="^backend: expected 'auto', 'vulkan', 'reference' or 'cpu', got 'gpu'$"):
         vkssm.load(TINY, backend="gpu")
     with pytest.raises(ValueError, match="^weights: expected 'auto', 'f32', 'f16', 'q8_0', 'q4_0', 'q4_k', 'q5_k' or 'q6_k', got 'int8'$"):
         vkssm.load(TINY, weights="int8")
@@ -156,7 +170,7 @@ def test_threads_step_one_model(tiny):
 
 
 def test_frame_model_matches_reference():
-    s4d = vkssm.load(str(ROOT / "tests/data/s4d_tiny"), max_streams=1)
+    s4d = vkssm.load(str(ROOT / "tests/data/s4d_tiny"), backend="vulkan", max_streams=1)
     inputs = np.load(ROOT / "tests/data/s4d_tiny_inputs.npy")
     want = np.load(ROOT / "tests/data/s4d_tiny_ref.npy")
     frames = inputs.reshape(-1, inputs.shape[-1])[: want.reshape(-1, want.shape[-1]).shape[0]]
@@ -169,7 +183,7 @@ def test_frame_model_matches_reference():
 
 
 def test_stream_pool():
-    model = vkssm.load(TINY, max_streams=2)
+    model = vkssm.load(TINY, backend="vulkan", max_streams=2)
     pool = vkssm.StreamPool(model)
     a = pool.open()
     pool.feed(a, IDS)
@@ -187,11 +201,11 @@ def test_stream_pool():
 
 
 def test_generate_equals_cli(cli):
-    model = vkssm.load(TINY, max_streams=1)
+    model = vkssm.load(TINY, backend="vulkan", max_streams=1)
     pieces = []
     text = vkssm.generate(model, "ROMEO:", max_tokens=60, temperature=0.8, top_k=0, seed=1, on_text=pieces.append)
-    out = subprocess.run([cli, "generate", "--model", TINY, "--prompt", "ROMEO:", "-n", "60", "--temperature", "0.8",
-                          "--seed", "1"], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([cli, "generate", "--model", TINY, "--backend", "vulkan", "--prompt", "ROMEO:", "-n", "60",
+                          "--temperature", "0.8", "--seed", "1"], check=True, capture_output=True, text=True).stdout
     assert "ROMEO:" + text == out.rstrip("\n") and "".join(pieces) == text
     assert model.tokenizer.decode(model.tokenizer.encode("to be")) == "to be"
 
@@ -209,11 +223,12 @@ def read_wav(path):
 
 def test_listener_equals_cli(cli):
     wavs = sorted((SPEECH / "demo").glob("command-*.wav"))
-    out = subprocess.run([cli, "listen", "--json", *map(str, wavs)], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([cli, "listen", "--backend", "vulkan", "--json", *map(str, wavs)], check=True,
+                         capture_output=True, text=True).stdout
     want = sorted((e["stream"], e["word"], e["time"], e["score"]) for e in map(json.loads, out.splitlines()))
     assert want
 
-    listener = vkssm.Listener(str(SPEECH), max_streams=len(wavs))
+    listener = vkssm.Listener(str(SPEECH), backend="vulkan", max_streams=len(wavs))
     assert "yes" in listener.commands
     for wav in wavs:
         rate, pcm = read_wav(wav)
