@@ -1,4 +1,5 @@
-// vkssm_bench: decode throughput and latency, against the device's own copy bandwidth, and the
+// vkssm_bench: decode throughput and latency, against the device's own copy bandwidth (the cpu
+// backend: the host's read bandwidth with the same threads), and the
 // time to first token for a document read by prefill versus restored from a saved state.
 //
 //   vkssm_bench [--model PATH] [--backend auto|vulkan|cpu|reference] [--device N] [--weights f32,q8_0,...|all]
@@ -17,6 +18,9 @@
 #include <vector>
 
 #include "bench/copy_bandwidth.h"
+#if VKSSM_CPU_FAST
+#include "engine/cpu/read_bandwidth.h"
+#endif
 #include "bench/quant_quality.h"
 #include "engine/architecture.h"
 #include "engine/vkssm.hpp"
@@ -30,6 +34,7 @@ struct Args {
   std::string model;
   BackendKind backend = BackendKind::Auto;
   int device = -1;
+  int threads = 0;  // cpu backend: threads in all (0: $VKSSM_THREADS, else every core)
   std::vector<WeightStorage> weights{WeightStorage::F32};  // one run per entry, in order
   int tokens = 64;
   std::vector<int> batches{1};
@@ -51,8 +56,8 @@ std::string bench_architectures() {
 [[noreturn]] void usage(int code) {
   std::fprintf(
       code ? stderr : stdout,
-      "usage: vkssm_bench [--model PATH] [--backend auto|vulkan|cpu|reference] [--device N] [--weights LIST|all]\n"
-      "                   [--tokens N] [--batch 1,4,16] [--ttft N] [--json | --csv] [--d-model D --layers L --vocab V]\n"
+      "usage: vkssm_bench [--model PATH] [--backend auto|vulkan|cpu|reference] [--device N] [--threads N]\n"
+      "                   [--weights LIST|all] [--tokens N] [--batch 1,4,16] [--ttft N] [--json | --csv] [--d-model D --layers L --vocab V]\n"
       "                   [--arch NAME]\n"
       "\n"
       "  --model PATH      checkpoint folder; default: a random model (shape from --d-model/--layers/--vocab,\n"
@@ -62,6 +67,8 @@ std::string bench_architectures() {
       "  --backend B       auto (default: Vulkan on a GPU, else cpu), vulkan, cpu (threads + SIMD) or\n"
       "                    reference (the plain reference)\n"
       "  --device N        Vulkan device index (default: $VKSSM_DEVICE, else the best device)\n"
+      "  --threads N       cpu backend: threads in all, also for its read-bandwidth roofline\n"
+      "                    (default: $VKSSM_THREADS, else every core)\n"
       "  --weights LIST    weight storage, comma-separated for one run each: f32 (default), f16, q8_0,\n"
       "                    q4_0, q4_k, q5_k, q6_k (ggml blocks, quantized at load); all = the tables'\n"
       "                    list, f32,f16,q8_0,q4_0,q4_k (bench/quant_quality.h)\n"
@@ -97,6 +104,10 @@ Args parse(int argc, char** argv) {
       else usage(2);
     }
     else if (f == "--device") a.device = std::atoi(value().c_str());
+    else if (f == "--threads") {
+      a.threads = std::atoi(value().c_str());
+      if (a.threads < 1 || a.threads > 1024) usage(2);
+    }
     else if (f == "--weights") {
       try {
         a.weights = parse_weight_storage_list(value(), "--weights");
@@ -256,6 +267,7 @@ void run_weights(const Args& a, WeightStorage weights, const CopyBandwidth& bw, 
   LoadOptions opt;
   opt.backend = a.backend;
   opt.device = a.device;
+  opt.cpu_threads = a.threads;
   opt.weights = weights;
   opt.max_streams = a.ttft > 0 ? std::max(2, max_batch) : max_batch;  // TTFT restores into slot 1
   std::unique_ptr<Model> model;
@@ -333,7 +345,8 @@ void run_weights(const Args& a, WeightStorage weights, const CopyBandwidth& bw, 
                 "  \"state_bytes_per_stream\": %llu,\n",
                 (unsigned long long)info.weight_bytes, (unsigned long long)device_bytes,
                 (unsigned long long)info.state_bytes_per_stream);
-    std::printf("  \"copy_bandwidth_gbps\": %.2f,\n  \"results\": [\n", bw.bytes_per_second / 1e9);
+    std::printf("  \"copy_bandwidth_gbps\": %.2f,\n  \"read_bandwidth_gbps\": %.2f,\n  \"results\": [\n",
+                bw.read_only ? 0.0 : bw.bytes_per_second / 1e9, bw.read_bytes_per_second / 1e9);
     for (size_t i = 0; i < rows.size(); ++i) {
       const Row& r = rows[i];
       std::printf("    {\"batch\": %d, \"tokens_per_s\": %.2f, \"step_p50_ms\": %.3f, \"step_p99_ms\": %.3f, "
@@ -379,7 +392,10 @@ void run_weights(const Args& a, WeightStorage weights, const CopyBandwidth& bw, 
               info.weight_type.c_str());
   std::printf("weights   %.1f MB read per step, %.1f MB on the device; state %.2f MB per stream\n",
               info.weight_bytes / 1e6, device_bytes / 1e6, info.state_bytes_per_stream / 1e6);
-  if (bw.bytes_per_second > 0)
+  if (bw.read_only)
+    std::printf("roofline  read bandwidth %.1f GB/s (%d threads) -> %.1f steps/s if weight reads ran at it\n",
+                bw.bytes_per_second / 1e9, bw.threads, bw.bytes_per_second / double(info.weight_bytes));
+  else if (bw.bytes_per_second > 0)
     std::printf("roofline  copy bandwidth %.1f GB/s (read+write) -> %.1f steps/s if weight reads ran at it\n",
                 bw.bytes_per_second / 1e9, bw.bytes_per_second / double(info.weight_bytes));
   const bool speedup = b1 != rows.end();
@@ -432,6 +448,15 @@ int main(int argc, char** argv) {
     }
     CopyBandwidth bw;
     if (a.backend == BackendKind::Vulkan) bw = measure_copy_bandwidth(a.device);
+#if VKSSM_CPU_FAST
+    if (a.backend == BackendKind::Cpu) {
+      // The same number of threads as the backend's pool, reading as its kernels read.
+      ThreadPool pool(a.threads);
+      bw.read_only = true;
+      bw.threads = pool.size();
+      bw.bytes_per_second = bw.read_bytes_per_second = measure_read_bandwidth(pool);
+    }
+#endif
     // One format prints the JSON object it always did; a list prints an array of them.
     const bool array = a.json && a.weights.size() > 1;
     if (array) std::printf("[\n");

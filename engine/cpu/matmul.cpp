@@ -62,8 +62,11 @@ HWY_INLINE void Tile(const WT* w, size_t cols, const float* x, size_t x_stride, 
   for (; c + lanes <= cols; c += lanes) {
     V wv[R];
     for (size_t r = 0; r < R; ++r) wv[r] = LoadW(df, w + r * cols + c);
-    if constexpr (kPrefetch)  // past the matrix's end on its last block: prefetches never fault
-      for (size_t r = 0; r < R; ++r) hwy::Prefetch(w + (R + r) * cols + c);
+    // Past the matrix's end on its last block: prefetches never fault. One per 64-byte line:
+    // a second one to the same line only takes a load slot from the reads that set the pace.
+    if constexpr (kPrefetch)
+      if ((c * sizeof(WT)) % 64 == 0)
+        for (size_t r = 0; r < R; ++r) hwy::Prefetch(w + (R + r) * cols + c);
     for (size_t s = 0; s < S; ++s) {
       const V xv = hn::LoadU(df, x + s * x_stride + c);
       for (size_t r = 0; r < R; ++r) acc[r][s] = hn::MulAdd(wv[r], xv, acc[r][s]);
