@@ -96,12 +96,9 @@ Args parse(int argc, char** argv) {
     if (f == "--help" || f == "-h") usage(0);
     else if (f == "--model") a.model = value();
     else if (f == "--backend") {
-      const std::string b = value();
-      if (b == "auto") a.backend = BackendKind::Auto;
-      else if (b == "vulkan") a.backend = BackendKind::Vulkan;
-      else if (b == "reference") a.backend = BackendKind::Reference;
-      else if (b == "cpu") a.backend = BackendKind::Cpu;
-      else usage(2);
+      const std::optional<BackendKind> b = backend_from_name(value());
+      if (!b) usage(2);
+      a.backend = *b;
     }
     else if (f == "--device") a.device = std::atoi(value().c_str());
     else if (f == "--threads") {

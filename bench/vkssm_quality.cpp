@@ -73,12 +73,9 @@ Args parse(int argc, char** argv) {
     };
     if (f == "--help" || f == "-h") usage(0);
     else if (f == "--backend") {
-      const std::string b = value();
-      if (b == "auto") a.backend = BackendKind::Auto;
-      else if (b == "vulkan") a.backend = BackendKind::Vulkan;
-      else if (b == "cpu") a.backend = BackendKind::Cpu;
-      else if (b == "reference") a.backend = BackendKind::Reference;
-      else usage(2);
+      const std::optional<BackendKind> b = backend_from_name(value());
+      if (!b) usage(2);
+      a.backend = *b;
     } else if (f == "--weights") {
       try {
         a.weights = parse_weight_storage_list(value(), "--weights");

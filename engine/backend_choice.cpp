@@ -19,12 +19,10 @@ int gpu_rank(const std::string& type) {
   return 0;  // "other"
 }
 
+// DeviceInfo::api_version is the packed VK_API_VERSION value.
 std::string api_text(uint32_t v) {
-  // VK_API_VERSION_MAJOR / MINOR, spelled out (DeviceInfo carries the packed value).
-  return std::to_string((v >> 22) & 0x7F) + "." + std::to_string((v >> 12) & 0x3FF);
+  return std::to_string(VK_API_VERSION_MAJOR(v)) + "." + std::to_string(VK_API_VERSION_MINOR(v));
 }
-
-constexpr uint32_t kVulkan11 = (1u << 22) | (1u << 12);
 
 // Why no device qualified, naming each one.
 std::string no_gpu_reason(const std::vector<DeviceInfo>& devices) {
@@ -52,6 +50,12 @@ const char* backend_name(BackendKind b) {
     case BackendKind::Auto: break;
   }
   return "auto";
+}
+
+std::optional<BackendKind> backend_from_name(const std::string& name) {
+  for (BackendKind b : {BackendKind::Auto, BackendKind::Vulkan, BackendKind::Reference, BackendKind::Cpu})
+    if (name == backend_name(b)) return b;
+  return std::nullopt;
 }
 
 VulkanProbe probe_vulkan() {
@@ -89,7 +93,7 @@ BackendChoice choose_backend(const VulkanProbe& probe, int requested, const std:
   }
   const DeviceInfo* best = nullptr;
   for (const DeviceInfo& d : probe.devices) {
-    if (d.type == "cpu" || d.api_version < kVulkan11) continue;
+    if (d.type == "cpu" || d.api_version < VK_API_VERSION_1_1) continue;
     if (!best || gpu_rank(d.type) > gpu_rank(best->type)) best = &d;
   }
   if (best) {

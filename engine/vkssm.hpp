@@ -10,6 +10,7 @@
 // advances any set of slots by one token each in a single GPU submit.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -211,6 +212,8 @@ struct BackendChoice {
 VKSSM_API BackendChoice choose_auto_backend(int device = -1);
 // "vulkan", "reference", "cpu" or "auto": as --backend, Python and ModelInfo::backend spell them.
 VKSSM_API const char* backend_name(BackendKind backend);
+// The inverse, for every parser of those names (CLI, bench, Python); nullopt for any other name.
+VKSSM_API std::optional<BackendKind> backend_from_name(const std::string& name);
 
 // Validation-layer messages seen since the process started (tests require 0).
 VKSSM_API uint64_t validation_message_count();

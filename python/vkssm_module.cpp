@@ -159,11 +159,9 @@ void require_token_model(const PyModel& m, const char* what) {
 LoadOptions load_options(const std::string& backend, py::handle device, const std::string& weights,
                          int max_streams, int rollback_depth) {
   LoadOptions opt;
-  if (backend == "auto") opt.backend = BackendKind::Auto;
-  else if (backend == "vulkan") opt.backend = BackendKind::Vulkan;
-  else if (backend == "reference") opt.backend = BackendKind::Reference;
-  else if (backend == "cpu") opt.backend = BackendKind::Cpu;
-  else throw py::value_error("backend: expected 'auto', 'vulkan', 'reference' or 'cpu', got '" + backend + "'");
+  const std::optional<BackendKind> kind = backend_from_name(backend);
+  if (!kind) throw py::value_error("backend: expected 'auto', 'vulkan', 'reference' or 'cpu', got '" + backend + "'");
+  opt.backend = *kind;
   if (!device.is_none()) {
     if (!py::isinstance<py::int_>(device) || py::isinstance<py::bool_>(device))
       throw py::type_error("device: expected an int or None, got " + type_name(device));

@@ -12,11 +12,9 @@ LoadOptions load_options(const Args& args) {
   LoadOptions opt;
   opt.max_streams = 1;  // one stream, unless the command raises it (logits with several --ids)
   std::string backend = args.get_or("--backend", "auto");
-  if (backend == "auto") opt.backend = BackendKind::Auto;
-  else if (backend == "vulkan") opt.backend = BackendKind::Vulkan;
-  else if (backend == "reference") opt.backend = BackendKind::Reference;
-  else if (backend == "cpu") opt.backend = BackendKind::Cpu;
-  else throw UsageError("--backend: expected auto, vulkan, reference or cpu, got '" + backend + "'");
+  const std::optional<BackendKind> kind = backend_from_name(backend);
+  if (!kind) throw UsageError("--backend: expected auto, vulkan, reference or cpu, got '" + backend + "'");
+  opt.backend = *kind;
   if (args.has("--device")) opt.device = static_cast<int>(parse_int("--device", args.get("--device"), 0, 1 << 20));
   // The bound of $VKSSM_THREADS, so both ways of asking agree.
   if (args.has("--threads")) opt.cpu_threads = static_cast<int>(parse_int("--threads", args.get("--threads"), 1, 1024));
