@@ -29,21 +29,30 @@ import urllib.error
 import urllib.request
 
 
-def post(url, body):
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+def request(method, url, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=60) as r:
-        return json.loads(r.read())
+        text = r.read()
+        return json.loads(text) if text else None
 
 
-def post_with_retries(url, body, attempts=50):
-    """post(), sent again while the balancer has no live replica for it or the connection broke."""
+def post(url, body):
+    return request("POST", url, body)
+
+
+def request_with_retries(method, url, body=None, attempts=50):
+    """request(), sent again while the balancer has no live replica for it, a replica's Redis
+    round trip failed (503) or the connection broke. Returns (answer, attempts that failed)."""
     for attempt in range(attempts):
         try:
-            return post(url, body), attempt
+            return request(method, url, body), attempt
         except urllib.error.HTTPError as e:
+            # A DELETE whose first answer was lost may find the session already gone.
+            if method == "DELETE" and e.code == 404 and attempt > 0:
+                return None, attempt
             if e.code not in (502, 503, 504) or attempt == attempts - 1:
-                raise RuntimeError(f"{url}: HTTP {e.code}: {e.read().decode(errors='replace')}") from e
+                raise RuntimeError(f"{method} {url}: HTTP {e.code}: {e.read().decode(errors='replace')}") from e
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             if attempt == attempts - 1:
                 raise
@@ -56,7 +65,7 @@ def run(api, reference, sessions, requests, clients, vocab, seed, kill_pid=None)
     # Each session's ids, in `requests` chunks of 1..6 tokens.
     chunks = [[[rng.randrange(vocab) for _ in range(rng.randint(1, 6))] for _ in range(requests)]
               for _ in range(sessions)]
-    ids = [post(api + "/v1/sessions", {})["id"] for _ in range(sessions)]
+    ids = [request_with_retries("POST", api + "/v1/sessions", {})[0]["id"] for _ in range(sessions)]
     next_chunk = [0] * sessions
     position = [0] * sessions  # ids fed so far
     retried = [0]
@@ -78,8 +87,8 @@ def run(api, reference, sessions, requests, clients, vocab, seed, kill_pid=None)
                 chunk = chunks[s][next_chunk[s]]
             start = time.perf_counter()
             try:
-                out, retries = post_with_retries(f"{api}/v1/sessions/{ids[s]}/tokens",
-                                                 {"ids": chunk, "position": position[s], "logits": True})
+                out, retries = request_with_retries("POST", f"{api}/v1/sessions/{ids[s]}/tokens",
+                                                    {"ids": chunk, "position": position[s], "logits": True})
             except Exception as e:  # noqa: BLE001 - any failure is reported
                 with lock:
                     failures.append(f"session {s}: {e}")
@@ -118,8 +127,8 @@ def run(api, reference, sessions, requests, clients, vocab, seed, kill_pid=None)
         if got["position"] != len(fed) or worst > 1e-5:
             mismatches.append(f"session {s}: position {got['position']} of {len(fed)}, "
                               f"largest relative logit difference {worst:.3g}")
-        urllib.request.urlopen(urllib.request.Request(f"{reference}/v1/sessions/{ref_id}", method="DELETE"))
-        urllib.request.urlopen(urllib.request.Request(f"{api}/v1/sessions/{ids[s]}", method="DELETE"))
+        request("DELETE", f"{reference}/v1/sessions/{ref_id}")
+        request_with_retries("DELETE", f"{api}/v1/sessions/{ids[s]}")
     latencies.sort()
     figures = {
         "clients": clients,

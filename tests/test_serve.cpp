@@ -472,6 +472,33 @@ TEST_F(ServeTest, APortInUseIsAClearError) {
                 " (address in use, or not an address of this machine)");
 }
 
+// A load balancer keeps idle connections open to reuse them. httplib holds a handler thread for
+// each open connection, so the server answers one request per connection and closes it: idle
+// clients never take the threads that new requests need.
+TEST_F(ServeTest, EachConnectionIsClosedAfterItsAnswer) {
+  start();
+  std::vector<int> sockets;
+  for (int i = 0; i < 24; ++i) {  // three times the handler threads of a 4-stream server
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr = loopback(port_);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    const std::string request = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n";
+    ASSERT_EQ(send(fd, request.data(), request.size(), 0), ssize_t(request.size()));
+    timeval timeout = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    std::string answer;
+    char buf[4096];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof buf, 0)) > 0) answer.append(buf, size_t(n));
+    EXPECT_EQ(n, 0) << "connection " << i << " was left open by the server";
+    EXPECT_EQ(answer.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << answer;
+    EXPECT_NE(answer.find("Connection: close\r\n"), std::string::npos) << answer;
+    sockets.push_back(fd);  // the client side stays open, as a pooling balancer's would
+  }
+  EXPECT_EQ(call(port_, "GET", "/health").status, 200);
+  for (int fd : sockets) close(fd);
+}
+
 TEST_F(ServeTest, IdleSessionsExpire) {
   ServeOptions o = options(BackendKind::Reference, 1);
   o.idle_timeout_s = 1;

@@ -62,6 +62,12 @@ Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>()) {
   // max(8, cores - 1) threads, which would cap the batch at 8 on a small machine).
   const size_t handlers = static_cast<size_t>(s.model->capacity()) + 4;
   s.http.new_task_queue = [handlers] { return new httplib::ThreadPool(handlers); };
+  // One request per connection. httplib gives each connection a pool thread until it closes, so
+  // an idle keep-alive connection (a load balancer keeps many) would hold its thread for the
+  // keep-alive timeout (5 s) while new connections wait in the queue behind it: measured through
+  // HAProxy with 64 clients and two 32-stream replicas, p99 latency fell from 3.7 s to 0.37 s
+  // and requests/s rose from 92 to 288 with this. A new local TCP connection costs far less.
+  s.http.set_keep_alive_max_count(1);
   // httplib's default also sets SO_REUSEPORT, which lets a second server bind the same port and
   // silently take half the connections; SO_REUSEADDR alone still allows a quick restart.
   s.http.set_socket_options([](socket_t sock) {
