@@ -140,15 +140,26 @@ pid_t spawn(std::vector<std::string> words, const std::string& stderr_path = "")
   return pid;
 }
 
-// Sends `request` as it is over a new connection and returns everything the server answers.
-std::string raw_request(int port, const std::string& request) {
+// A new connection to 127.0.0.1:port with `request` sent on it and a 10 s receive timeout;
+// -1 when it cannot connect or send.
+int send_on_new_connection(int port, const std::string& request) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr = loopback(port);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      send(fd, request.data(), request.size(), 0) != ssize_t(request.size())) {
+    close(fd);
+    return -1;
+  }
+  timeval timeout = {10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  return fd;
+}
+
+// Sends `request` as it is over a new connection and returns everything the server answers.
+std::string raw_request(int port, const std::string& request) {
+  const int fd = send_on_new_connection(port, request);
   std::string answer;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      send(fd, request.data(), request.size(), 0) == ssize_t(request.size())) {
-    timeval timeout = {10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  if (fd >= 0) {
     char buf[4096];
     // Until the body announced by Content-Length is in (the server may keep the connection).
     for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) {
@@ -158,8 +169,8 @@ std::string raw_request(int port, const std::string& request) {
           answer.size() >= head + 4 + std::stoul(answer.substr(length + 16)))
         break;
     }
+    close(fd);
   }
-  close(fd);
   return answer;
 }
 
@@ -479,13 +490,9 @@ TEST_F(ServeTest, EachConnectionIsClosedAfterItsAnswer) {
   start();
   std::vector<int> sockets;
   for (int i = 0; i < 24; ++i) {  // three times the handler threads of a 4-stream server
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr = loopback(port_);
-    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    const std::string request = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n";
-    ASSERT_EQ(send(fd, request.data(), request.size(), 0), ssize_t(request.size()));
-    timeval timeout = {10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    const int fd =
+        send_on_new_connection(port_, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n");
+    ASSERT_GE(fd, 0) << "connection " << i;
     std::string answer;
     char buf[4096];
     ssize_t n;
