@@ -6,11 +6,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <string>
 #include <vector>
 
+#include "engine/cpu/matmul.h"
+#include "engine/cpu/thread_pool.h"
 #include "engine/vkssm.hpp"
 #include "host/dtype.h"
 #include "models/mamba1/mamba1_model.h"
@@ -326,6 +329,98 @@ TEST(CpuFast, S4DStreamsDoNotDependOnTheBatchOrTheThreads) {
       }
     }
   }
+}
+
+// The panel layout (engine/cpu/matmul.h) at heights around a panel's and a vector's.
+std::vector<size_t> awkward_heights() {
+  const size_t P = Matmul::row_align();
+  return {1, 5, P - 1, P, P + 1, 2 * P + 3, 101};
+}
+
+TEST(CpuMatrix, PanelsKeepEveryRow) {
+  for (size_t rows : awkward_heights()) {
+    for (size_t cols : {size_t(1), size_t(7), size_t(48)}) {
+      std::vector<float> m(rows * cols);
+      for (size_t i = 0; i < m.size(); ++i) m[i] = float(i) * 0.37f - 5.0f;
+      for (bool f16 : {false, true}) {
+        const CpuMatrix w(m, rows, cols, f16);
+        const uint64_t value_bytes = f16 ? 2 : 4;
+        EXPECT_GE(w.bytes(), rows * cols * value_bytes);
+        EXPECT_LT(w.bytes(), (rows + Matmul::row_align()) * cols * value_bytes);
+        EXPECT_EQ(w.bytes_over_f32(), int64_t(w.bytes()) - int64_t(rows * cols * 4));
+        std::vector<float> row(cols);
+        for (size_t r = 0; r < rows; ++r) {
+          w.copy_row(r, row.data());
+          for (size_t c = 0; c < cols; ++c) {
+            const float want = f16 ? half_to_float(float_to_half(m[r * cols + c])) : m[r * cols + c];
+            ASSERT_EQ(row[c], want) << rows << "x" << cols << " f16 " << f16 << " at " << r << "," << c;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Y = W·X (+ bias, or added to Y) against double sums, for any number of X rows and for a row
+// range that starts and ends inside panels: rows outside it are left as they were.
+TEST(CpuMatrix, ProductsMatchPlainSumsForAnyRowsAndRange) {
+  ThreadPool pool(2);
+  const Matmul matmul(pool);
+  for (size_t rows : awkward_heights()) {
+    const size_t cols = 29;
+    std::vector<float> m(rows * cols), bias(rows);
+    for (size_t i = 0; i < m.size(); ++i) m[i] = std::sin(float(i) * 0.71f);
+    for (size_t r = 0; r < rows; ++r) bias[r] = float(r) * 0.25f;
+    const CpuMatrix w(m, rows, cols, false);
+    for (size_t n : {size_t(1), size_t(3), size_t(4), size_t(9)}) {
+      std::vector<float> x(n * cols);
+      for (size_t i = 0; i < x.size(); ++i) x[i] = std::cos(float(i) * 0.13f);
+      const size_t r0 = std::min<size_t>(3, rows - 1), r1 = rows - (rows > 7 ? 2 : 0);
+      for (bool accumulate : {false, true}) {
+        std::vector<float> y(n * rows, 1.5f);
+        matmul.rows(w, r0, r1, {x.data(), cols, n, y.data(), rows, bias.data(), accumulate});
+        for (size_t i = 0; i < n; ++i) {
+          for (size_t r = 0; r < rows; ++r) {
+            double want = 1.5;
+            if (r >= r0 && r < r1) {
+              double sum = bias[r];
+              for (size_t c = 0; c < cols; ++c) sum += double(m[r * cols + c]) * x[i * cols + c];
+              want = accumulate ? 1.5 + sum : sum;
+            }
+            EXPECT_NEAR(y[i * rows + r], want, 1e-5 * (1 + std::abs(want)))
+                << rows << " rows, n " << n << ", row " << r << ", accumulate " << accumulate;
+          }
+        }
+      }
+    }
+  }
+}
+
+// ModelInfo says how the cpu backend stores its weights: fp16 matrices take half the bytes.
+TEST(CpuFast, WeightBytesCountTheStoredMatrices) {
+  const Mamba1Config cfg = shapes()[2].cfg;
+  const Mamba1Weights w = random_mamba1(cfg, 2);
+  auto ref = create_mamba1(w, options(BackendKind::Reference, 1));
+  auto f32 = create_mamba1(w, options(BackendKind::Cpu, 1));
+  auto f16 = create_mamba1(w, options(BackendKind::Cpu, 1, WeightStorage::F16));
+  EXPECT_EQ(f32->info().weight_type, "f32");
+  EXPECT_EQ(f16->info().weight_type, "f16");
+  int64_t padding32 = 0, padding16 = 0, matrix_floats = 0;
+  auto add = [&](const std::vector<float>& m, int64_t rows, int64_t cols) {
+    padding32 += CpuMatrix(m, size_t(rows), size_t(cols), false).bytes_over_f32();
+    padding16 += CpuMatrix(m, size_t(rows), size_t(cols), true).bytes_over_f32() + 2 * rows * cols;
+    matrix_floats += rows * cols;
+  };
+  for (const Mamba1LayerWeights& l : w.layers) {
+    add(l.in_proj, 2 * cfg.d_inner, cfg.d_model);
+    add(l.x_proj, cfg.dt_rank + 2 * cfg.d_state, cfg.d_inner);
+    add(l.dt_proj_w, cfg.d_inner, cfg.dt_rank);
+    add(l.out_proj, cfg.d_model, cfg.d_inner);
+  }
+  add(w.embeddings, cfg.vocab_size, cfg.d_model);  // tied: the head
+  const int64_t plain = int64_t(ref->info().weight_bytes);
+  EXPECT_EQ(int64_t(f32->info().weight_bytes), plain + padding32);
+  EXPECT_EQ(int64_t(f16->info().weight_bytes), plain - 2 * matrix_floats + padding16);
 }
 
 TEST(CpuFast, BadThreadCountIsAnError) {

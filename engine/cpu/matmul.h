@@ -2,8 +2,16 @@
 // The cpu backend's matrix products: Y[i][r] = sum_c X[i][c] * W[r][c] (+ bias[r]) for the
 // n rows of X (the streams of a batched step, or the tokens of a prompt). Each thread takes a
 // block of W's rows and computes them for every row of X, so a weight is read from memory once
-// per call whatever n is; inside, register tiles of a few weight rows x a few rows of X reuse
-// each loaded vector several times.
+// per call whatever n is.
+//
+// W is stored in panels (packed once at load): a panel holds a few vectors' worth of rows
+// (24 with AVX2) column by column, so W[r][c] for the panel's rows is one contiguous run per c.
+// The kernel then works like a GEMM micro-kernel: for each c it loads the panel's weights as
+// whole vectors, broadcasts X[i][c] of a few rows of X, and multiply-adds into a register tile
+// of accumulators (24 rows x 4 rows of X). Against row-major W with a dot product per row this
+// needs no horizontal sums, reads W as one sequential stream, and issues fewer loads per
+// multiply-add; each output is still a plain sum over c in order, so a stream's result does not
+// depend on how many others share the step.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -13,7 +21,10 @@
 
 namespace vkssm {
 
-// A weight matrix [rows][cols], row-major, held in fp32 or fp16 (kernels compute in fp32).
+// A weight matrix [rows][cols], held in fp32 or fp16 (kernels compute in fp32), in panels of
+// panel_rows() rows: panel p holds rows [p*P, p*P + P) as P values per column, column after
+// column, from element p*P*cols on. The last panel, when rows is not a multiple of P, is only as
+// wide as its rows rounded up to a vector (zeros after them).
 class CpuMatrix {
  public:
   CpuMatrix() = default;
@@ -22,17 +33,39 @@ class CpuMatrix {
 
   size_t rows() const { return rows_; }
   size_t cols() const { return cols_; }
+  size_t panel_rows() const { return panel_; }
   bool f16() const { return !half_.empty(); }
+  // Bytes held (and read by a product), the last panel's padding included.
   uint64_t bytes() const { return f16() ? half_.size() * 2 : full_.size() * 4; }
   const float* f32_data() const { return full_.data(); }
   const uint16_t* f16_data() const { return half_.data(); }
+  // bytes() less the same matrix as plain fp32 (negative for fp16; the panel padding adds).
+  int64_t bytes_over_f32() const { return int64_t(bytes()) - int64_t(rows_ * cols_ * 4); }
   // Row r in fp32 (the embedding gather).
   void copy_row(size_t r, float* out) const;
 
  private:
-  size_t rows_ = 0, cols_ = 0;
+  size_t rows_ = 0, cols_ = 0, panel_ = 0;
   std::vector<float> full_;
   std::vector<uint16_t> half_;
+};
+
+// Makes a stepper's weight matrices, all in one storage, and counts the bytes they take, for
+// CpuStepper::weight_bytes() and weight_type().
+class CpuMatrixStore {
+ public:
+  explicit CpuMatrixStore(bool f16) : f16_(f16) {}
+  CpuMatrix make(const std::vector<float>& m, size_t rows, size_t cols) {
+    CpuMatrix made(m, rows, cols, f16_);
+    bytes_over_f32_ += made.bytes_over_f32();
+    return made;
+  }
+  uint64_t weight_bytes(uint64_t f32_bytes) const { return uint64_t(int64_t(f32_bytes) + bytes_over_f32_); }
+  std::string weight_type() const { return f16_ ? "f16" : ""; }
+
+ private:
+  bool f16_;
+  int64_t bytes_over_f32_ = 0;  // the matrices made so far, less the same as fp32
 };
 
 // What a product writes: Y[i * y_stride + r] for i < n, r in the rows computed.
@@ -46,22 +79,23 @@ struct MatmulIo {
   bool accumulate = false;      // Y += W·x instead of Y = W·x
 };
 
-// Runs products on a pool. Holds each thread's scratch (an fp16 tile widened once to fp32 and
-// reused for every row of X), sized at construction: no allocation per call.
+// Runs products on a pool; no allocation per call (fp16 weights are widened in registers).
 class Matmul {
  public:
-  Matmul(ThreadPool& pool, size_t max_cols);
+  explicit Matmul(ThreadPool& pool) : pool_(pool) {}
   ThreadPool& pool() const { return pool_; }
 
   // The whole product, W's rows split across the pool's threads.
   void operator()(const CpuMatrix& w, const MatmulIo& io) const;
-  // Rows [r0, r1) only, on the calling thread `thread` (inside a parallel_for of the same pool).
-  void rows(const CpuMatrix& w, size_t r0, size_t r1, const MatmulIo& io, int thread) const;
+  // Rows [r0, r1) only, on the calling thread (inside a parallel_for of the same pool).
+  // Any range is right; one that starts and ends on multiples of row_align() (or at the end)
+  // computes no panel twice.
+  void rows(const CpuMatrix& w, size_t r0, size_t r1, const MatmulIo& io) const;
+  // The panel height of every CpuMatrix on this CPU.
+  static size_t row_align();
 
  private:
   ThreadPool& pool_;
-  size_t max_cols_;
-  mutable std::vector<float> tiles_;  // [threads][kTileRows][max_cols]
 };
 
 // The instruction set the kernels run with on this CPU ("AVX2", "AVX3", "NEON", ...).

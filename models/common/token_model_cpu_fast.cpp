@@ -13,9 +13,9 @@ void rms_norm_row(const float* x, size_t n, const float* weight, float eps, floa
 }
 
 TokenModelCpuFast::TokenModelCpuFast(const TokenModelWeights& w, size_t d_model, size_t vocab, float norm_eps,
-                                     size_t max_cols, const LoadOptions& options)
-    : D_(d_model), V_(vocab), eps_(norm_eps), f16_(options.weights == WeightStorage::F16),
-      pool_(options.cpu_threads), matmul_(pool_, std::max(max_cols, d_model)), norm_f_(w.norm_f),
+                                     const LoadOptions& options)
+    : D_(d_model), V_(vocab), eps_(norm_eps), store_(options.weights == WeightStorage::F16),
+      pool_(options.cpu_threads), matmul_(pool_), norm_f_(w.norm_f),
       head_(matrix(w.head(), vocab, d_model)),
       resid_(kMaxRows * d_model), normed_(kMaxRows * d_model), row_states_(kMaxRows) {
   if (!w.lm_head.empty()) embed_ = matrix(w.embeddings, vocab, d_model);

@@ -19,18 +19,20 @@ class TokenModelCpuFast : public CpuStepper {
   // Rows per pass: bounds the activation scratch; bigger batches and longer prompts take passes.
   static constexpr size_t kMaxRows = 64;
 
-  // `max_cols`: the widest matrix any product will run (the fp16 tiles are sized by it).
-  TokenModelCpuFast(const TokenModelWeights& w, size_t d_model, size_t vocab, float norm_eps, size_t max_cols,
+  TokenModelCpuFast(const TokenModelWeights& w, size_t d_model, size_t vocab, float norm_eps,
                     const LoadOptions& options);
 
   std::string device_name() const override;
+  uint64_t weight_bytes(uint64_t f32_bytes) const override { return store_.weight_bytes(f32_bytes); }
+  std::string weight_type() const override { return store_.weight_type(); }
   void step_token(float* state, int32_t token, float* out) const override;
   void step_tokens(float* const* states, const int32_t* tokens, int batch, float* out,
                    size_t out_stride) const override;
   void prefill(float* state, const int32_t* tokens, int count, float* last) const override;
 
   // fp16 under WeightStorage::F16, else fp32 (block storages arrive as their dequantized values).
-  CpuMatrix matrix(const std::vector<float>& m, size_t rows, size_t cols) const { return {m, rows, cols, f16_}; }
+  // Every weight matrix is made here, so weight_bytes() counts how it is stored.
+  CpuMatrix matrix(const std::vector<float>& m, size_t rows, size_t cols) { return store_.make(m, rows, cols); }
 
  protected:
   // Layer l for rows [0, n): norms residual() into normed() with its own weight (norm_rows),
@@ -53,7 +55,7 @@ class TokenModelCpuFast : public CpuStepper {
 
   size_t D_, V_;
   float eps_;
-  bool f16_;
+  CpuMatrixStore store_;
   mutable ThreadPool pool_;
   Matmul matmul_;
   std::vector<float> norm_f_;

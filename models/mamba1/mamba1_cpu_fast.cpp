@@ -5,6 +5,7 @@
 // token exactly as consecutive steps would. Sums are fp32 (the reference's are double).
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <vector>
 
 #include "engine/cpu/ssm_kernels.h"
@@ -26,8 +27,7 @@ const float* or_null(const std::vector<float>& v) { return v.empty() ? nullptr :
 class Mamba1FastStepper final : public TokenModelCpuFast {
  public:
   Mamba1FastStepper(const Mamba1Weights& w, const LoadOptions& options)
-      : TokenModelCpuFast(w, size_t(w.cfg.d_model), size_t(w.cfg.vocab_size), w.cfg.norm_eps,
-                          size_t(std::max(w.cfg.d_inner, w.cfg.dt_rank)), options),
+      : TokenModelCpuFast(w, size_t(w.cfg.d_model), size_t(w.cfg.vocab_size), w.cfg.norm_eps, options),
         cfg_(w.cfg), E_(size_t(w.cfg.d_inner)), N_(size_t(w.cfg.d_state)), K_(size_t(w.cfg.d_conv)),
         R_(size_t(w.cfg.dt_rank)), L_(size_t(w.cfg.n_layer)) {
     const size_t D = d_model();
@@ -84,9 +84,10 @@ class Mamba1FastStepper final : public TokenModelCpuFast {
     }
 
     // dt_proj and the scan for a range of channels (dt_proj's row e is channel e's dt); per
-    // channel and row: R multiply-adds and ~N exponentials.
-    pool().parallel_for(E_, ThreadPool::grain_for(n * (R_ + 8 * N_), 16), [&](size_t e0, size_t e1, int thread) {
-      matmul().rows(w.dt_proj, e0, e1, {dbl_.data(), P, n, dt_.data(), E_, nullptr, false}, thread);
+    // channel and row: R multiply-adds and ~N exponentials. Ranges start on dt_proj's panels.
+    pool().parallel_for(E_, ThreadPool::grain_for(n * (R_ + 8 * N_), std::lcm<size_t>(16, Matmul::row_align())),
+                        [&](size_t e0, size_t e1, int) {
+      matmul().rows(w.dt_proj, e0, e1, {dbl_.data(), P, n, dt_.data(), E_, nullptr, false});
       for (size_t r = 0; r < n; ++r) {
         Mamba1ScanRow row;
         row.d_state = N_;

@@ -33,8 +33,7 @@ void check_size(const std::vector<float>& v, size_t want, const std::string& nam
 class Mamba2FastStepper final : public TokenModelCpuFast {
  public:
   Mamba2FastStepper(const Mamba2Weights& w, const LoadOptions& options)
-      : TokenModelCpuFast(w, size_t(w.cfg.d_model), size_t(w.cfg.vocab_size), w.cfg.norm_eps,
-                          size_t(w.cfg.d_inner), options),
+      : TokenModelCpuFast(w, size_t(w.cfg.d_model), size_t(w.cfg.vocab_size), w.cfg.norm_eps, options),
         cfg_(w.cfg), E_(size_t(w.cfg.d_inner)), N_(size_t(w.cfg.d_state)), K_(size_t(w.cfg.d_conv)),
         H_(size_t(w.cfg.n_heads)), P_(size_t(w.cfg.head_dim)), G_(size_t(w.cfg.n_groups)),
         CD_(size_t(w.cfg.conv_dim())), IN_(size_t(w.cfg.in_proj_rows())), L_(size_t(w.cfg.n_layer)) {

@@ -47,10 +47,10 @@ class S4DFastStepper final : public CpuStepper {
   S4DFastStepper(const S4DWeights& w, const LoadOptions& options)
       : cfg_(w.cfg), IN_(size_t(w.cfg.d_input)), H_(size_t(w.cfg.d_model)), M_(size_t(w.cfg.modes())),
         OUT_(size_t(w.cfg.d_output)), pool_(options.cpu_threads),
-        matmul_(pool_, std::max(IN_, H_)), f16_(options.weights == WeightStorage::F16) {
-    encoder_ = CpuMatrix(w.encoder_w, H_, IN_, f16_);
+        matmul_(pool_), store_(options.weights == WeightStorage::F16) {
+    encoder_ = matrix(w.encoder_w, H_, IN_);
     encoder_b_ = w.encoder_b;
-    decoder_ = CpuMatrix(w.decoder_w, OUT_, H_, f16_);
+    decoder_ = matrix(w.decoder_w, OUT_, H_);
     decoder_b_ = w.decoder_b;
     const size_t HM = H_ * M_;
     std::vector<std::complex<double>> dA, dB;
@@ -72,7 +72,7 @@ class S4DFastStepper final : public CpuStepper {
         l.C2[2 * k + 1] = -2.0f * lw.C[2 * k + 1];
       }
       l.D = lw.D;
-      l.out_w = CpuMatrix(lw.out_w, 2 * H_, H_, f16_);
+      l.out_w = matrix(lw.out_w, 2 * H_, H_);
       l.out_b = lw.out_b;
       l.norm_w = lw.norm_w;
       l.norm_b = lw.norm_b;
@@ -86,6 +86,8 @@ class S4DFastStepper final : public CpuStepper {
 
   size_t state_floats() const override { return layers_.size() * H_ * M_ * 2; }
   std::string device_name() const override { return cpu_backend_device_name(pool_); }
+  uint64_t weight_bytes(uint64_t f32_bytes) const override { return store_.weight_bytes(f32_bytes); }
+  std::string weight_type() const override { return store_.weight_type(); }
 
   void step_frame(float* state, const float* frame, float* out) const override {
     run(&state, frame, IN_, 1, out, OUT_);
@@ -149,11 +151,13 @@ class S4DFastStepper final : public CpuStepper {
     matmul_(decoder_, {x_.data(), H, n, out, out_stride, decoder_b_.data(), false});
   }
 
+  CpuMatrix matrix(const std::vector<float>& m, size_t rows, size_t cols) { return store_.make(m, rows, cols); }
+
   S4DConfig cfg_;
   size_t IN_, H_, M_, OUT_;
   mutable ThreadPool pool_;
   Matmul matmul_;
-  bool f16_;
+  CpuMatrixStore store_;  // fp16 under WeightStorage::F16, else fp32
   CpuMatrix encoder_, decoder_;
   std::vector<float> encoder_b_, decoder_b_;
   std::vector<FastLayer> layers_;
