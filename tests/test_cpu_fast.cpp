@@ -2,17 +2,22 @@
 // (`reference`): the same logits (S4D: outputs) within 1e-3 relative for shapes that do not fit the
 // vector width, for batches of 1, 3 and 17 streams, prompts of 1, 5 and 70 tokens (70: more than
 // one pass of rows), fp16 weights, outputs that do not depend on the batch or the thread count,
-// and the state operations CpuModel adds on top of either stepper.
+// and the state operations CpuModel adds on top of either stepper; the panel layout and product
+// of engine/cpu/matmul at awkward sizes, and the choice of SIMD target ($VKSSM_CPU_SIMD).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
 #include <string>
 #include <vector>
 
+#include <hwy/targets.h>
+
 #include "engine/cpu/matmul.h"
+#include "engine/cpu/simd_target.h"
 #include "engine/cpu/thread_pool.h"
 #include "engine/vkssm.hpp"
 #include "host/dtype.h"
@@ -421,6 +426,25 @@ TEST(CpuFast, WeightBytesCountTheStoredMatrices) {
   const int64_t plain = int64_t(ref->info().weight_bytes);
   EXPECT_EQ(int64_t(f32->info().weight_bytes), plain + padding32);
   EXPECT_EQ(int64_t(f16->info().weight_bytes), plain - 2 * matrix_floats + padding16);
+}
+
+TEST(CpuSimd, TargetNamesAreCheckedAgainstTheCpu) {
+  const int64_t available = HWY_AVX2 | HWY_SSE4;
+  EXPECT_EQ(simd_target_named("sse4", available), HWY_SSE4);
+  EXPECT_EQ(simd_target_named("AVX2", available), HWY_AVX2);
+  EXPECT_EQ(error_of([&] { simd_target_named("AVX3", available); }),
+            "VKSSM_CPU_SIMD='AVX3' is not an instruction set the cpu backend can use on this CPU (AVX2, SSE4)");
+}
+
+// The kernels run with the target $VKSSM_CPU_SIMD names (ctest runs these tests again with
+// AVX2 and SSE4 on x86-64), else the CPU's best; the model's device name says which.
+TEST(CpuSimd, DeviceNameSaysTheChosenTarget) {
+  const char* env = std::getenv("VKSSM_CPU_SIMD");
+  if (env && *env) {
+    EXPECT_STRCASEEQ(simd_target_name(), env);
+  }
+  auto m = create_mamba1(random_mamba1(shapes()[0].cfg, 1), options(BackendKind::Cpu, 1));
+  EXPECT_THAT(m->info().device_name, HasSubstr(std::string(", ") + simd_target_name() + ")"));
 }
 
 TEST(CpuFast, BadThreadCountIsAnError) {

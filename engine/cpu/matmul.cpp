@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/cpu/simd_target.h"
 #include "host/dtype.h"
 
 #include "engine/cpu/hwy_targets.h"
@@ -134,8 +135,6 @@ void RowsF16(const uint16_t* w, size_t rows, size_t cols, size_t r0, size_t r1, 
   RowsOf(w, rows, cols, r0, r1, io);
 }
 
-const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
-
 }  // namespace HWY_NAMESPACE
 }  // namespace vkssm
 HWY_AFTER_NAMESPACE();
@@ -147,9 +146,6 @@ HWY_EXPORT(RowsF32);
 HWY_EXPORT(RowsF16);
 HWY_EXPORT(Lanes);
 HWY_EXPORT(PanelRows);
-HWY_EXPORT(TargetName);
-
-const char* simd_target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
 
 
 std::string cpu_backend_device_name(const ThreadPool& pool) {
@@ -171,14 +167,16 @@ struct PanelLayout {
 };
 
 PanelLayout layout_of(size_t rows, size_t cols) {
+  choose_simd_target();
   return {rows, cols, HWY_DYNAMIC_DISPATCH(PanelRows)(), HWY_DYNAMIC_DISPATCH(Lanes)()};
 }
 
 }  // namespace
 
 CpuMatrix::CpuMatrix(const std::vector<float>& m, size_t rows, size_t cols, bool f16)
-    : rows_(rows), cols_(cols), panel_(HWY_DYNAMIC_DISPATCH(PanelRows)()) {
+    : rows_(rows), cols_(cols) {
   const PanelLayout at = layout_of(rows, cols);
+  panel_ = at.P;
   auto pack = [&](auto& packed, auto convert) {
     packed.assign(at.size(), convert(0.0f));
     for (size_t r = 0; r < rows; ++r)
@@ -196,7 +194,10 @@ void CpuMatrix::copy_row(size_t r, float* out) const {
   }
 }
 
-size_t Matmul::row_align() { return HWY_DYNAMIC_DISPATCH(PanelRows)(); }
+size_t Matmul::row_align() {
+  choose_simd_target();
+  return HWY_DYNAMIC_DISPATCH(PanelRows)();
+}
 
 void Matmul::rows(const CpuMatrix& w, size_t r0, size_t r1, const MatmulIo& io) const {
   if (w.f16()) {

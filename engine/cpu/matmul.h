@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/cpu/simd_target.h"
 #include "engine/cpu/thread_pool.h"
 
 namespace vkssm {
@@ -98,8 +99,6 @@ class Matmul {
   ThreadPool& pool_;
 };
 
-// The instruction set the kernels run with on this CPU ("AVX2", "AVX3", "NEON", ...).
-const char* simd_target_name();
 // What ModelInfo::device_name says for a fast stepper on `pool`: "host CPU (cpu: 2 threads, AVX2)".
 std::string cpu_backend_device_name(const ThreadPool& pool);
 

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "engine/cpu/simd_target.h"
 #include "host/error.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -45,6 +46,7 @@ int cpu_thread_count(int requested) {
 }
 
 ThreadPool::ThreadPool(int threads) {
+  choose_simd_target();  // before any kernel runs (simd_target.h)
   const int n = cpu_thread_count(threads);
   workers_.reserve(size_t(n - 1));
   for (int t = 1; t < n; ++t) workers_.emplace_back([this, t] { worker_loop(t); });

@@ -306,16 +306,19 @@ class ClipMaker:
         group = self.natural if self.natural and (not self.espeak or rng.random() < self.NATURAL_SHARE) else self.espeak
         return group[rng.integers(len(group))]
 
-    def make_stream(self, rng):
+    def make_stream(self, rng, negative_share=0.3):
         """A clip of running speech as a stream sees it: several commands (alone or in carrier
         phrases) and non-command words and sentences from one voice, with pauses, then channel and
-        noise augmentation. -> (samples [n], [(label, start, end)] in samples)."""
+        noise augmentation. negative_share: the fraction of segments that are non-command speech
+        (the rest: commands alone and in carrier phrases, equally, and 10 % pauses).
+        -> (samples [n], [(label, start, end)] in samples)."""
+        command_share = (0.9 - negative_share) / 2
         voice = self.pick_voice(rng)
         x = np.zeros(self.n)
         pos = int(rng.uniform(0.0, 0.6) * SR)
         events = []
         while pos < self.n:
-            kind = rng.choice(["alone", "carrier", "negative", "pause"], p=[0.3, 0.3, 0.3, 0.1])
+            kind = rng.choice(["alone", "carrier", "negative", "pause"], p=[command_share, command_share, negative_share, 0.1])
             speed = rng.uniform(0.85, 1.2)
             if kind == "pause":
                 pos += int(rng.uniform(0.3, 1.5) * SR)

@@ -10,7 +10,8 @@ deterministic algorithms on a fixed number of threads). Steps:
    heavy augmentation), as log-mel features (features.py) with one label per frame:
    the command in the frames from 120 ms to 400 ms after its end, no label (ignored) from its
    start to there, background everywhere else.
-2. Per-frame cross-entropy on the S4D model (kws.CommandModel), AdamW, cosine schedule.
+2. Per-frame cross-entropy on the S4D model (kws.CommandModel), AdamW, cosine schedule; each
+   batch's features are augmented again (augment_features: mel-axis warp, a frequency mask).
 3. Exports config.json + model.safetensors + train_log.json; the per-feature normalisation is
    folded into the encoder, so the engine feeds raw log-mel features.
 """
@@ -46,11 +47,12 @@ LABEL_TO = 40
 _maker = None
 
 
-def _init_worker(bank_path, splits, clip_seconds):
-    global _maker
+def _init_worker(bank_path, splits, clip_seconds, negative_share):
+    global _maker, _negative_share
     with open(bank_path, "rb") as f:
         bank = pickle.load(f)
     _maker = speech_data.ClipMaker(bank, splits, clip_seconds)
+    _negative_share = negative_share
 
 
 def frame_labels(n_frames, events):
@@ -66,16 +68,38 @@ def frame_labels(n_frames, events):
 
 def _clip_job(seed):
     rng = np.random.default_rng(seed)
-    x, events = _maker.make_stream(rng)
+    x, events = _maker.make_stream(rng, _negative_share)
     f = features.log_mel(x).astype(np.float16)
     return f, frame_labels(len(f), events)
 
 
-def make_set(bank_path, splits, n, seed, clip_seconds, processes):
+def make_set(bank_path, splits, n, seed, clip_seconds, processes, negative_share):
     seeds = [seed * 1_000_003 + i for i in range(n)]
-    with Pool(processes, _init_worker, (bank_path, splits, clip_seconds)) as pool:
+    with Pool(processes, _init_worker, (bank_path, splits, clip_seconds, negative_share)) as pool:
         out = pool.map(_clip_job, seeds, chunksize=64)
     return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
+
+
+def augment_features(x, gen, warp, max_mask):
+    """Feature-space augmentation of a batch of log-mel clips [B, T, M], per clip: the mel axis
+    stretched or squeezed by a factor in [1 - warp, 1 + warp] (vocal tract length perturbation:
+    a shorter vocal tract moves every formant up by about one factor, which the synthetic voices
+    vary far less than people do), then up to max_mask adjacent mel bands set to the clip's mean
+    (SpecAugment's frequency mask: no single band may decide a word)."""
+    B, T, M = x.shape
+    alpha = 1.0 + (torch.rand(B, generator=gen) * 2.0 - 1.0) * warp
+    pos = ((torch.arange(M) + 0.5)[None, :] * alpha[:, None] - 0.5).clamp(0, M - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=M - 1)
+    frac = (pos - lo)[:, None, :]
+    x_lo = torch.gather(x, 2, lo[:, None, :].expand(B, T, M))
+    x_hi = torch.gather(x, 2, hi[:, None, :].expand(B, T, M))
+    x = x_lo + (x_hi - x_lo) * frac
+    width = torch.randint(0, max_mask + 1, (B,), generator=gen)
+    start = (torch.rand(B, generator=gen) * (M - width + 1)).long()
+    bands = torch.arange(M)[None, :]
+    masked = (bands >= start[:, None]) & (bands < (start + width)[:, None])
+    return torch.where(masked[:, None, :], x.mean(dim=(1, 2), keepdim=True), x)
 
 
 def export(model, a, log, t0):
@@ -122,6 +146,10 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=4e-3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--negative-share", type=float, default=0.4,
+                    help="fraction of a clip's segments that are non-command speech")
+    ap.add_argument("--mel-warp", type=float, default=0.1, help="mel axis stretched by up to this factor")
+    ap.add_argument("--freq-mask", type=int, default=5, help="up to this many mel bands masked per clip")
     a = ap.parse_args()
 
     torch.manual_seed(a.seed)
@@ -132,8 +160,8 @@ def main():
     log = {"args": {k: os.path.relpath(v, repo) if k in ("bank", "out") else v for k, v in vars(a).items()},
            "epochs": []}
     t0 = time.time()
-    Xtr, Ytr = make_set(a.bank, {"train"}, a.n_train, a.seed, a.clip_seconds, a.threads)
-    Xva, Yva = make_set(a.bank, {"valid"}, a.n_valid, a.seed + 7919, a.clip_seconds, a.threads)
+    Xtr, Ytr = make_set(a.bank, {"train"}, a.n_train, a.seed, a.clip_seconds, a.threads, a.negative_share)
+    Xva, Yva = make_set(a.bank, {"valid"}, a.n_valid, a.seed + 7919, a.clip_seconds, a.threads, a.negative_share)
     print("data: %d train, %d valid clips of %d frames in %.0f s" % (len(Xtr), len(Xva), Xtr.shape[1], time.time() - t0), flush=True)
     log["data_seconds"] = round(time.time() - t0, 1)
 
@@ -152,6 +180,7 @@ def main():
     base_lrs = [g["lr"] for g in opt.param_groups]
     weights = torch.ones(n_cls)  # one weight for all: false alarms cost as much as misses
     g = torch.Generator().manual_seed(a.seed)
+    g_aug = torch.Generator().manual_seed(a.seed + 1)
     step = 0
     for epoch in range(a.epochs):
         model.train()
@@ -159,7 +188,7 @@ def main():
         tl, tn, te = 0.0, 0, time.time()
         for i in range(steps_per_epoch):
             idx = perm[i * a.batch: (i + 1) * a.batch]
-            x = torch.from_numpy(Xtr[idx].astype(np.float32))
+            x = augment_features(torch.from_numpy(Xtr[idx].astype(np.float32)), g_aug, a.mel_warp, a.freq_mask)
             y = torch.from_numpy(Ytr[idx].astype(np.int64))
             warm = min(1.0, (step + 1) / 300)
             for gr, b in zip(opt.param_groups, base_lrs):
