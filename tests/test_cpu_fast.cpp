@@ -348,7 +348,7 @@ TEST(CpuMatrix, PanelsKeepEveryRow) {
       std::vector<float> m(rows * cols);
       for (size_t i = 0; i < m.size(); ++i) m[i] = float(i) * 0.37f - 5.0f;
       for (bool f16 : {false, true}) {
-        const CpuMatrix w(m, rows, cols, f16);
+        const CpuMatrix w(m, rows, cols, f16 ? CpuMatrixStorage::F16 : CpuMatrixStorage::F32);
         const uint64_t value_bytes = f16 ? 2 : 4;
         EXPECT_GE(w.bytes(), rows * cols * value_bytes);
         EXPECT_LT(w.bytes(), (rows + Matmul::row_align()) * cols * value_bytes);
@@ -376,7 +376,7 @@ TEST(CpuMatrix, ProductsMatchPlainSumsForAnyRowsAndRange) {
     std::vector<float> m(rows * cols), bias(rows);
     for (size_t i = 0; i < m.size(); ++i) m[i] = std::sin(float(i) * 0.71f);
     for (size_t r = 0; r < rows; ++r) bias[r] = float(r) * 0.25f;
-    const CpuMatrix w(m, rows, cols, false);
+    const CpuMatrix w(m, rows, cols, CpuMatrixStorage::F32);
     for (size_t n : {size_t(1), size_t(3), size_t(4), size_t(9)}) {
       std::vector<float> x(n * cols);
       for (size_t i = 0; i < x.size(); ++i) x[i] = std::cos(float(i) * 0.13f);
@@ -401,6 +401,44 @@ TEST(CpuMatrix, ProductsMatchPlainSumsForAnyRowsAndRange) {
   }
 }
 
+// Values that are whole multiples of a per-block scale, as dequantized Q8_0 / Q4_0 blocks are, go
+// into int8 blocks: a quarter of the bytes, the same rows, the same products bit for bit. Others
+// (here: one value moved off its grid) stay fp32.
+TEST(CpuMatrix, ExactBlocksAreStoredAsInt8) {
+  ThreadPool pool(2);
+  const Matmul matmul(pool);
+  for (size_t rows : awkward_heights()) {
+    for (size_t cols : {size_t(29), size_t(64), size_t(71)}) {
+      std::vector<float> m(rows * cols);
+      for (size_t i = 0; i < m.size(); ++i) {
+        // As ggml blocks dequantize: an fp16 scale times integers whose largest magnitude is 127
+        // (Q8_0-like blocks) or 8 (Q4_0-like), at the block's first column.
+        const size_t r = i / cols, c = i % cols, block = c / 32;
+        const float scale = half_to_float(float_to_half(0.001f * float(1 + (r * 7 + block * 3) % 11)));
+        const int top = (r + block) % 2 ? 127 : 8;
+        m[i] = scale * float(c % 32 == 0 ? -top : int((i * 37) % (2 * top)) - top + 1);
+      }
+      const CpuMatrix f32(m, rows, cols, CpuMatrixStorage::F32), i8(m, rows, cols, CpuMatrixStorage::I8Blocks);
+      ASSERT_EQ(i8.storage(), CpuMatrixStorage::I8Blocks) << rows << "x" << cols;
+      EXPECT_LT(i8.bytes(), f32.bytes() * 2 / 5) << rows << "x" << cols;
+      std::vector<float> row(cols);
+      for (size_t r = 0; r < rows; ++r) {
+        i8.copy_row(r, row.data());
+        ASSERT_TRUE(std::equal(row.begin(), row.end(), m.begin() + r * cols)) << "row " << r;
+      }
+      for (size_t n : {size_t(1), size_t(3), size_t(4), size_t(9)}) {
+        std::vector<float> x(n * cols), want(n * rows), got(n * rows);
+        for (size_t i = 0; i < x.size(); ++i) x[i] = std::cos(float(i) * 0.13f);
+        matmul(f32, {x.data(), cols, n, want.data(), rows, nullptr, false});
+        matmul(i8, {x.data(), cols, n, got.data(), rows, nullptr, false});
+        EXPECT_EQ(got, want) << rows << "x" << cols << ", n " << n;
+      }
+      m[m.size() / 2] += 0.0001234f;
+      EXPECT_EQ(CpuMatrix(m, rows, cols, CpuMatrixStorage::I8Blocks).storage(), CpuMatrixStorage::F32);
+    }
+  }
+}
+
 // ModelInfo says how the cpu backend stores its weights: fp16 matrices take half the bytes.
 TEST(CpuFast, WeightBytesCountTheStoredMatrices) {
   const Mamba1Config cfg = shapes()[2].cfg;
@@ -412,8 +450,8 @@ TEST(CpuFast, WeightBytesCountTheStoredMatrices) {
   EXPECT_EQ(f16->info().weight_type, "f16");
   int64_t padding32 = 0, padding16 = 0, matrix_floats = 0;
   auto add = [&](const std::vector<float>& m, int64_t rows, int64_t cols) {
-    padding32 += CpuMatrix(m, size_t(rows), size_t(cols), false).bytes_over_f32();
-    padding16 += CpuMatrix(m, size_t(rows), size_t(cols), true).bytes_over_f32() + 2 * rows * cols;
+    padding32 += CpuMatrix(m, size_t(rows), size_t(cols), CpuMatrixStorage::F32).bytes_over_f32();
+    padding16 += CpuMatrix(m, size_t(rows), size_t(cols), CpuMatrixStorage::F16).bytes_over_f32() + 2 * rows * cols;
     matrix_floats += rows * cols;
   };
   for (const Mamba1LayerWeights& l : w.layers) {

@@ -7,6 +7,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
+#include <type_traits>
 
 #include "engine/cpu/simd_target.h"
 #include "host/dtype.h"
@@ -16,6 +19,19 @@
 #define HWY_TARGET_INCLUDE "engine/cpu/matmul.cpp"
 #include <hwy/foreach_target.h>  // re-includes this file once per target
 #include <hwy/highway.h>
+
+#ifndef VKSSM_MATMUL_I8_LAYOUT
+#define VKSSM_MATMUL_I8_LAYOUT
+namespace vkssm {
+// I8Blocks layout (matmul.h): a block of `block_cols` columns of a panel `width` rows wide is
+// `width` fp32 scales and then block_cols * width int8 values, rounded up to whole floats.
+constexpr size_t kI8Block = 32;
+inline size_t I8BlockFloats(size_t width, size_t block_cols) { return width + (block_cols * width + 3) / 4; }
+inline size_t I8PanelFloats(size_t width, size_t cols) {
+  return cols / kI8Block * I8BlockFloats(width, kI8Block) + (cols % kI8Block ? I8BlockFloats(width, cols % kI8Block) : 0);
+}
+}  // namespace vkssm
+#endif
 
 HWY_BEFORE_NAMESPACE();
 namespace vkssm {
@@ -69,6 +85,39 @@ HWY_INLINE void PanelTile(const WT* panel, size_t width, size_t cols, const floa
     for (size_t r = 0; r < R; ++r) hn::StoreU(acc[r][s], df, out + s * kMaxPanel + r * lanes);
 }
 
+// The same for an I8Blocks panel: per block of 32 columns, `width` fp32 scales, then the block's
+// int8 values (`width` per column). Each weight is widened and scaled to the exact fp32 value the
+// F32 storage would hold, and summed in the same order, so the results are the same bits.
+template <size_t R, size_t S>
+HWY_INLINE void PanelTileI8(const float* panel, size_t width, size_t cols, const float* x, size_t x_stride,
+                            float* out) {
+  const DF df;
+  const hn::Rebind<int32_t, DF> di;
+  const hn::Rebind<int8_t, DF> d8;
+  const size_t lanes = hn::Lanes(df);
+  V acc[R][S];
+  for (size_t r = 0; r < R; ++r)
+    for (size_t s = 0; s < S; ++s) acc[r][s] = hn::Zero(df);
+  for (size_t c0 = 0; c0 < cols; c0 += kI8Block) {
+    const float* block = panel + (c0 / kI8Block) * I8BlockFloats(width, kI8Block);
+    const int8_t* q = reinterpret_cast<const int8_t*>(block + width);
+    V scale[R];
+    for (size_t r = 0; r < R; ++r) scale[r] = hn::LoadU(df, block + r * lanes);
+    const size_t block_cols = std::min(kI8Block, cols - c0);
+    for (size_t c = 0; c < block_cols; ++c) {
+      V wv[R];
+      for (size_t r = 0; r < R; ++r)
+        wv[r] = hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q + c * width + r * lanes))), scale[r]);
+      for (size_t s = 0; s < S; ++s) {
+        const V xv = hn::Set(df, x[s * x_stride + c0 + c]);
+        for (size_t r = 0; r < R; ++r) acc[r][s] = hn::MulAdd(wv[r], xv, acc[r][s]);
+      }
+    }
+  }
+  for (size_t s = 0; s < S; ++s)
+    for (size_t r = 0; r < R; ++r) hn::StoreU(acc[r][s], df, out + s * kMaxPanel + r * lanes);
+}
+
 // Y rows [row0 + j0, row0 + j1) of X rows [i, i + S) from a stored tile (bias, accumulate).
 HWY_INLINE void Finish(const float* out, size_t S, size_t i, size_t row0, size_t j0, size_t j1, const MatmulIo& io) {
   for (size_t s = 0; s < S; ++s) {
@@ -83,56 +132,72 @@ HWY_INLINE void Finish(const float* out, size_t S, size_t i, size_t row0, size_t
 
 // One panel (R vectors of rows, starting at row row0) against every row of X; writes the panel's
 // rows [j0, j1). The first group of X rows reads the panel from memory, the others from cache.
+// The tile of R vectors x S rows of X for a panel of storage WT (float, or uint16_t = fp16);
+// i8: float panels in the I8Blocks layout.
+template <size_t R, size_t S, class WT>
+HWY_INLINE void AnyTile(const WT* panel, size_t width, size_t cols, const float* x, size_t x_stride, float* out,
+                        bool i8) {
+  if constexpr (std::is_same_v<WT, float>) {
+    if (i8) return PanelTileI8<R, S>(panel, width, cols, x, x_stride, out);
+  }
+  PanelTile<R, S>(panel, width, cols, x, x_stride, out);
+}
+
 template <size_t R, class WT>
-void Panel(const WT* panel, size_t cols, size_t row0, size_t j0, size_t j1, const MatmulIo& io) {
+void Panel(const WT* panel, size_t cols, size_t row0, size_t j0, size_t j1, const MatmulIo& io, bool i8) {
   HWY_ALIGN float out[kStreams * kMaxPanel];
   const size_t width = R * Lanes();
   size_t i = 0;
   for (; i + kStreams <= io.n; i += kStreams) {
-    PanelTile<R, kStreams>(panel, width, cols, io.x + i * io.x_stride, io.x_stride, out);
+    AnyTile<R, kStreams>(panel, width, cols, io.x + i * io.x_stride, io.x_stride, out, i8);
     Finish(out, kStreams, i, row0, j0, j1, io);
   }
   const float* x = io.x + i * io.x_stride;
   switch (io.n - i) {
     case 0: return;
-    case 1: PanelTile<R, 1>(panel, width, cols, x, io.x_stride, out); break;
-    case 2: PanelTile<R, 2>(panel, width, cols, x, io.x_stride, out); break;
-    default: PanelTile<R, 3>(panel, width, cols, x, io.x_stride, out); break;
+    case 1: AnyTile<R, 1>(panel, width, cols, x, io.x_stride, out, i8); break;
+    case 2: AnyTile<R, 2>(panel, width, cols, x, io.x_stride, out, i8); break;
+    default: AnyTile<R, 3>(panel, width, cols, x, io.x_stride, out, i8); break;
   }
   Finish(out, io.n - i, i, row0, j0, j1, io);
 }
 
 template <class WT>
-void PanelOfWidth(const WT* panel, size_t vecs, size_t cols, size_t row0, size_t j0, size_t j1, const MatmulIo& io) {
+void PanelOfWidth(const WT* panel, size_t vecs, size_t cols, size_t row0, size_t j0, size_t j1, const MatmulIo& io,
+                  bool i8) {
   static_assert(kStreams == 4 && kVecs <= 4, "the switches below cover these sizes");
   switch (vecs) {
-    case 1: return Panel<1>(panel, cols, row0, j0, j1, io);
-    case 2: return Panel<2>(panel, cols, row0, j0, j1, io);
-    case 3: return Panel<3>(panel, cols, row0, j0, j1, io);
+    case 1: return Panel<1>(panel, cols, row0, j0, j1, io, i8);
+    case 2: return Panel<2>(panel, cols, row0, j0, j1, io, i8);
+    case 3: return Panel<3>(panel, cols, row0, j0, j1, io, i8);
     default:
-      if constexpr (kVecs >= 4) return Panel<kVecs>(panel, cols, row0, j0, j1, io);
+      if constexpr (kVecs >= 4) return Panel<kVecs>(panel, cols, row0, j0, j1, io, i8);
   }
 }
 
-// Rows [r0, r1) of the packed matrix `w` (rows x cols).
+// Rows [r0, r1) of the packed matrix `w` (rows x cols); i8: I8Blocks panels.
 template <class WT>
-void RowsOf(const WT* w, size_t rows, size_t cols, size_t r0, size_t r1, const MatmulIo& io) {
+void RowsOf(const WT* w, size_t rows, size_t cols, size_t r0, size_t r1, const MatmulIo& io, bool i8) {
   const size_t lanes = Lanes(), P = PanelRows(), full = rows / P;
+  const size_t panel_size = i8 ? I8PanelFloats(P, cols) : P * cols;
   for (size_t base = r0 / P * P; base < r1; base += P) {
     const size_t in_panel = std::min(P, rows - base);
     const size_t vecs = base / P < full ? kVecs : (in_panel + lanes - 1) / lanes;
     const size_t j0 = std::max(r0, base) - base, j1 = std::min(r1, base + in_panel) - base;
-    PanelOfWidth(w + base * cols, vecs, cols, base, j0, j1, io);
+    PanelOfWidth(w + base / P * panel_size, vecs, cols, base, j0, j1, io, i8);
   }
 }
 
 // fp16 weights are widened in registers for every group of X rows: measured faster at 16 streams
 // than widening each panel once into a scratch copy (which does not stay in L1) and reading that.
 void RowsF32(const float* w, size_t rows, size_t cols, size_t r0, size_t r1, const MatmulIo& io) {
-  RowsOf(w, rows, cols, r0, r1, io);
+  RowsOf(w, rows, cols, r0, r1, io, false);
 }
 void RowsF16(const uint16_t* w, size_t rows, size_t cols, size_t r0, size_t r1, const MatmulIo& io) {
-  RowsOf(w, rows, cols, r0, r1, io);
+  RowsOf(w, rows, cols, r0, r1, io, false);
+}
+void RowsI8(const float* w, size_t rows, size_t cols, size_t r0, size_t r1, const MatmulIo& io) {
+  RowsOf(w, rows, cols, r0, r1, io, true);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -144,6 +209,7 @@ namespace vkssm {
 
 HWY_EXPORT(RowsF32);
 HWY_EXPORT(RowsF16);
+HWY_EXPORT(RowsI8);
 HWY_EXPORT(Lanes);
 HWY_EXPORT(PanelRows);
 
@@ -171,23 +237,88 @@ PanelLayout layout_of(size_t rows, size_t cols) {
   return {rows, cols, HWY_DYNAMIC_DISPATCH(PanelRows)(), HWY_DYNAMIC_DISPATCH(Lanes)()};
 }
 
+// The scale and int8 values of n <= 32 values that are exactly scale * q with |q| <= 127, or
+// false. Values dequantized from ggml blocks are: Q8_0's largest is 127 times its scale, Q4_0's 8
+// or 7 times (Q5_0: 16 or 15), or fewer where a block is small; the candidates are tried in that
+// order and each is checked value by value, so a block is only ever stored exactly.
+bool int8_block(const float* v, size_t n, float& scale, int8_t* q) {
+  float amax = 0.0f;
+  for (size_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(v[i]));
+  if (!(amax <= std::numeric_limits<float>::max())) return false;  // inf or NaN
+  if (amax == 0.0f) {
+    scale = 0.0f;
+    std::fill(q, q + n, int8_t(0));
+    return true;
+  }
+  for (float top : {127.0f, 8.0f, 7.0f, 16.0f, 15.0f, 6.0f, 5.0f, 4.0f, 3.0f, 2.0f, 1.0f}) {
+    const float s = amax / top;
+    size_t i = 0;
+    for (; i < n; ++i) {
+      const float k = std::nearbyint(v[i] / s);
+      if (std::fabs(k) > 127.0f || k * s != v[i]) break;
+      q[i] = int8_t(k);
+    }
+    if (i == n) {
+      scale = s;
+      return true;
+    }
+  }
+  return false;
+}
+
+// `m` packed as I8Blocks panels (matmul.h), or empty where some block is not exact.
+std::vector<float> pack_i8_blocks(const std::vector<float>& m, size_t rows, size_t cols, const PanelLayout& at) {
+  std::vector<float> packed;
+  for (size_t base = 0; base < rows; base += at.P) {
+    const size_t width = at.width(base), in_panel = std::min(at.P, rows - base);
+    const size_t start = packed.size();
+    packed.resize(start + I8PanelFloats(width, cols), 0.0f);
+    for (size_t c0 = 0; c0 < cols; c0 += kI8Block) {
+      float* block = packed.data() + start + c0 / kI8Block * I8BlockFloats(width, kI8Block);
+      int8_t* values = reinterpret_cast<int8_t*>(block + width);
+      const size_t n = std::min(kI8Block, cols - c0);
+      int8_t q[kI8Block];
+      for (size_t j = 0; j < in_panel; ++j) {
+        if (!int8_block(m.data() + (base + j) * cols + c0, n, block[j], q)) return {};
+        for (size_t c = 0; c < n; ++c) values[c * width + j] = q[c];
+      }
+    }
+  }
+  return packed;
+}
+
 }  // namespace
 
-CpuMatrix::CpuMatrix(const std::vector<float>& m, size_t rows, size_t cols, bool f16)
-    : rows_(rows), cols_(cols) {
+CpuMatrix::CpuMatrix(const std::vector<float>& m, size_t rows, size_t cols, CpuMatrixStorage storage)
+    : rows_(rows), cols_(cols), storage_(storage) {
   const PanelLayout at = layout_of(rows, cols);
   panel_ = at.P;
+  if (storage_ == CpuMatrixStorage::I8Blocks) {
+    full_ = pack_i8_blocks(m, rows, cols, at);
+    if (!full_.empty() || rows * cols == 0) return;
+    storage_ = CpuMatrixStorage::F32;  // not exact as int8 blocks
+  }
   auto pack = [&](auto& packed, auto convert) {
     packed.assign(at.size(), convert(0.0f));
     for (size_t r = 0; r < rows; ++r)
       for (size_t c = 0; c < cols; ++c) packed[at.index(r, c)] = convert(m[r * cols + c]);
   };
-  if (f16) pack(half_, float_to_half);
+  if (f16()) pack(half_, float_to_half);
   else pack(full_, [](float v) { return v; });
 }
 
 void CpuMatrix::copy_row(size_t r, float* out) const {
   const PanelLayout at = layout_of(rows_, cols_);
+  if (storage_ == CpuMatrixStorage::I8Blocks) {
+    const size_t width = at.width(r), j = r % at.P;
+    const float* panel = full_.data() + r / at.P * I8PanelFloats(at.P, cols_);
+    for (size_t c = 0; c < cols_; ++c) {
+      const float* block = panel + c / kI8Block * I8BlockFloats(width, kI8Block);
+      const int8_t* values = reinterpret_cast<const int8_t*>(block + width);
+      out[c] = float(values[c % kI8Block * width + j]) * block[j];
+    }
+    return;
+  }
   for (size_t c = 0; c < cols_; ++c) {
     const size_t i = at.index(r, c);
     out[c] = f16() ? half_to_float(half_[i]) : full_[i];
@@ -202,6 +333,8 @@ size_t Matmul::row_align() {
 void Matmul::rows(const CpuMatrix& w, size_t r0, size_t r1, const MatmulIo& io) const {
   if (w.f16()) {
     HWY_DYNAMIC_DISPATCH(RowsF16)(w.f16_data(), w.rows(), w.cols(), r0, r1, io);
+  } else if (w.storage() == CpuMatrixStorage::I8Blocks) {
+    HWY_DYNAMIC_DISPATCH(RowsI8)(w.f32_data(), w.rows(), w.cols(), r0, r1, io);
   } else {
     HWY_DYNAMIC_DISPATCH(RowsF32)(w.f32_data(), w.rows(), w.cols(), r0, r1, io);
   }

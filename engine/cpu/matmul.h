@@ -22,23 +22,35 @@
 
 namespace vkssm {
 
-// A weight matrix [rows][cols], held in fp32 or fp16 (kernels compute in fp32), in panels of
-// panel_rows() rows: panel p holds rows [p*P, p*P + P) as P values per column, column after
-// column, from element p*P*cols on. The last panel, when rows is not a multiple of P, is only as
-// wide as its rows rounded up to a vector (zeros after them).
+// How a CpuMatrix holds its values (kernels always compute in fp32).
+enum class CpuMatrixStorage {
+  F32,
+  F16,  // rounded to nearest even
+  // Blocks of 32 columns of a row as an fp32 scale times int8 values: taken only where that is
+  // exact, as it is for values dequantized from Q8_0, Q4_0 or Q5_0 blocks (`--weights q8_0`, or a
+  // GGUF file's), so the products equal the F32 ones bit for bit with about a quarter of the bytes.
+  I8Blocks,
+};
+
+// A weight matrix [rows][cols] in panels of panel_rows() rows: panel p holds rows
+// [p*P, p*P + P) as P values per column, column after column, from element p*P*cols on (fp32,
+// fp16). The last panel, when rows is not a multiple of P, is only as wide as its rows rounded up
+// to a vector (zeros after them). I8Blocks panels hold, per block of 32 columns, the panel's
+// `width` scales as fp32 and then the block's int8 values column by column, `width` per column.
 class CpuMatrix {
  public:
   CpuMatrix() = default;
-  // Copies `m` (rows*cols values), converting to fp16 (round to nearest even) when `f16`.
-  CpuMatrix(const std::vector<float>& m, size_t rows, size_t cols, bool f16);
+  // Copies `m` (rows*cols values) in `storage`; I8Blocks falls back to F32 where it is not exact.
+  CpuMatrix(const std::vector<float>& m, size_t rows, size_t cols, CpuMatrixStorage storage);
 
   size_t rows() const { return rows_; }
   size_t cols() const { return cols_; }
   size_t panel_rows() const { return panel_; }
-  bool f16() const { return !half_.empty(); }
+  CpuMatrixStorage storage() const { return storage_; }
+  bool f16() const { return storage_ == CpuMatrixStorage::F16; }
   // Bytes held (and read by a product), the last panel's padding included.
   uint64_t bytes() const { return f16() ? half_.size() * 2 : full_.size() * 4; }
-  const float* f32_data() const { return full_.data(); }
+  const float* f32_data() const { return full_.data(); }  // F32 values, or I8Blocks' blocks
   const uint16_t* f16_data() const { return half_.data(); }
   // bytes() less the same matrix as plain fp32 (negative for fp16; the panel padding adds).
   int64_t bytes_over_f32() const { return int64_t(bytes()) - int64_t(rows_ * cols_ * 4); }
@@ -47,6 +59,7 @@ class CpuMatrix {
 
  private:
   size_t rows_ = 0, cols_ = 0, panel_ = 0;
+  CpuMatrixStorage storage_ = CpuMatrixStorage::F32;
   std::vector<float> full_;
   std::vector<uint16_t> half_;
 };
@@ -55,9 +68,10 @@ class CpuMatrix {
 // CpuStepper::weight_bytes() and weight_type().
 class CpuMatrixStore {
  public:
+  // f16: every matrix as fp16; else as int8 blocks where that is exact, fp32 otherwise.
   explicit CpuMatrixStore(bool f16) : f16_(f16) {}
   CpuMatrix make(const std::vector<float>& m, size_t rows, size_t cols) {
-    CpuMatrix made(m, rows, cols, f16_);
+    CpuMatrix made(m, rows, cols, f16_ ? CpuMatrixStorage::F16 : CpuMatrixStorage::I8Blocks);
     bytes_over_f32_ += made.bytes_over_f32();
     return made;
   }
