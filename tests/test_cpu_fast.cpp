@@ -139,7 +139,7 @@ TEST_P(CpuFastShapes, Fp16WeightsMatchTheReferenceOnRoundedWeights) {
 // Block storages: the fast stepper computes with the same dequantized values as the reference.
 TEST_P(CpuFastShapes, BlockWeightsMatchTheReference) {
   const Mamba1Weights w = weights();
-  for (WeightStorage ws : {WeightStorage::Q8_0, WeightStorage::Q4_0}) {
+  for (WeightStorage ws : {WeightStorage::Q8_0, WeightStorage::Q4_0, WeightStorage::Q4_K, WeightStorage::Q6_K}) {
     auto fast = create_mamba1(w, options(BackendKind::Cpu, 3, ws));
     auto ref = create_mamba1(w, options(BackendKind::Reference, 3, ws));
     EXPECT_EQ(fast->info().weight_type, ref->info().weight_type);
@@ -401,26 +401,31 @@ TEST(CpuMatrix, ProductsMatchPlainSumsForAnyRowsAndRange) {
   }
 }
 
-// Values that are whole multiples of a per-block scale, as dequantized Q8_0 / Q4_0 blocks are, go
-// into int8 blocks: a quarter of the bytes, the same rows, the same products bit for bit. Others
-// (here: one value moved off its grid) stay fp32.
+// Values that are whole multiples of a per-block scale, as dequantized Q8_0 / Q4_0 blocks (32
+// columns) and Q6_K sub-blocks (16, the product rounded to fp32) are, go into int8 blocks: about a
+// quarter of the bytes, the same rows, the same products bit for bit. Others (here: one value
+// moved off its grid) stay fp32.
 TEST(CpuMatrix, ExactBlocksAreStoredAsInt8) {
   ThreadPool pool(2);
   const Matmul matmul(pool);
   for (size_t rows : awkward_heights()) {
     for (size_t cols : {size_t(29), size_t(64), size_t(71)}) {
+     for (size_t block_size : {size_t(32), size_t(16)}) {
       std::vector<float> m(rows * cols);
       for (size_t i = 0; i < m.size(); ++i) {
-        // As ggml blocks dequantize: an fp16 scale times integers whose largest magnitude is 127
-        // (Q8_0-like blocks) or 8 (Q4_0-like), at the block's first column.
-        const size_t r = i / cols, c = i % cols, block = c / 32;
-        const float scale = half_to_float(float_to_half(0.001f * float(1 + (r * 7 + block * 3) % 11)));
-        const int top = (r + block) % 2 ? 127 : 8;
-        m[i] = scale * float(c % 32 == 0 ? -top : int((i * 37) % (2 * top)) - top + 1);
+        // 32: an fp16 scale times integers whose largest magnitude is 127 (Q8_0-like blocks) or
+        // 8 (Q4_0-like), at the block's first column. 16: an fp16 scale times an int8 sub-block
+        // scale (exact in fp32) times integers in [-32, 31] (Q6_K-like).
+        const size_t r = i / cols, c = i % cols, block = c / block_size;
+        float scale = half_to_float(float_to_half(0.001f * float(1 + (r * 7 + block * 3) % 11)));
+        int top = (r + block) % 2 ? 127 : 8;
+        if (block_size == 16) scale *= float((int((r + block * 5) % 120) - 60) | 1), top = 32;
+        m[i] = scale * float(c % block_size == 0 ? -top : int((i * 37) % (2 * top)) - top + 1);
       }
       const CpuMatrix f32(m, rows, cols, CpuMatrixStorage::F32), i8(m, rows, cols, CpuMatrixStorage::I8Blocks);
       ASSERT_EQ(i8.storage(), CpuMatrixStorage::I8Blocks) << rows << "x" << cols;
-      EXPECT_LT(i8.bytes(), f32.bytes() * 2 / 5) << rows << "x" << cols;
+      EXPECT_EQ(i8.i8_block(), block_size) << rows << "x" << cols;
+      EXPECT_LT(i8.bytes(), f32.bytes() * 9 / 20) << rows << "x" << cols;
       std::vector<float> row(cols);
       for (size_t r = 0; r < rows; ++r) {
         i8.copy_row(r, row.data());
@@ -435,6 +440,7 @@ TEST(CpuMatrix, ExactBlocksAreStoredAsInt8) {
       }
       m[m.size() / 2] += 0.0001234f;
       EXPECT_EQ(CpuMatrix(m, rows, cols, CpuMatrixStorage::I8Blocks).storage(), CpuMatrixStorage::F32);
+     }
     }
   }
 }

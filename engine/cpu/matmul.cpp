@@ -24,11 +24,11 @@
 #define VKSSM_MATMUL_I8_LAYOUT
 namespace vkssm {
 // I8Blocks layout (matmul.h): a block of `block_cols` columns of a panel `width` rows wide is
-// `width` fp32 scales and then block_cols * width int8 values, rounded up to whole floats.
-constexpr size_t kI8Block = 32;
+// `width` fp32 scales and then block_cols * width int8 values, rounded up to whole floats. Blocks
+// are `block` (32 or 16) columns; a row's last one may be shorter.
 inline size_t I8BlockFloats(size_t width, size_t block_cols) { return width + (block_cols * width + 3) / 4; }
-inline size_t I8PanelFloats(size_t width, size_t cols) {
-  return cols / kI8Block * I8BlockFloats(width, kI8Block) + (cols % kI8Block ? I8BlockFloats(width, cols % kI8Block) : 0);
+inline size_t I8PanelFloats(size_t width, size_t cols, size_t block) {
+  return cols / block * I8BlockFloats(width, block) + (cols % block ? I8BlockFloats(width, cols % block) : 0);
 }
 }  // namespace vkssm
 #endif
@@ -89,8 +89,8 @@ HWY_INLINE void PanelTile(const WT* panel, size_t width, size_t cols, const floa
 // int8 values (`width` per column). Each weight is widened and scaled to the exact fp32 value the
 // F32 storage would hold, and summed in the same order, so the results are the same bits.
 template <size_t R, size_t S>
-HWY_INLINE void PanelTileI8(const float* panel, size_t width, size_t cols, const float* x, size_t x_stride,
-                            float* out) {
+HWY_INLINE void PanelTileI8(const float* panel, size_t width, size_t cols, size_t block_size, const float* x,
+                            size_t x_stride, float* out) {
   const DF df;
   const hn::Rebind<int32_t, DF> di;
   const hn::Rebind<int8_t, DF> d8;
@@ -98,12 +98,12 @@ HWY_INLINE void PanelTileI8(const float* panel, size_t width, size_t cols, const
   V acc[R][S];
   for (size_t r = 0; r < R; ++r)
     for (size_t s = 0; s < S; ++s) acc[r][s] = hn::Zero(df);
-  for (size_t c0 = 0; c0 < cols; c0 += kI8Block) {
-    const float* block = panel + (c0 / kI8Block) * I8BlockFloats(width, kI8Block);
+  for (size_t c0 = 0; c0 < cols; c0 += block_size) {
+    const float* block = panel + (c0 / block_size) * I8BlockFloats(width, block_size);
     const int8_t* q = reinterpret_cast<const int8_t*>(block + width);
     V scale[R];
     for (size_t r = 0; r < R; ++r) scale[r] = hn::LoadU(df, block + r * lanes);
-    const size_t block_cols = std::min(kI8Block, cols - c0);
+    const size_t block_cols = std::min(block_size, cols - c0);
     for (size_t c = 0; c < block_cols; ++c) {
       V wv[R];
       for (size_t r = 0; r < R; ++r)
@@ -133,18 +133,18 @@ HWY_INLINE void Finish(const float* out, size_t S, size_t i, size_t row0, size_t
 // One panel (R vectors of rows, starting at row row0) against every row of X; writes the panel's
 // rows [j0, j1). The first group of X rows reads the panel from memory, the others from cache.
 // The tile of R vectors x S rows of X for a panel of storage WT (float, or uint16_t = fp16);
-// i8: float panels in the I8Blocks layout.
+// i8: float panels in the I8Blocks layout with blocks of that many columns (0: not I8Blocks).
 template <size_t R, size_t S, class WT>
 HWY_INLINE void AnyTile(const WT* panel, size_t width, size_t cols, const float* x, size_t x_stride, float* out,
-                        bool i8) {
+                        size_t i8) {
   if constexpr (std::is_same_v<WT, float>) {
-    if (i8) return PanelTileI8<R, S>(panel, width, cols, x, x_stride, out);
+    if (i8) return PanelTileI8<R, S>(panel, width, cols, i8, x, x_stride, out);
   }
   PanelTile<R, S>(panel, width, cols, x, x_stride, out);
 }
 
 template <size_t R, class WT>
-void Panel(const WT* panel, size_t cols, size_t row0, size_t j0, size_t j1, const MatmulIo& io, bool i8) {
+void Panel(const WT* panel, size_t cols, size_t row0, size_t j0, size_t j1, const MatmulIo& io, size_t i8) {
   HWY_ALIGN float out[kStreams * kMaxPanel];
   const size_t width = R * Lanes();
   size_t i = 0;
@@ -164,7 +164,7 @@ void Panel(const WT* panel, size_t cols, size_t row0, size_t j0, size_t j1, cons
 
 template <class WT>
 void PanelOfWidth(const WT* panel, size_t vecs, size_t cols, size_t row0, size_t j0, size_t j1, const MatmulIo& io,
-                  bool i8) {
+                  size_t i8) {
   static_assert(kStreams == 4 && kVecs <= 4, "the switches below cover these sizes");
   switch (vecs) {
     case 1: return Panel<1>(panel, cols, row0, j0, j1, io, i8);
@@ -175,11 +175,11 @@ void PanelOfWidth(const WT* panel, size_t vecs, size_t cols, size_t row0, size_t
   }
 }
 
-// Rows [r0, r1) of the packed matrix `w` (rows x cols); i8: I8Blocks panels.
+// Rows [r0, r1) of the packed matrix `w` (rows x cols); i8: I8Blocks panels' block size, or 0.
 template <class WT>
-void RowsOf(const WT* w, size_t rows, size_t cols, size_t r0, size_t r1, const MatmulIo& io, bool i8) {
+void RowsOf(const WT* w, size_t rows, size_t cols, size_t r0, size_t r1, const MatmulIo& io, size_t i8) {
   const size_t lanes = Lanes(), P = PanelRows(), full = rows / P;
-  const size_t panel_size = i8 ? I8PanelFloats(P, cols) : P * cols;
+  const size_t panel_size = i8 ? I8PanelFloats(P, cols, i8) : P * cols;
   for (size_t base = r0 / P * P; base < r1; base += P) {
     const size_t in_panel = std::min(P, rows - base);
     const size_t vecs = base / P < full ? kVecs : (in_panel + lanes - 1) / lanes;
@@ -191,13 +191,13 @@ void RowsOf(const WT* w, size_t rows, size_t cols, size_t r0, size_t r1, const M
 // fp16 weights are widened in registers for every group of X rows: measured faster at 16 streams
 // than widening each panel once into a scratch copy (which does not stay in L1) and reading that.
 void RowsF32(const float* w, size_t rows, size_t cols, size_t r0, size_t r1, const MatmulIo& io) {
-  RowsOf(w, rows, cols, r0, r1, io, false);
+  RowsOf(w, rows, cols, r0, r1, io, 0);
 }
 void RowsF16(const uint16_t* w, size_t rows, size_t cols, size_t r0, size_t r1, const MatmulIo& io) {
-  RowsOf(w, rows, cols, r0, r1, io, false);
+  RowsOf(w, rows, cols, r0, r1, io, 0);
 }
-void RowsI8(const float* w, size_t rows, size_t cols, size_t r0, size_t r1, const MatmulIo& io) {
-  RowsOf(w, rows, cols, r0, r1, io, true);
+void RowsI8(const float* w, size_t rows, size_t cols, size_t block, size_t r0, size_t r1, const MatmulIo& io) {
+  RowsOf(w, rows, cols, r0, r1, io, block);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -238,9 +238,10 @@ PanelLayout layout_of(size_t rows, size_t cols) {
 }
 
 // The scale and int8 values of n <= 32 values that are exactly scale * q with |q| <= 127, or
-// false. Values dequantized from ggml blocks are: Q8_0's largest is 127 times its scale, Q4_0's 8
-// or 7 times (Q5_0: 16 or 15), or fewer where a block is small; the candidates are tried in that
-// order and each is checked value by value, so a block is only ever stored exactly.
+// false. Values dequantized from ggml blocks are: the largest of a Q8_0 block is 127 times its
+// scale, of a Q4_0 block 8 times or less, of Q5_0 16, of a Q6_K sub-block of 16 values 32, of Q3_K
+// 4 (the product rounded to fp32 as the kernel rounds it). So 127 is tried, then every top from
+// 32 down, and each candidate is checked value by value: a block is only ever stored exactly.
 bool int8_block(const float* v, size_t n, float& scale, int8_t* q) {
   float amax = 0.0f;
   for (size_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(v[i]));
@@ -250,8 +251,8 @@ bool int8_block(const float* v, size_t n, float& scale, int8_t* q) {
     std::fill(q, q + n, int8_t(0));
     return true;
   }
-  for (float top : {127.0f, 8.0f, 7.0f, 16.0f, 15.0f, 6.0f, 5.0f, 4.0f, 3.0f, 2.0f, 1.0f}) {
-    const float s = amax / top;
+  for (int t = 33; t >= 1; --t) {
+    const float s = amax / (t == 33 ? 127.0f : float(t));
     size_t i = 0;
     for (; i < n; ++i) {
       const float k = std::nearbyint(v[i] / s);
@@ -266,18 +267,20 @@ bool int8_block(const float* v, size_t n, float& scale, int8_t* q) {
   return false;
 }
 
-// `m` packed as I8Blocks panels (matmul.h), or empty where some block is not exact.
-std::vector<float> pack_i8_blocks(const std::vector<float>& m, size_t rows, size_t cols, const PanelLayout& at) {
+// `m` packed as I8Blocks panels (matmul.h) with blocks of `block` columns, or empty where some
+// block is not exact.
+std::vector<float> pack_i8_blocks(const std::vector<float>& m, size_t rows, size_t cols, const PanelLayout& at,
+                                  size_t block_size) {
   std::vector<float> packed;
   for (size_t base = 0; base < rows; base += at.P) {
     const size_t width = at.width(base), in_panel = std::min(at.P, rows - base);
     const size_t start = packed.size();
-    packed.resize(start + I8PanelFloats(width, cols), 0.0f);
-    for (size_t c0 = 0; c0 < cols; c0 += kI8Block) {
-      float* block = packed.data() + start + c0 / kI8Block * I8BlockFloats(width, kI8Block);
+    packed.resize(start + I8PanelFloats(width, cols, block_size), 0.0f);
+    for (size_t c0 = 0; c0 < cols; c0 += block_size) {
+      float* block = packed.data() + start + c0 / block_size * I8BlockFloats(width, block_size);
       int8_t* values = reinterpret_cast<int8_t*>(block + width);
-      const size_t n = std::min(kI8Block, cols - c0);
-      int8_t q[kI8Block];
+      const size_t n = std::min(block_size, cols - c0);
+      int8_t q[32];
       for (size_t j = 0; j < in_panel; ++j) {
         if (!int8_block(m.data() + (base + j) * cols + c0, n, block[j], q)) return {};
         for (size_t c = 0; c < n; ++c) values[c * width + j] = q[c];
@@ -294,9 +297,14 @@ CpuMatrix::CpuMatrix(const std::vector<float>& m, size_t rows, size_t cols, CpuM
   const PanelLayout at = layout_of(rows, cols);
   panel_ = at.P;
   if (storage_ == CpuMatrixStorage::I8Blocks) {
-    full_ = pack_i8_blocks(m, rows, cols, at);
-    if (!full_.empty() || rows * cols == 0) return;
+    // Blocks of 32 columns (Q8_0, Q4_0, Q5_0), else of 16 (the K-quants with one scale per 16).
+    for (size_t block_size : {size_t(32), size_t(16)}) {
+      full_ = pack_i8_blocks(m, rows, cols, at, block_size);
+      i8_block_ = block_size;
+      if (!full_.empty() || rows * cols == 0) return;
+    }
     storage_ = CpuMatrixStorage::F32;  // not exact as int8 blocks
+    i8_block_ = 0;
   }
   auto pack = [&](auto& packed, auto convert) {
     packed.assign(at.size(), convert(0.0f));
@@ -311,11 +319,11 @@ void CpuMatrix::copy_row(size_t r, float* out) const {
   const PanelLayout at = layout_of(rows_, cols_);
   if (storage_ == CpuMatrixStorage::I8Blocks) {
     const size_t width = at.width(r), j = r % at.P;
-    const float* panel = full_.data() + r / at.P * I8PanelFloats(at.P, cols_);
+    const float* panel = full_.data() + r / at.P * I8PanelFloats(at.P, cols_, i8_block_);
     for (size_t c = 0; c < cols_; ++c) {
-      const float* block = panel + c / kI8Block * I8BlockFloats(width, kI8Block);
+      const float* block = panel + c / i8_block_ * I8BlockFloats(width, i8_block_);
       const int8_t* values = reinterpret_cast<const int8_t*>(block + width);
-      out[c] = float(values[c % kI8Block * width + j]) * block[j];
+      out[c] = float(values[c % i8_block_ * width + j]) * block[j];
     }
     return;
   }
@@ -334,7 +342,7 @@ void Matmul::rows(const CpuMatrix& w, size_t r0, size_t r1, const MatmulIo& io) 
   if (w.f16()) {
     HWY_DYNAMIC_DISPATCH(RowsF16)(w.f16_data(), w.rows(), w.cols(), r0, r1, io);
   } else if (w.storage() == CpuMatrixStorage::I8Blocks) {
-    HWY_DYNAMIC_DISPATCH(RowsI8)(w.f32_data(), w.rows(), w.cols(), r0, r1, io);
+    HWY_DYNAMIC_DISPATCH(RowsI8)(w.f32_data(), w.rows(), w.cols(), w.i8_block(), r0, r1, io);
   } else {
     HWY_DYNAMIC_DISPATCH(RowsF32)(w.f32_data(), w.rows(), w.cols(), r0, r1, io);
   }
