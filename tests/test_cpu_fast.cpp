@@ -402,15 +402,16 @@ TEST(CpuMatrix, ProductsMatchPlainSumsForAnyRowsAndRange) {
 }
 
 // Values that are whole multiples of a per-block scale, as dequantized Q8_0 / Q4_0 blocks (32
-// columns) and Q6_K sub-blocks (16, the product rounded to fp32) are, go into int8 blocks: about a
-// quarter of the bytes, the same rows, the same products bit for bit. Others (here: one value
-// moved off its grid) stay fp32.
+// columns) and Q6_K sub-blocks (16, the product rounded to fp32) are, or such multiples less an
+// offset (Q4_K's d * sc * q - dmin * m), go into int8 blocks: about a quarter of the bytes, the
+// same rows, the same products bit for bit. Others (here: one value moved off its grid) stay fp32.
 TEST(CpuMatrix, ExactBlocksAreStoredAsInt8) {
   ThreadPool pool(2);
   const Matmul matmul(pool);
   for (size_t rows : awkward_heights()) {
     for (size_t cols : {size_t(29), size_t(64), size_t(71)}) {
-     for (size_t block_size : {size_t(32), size_t(16)}) {
+     for (int kind = 0; kind < 3; ++kind) {
+      const size_t block_size = kind == 1 ? 16 : 32;
       std::vector<float> m(rows * cols);
       for (size_t i = 0; i < m.size(); ++i) {
         // 32: an fp16 scale times integers whose largest magnitude is 127 (Q8_0-like blocks) or
@@ -419,12 +420,20 @@ TEST(CpuMatrix, ExactBlocksAreStoredAsInt8) {
         const size_t r = i / cols, c = i % cols, block = c / block_size;
         float scale = half_to_float(float_to_half(0.001f * float(1 + (r * 7 + block * 3) % 11)));
         int top = (r + block) % 2 ? 127 : 8;
-        if (block_size == 16) scale *= float((int((r + block * 5) % 120) - 60) | 1), top = 32;
-        m[i] = scale * float(c % block_size == 0 ? -top : int((i * 37) % (2 * top)) - top + 1);
+        if (kind == 1) scale *= float((int((r + block * 5) % 120) - 60) | 1), top = 32;
+        if (kind == 2) {  // Q4_K-like: q in [0, 15] with both ends in the block
+          const float dmin = half_to_float(float_to_half(0.0007f)), sc = float(1 + (r + block) % 63);
+          const float min = dmin * float(1 + (r * 3 + block) % 63);
+          const int q = c % 32 == 0 ? 0 : c % 32 == 1 ? 15 : int((i * 37) % 16);
+          m[i] = scale * sc * float(q) - min;
+        } else {
+          m[i] = scale * float(c % block_size == 0 ? -top : int((i * 37) % (2 * top)) - top + 1);
+        }
       }
       const CpuMatrix f32(m, rows, cols, CpuMatrixStorage::F32), i8(m, rows, cols, CpuMatrixStorage::I8Blocks);
       ASSERT_EQ(i8.storage(), CpuMatrixStorage::I8Blocks) << rows << "x" << cols;
       EXPECT_EQ(i8.i8_block(), block_size) << rows << "x" << cols;
+      EXPECT_EQ(i8.i8_offsets(), kind == 2) << rows << "x" << cols;
       EXPECT_LT(i8.bytes(), f32.bytes() * 9 / 20) << rows << "x" << cols;
       std::vector<float> row(cols);
       for (size_t r = 0; r < rows; ++r) {
@@ -441,6 +450,27 @@ TEST(CpuMatrix, ExactBlocksAreStoredAsInt8) {
       m[m.size() / 2] += 0.0001234f;
       EXPECT_EQ(CpuMatrix(m, rows, cols, CpuMatrixStorage::I8Blocks).storage(), CpuMatrixStorage::F32);
      }
+    }
+  }
+}
+
+// With rows long enough for whole K-quant super-blocks (256 columns), every storage's matrices
+// are packed as int8 blocks (ModelInfo counts far fewer bytes than fp32), and the logits match
+// the reference on the same dequantized weights.
+TEST(CpuFast, BlockStoragesArePackedAndMatchTheReference) {
+  Mamba1Config cfg;
+  cfg.d_model = 256, cfg.n_layer = 2, cfg.vocab_size = 300, cfg.d_state = 16, cfg.d_inner = 512, cfg.dt_rank = 16;
+  const Mamba1Weights w = random_mamba1(cfg, 8);
+  const uint64_t f32_bytes = create_mamba1(w, options(BackendKind::Cpu, 2))->info().weight_bytes;
+  for (WeightStorage ws : {WeightStorage::Q8_0, WeightStorage::Q4_0, WeightStorage::Q4_K, WeightStorage::Q5_K,
+                           WeightStorage::Q6_K}) {
+    auto fast = create_mamba1(w, options(BackendKind::Cpu, 2, ws));
+    auto ref = create_mamba1(w, options(BackendKind::Reference, 2, ws));
+    EXPECT_LT(fast->info().weight_bytes, f32_bytes * 2 / 5) << fast->info().weight_type;
+    for (int t = 0; t < 2; ++t) {
+      const std::vector<float> got = step(*fast, 2, t), want = step(*ref, 2, t);
+      EXPECT_LE(max_rel_error(got.data(), want.data(), int64_t(got.size())), kTol)
+          << fast->info().weight_type << " step " << t;
     }
   }
 }

@@ -24,12 +24,19 @@
 #define VKSSM_MATMUL_I8_LAYOUT
 namespace vkssm {
 // I8Blocks layout (matmul.h): a block of `block_cols` columns of a panel `width` rows wide is
-// `width` fp32 scales and then block_cols * width int8 values, rounded up to whole floats. Blocks
-// are `block` (32 or 16) columns; a row's last one may be shorter.
-inline size_t I8BlockFloats(size_t width, size_t block_cols) { return width + (block_cols * width + 3) / 4; }
-inline size_t I8PanelFloats(size_t width, size_t cols, size_t block) {
-  return cols / block * I8BlockFloats(width, block) + (cols % block ? I8BlockFloats(width, cols % block) : 0);
-}
+// `width` fp32 scales, with `offsets` then `width` fp32 offsets, and then block_cols * width int8
+// values, rounded up to whole floats. Blocks are `block` (32 or 16) columns; a row's last one may
+// be shorter. block 0: not I8Blocks.
+struct I8Layout {
+  size_t block = 0;
+  bool offsets = false;
+  size_t block_floats(size_t width, size_t block_cols) const {
+    return width * (offsets ? 2 : 1) + (block_cols * width + 3) / 4;
+  }
+  size_t panel_floats(size_t width, size_t cols) const {
+    return cols / block * block_floats(width, block) + (cols % block ? block_floats(width, cols % block) : 0);
+  }
+};
 }  // namespace vkssm
 #endif
 
@@ -85,11 +92,11 @@ HWY_INLINE void PanelTile(const WT* panel, size_t width, size_t cols, const floa
     for (size_t r = 0; r < R; ++r) hn::StoreU(acc[r][s], df, out + s * kMaxPanel + r * lanes);
 }
 
-// The same for an I8Blocks panel: per block of 32 columns, `width` fp32 scales, then the block's
-// int8 values (`width` per column). Each weight is widened and scaled to the exact fp32 value the
-// F32 storage would hold, and summed in the same order, so the results are the same bits.
+// The same for an I8Blocks panel (I8Layout). Each weight is widened to q * scale (- offset), the
+// exact fp32 value the F32 storage would hold (q * scale is exact, so fused or not the result is
+// one rounding of the same value), and summed in the same order: the results are the same bits.
 template <size_t R, size_t S>
-HWY_INLINE void PanelTileI8(const float* panel, size_t width, size_t cols, size_t block_size, const float* x,
+HWY_INLINE void PanelTileI8(const float* panel, size_t width, size_t cols, const I8Layout& layout, const float* x,
                             size_t x_stride, float* out) {
   const DF df;
   const hn::Rebind<int32_t, DF> di;
@@ -98,16 +105,23 @@ HWY_INLINE void PanelTileI8(const float* panel, size_t width, size_t cols, size_
   V acc[R][S];
   for (size_t r = 0; r < R; ++r)
     for (size_t s = 0; s < S; ++s) acc[r][s] = hn::Zero(df);
+  const size_t block_size = layout.block;
   for (size_t c0 = 0; c0 < cols; c0 += block_size) {
-    const float* block = panel + (c0 / block_size) * I8BlockFloats(width, block_size);
-    const int8_t* q = reinterpret_cast<const int8_t*>(block + width);
-    V scale[R];
-    for (size_t r = 0; r < R; ++r) scale[r] = hn::LoadU(df, block + r * lanes);
+    const float* block = panel + (c0 / block_size) * layout.block_floats(width, block_size);
+    const float* offsets = block + width;
+    const int8_t* q = reinterpret_cast<const int8_t*>(block + (layout.offsets ? 2 : 1) * width);
+    V scale[R], offset[R];
+    for (size_t r = 0; r < R; ++r) {
+      scale[r] = hn::LoadU(df, block + r * lanes);
+      offset[r] = layout.offsets ? hn::LoadU(df, offsets + r * lanes) : hn::Zero(df);
+    }
     const size_t block_cols = std::min(block_size, cols - c0);
     for (size_t c = 0; c < block_cols; ++c) {
       V wv[R];
-      for (size_t r = 0; r < R; ++r)
-        wv[r] = hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q + c * width + r * lanes))), scale[r]);
+      for (size_t r = 0; r < R; ++r) {
+        const V qv = hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q + c * width + r * lanes)));
+        wv[r] = layout.offsets ? hn::MulSub(qv, scale[r], offset[r]) : hn::Mul(qv, scale[r]);
+      }
       for (size_t s = 0; s < S; ++s) {
         const V xv = hn::Set(df, x[s * x_stride + c0 + c]);
         for (size_t r = 0; r < R; ++r) acc[r][s] = hn::MulAdd(wv[r], xv, acc[r][s]);
@@ -133,18 +147,18 @@ HWY_INLINE void Finish(const float* out, size_t S, size_t i, size_t row0, size_t
 // One panel (R vectors of rows, starting at row row0) against every row of X; writes the panel's
 // rows [j0, j1). The first group of X rows reads the panel from memory, the others from cache.
 // The tile of R vectors x S rows of X for a panel of storage WT (float, or uint16_t = fp16);
-// i8: float panels in the I8Blocks layout with blocks of that many columns (0: not I8Blocks).
+// i8.block != 0: float panels in that I8Blocks layout.
 template <size_t R, size_t S, class WT>
 HWY_INLINE void AnyTile(const WT* panel, size_t width, size_t cols, const float* x, size_t x_stride, float* out,
-                        size_t i8) {
+                        const I8Layout& i8) {
   if constexpr (std::is_same_v<WT, float>) {
-    if (i8) return PanelTileI8<R, S>(panel, width, cols, i8, x, x_stride, out);
+    if (i8.block) return PanelTileI8<R, S>(panel, width, cols, i8, x, x_stride, out);
   }
   PanelTile<R, S>(panel, width, cols, x, x_stride, out);
 }
 
 template <size_t R, class WT>
-void Panel(const WT* panel, size_t cols, size_t row0, size_t j0, size_t j1, const MatmulIo& io, size_t i8) {
+void Panel(const WT* panel, size_t cols, size_t row0, size_t j0, size_t j1, const MatmulIo& io, const I8Layout& i8) {
   HWY_ALIGN float out[kStreams * kMaxPanel];
   const size_t width = R * Lanes();
   size_t i = 0;
@@ -164,7 +178,7 @@ void Panel(const WT* panel, size_t cols, size_t row0, size_t j0, size_t j1, cons
 
 template <class WT>
 void PanelOfWidth(const WT* panel, size_t vecs, size_t cols, size_t row0, size_t j0, size_t j1, const MatmulIo& io,
-                  size_t i8) {
+                  const I8Layout& i8) {
   static_assert(kStreams == 4 && kVecs <= 4, "the switches below cover these sizes");
   switch (vecs) {
     case 1: return Panel<1>(panel, cols, row0, j0, j1, io, i8);
@@ -175,11 +189,11 @@ void PanelOfWidth(const WT* panel, size_t vecs, size_t cols, size_t row0, size_t
   }
 }
 
-// Rows [r0, r1) of the packed matrix `w` (rows x cols); i8: I8Blocks panels' block size, or 0.
+// Rows [r0, r1) of the packed matrix `w` (rows x cols); i8: I8Blocks panels' layout.
 template <class WT>
-void RowsOf(const WT* w, size_t rows, size_t cols, size_t r0, size_t r1, const MatmulIo& io, size_t i8) {
+void RowsOf(const WT* w, size_t rows, size_t cols, size_t r0, size_t r1, const MatmulIo& io, const I8Layout& i8) {
   const size_t lanes = Lanes(), P = PanelRows(), full = rows / P;
-  const size_t panel_size = i8 ? I8PanelFloats(P, cols, i8) : P * cols;
+  const size_t panel_size = i8.block ? i8.panel_floats(P, cols) : P * cols;
   for (size_t base = r0 / P * P; base < r1; base += P) {
     const size_t in_panel = std::min(P, rows - base);
     const size_t vecs = base / P < full ? kVecs : (in_panel + lanes - 1) / lanes;
@@ -191,13 +205,14 @@ void RowsOf(const WT* w, size_t rows, size_t cols, size_t r0, size_t r1, const M
 // fp16 weights are widened in registers for every group of X rows: measured faster at 16 streams
 // than widening each panel once into a scratch copy (which does not stay in L1) and reading that.
 void RowsF32(const float* w, size_t rows, size_t cols, size_t r0, size_t r1, const MatmulIo& io) {
-  RowsOf(w, rows, cols, r0, r1, io, 0);
+  RowsOf(w, rows, cols, r0, r1, io, I8Layout{});
 }
 void RowsF16(const uint16_t* w, size_t rows, size_t cols, size_t r0, size_t r1, const MatmulIo& io) {
-  RowsOf(w, rows, cols, r0, r1, io, 0);
+  RowsOf(w, rows, cols, r0, r1, io, I8Layout{});
 }
-void RowsI8(const float* w, size_t rows, size_t cols, size_t block, size_t r0, size_t r1, const MatmulIo& io) {
-  RowsOf(w, rows, cols, r0, r1, io, block);
+void RowsI8(const float* w, size_t rows, size_t cols, const I8Layout& layout, size_t r0, size_t r1,
+            const MatmulIo& io) {
+  RowsOf(w, rows, cols, r0, r1, io, layout);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -267,22 +282,63 @@ bool int8_block(const float* v, size_t n, float& scale, int8_t* q) {
   return false;
 }
 
-// `m` packed as I8Blocks panels (matmul.h) with blocks of `block` columns, or empty where some
-// block is not exact.
+// The scale, offset and int8 values of n <= 32 values that are exactly q * scale - offset with q
+// in [0, 127] and q * scale exact (so a fused multiply-subtract rounds to the same value), or
+// false. Q4_K, Q5_K (32 values) and Q2_K (16) dequantize as d * sc * q - dmin * m with q from 0 to
+// 15, 31 or 3: the smallest value is taken as q = 0, and the scale is found from the largest for
+// each top q, 15, 31 and 3 first; each candidate is checked value by value.
+bool affine_int8_block(const float* v, size_t n, float& scale, float& offset, int8_t* q) {
+  float lo = v[0], hi = v[0];
+  for (size_t i = 1; i < n; ++i) lo = std::min(lo, v[i]), hi = std::max(hi, v[i]);
+  if (!(std::fabs(lo) <= std::numeric_limits<float>::max() && std::fabs(hi) <= std::numeric_limits<float>::max()))
+    return false;  // inf or NaN
+  offset = -lo;
+  if (lo == hi) {
+    scale = 0.0f;
+    std::fill(q, q + n, int8_t(0));
+    return true;
+  }
+  auto fits = [&](float s) {
+    for (size_t i = 0; i < n; ++i) {
+      const float k = std::nearbyint(float((double(v[i]) + offset) / s));
+      if (!(k >= 0.0f && k <= 127.0f) || std::fma(k, s, -(k * s)) != 0.0f || std::fma(k, s, -offset) != v[i])
+        return false;
+      q[i] = int8_t(k);
+    }
+    return true;
+  };
+  for (int t = 0; t < 31 + 3; ++t) {
+    const int top = t < 3 ? (t == 0 ? 15 : t == 1 ? 31 : 3) : 34 - t;  // 15, 31, 3, then 31 ... 1
+    const float s = float((double(hi) - double(lo)) / top);
+    for (float candidate : {s, std::nextafter(s, 0.0f), std::nextafter(s, 2.0f * s)}) {
+      if (fits(candidate)) {
+        scale = candidate;
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+// `m` packed as I8Blocks panels (matmul.h) in `layout`, or empty where some block is not exact.
 std::vector<float> pack_i8_blocks(const std::vector<float>& m, size_t rows, size_t cols, const PanelLayout& at,
-                                  size_t block_size) {
+                                  const I8Layout& layout) {
   std::vector<float> packed;
+  const size_t block_size = layout.block;
   for (size_t base = 0; base < rows; base += at.P) {
     const size_t width = at.width(base), in_panel = std::min(at.P, rows - base);
     const size_t start = packed.size();
-    packed.resize(start + I8PanelFloats(width, cols, block_size), 0.0f);
+    packed.resize(start + layout.panel_floats(width, cols), 0.0f);
     for (size_t c0 = 0; c0 < cols; c0 += block_size) {
-      float* block = packed.data() + start + c0 / block_size * I8BlockFloats(width, block_size);
-      int8_t* values = reinterpret_cast<int8_t*>(block + width);
+      float* block = packed.data() + start + c0 / block_size * layout.block_floats(width, block_size);
+      float* offsets = block + width;
+      int8_t* values = reinterpret_cast<int8_t*>(block + (layout.offsets ? 2 : 1) * width);
       const size_t n = std::min(block_size, cols - c0);
       int8_t q[32];
       for (size_t j = 0; j < in_panel; ++j) {
-        if (!int8_block(m.data() + (base + j) * cols + c0, n, block[j], q)) return {};
+        const float* v = m.data() + (base + j) * cols + c0;
+        if (!(layout.offsets ? affine_int8_block(v, n, block[j], offsets[j], q) : int8_block(v, n, block[j], q)))
+          return {};
         for (size_t c = 0; c < n; ++c) values[c * width + j] = q[c];
       }
     }
@@ -297,14 +353,15 @@ CpuMatrix::CpuMatrix(const std::vector<float>& m, size_t rows, size_t cols, CpuM
   const PanelLayout at = layout_of(rows, cols);
   panel_ = at.P;
   if (storage_ == CpuMatrixStorage::I8Blocks) {
-    // Blocks of 32 columns (Q8_0, Q4_0, Q5_0), else of 16 (the K-quants with one scale per 16).
-    for (size_t block_size : {size_t(32), size_t(16)}) {
-      full_ = pack_i8_blocks(m, rows, cols, at, block_size);
-      i8_block_ = block_size;
+    // Blocks of 32 columns (Q8_0, Q4_0, Q5_0), else of 16 (Q6_K, Q3_K); then with offsets, of 32
+    // (Q4_K, Q5_K), else of 16 (Q2_K).
+    for (const I8Layout layout : {I8Layout{32, false}, I8Layout{16, false}, I8Layout{32, true}, I8Layout{16, true}}) {
+      full_ = pack_i8_blocks(m, rows, cols, at, layout);
+      i8_block_ = layout.block, i8_offsets_ = layout.offsets;
       if (!full_.empty() || rows * cols == 0) return;
     }
     storage_ = CpuMatrixStorage::F32;  // not exact as int8 blocks
-    i8_block_ = 0;
+    i8_block_ = 0, i8_offsets_ = false;
   }
   auto pack = [&](auto& packed, auto convert) {
     packed.assign(at.size(), convert(0.0f));
@@ -318,12 +375,14 @@ CpuMatrix::CpuMatrix(const std::vector<float>& m, size_t rows, size_t cols, CpuM
 void CpuMatrix::copy_row(size_t r, float* out) const {
   const PanelLayout at = layout_of(rows_, cols_);
   if (storage_ == CpuMatrixStorage::I8Blocks) {
+    const I8Layout layout{i8_block_, i8_offsets_};
     const size_t width = at.width(r), j = r % at.P;
-    const float* panel = full_.data() + r / at.P * I8PanelFloats(at.P, cols_, i8_block_);
+    const float* panel = full_.data() + r / at.P * layout.panel_floats(at.P, cols_);
     for (size_t c = 0; c < cols_; ++c) {
-      const float* block = panel + c / i8_block_ * I8BlockFloats(width, i8_block_);
-      const int8_t* values = reinterpret_cast<const int8_t*>(block + width);
-      out[c] = float(values[c % i8_block_ * width + j]) * block[j];
+      const float* block = panel + c / i8_block_ * layout.block_floats(width, i8_block_);
+      const float offset = i8_offsets_ ? block[width + j] : 0.0f;
+      const int8_t* values = reinterpret_cast<const int8_t*>(block + (i8_offsets_ ? 2 : 1) * width);
+      out[c] = std::fma(float(values[c % i8_block_ * width + j]), block[j], -offset);
     }
     return;
   }
@@ -342,7 +401,7 @@ void Matmul::rows(const CpuMatrix& w, size_t r0, size_t r1, const MatmulIo& io) 
   if (w.f16()) {
     HWY_DYNAMIC_DISPATCH(RowsF16)(w.f16_data(), w.rows(), w.cols(), r0, r1, io);
   } else if (w.storage() == CpuMatrixStorage::I8Blocks) {
-    HWY_DYNAMIC_DISPATCH(RowsI8)(w.f32_data(), w.rows(), w.cols(), w.i8_block(), r0, r1, io);
+    HWY_DYNAMIC_DISPATCH(RowsI8)(w.f32_data(), w.rows(), w.cols(), I8Layout{w.i8_block(), w.i8_offsets()}, r0, r1, io);
   } else {
     HWY_DYNAMIC_DISPATCH(RowsF32)(w.f32_data(), w.rows(), w.cols(), r0, r1, io);
   }

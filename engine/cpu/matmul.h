@@ -26,10 +26,11 @@ namespace vkssm {
 enum class CpuMatrixStorage {
   F32,
   F16,  // rounded to nearest even
-  // Blocks of 32 (else 16) columns of a row as an fp32 scale times int8 values: taken only where
-  // that is exact, as it is for values dequantized from Q8_0, Q4_0, Q5_0 (32) or Q6_K, Q3_K (16)
-  // blocks (`--weights q8_0`, or a GGUF file's), so the products equal the F32 ones bit for bit
-  // with about a quarter of the bytes.
+  // Blocks of 32 (else 16) columns of a row as an fp32 scale times int8 values (else int8 values
+  // times a scale less an offset): taken only where that is exact, as it is for values
+  // dequantized from Q8_0, Q4_0, Q5_0 (32), Q6_K, Q3_K (16), Q4_K, Q5_K (32 with offsets) or
+  // Q2_K (16 with offsets) blocks (`--weights q8_0`, or a GGUF file's), so the products equal the
+  // F32 ones bit for bit with a quarter to a third of the bytes.
   I8Blocks,
 };
 
@@ -37,8 +38,8 @@ enum class CpuMatrixStorage {
 // [p*P, p*P + P) as P values per column, column after column, from element p*P*cols on (fp32,
 // fp16). The last panel, when rows is not a multiple of P, is only as wide as its rows rounded up
 // to a vector (zeros after them). I8Blocks panels hold, per block of i8_block() columns, the
-// panel's `width` scales as fp32 and then the block's int8 values column by column, `width` per
-// column.
+// panel's `width` scales as fp32 (then, with i8_offsets(), its `width` offsets) and then the
+// block's int8 values column by column, `width` per column.
 class CpuMatrix {
  public:
   CpuMatrix() = default;
@@ -49,7 +50,8 @@ class CpuMatrix {
   size_t cols() const { return cols_; }
   size_t panel_rows() const { return panel_; }
   CpuMatrixStorage storage() const { return storage_; }
-  size_t i8_block() const { return i8_block_; }  // I8Blocks: columns per block (32 or 16)
+  size_t i8_block() const { return i8_block_; }      // I8Blocks: columns per block (32 or 16)
+  bool i8_offsets() const { return i8_offsets_; }    // I8Blocks: q * scale - offset, not q * scale
   bool f16() const { return storage_ == CpuMatrixStorage::F16; }
   // Bytes held (and read by a product), the last panel's padding included.
   uint64_t bytes() const { return f16() ? half_.size() * 2 : full_.size() * 4; }
@@ -64,6 +66,7 @@ class CpuMatrix {
   size_t rows_ = 0, cols_ = 0, panel_ = 0;
   CpuMatrixStorage storage_ = CpuMatrixStorage::F32;
   size_t i8_block_ = 0;
+  bool i8_offsets_ = false;
   std::vector<float> full_;
   std::vector<uint16_t> half_;
 };
