@@ -142,11 +142,11 @@ def main():
     ap.add_argument("--d-model", type=int, default=128)
     ap.add_argument("--d-state", type=int, default=32)
     ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=7)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=4e-3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--negative-share", type=float, default=0.4,
+    ap.add_argument("--negative-share", type=float, default=0.3,
                     help="fraction of a clip's segments that are non-command speech")
     ap.add_argument("--mel-warp", type=float, default=0.1, help="mel axis stretched by up to this factor")
     ap.add_argument("--freq-mask", type=int, default=5, help="up to this many mel bands masked per clip")
