@@ -50,9 +50,10 @@ class CpuModel final : public Model {
     if (info_.device_name.empty())
       info_.device_name = fast ? "host CPU (reference: " + info_.architecture + " has no fast cpu stepper yet)"
                                : "host CPU (reference)";
-    // Q8_0 / Q4_0: the stepper's weights went through store_as(), the values the GPU computes with.
+    // What the stepper stores (fast steppers: fp16, int8 blocks, panel padding).
     info_.weight_bytes = stepper_->weight_bytes(info_.weight_bytes);
     if (info_.weight_type.empty()) info_.weight_type = stepper_->weight_type();
+    // Q8_0 / Q4_0: the stepper's weights went through store_as(), the values the GPU computes with.
     if (info_.weight_type.empty())
       info_.weight_type = quant_type_of(options.weights) ? weight_storage_name(options.weights) : "f32";
     const size_t n = stepper_->state_floats();

@@ -40,7 +40,8 @@ class CpuStepper {
   // What ModelInfo::device_name says; empty for the reference (CpuModel then names it).
   virtual std::string device_name() const { return ""; }
   // ModelInfo::weight_bytes, given what the weights take as fp32: a fast stepper stores its
-  // matrices as fp16 under WeightStorage::F16, and in panels (engine/cpu/matmul.h).
+  // matrices in panels, as fp16 under WeightStorage::F16, else as int8 blocks where exact
+  // (engine/cpu/matmul.h).
   virtual uint64_t weight_bytes(uint64_t f32_bytes) const { return f32_bytes; }
   // ModelInfo::weight_type when the stepper stores weights other than as fp32; else empty.
   virtual std::string weight_type() const { return ""; }

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <type_traits>
 
@@ -31,8 +30,9 @@ struct I8Layout {
   size_t block = 0;
   bool offsets = false;
   size_t block_floats(size_t width, size_t block_cols) const {
-    return width * (offsets ? 2 : 1) + (block_cols * width + 3) / 4;
+    return values_at(width) + (block_cols * width + 3) / 4;
   }
+  size_t values_at(size_t width) const { return width * (offsets ? 2 : 1); }  // floats before the int8s
   size_t panel_floats(size_t width, size_t cols) const {
     return cols / block * block_floats(width, block) + (cols % block ? block_floats(width, cols % block) : 0);
   }
@@ -109,7 +109,7 @@ HWY_INLINE void PanelTileI8(const float* panel, size_t width, size_t cols, const
   for (size_t c0 = 0; c0 < cols; c0 += block_size) {
     const float* block = panel + (c0 / block_size) * layout.block_floats(width, block_size);
     const float* offsets = block + width;
-    const int8_t* q = reinterpret_cast<const int8_t*>(block + (layout.offsets ? 2 : 1) * width);
+    const int8_t* q = reinterpret_cast<const int8_t*>(block + layout.values_at(width));
     V scale[R], offset[R];
     for (size_t r = 0; r < R; ++r) {
       scale[r] = hn::LoadU(df, block + r * lanes);
@@ -144,8 +144,6 @@ HWY_INLINE void Finish(const float* out, size_t S, size_t i, size_t row0, size_t
   }
 }
 
-// One panel (R vectors of rows, starting at row row0) against every row of X; writes the panel's
-// rows [j0, j1). The first group of X rows reads the panel from memory, the others from cache.
 // The tile of R vectors x S rows of X for a panel of storage WT (float, or uint16_t = fp16);
 // i8.block != 0: float panels in that I8Blocks layout.
 template <size_t R, size_t S, class WT>
@@ -157,6 +155,8 @@ HWY_INLINE void AnyTile(const WT* panel, size_t width, size_t cols, const float*
   PanelTile<R, S>(panel, width, cols, x, x_stride, out);
 }
 
+// One panel (R vectors of rows, starting at row row0) against every row of X; writes the panel's
+// rows [j0, j1). The first group of X rows reads the panel from memory, the others from cache.
 template <size_t R, class WT>
 void Panel(const WT* panel, size_t cols, size_t row0, size_t j0, size_t j1, const MatmulIo& io, const I8Layout& i8) {
   HWY_ALIGN float out[kStreams * kMaxPanel];
@@ -202,11 +202,11 @@ void RowsOf(const WT* w, size_t rows, size_t cols, size_t r0, size_t r1, const M
   }
 }
 
-// fp16 weights are widened in registers for every group of X rows: measured faster at 16 streams
-// than widening each panel once into a scratch copy (which does not stay in L1) and reading that.
 void RowsF32(const float* w, size_t rows, size_t cols, size_t r0, size_t r1, const MatmulIo& io) {
   RowsOf(w, rows, cols, r0, r1, io, I8Layout{});
 }
+// fp16 weights are widened in registers for every group of X rows: measured faster at 16 streams
+// than widening each panel once into a scratch copy (which does not stay in L1) and reading that.
 void RowsF16(const uint16_t* w, size_t rows, size_t cols, size_t r0, size_t r1, const MatmulIo& io) {
   RowsOf(w, rows, cols, r0, r1, io, I8Layout{});
 }
@@ -332,7 +332,7 @@ std::vector<float> pack_i8_blocks(const std::vector<float>& m, size_t rows, size
     for (size_t c0 = 0; c0 < cols; c0 += block_size) {
       float* block = packed.data() + start + c0 / block_size * layout.block_floats(width, block_size);
       float* offsets = block + width;
-      int8_t* values = reinterpret_cast<int8_t*>(block + (layout.offsets ? 2 : 1) * width);
+      int8_t* values = reinterpret_cast<int8_t*>(block + layout.values_at(width));
       const size_t n = std::min(block_size, cols - c0);
       int8_t q[32];
       for (size_t j = 0; j < in_panel; ++j) {
@@ -378,10 +378,11 @@ void CpuMatrix::copy_row(size_t r, float* out) const {
     const I8Layout layout{i8_block_, i8_offsets_};
     const size_t width = at.width(r), j = r % at.P;
     const float* panel = full_.data() + r / at.P * layout.panel_floats(at.P, cols_);
+    const size_t block_floats = layout.block_floats(width, i8_block_);
     for (size_t c = 0; c < cols_; ++c) {
-      const float* block = panel + c / i8_block_ * layout.block_floats(width, i8_block_);
+      const float* block = panel + c / i8_block_ * block_floats;
       const float offset = i8_offsets_ ? block[width + j] : 0.0f;
-      const int8_t* values = reinterpret_cast<const int8_t*>(block + (i8_offsets_ ? 2 : 1) * width);
+      const int8_t* values = reinterpret_cast<const int8_t*>(block + layout.values_at(width));
       out[c] = std::fma(float(values[c % i8_block_ * width + j]), block[j], -offset);
     }
     return;
@@ -408,7 +409,7 @@ void Matmul::rows(const CpuMatrix& w, size_t r0, size_t r1, const MatmulIo& io) 
 }
 
 void Matmul::operator()(const CpuMatrix& w, const MatmulIo& io) const {
-  pool_.parallel_for(w.rows(), ThreadPool::grain_for(w.cols() * io.n, row_align()),
+  pool_.parallel_for(w.rows(), ThreadPool::grain_for(w.cols() * io.n, w.panel_rows()),
                      [&](size_t r0, size_t r1, int) { rows(w, r0, r1, io); });
 }
 

@@ -30,8 +30,9 @@ class TokenModelCpuFast : public CpuStepper {
                    size_t out_stride) const override;
   void prefill(float* state, const int32_t* tokens, int count, float* last) const override;
 
-  // fp16 under WeightStorage::F16, else fp32 (block storages arrive as their dequantized values).
-  // Every weight matrix is made here, so weight_bytes() counts how it is stored.
+  // fp16 under WeightStorage::F16, else int8 blocks where the values are exactly such (block
+  // storages arrive as their dequantized values), else fp32 (CpuMatrixStore). Every weight matrix
+  // is made here, so weight_bytes() counts how it is stored.
   CpuMatrix matrix(const std::vector<float>& m, size_t rows, size_t cols) { return store_.make(m, rows, cols); }
 
  protected:

@@ -85,7 +85,7 @@ class Mamba1FastStepper final : public TokenModelCpuFast {
 
     // dt_proj and the scan for a range of channels (dt_proj's row e is channel e's dt); per
     // channel and row: R multiply-adds and ~N exponentials. Ranges start on dt_proj's panels.
-    pool().parallel_for(E_, ThreadPool::grain_for(n * (R_ + 8 * N_), std::lcm<size_t>(16, Matmul::row_align())),
+    pool().parallel_for(E_, ThreadPool::grain_for(n * (R_ + 8 * N_), std::lcm<size_t>(16, w.dt_proj.panel_rows())),
                         [&](size_t e0, size_t e1, int) {
       matmul().rows(w.dt_proj, e0, e1, {dbl_.data(), P, n, dt_.data(), E_, nullptr, false});
       for (size_t r = 0; r < n; ++r) {

@@ -157,7 +157,7 @@ class S4DFastStepper final : public CpuStepper {
   size_t IN_, H_, M_, OUT_;
   mutable ThreadPool pool_;
   Matmul matmul_;
-  CpuMatrixStore store_;  // fp16 under WeightStorage::F16, else fp32
+  CpuMatrixStore store_;  // fp16 under WeightStorage::F16, else int8 blocks where exact, else fp32
   CpuMatrix encoder_, decoder_;
   std::vector<float> encoder_b_, decoder_b_;
   std::vector<FastLayer> layers_;
