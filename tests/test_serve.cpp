@@ -28,6 +28,7 @@
 #include "samples/serve/metrics.h"
 #include "samples/serve/redis_store.h"
 #include "samples/serve/server.h"
+#include "samples/serve/session_table.h"
 #include "tests/test_helpers.h"
 
 extern char** environ;
@@ -746,4 +747,21 @@ TEST(ServeRedis, UnreachableRedisIsAClearError) {
 }
 
 }  // namespace
+// A session loaded from Redis for a request is not evicted for room before that request starts
+// on it: with every other slot busy it would otherwise be the only candidate, and the request
+// would find no session (seen as 404s under load after a replica died).
+TEST(SessionTable, ALoadedSessionIsNotEvictedBeforeItsRequest) {
+  serve::SessionTable table(2);
+  serve::Session* busy = table.add("busy", 4);
+  busy->persisted = true, busy->busy = true;
+  serve::Session* loaded = table.add("loaded", 4);
+  loaded->persisted = true, loaded->reserved = true;
+  EXPECT_FALSE(table.evict_one(nullptr));
+  EXPECT_EQ(table.size(), 2u);
+  loaded->reserved = false;
+  EXPECT_TRUE(table.evict_one(nullptr));
+  EXPECT_EQ(table.find("loaded"), nullptr);
+  EXPECT_NE(table.find("busy"), nullptr);
+}
+
 }  // namespace vkssm

@@ -114,6 +114,7 @@ bool Batcher::start_job(std::unique_ptr<Job>& job) {
   const bool now = job->spec.kind == JobKind::Delete || job->spec.kind == JobKind::Attach;
   if (s && s->busy && !(attached && now)) return false;
   metrics_.queue_depth.fetch_sub(1);
+  if (s && job->spec.kind != JobKind::Load) s->reserved = false;  // the request it was loaded for
   if (s && job->spec.expect_position >= 0 && s->position != job->spec.expect_position) {
     table_.remove(job->spec.session);
     s = nullptr;
@@ -166,7 +167,10 @@ void Batcher::run_control(Job& job) {
     source->busy = true;
     return finish(job);
   }
-  if (spec.kind == JobKind::Load && source) return finish(job);  // another request loaded it first
+  if (spec.kind == JobKind::Load && source) {  // another request loaded it first
+    source->reserved = true;
+    return finish(job);
+  }
   if (spec.kind == JobKind::Fork && !source) return finish(job, Status::NotFound, "no session '" + spec.session + "'");
   if (spec.kind != JobKind::Fork && source) return finish(job, Status::Failed, "session '" + id + "' exists");
   // Full: a session whose state is in Redis can make room (it is loaded again when asked for),
@@ -205,6 +209,7 @@ void Batcher::run_control(Job& job) {
     return finish(job, spec.kind == JobKind::Load ? Status::BadState : Status::Failed, e.what());
   }
   s->persisted = spec.want_state || spec.kind == JobKind::Load;
+  s->reserved = spec.kind == JobKind::Load;
   job.session = s;
   finish(job);
 }

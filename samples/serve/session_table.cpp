@@ -60,7 +60,7 @@ std::vector<std::string> SessionTable::idle_since(Clock::time_point cutoff) cons
 bool SessionTable::evict_one(const Session* keep) {
   auto victim = sessions_.end();
   for (auto it = sessions_.begin(); it != sessions_.end(); ++it)
-    if (it->second.persisted && !it->second.busy && &it->second != keep &&
+    if (it->second.persisted && !it->second.busy && !it->second.reserved && &it->second != keep &&
         (victim == sessions_.end() || it->second.last_used < victim->second.last_used))
       victim = it;
   if (victim == sessions_.end()) return false;

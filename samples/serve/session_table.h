@@ -18,6 +18,9 @@ struct Session {
   Clock::time_point last_used;
   bool busy = false;          // a request on it is in progress in the step loop
   bool persisted = false;     // its state is in Redis, so this copy may be evicted for room
+  // Loaded from Redis for a request that has not started on it yet: not evicted before it does
+  // (with every other slot busy, it would be the only candidate for the next load's room).
+  bool reserved = false;
 };
 
 // A new session id: 128 random bits from std::random_device, as 32 lowercase hex digits.
@@ -37,8 +40,8 @@ class SessionTable {
   void remove(const std::string& id);
   // Ids of sessions that are not busy and were last used before `cutoff`.
   std::vector<std::string> idle_since(Clock::time_point cutoff) const;
-  // Frees the slot of the least recently used persisted session that is not busy and not
-  // `keep`; false when there is none.
+  // Frees the slot of the least recently used persisted session that is not busy, not reserved
+  // and not `keep`; false when there is none.
   bool evict_one(const Session* keep);
   size_t size() const { return sessions_.size(); }
   bool full() const { return free_.empty(); }
