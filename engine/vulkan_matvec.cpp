@@ -39,8 +39,13 @@ ShaderId matvec_variant(bool texel, MatrixFormat format, bool subgroups) {
 constexpr uint32_t kTexelBindings = 0b1110;  // x, W, norm_w
 
 MatvecSpec spec_of(const Tuning& tune, const MatvecParams& p) {
+  // The kernel reads pad8(cols) values of each row of x (W's padding columns are zero).
+  if (p.x_stride % 4 != 0 || (p.x_stride != 0 && p.x_stride < pad8(p.cols)))
+    throw Error("matvec: x row stride " + std::to_string(p.x_stride) + " for " + std::to_string(p.cols) +
+                " columns is not a multiple of 4 of at least " + std::to_string(pad8(p.cols)));
   return {.local = tune.local, .rows = p.rows, .cols = p.cols, .cols4 = pad8(p.cols) / 4, .y_stride = p.y_stride,
-          .row_groups = tune.row_groups, .norm = p.norm, .accumulate = p.accumulate, .bias = p.bias, .eps = p.eps};
+          .row_groups = tune.row_groups, .norm = p.norm, .accumulate = p.accumulate, .bias = p.bias, .eps = p.eps,
+          .x_stride4 = (p.x_stride ? p.x_stride : pad8(p.cols)) / 4};
 }
 
 }  // namespace

@@ -32,8 +32,9 @@ struct MatvecSpec {
   bool accumulate = false;  // 7: ACCUM, y += result
   bool bias = false;        // 8: HAS_BIAS
   float eps = 1e-5f;        // 9: EPS of the RMSNorm
+  uint32_t x_stride4 = 1;   // 10: X_STRIDE4, vec4s between rows of x
   SpecConstants constants() const {
-    return {local, rows, cols, cols4, y_stride, row_groups, norm, accumulate, bias, eps};
+    return {local, rows, cols, cols4, y_stride, row_groups, norm, accumulate, bias, eps, x_stride4};
   }
 };
 
@@ -42,6 +43,7 @@ struct MatvecParams {
   uint32_t rows = 0;        // output features (rows of W)
   uint32_t cols = 0;        // input features; W's and x's rows are padded to pad8(cols) floats
   uint32_t y_stride = 0;    // floats between rows of y
+  uint32_t x_stride = 0;    // floats between rows of x, a multiple of 4; 0: pad8(cols)
   bool norm = false;        // RMSNorm the input first (norm_w, eps)
   bool accumulate = false;  // add to y (the residual stream) instead of overwriting it
   bool bias = false;        // add bias[row]
@@ -50,7 +52,7 @@ struct MatvecParams {
 
 // What one dispatch of a matvec reads and writes.
 struct MatvecBuffers {
-  const GpuBuffer* x = nullptr;       // [step rows][pad8(cols)] fp32 activations
+  const GpuBuffer* x = nullptr;       // [step rows][x_stride or pad8(cols)] fp32 activations
   const GpuBuffer* w = nullptr;       // the matrix, from WeightUploader::matrix (rows of `cols`)
   const GpuBuffer* norm_w = nullptr;  // [pad8(cols)] fp32, when norm (else unused)
   const GpuBuffer* bias = nullptr;    // [rows] fp32, when bias (else unused)

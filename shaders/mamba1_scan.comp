@@ -24,17 +24,27 @@ layout(constant_id = 9) const uint Y_STRIDE = 1;
 layout(constant_id = 10) const uint J = 1;        // R + 2N
 layout(constant_id = 11) const bool DT_B_C_RMS = false;
 layout(constant_id = 12) const float MIXER_EPS = 1e-6;
+// CPU drivers: x_proj and dt_proj ran as matvec.comp dispatches before this one (texel reads beat
+// this shader's storage reads there): partial rows are PARTIAL_STRIDE floats (NCHUNK_IN = 1) and
+// binding 4 holds dt_proj(dt_in) + bias in fp32, before the softplus, instead of dt_proj's weights.
+layout(constant_id = 13) const bool DT_GIVEN = false;
+layout(constant_id = 14) const uint PARTIAL_STRIDE = 1;  // floats between partial rows (NCHUNK_IN * J)
 
 STEP_INPUT(0)
-layout(std430, binding = 1) readonly buffer Partial { float partial[]; };  // [B][NCHUNK_IN][J]
+layout(std430, binding = 1) readonly buffer Partial { float partial[]; };  // [B][PARTIAL_STRIDE]: [NCHUNK_IN][J]
 layout(std430, binding = 2) readonly buffer XZ { float xz[]; };
 layout(std430, binding = 3) readonly buffer XC { float xc[]; };
-WEIGHTS1(4, DtW)                                                        // [E][R]
+WEIGHTS1(4, DtW)                                                        // [E][R], or dt (DT_GIVEN)
 layout(std430, binding = 5) readonly buffer DtB { float dt_b[]; };     // [E]
 layout(std430, binding = 6) readonly buffer A { float A_neg[]; };      // [E][N] = -exp(A_log)
 layout(std430, binding = 7) readonly buffer Dskip { float D_skip[]; }; // [E]
 layout(std430, binding = 8) buffer SsmState { float ssm_state[]; };    // this layer's [slot][E][N]
 layout(std430, binding = 9) writeonly buffer Yout { float y[]; };      // [B][Y_STRIDE]
+#ifdef WEIGHT_F16
+#define DT_GIVEN_AT(i) uintBitsToFloat(DtW[i])  // binding 4 as fp32 [B][XC_STRIDE] (DT_GIVEN)
+#else
+#define DT_GIVEN_AT(i) DtW[i]
+#endif
 
 #define LOCAL gl_WorkGroupSize.x
 shared float dbc[J];  // dt_in | B | C of the current stream
@@ -56,7 +66,7 @@ void main() {
   for (uint b = 0; b < batch; ++b) {
     for (uint j = tid; j < J; j += LOCAL) {
       float s = 0.0;
-      for (uint c = 0; c < NCHUNK_IN; ++c) s += partial[(b * NCHUNK_IN + c) * J + j];
+      for (uint c = 0; c < NCHUNK_IN; ++c) s += partial[b * PARTIAL_STRIDE + c * J + j];
       dbc[j] = s;
     }
     barrier();
@@ -66,8 +76,13 @@ void main() {
     for (uint c = tid; c < CHUNK; c += LOCAL) {
       const uint e = e0 + c;
       if (e >= E) break;
-      float dt = dt_b[e];
-      for (uint r = 0; r < R; ++r) dt += LOAD1(DtW, e * R + r) * (dbc[r] * dt_scale);
+      float dt;
+      if (DT_GIVEN) {
+        dt = DT_GIVEN_AT(b * XC_STRIDE + e);
+      } else {
+        dt = dt_b[e];
+        for (uint r = 0; r < R; ++r) dt += LOAD1(DtW, e * R + r) * (dbc[r] * dt_scale);
+      }
       dt = softplus(dt);
       const float xv = xc[b * XC_STRIDE + e];
       const float dtx = dt * xv;

@@ -31,10 +31,11 @@ layout(constant_id = 6) const bool NORM = false;    // apply RMSNorm(x; norm_w) 
 layout(constant_id = 7) const bool ACCUM = false;   // y += result (residual add)
 layout(constant_id = 8) const bool HAS_BIAS = false;
 layout(constant_id = 9) const float EPS = 1e-5;
+layout(constant_id = 10) const uint X_STRIDE4 = 1;  // vec4s between streams in x (COLS4 or more)
 
 STEP_INPUT(0)
 #ifdef WEIGHT_TEXEL
-layout(binding = 1) uniform samplerBuffer X;      // [B][COLS4]
+layout(binding = 1) uniform samplerBuffer X;      // [B][X_STRIDE4]
 layout(binding = 3) uniform samplerBuffer NormW;  // [COLS4] (NORM only)
 #define LOAD_X(i4) texelFetch(X, int(i4))
 #define LOAD_NORM(i4) texelFetch(NormW, int(i4))
@@ -161,7 +162,28 @@ layout(std430, binding = 5) buffer Y { float y[]; };                // [B][Y_STR
 #define TB 4  // streams per pass: 4 rows x 4 streams accumulators
 
 shared float red[TB * 4 * 32];  // per-subgroup (or, SHARED_REDUCTION, per-thread) partial sums
-shared float scale_s[TB];
+shared float scale_s[TB];  // workgroups of several subgroups pass the RMSNorm scales through here
+float scale_r[TB];         // this pass's RMSNorm scales, in every thread
+
+// True when the workgroup is one subgroup (CPU drivers: 8 threads, one SIMD vector): sums are then
+// subgroup adds valid in every thread, with no shared memory and no barrier. On llvmpipe each read
+// of `red` is a loop over the lanes; reading it back cost about a sixth of a Mamba-1 step there.
+bool one_subgroup() {
+#ifdef SHARED_REDUCTION
+  return LOCAL == 1;
+#else
+  return LOCAL == 1 || gl_NumSubgroups == 1u;
+#endif
+}
+
+// Sum of v over a workgroup of one subgroup (one_subgroup()), valid in every thread.
+float subgroup_sum(float v) {
+#ifdef SHARED_REDUCTION
+  return v;  // LOCAL == 1
+#else
+  return LOCAL == 1 ? v : subgroupAdd(v);
+#endif
+}
 
 // Sum of v over the workgroup, valid in invocation 0. `slot` separates concurrent reductions.
 float workgroup_sum(float v, uint slot) {
@@ -187,7 +209,7 @@ float finish_sum(uint slot) {
 
 // y[b0 + j][row] (+)= value, for one output of the pass.
 void store(uint row, uint b, uint j, float v) {
-  if (NORM) v *= scale_s[j];
+  if (NORM) v *= scale_r[j];
   if (HAS_BIAS) v += bias[row];
   const uint o = b * Y_STRIDE + row;
   y[o] = ACCUM ? y[o] + v : v;
@@ -202,38 +224,48 @@ void pass_single(uint b0, uint wg, uint tid) {
     uint rows[4];
     for (uint r = 0; r < 4; ++r) rows[r] = min(row0 + r, ROWS - 1);  // clamp: never read past W
 #ifdef WEIGHT_BLOCKS
+    // Scalar sums per row: a unit's 32 products are added in a vec4 and folded at once, which keeps
+    // fewer registers live than vec4 accumulators (llvmpipe spills otherwise).
+    float acc1[4] = float[4](0.0, 0.0, 0.0, 0.0);
     for (uint u = tid; u < UNITS; u += LOCAL) {
       vec4 xv[UNIT_X4];
       for (uint i = 0; i < UNIT_X4; ++i) {
         const uint k = u * UNIT_X4 + i;
-        xv[i] = LOAD_X(b0 * COLS4 + k) * (NORM ? LOAD_NORM(k) : vec4(1.0));
+        xv[i] = LOAD_X(b0 * X_STRIDE4 + k) * (NORM ? LOAD_NORM(k) : vec4(1.0));
       }
       for (uint r = 0; r < 4; ++r) {
         vec4 w[UNIT_X4];
         const float d = unit_weights(rows[r], u, w);
         vec4 s = vec4(0.0);
         for (uint i = 0; i < UNIT_X4; ++i) s += w[i] * xv[i];
-        acc[r] += d * s;
+        acc1[r] += d * dot(s, vec4(1.0));
       }
     }
+    for (uint r = 0; r < 4; ++r) acc[r] = vec4(acc1[r], 0.0, 0.0, 0.0);
 #else
     for (uint k = tid; k < COLS4; k += LOCAL) {
-      const vec4 xv = LOAD_X(b0 * COLS4 + k) * (NORM ? LOAD_NORM(k) : vec4(1.0));
+      const vec4 xv = LOAD_X(b0 * X_STRIDE4 + k) * (NORM ? LOAD_NORM(k) : vec4(1.0));
       for (uint r = 0; r < 4; ++r) acc[r] += LOAD4(W, rows[r] * COLS4 + k) * xv;
     }
 #endif
     float sums[4];
-    if (LOCAL == 1) {
-      for (uint r = 0; r < 4; ++r) sums[r] = dot(acc[r], vec4(1.0));
+    if (one_subgroup()) {
+      for (uint r = 0; r < 4; ++r) sums[r] = subgroup_sum(dot(acc[r], vec4(1.0)));
     } else {
       for (uint r = 0; r < 4; ++r) workgroup_sum(dot(acc[r], vec4(1.0)), r);
       barrier();
       for (uint r = 0; r < 4; ++r) sums[r] = tid == 0 ? finish_sum(r) : 0.0;
     }
-    if (tid == 0)
+    if (one_subgroup() && LOCAL >= 4) {
+      // Every thread holds the sums: threads 0-3 store a row each (one store instead of four on
+      // CPU drivers, where a store is a loop over the lanes).
+      const float v = tid == 0 ? sums[0] : tid == 1 ? sums[1] : tid == 2 ? sums[2] : sums[3];
+      if (tid < 4 && row0 + tid < ROWS) store(row0 + tid, b0, 0, v);
+    } else if (tid == 0) {
       for (uint r = 0; r < 4; ++r)
         if (row0 + r < ROWS) store(row0 + r, b0, 0, sums[r]);
-    barrier();  // `red` is reused by the next row group
+    }
+    if (!one_subgroup()) barrier();  // `red` is reused by the next row group
   }
 }
 
@@ -257,7 +289,7 @@ void pass_multi(uint b0, uint nb, uint wg, uint tid) {
       for (uint r = 0; r < 4; ++r) d[r] = unit_weights(rows[r], u, w[r]);
       for (uint j = 0; j < TB; ++j) {
         // Streams past nb read stream b0's input again (always in bounds); their sums are dropped.
-        const uint xb = (b0 + (j < nb ? j : 0)) * COLS4;
+        const uint xb = (b0 + (j < nb ? j : 0)) * X_STRIDE4;
         vec4 s[4] = vec4[4](vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
         for (uint i = 0; i < UNIT_X4; ++i) {
           const uint k = u * UNIT_X4 + i;
@@ -272,7 +304,7 @@ void pass_multi(uint b0, uint nb, uint wg, uint tid) {
       vec4 xv[TB];
       const vec4 nw = NORM ? LOAD_NORM(k) : vec4(1.0);
       // Streams past nb read stream b0's input again (always in bounds); their sums are dropped.
-      for (uint j = 0; j < TB; ++j) xv[j] = LOAD_X((b0 + (j < nb ? j : 0)) * COLS4 + k) * nw;
+      for (uint j = 0; j < TB; ++j) xv[j] = LOAD_X((b0 + (j < nb ? j : 0)) * X_STRIDE4 + k) * nw;
       for (uint r = 0; r < 4; ++r) {
         const vec4 wv = LOAD4(W, rows[r] * COLS4 + k);
         for (uint j = 0; j < TB; ++j) acc[r][j] += wv * xv[j];
@@ -281,9 +313,9 @@ void pass_multi(uint b0, uint nb, uint wg, uint tid) {
 #endif
 
     float sums[4][TB];
-    if (LOCAL == 1) {
+    if (one_subgroup()) {
       for (uint r = 0; r < 4; ++r)
-        for (uint j = 0; j < TB; ++j) sums[r][j] = dot(acc[r][j], vec4(1.0));
+        for (uint j = 0; j < TB; ++j) sums[r][j] = subgroup_sum(dot(acc[r][j], vec4(1.0)));
     } else {
       for (uint r = 0; r < 4; ++r)
         for (uint j = 0; j < TB; ++j)
@@ -297,7 +329,7 @@ void pass_multi(uint b0, uint nb, uint wg, uint tid) {
       for (uint r = 0; r < 4; ++r)
         for (uint j = 0; j < TB; ++j)
           if (row0 + r < ROWS && j < nb) store(row0 + r, b0 + j, j, sums[r][j]);
-    barrier();  // `red` is reused by the next row group
+    if (!one_subgroup()) barrier();  // `red` is reused by the next row group
   }
 }
 
@@ -316,23 +348,24 @@ void main() {
         ss[j] = 0.0;
         if (j < nb)
           for (uint k = tid; k < COLS4; k += LOCAL) {
-            vec4 v = LOAD_X((b0 + j) * COLS4 + k);
+            vec4 v = LOAD_X((b0 + j) * X_STRIDE4 + k);
             ss[j] += dot(v, v);
           }
       }
-      if (LOCAL == 1) {
-        for (uint j = 0; j < TB; ++j) scale_s[j] = inversesqrt(ss[j] / float(COLS) + EPS);
+      if (one_subgroup()) {
+        for (uint j = 0; j < TB; ++j) scale_r[j] = inversesqrt(subgroup_sum(ss[j]) / float(COLS) + EPS);
       } else {
         for (uint j = 0; j < TB; ++j) workgroup_sum(ss[j], j);
         barrier();
         if (tid == 0)
           for (uint j = 0; j < TB; ++j) scale_s[j] = inversesqrt(finish_sum(j) / float(COLS) + EPS);
+        barrier();
+        for (uint j = 0; j < TB; ++j) scale_r[j] = scale_s[j];
       }
-      barrier();
     }
 
     if (nb == 1) pass_single(b0, wg, tid);
     else pass_multi(b0, nb, wg, tid);
-    barrier();  // scale_s is reused by the next pass
+    if (!one_subgroup()) barrier();  // scale_s and `red` are reused by the next pass
   }
 }

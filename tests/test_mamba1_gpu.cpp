@@ -100,7 +100,9 @@ TEST_P(GpuVsCpu, LogitsMatchReferenceEveryToken) {
   EXPECT_EQ(c.steps, 7u);
   EXPECT_EQ(c.submits, 7u);
   EXPECT_EQ(c.recordings, recorded_at_load);  // everything is recorded at load, never again
-  EXPECT_EQ(c.dispatches, 7u * uint64_t(2 + 4 * s.n_layer));    // embed + 4 per layer + head
+  // embed + 4 per layer + head; 6 per layer where x_proj and dt_proj run as matvecs (texel split)
+  const uint64_t per_layer = dynamic_cast<const VulkanStepModel&>(*gpu).tuning().texel ? 6 : 4;
+  EXPECT_EQ(c.dispatches, 7u * (2 + per_layer * uint64_t(s.n_layer)));
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -264,25 +266,31 @@ TEST(Mamba1Gpu, PipelineCacheIsPersisted) {
 }
 
 // Steps whose logits are not asked for skip the head (prompt tokens) and leave the same state.
+// Both work splits: storage buffers (4 dispatches per layer), and texel buffers, where x_proj and
+// dt_proj run as two more matvecs (6 per layer).
 TEST(Mamba1Gpu, StepsWithoutLogitsSkipTheHeadAndKeepTheState) {
   Mamba1Weights w = small_model();
-  auto gpu = create_mamba1(w, testing_helpers::on_vulkan());
-  Mamba1CpuReference ref(w);
-  auto st = ref.new_state();
-  const int64_t V = w.cfg.vocab_size;
-  std::vector<float> got(V), want(V);
-  int32_t slot = 1;
-  for (int32_t tok : {5, 17, 33, 2}) {
-    gpu->step(&tok, &slot, 1, nullptr);
-    ref.step(st, tok, want.data());
+  for (const auto& [tune, per_layer] : {std::pair{"8,32,256,256,0", 4u}, std::pair{"8,32,256,256,1", 6u}}) {
+    SCOPED_TRACE(tune);
+    testing_helpers::ScopedEnv env("VKSSM_TUNE", tune);
+    auto gpu = create_mamba1(w, testing_helpers::on_vulkan());
+    Mamba1CpuReference ref(w);
+    const int64_t V = w.cfg.vocab_size;
+    std::vector<float> got(V), want(V);
+    auto st = ref.new_state();
+    int32_t slot = 1;
+    for (int32_t tok : {5, 17, 33, 2}) {
+      gpu->step(&tok, &slot, 1, nullptr);
+      ref.step(st, tok, want.data());
+    }
+    int32_t last = 41;
+    gpu->step(&last, &slot, 1, got.data());
+    ref.step(st, last, want.data());
+    EXPECT_LT(max_rel_error(got.data(), want.data(), V), 1e-3f);
+    const uint64_t per_step = 2 + per_layer * uint64_t(w.cfg.n_layer);  // embedding, layers, head
+    EXPECT_EQ(gpu->counters().dispatches, 4 * (per_step - 1) + per_step);
+    EXPECT_EQ(gpu->counters().submits, 5u);
   }
-  int32_t last = 41;
-  gpu->step(&last, &slot, 1, got.data());
-  ref.step(st, last, want.data());
-  EXPECT_LT(max_rel_error(got.data(), want.data(), V), 1e-3f);
-  const uint64_t per_step = 2 + 4 * uint64_t(w.cfg.n_layer);
-  EXPECT_EQ(gpu->counters().dispatches, 4 * (per_step - 1) + per_step);
-  EXPECT_EQ(gpu->counters().submits, 5u);
 }
 
 // max_streams = 0 sizes the pool from device memory: a tiny model gets the 1024-slot ceiling, and

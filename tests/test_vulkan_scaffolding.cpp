@@ -71,6 +71,7 @@ TEST(Tuning, RejectsWhatTheEngineCannotRun) {
   narrow.subgroup_size = 4;
   EXPECT_THAT(err("256,1,64,64,0", narrow), HasSubstr("field local = 256 exceeds 32 subgroups of 4"));
   EXPECT_THAT(err("8,1,100000,64,0", gpu), HasSubstr("field conv_chunk = 100000 needs 400000 bytes of shared memory"));
+  EXPECT_THAT(err("8,1,66,64,0", gpu), HasSubstr("field conv_chunk = 66 is not a multiple of 4"));
   EXPECT_THAT(err("8,1,64,64,2", gpu), HasSubstr("field texel = 2 must be 0 or 1"));
   DeviceCaps no_texel = gpu;
   no_texel.texel_rgba32f = false;

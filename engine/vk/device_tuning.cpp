@@ -53,6 +53,8 @@ Tuning parse_tuning(const std::string& value, const DeviceCaps& caps) {
                    (caps.subgroup_arithmetic ? "32 subgroups of " + std::to_string(caps.subgroup_size)
                                              : std::string("32 threads (no subgroup arithmetic)")) +
                    " (the matvec's reduction)");
+  // mamba1_conv_x_proj.comp reads its chunk's channels four at a time.
+  if (t.conv_chunk % 4 != 0) bad(value, "field conv_chunk = " + std::to_string(t.conv_chunk) + " is not a multiple of 4");
   // mamba1_conv_x_proj.comp keeps conv_chunk floats in shared memory.
   if (uint64_t(t.conv_chunk) * 4 > caps.shared_memory)
     bad(value, "field conv_chunk = " + std::to_string(t.conv_chunk) + " needs " + std::to_string(t.conv_chunk * 4ull) +

@@ -138,6 +138,11 @@ GpuBuffer WeightUploader::upload_matrix(const std::vector<float>& m, int64_t row
     }
   if (const std::optional<QuantType> q = block_type_of(format))
     return words(pack_device_matrix(*q, m.data(), rows, cols), what, matrix_format_name(format));
+  return flat_matrix(m, rows, cols, what);
+}
+
+GpuBuffer WeightUploader::flat_matrix(const std::vector<float>& m, int64_t rows, int64_t cols,
+                                      const std::string& what) {
   const uint32_t stride = pad8(cols);
   std::vector<float> padded(size_t(rows) * stride, 0.0f);
   for (int64_t r = 0; r < rows; ++r) std::copy_n(m.data() + r * cols, cols, padded.data() + r * stride);

@@ -64,6 +64,10 @@ class WeightUploader {
   // A matrix [rows, cols] (row-major) in format_of(cols): fp32/fp16 rows padded to a multiple of
   // 8 columns, or rows of blocks.
   GpuBuffer matrix(const std::vector<float>& m, int64_t rows, int64_t cols, const std::string& what);
+  // A matrix [rows, cols] in the fp32/fp16 type whatever the block type, rows padded to a multiple
+  // of 8 columns: matrix()'s layout for small matrices that are never quantized (Mamba-1's x_proj
+  // and dt_proj where they run as matvecs).
+  GpuBuffer flat_matrix(const std::vector<float>& m, int64_t rows, int64_t cols, const std::string& what);
   // A flat array in the weight storage type.
   GpuBuffer flat(const std::vector<float>& v, const std::string& what);
   // A flat fp32 array, zero-padded to `padded` floats when that is larger.

@@ -5,6 +5,10 @@
 //     matvec.comp (NORM)                RMSNorm + in_proj                 -> xz [row][x | z]
 //     mamba1_conv_x_proj.comp           conv + SiLU, x_proj split-K       -> xc, partial sums
 //     mamba1_scan.comp                  dt, state update, D skip, gate    -> y [row][E]
+//     (CPU drivers, whose matvec reads texel buffers: x_proj and dt_proj run as two more matvec.comp
+//     dispatches between the conv and the scan, which llvmpipe runs 2-3x faster than the loops
+//     over storage buffers in the conv and scan shaders; dt_proj so only without Falcon-Mamba's
+//     RMSNorm of dt_in.)
 //     matvec.comp (ACCUM)               out_proj + residual               -> r
 //   head: matvec.comp (NORM)            norm_f + lm_head                  -> logits [row][V]
 // The embedding gather and the head are the shared TokenLmHead (engine/vulkan_lm_head.h), the two
@@ -18,6 +22,7 @@
 #include "engine/vk/dispatch_math.h"
 #include "engine/vk/weight_uploader.h"
 #include "engine/vulkan_lm_head.h"
+#include "engine/vulkan_matvec.h"
 #include "engine/vulkan_residual_block.h"
 #include "engine/vulkan_sharded_model.h"
 #include "engine/vulkan_step_model.h"
@@ -39,7 +44,8 @@ struct ConvXProjSpec {
   uint32_t capacity = 1;    // 6: CAPACITY, the step input's row stride
   uint32_t xz_stride = 2;   // 7: XZ_STRIDE, floats between rows of xz
   uint32_t xc_stride = 1;   // 8: XC_STRIDE, floats between rows of xc
-  SpecConstants constants() const { return {local, E, K, J, chunk, nchunk, capacity, xz_stride, xc_stride}; }
+  bool x_proj = true;       // 9: XPROJ, x_proj in this shader (else a matvec after it)
+  SpecConstants constants() const { return {local, E, K, J, chunk, nchunk, capacity, xz_stride, xc_stride, x_proj}; }
 };
 
 // mamba1_scan.comp's specialization constants, in its constant_id order.
@@ -57,8 +63,11 @@ struct ScanSpec {
   uint32_t J = 1;           // 10: R + 2N
   bool dt_b_c_rms = false;  // 11: DT_B_C_RMS, Falcon-Mamba's weightless RMSNorm of dt_in, B and C
   float mixer_eps = 1e-6f;  // 12: MIXER_EPS, its epsilon
+  bool dt_given = false;    // 13: DT_GIVEN, dt_proj ran as a matvec (its output at binding 4)
+  uint32_t partial_stride = 1;  // 14: PARTIAL_STRIDE, floats between rows of the partial sums
   SpecConstants constants() const {
-    return {local, E, N, R, chunk, nchunk_in, capacity, xz_stride, xc_stride, y_stride, J, dt_b_c_rms, mixer_eps};
+    return {local,    E, N, R, chunk, nchunk_in, capacity, xz_stride, xc_stride, y_stride, J, dt_b_c_rms, mixer_eps,
+            dt_given, partial_stride};
   }
 };
 
@@ -95,10 +104,13 @@ class Mamba1Graph final : public StepGraph {
  private:
   struct Layer {
     ResidualBlockLayer block;  // norm + in_proj, out_proj
-    GpuBuffer conv_w, conv_b, x_proj_t, dt_w, dt_b, a_neg, d_skip;
+    GpuBuffer conv_w, conv_b, dt_b, a_neg, d_skip;
+    // x_proj: transposed for the conv shader, or [J][epad] rows for its matvec (x_proj_mv_);
+    // dt_proj: [E][R] for the scan, or [E][pad8(R)] rows for its matvec (dt_mv_).
+    GpuBuffer x_proj, dt_w;
     GpuBuffer* conv_state = nullptr;  // [capacity][E][K], owned by the model (state slots)
     GpuBuffer* ssm_state = nullptr;   // [capacity][E][N]
-    VkDescriptorSet conv_set, scan_set;
+    VkDescriptorSet conv_set, scan_set, x_proj_set = VK_NULL_HANDLE, dt_set = VK_NULL_HANDLE;
   };
 
   void upload(GraphBuilder& b, const Mamba1Weights& w);
@@ -108,13 +120,16 @@ class Mamba1Graph final : public StepGraph {
   Tuning tune_{};
   std::unique_ptr<WeightUploader> up_;
   uint32_t dpad_ = 0, epad_ = 0, xz_stride_ = 0, J_ = 0, nchunk_ = 0;
+  bool x_proj_matvec_ = false, dt_matvec_ = false;  // see the top of this file
+  uint32_t partial_stride_ = 0;                      // floats between rows of partial_
 
   ResidualBlockShape block_shape_;
   std::unique_ptr<TokenLmHead> lm_;
   std::vector<Layer> layers_;
-  GpuBuffer resid_, xz_, xc_, partial_, y_;
+  GpuBuffer resid_, xz_, xc_, partial_, dt_, y_;
 
   std::unique_ptr<ResidualBlock> block_;
+  std::unique_ptr<MatvecPipeline> x_proj_mv_, dt_mv_;
   std::unique_ptr<ComputePipeline> conv_pipe_, scan_pipe_;
   std::unique_ptr<DescriptorArena> arena_;
 };
@@ -135,12 +150,15 @@ Mamba1Graph::Mamba1Graph(GraphBuilder& b, const Mamba1Weights& w, const LoadOpti
   block_shape_ = {.d_model = D, .in_rows = 2 * E, .in_stride = xz_stride_, .d_inner = E, .bias = cfg_.use_bias,
                   .norm_eps = cfg_.norm_eps};
   tune_ = tuning_for(b.caps(), TuningProfile::TokenModel);
-  nchunk_ = ceil_div(E, tune_.conv_chunk);
-  // Texel views: every layer's in_proj / out_proj, and the activations they read (the head's views
-  // are tiles that fit by construction, see TokenLmHead).
+  // Texel views: every layer's in_proj / out_proj (and x_proj, dt_proj), and the activations they
+  // read (the head's views are tiles that fit by construction, see TokenLmHead).
   fit_texel_views(tune_, b.caps(), plan.f16,
-                  std::max({uint64_t(2 * E) * dpad_, uint64_t(D) * epad_,
-                            rows * dpad_, rows * epad_}) / 4);
+                  std::max({uint64_t(2 * E) * dpad_, uint64_t(D) * epad_, uint64_t(E) * pad8(R),
+                            rows * dpad_, rows * epad_, rows * pad8(J_)}) / 4);
+  x_proj_matvec_ = tune_.texel;
+  dt_matvec_ = tune_.texel && !cfg_.dt_b_c_rms;
+  nchunk_ = x_proj_matvec_ ? 1 : ceil_div(E, tune_.conv_chunk);
+  partial_stride_ = x_proj_matvec_ ? pad8(J_) : nchunk_ * J_;
 
   upload(b, w);
   create_pipelines(b);
@@ -162,12 +180,18 @@ void Mamba1Graph::upload(GraphBuilder& b, const Mamba1Weights& w) {
     L.block = ResidualBlock::upload(up, block_shape_, lw, name);
     L.conv_w = up.floats(lw.conv_w, name + "conv1d weight");
     L.conv_b = up.floats(lw.conv_b, name + "conv1d bias");
-    // x_proj is read one input channel at a time by mamba1_conv_x_proj.comp: store it transposed.
-    std::vector<float> xt(size_t(E) * J_);
-    for (int64_t j = 0; j < J_; ++j)
-      for (int64_t e = 0; e < E; ++e) xt[size_t(e * J_ + j)] = lw.x_proj[size_t(j * E + e)];
-    L.x_proj_t = up.flat(xt, name + "x_proj");
-    L.dt_w = up.flat(lw.dt_proj_w, name + "dt_proj weight");
+    if (x_proj_matvec_) {
+      L.x_proj = up.flat_matrix(lw.x_proj, J_, E, name + "x_proj");
+    } else {
+      // mamba1_conv_x_proj.comp reads x_proj four input channels at a time: stored transposed, as
+      // [epad / 4][J][4] (channel e of row j at ((e / 4) * J + j) * 4 + e % 4), zero past E.
+      std::vector<float> xt(size_t(epad_) * J_, 0.0f);
+      for (int64_t j = 0; j < J_; ++j)
+        for (int64_t e = 0; e < E; ++e) xt[size_t(((e / 4) * J_ + j) * 4 + e % 4)] = lw.x_proj[size_t(j * E + e)];
+      L.x_proj = up.flat(xt, name + "x_proj");
+    }
+    L.dt_w = dt_matvec_ ? up.flat_matrix(lw.dt_proj_w, E, cfg_.dt_rank, name + "dt_proj weight")
+                        : up.flat(lw.dt_proj_w, name + "dt_proj weight");
     L.dt_b = up.floats(lw.dt_proj_b, name + "dt_proj bias");
     std::vector<float> a(lw.A_log.size());
     for (size_t k = 0; k < a.size(); ++k) a[k] = -std::exp(lw.A_log[k]);  // A = -exp(A_log), once
@@ -183,7 +207,8 @@ void Mamba1Graph::upload(GraphBuilder& b, const Mamba1Weights& w) {
   resid_ = up.zeros(rows * dpad_ * 4, "residual stream");
   xz_ = up.zeros(rows * xz_stride_ * 4, "in_proj output");
   xc_ = up.zeros(rows * epad_ * 4, "conv output");
-  partial_ = up.zeros(rows * nchunk_ * J_ * 4, "x_proj partial sums");
+  partial_ = up.zeros(rows * partial_stride_ * 4, "x_proj partial sums");
+  if (dt_matvec_) dt_ = up.zeros(rows * epad_ * 4, "dt_proj output");
   y_ = up.zeros(rows * epad_ * 4, "ssm output");
 }
 
@@ -195,35 +220,56 @@ void Mamba1Graph::create_pipelines(GraphBuilder& b) {
   block_ = std::make_unique<ResidualBlock>(ctx, *up_, tune_, block_shape_);  // (a), (d)
   const ConvXProjSpec conv{.local = tune_.local, .E = E, .K = uint32_t(cfg_.d_conv), .J = J_,
                            .chunk = tune_.conv_chunk, .nchunk = nchunk_, .capacity = cap,
-                           .xz_stride = xz_stride_, .xc_stride = epad_};
+                           .xz_stride = xz_stride_, .xc_stride = epad_, .x_proj = !x_proj_matvec_};
   conv_pipe_ = std::make_unique<ComputePipeline>(
       ctx, f16 ? ShaderId::mamba1_conv_x_proj_f16 : ShaderId::mamba1_conv_x_proj_f32, 8, conv.constants());
   const ScanSpec scan{.local = tune_.local, .E = E, .N = uint32_t(cfg_.d_state), .R = uint32_t(cfg_.dt_rank),
                       .chunk = tune_.ssm_chunk, .nchunk_in = nchunk_, .capacity = cap, .xz_stride = xz_stride_,
                       .xc_stride = epad_, .y_stride = epad_, .J = J_, .dt_b_c_rms = cfg_.dt_b_c_rms,
-                      .mixer_eps = cfg_.mixer_rms_eps};
+                      .mixer_eps = cfg_.mixer_rms_eps, .dt_given = dt_matvec_, .partial_stride = partial_stride_};
   scan_pipe_ = std::make_unique<ComputePipeline>(ctx, f16 ? ShaderId::mamba1_scan_f16 : ShaderId::mamba1_scan_f32,
                                                  10, scan.constants());
+  // The small matvecs take fewer rows per workgroup than the big ones, so they spread over the cores.
+  auto small = [&](uint32_t rows) {
+    Tuning t = tune_;
+    t.row_groups = std::max(1u, std::min(tune_.row_groups, rows / 64));
+    return t;
+  };
+  if (x_proj_matvec_)
+    x_proj_mv_ = std::make_unique<MatvecPipeline>(ctx, *up_, small(J_),
+                                                  MatvecParams{.rows = J_, .cols = E, .y_stride = partial_stride_});
+  if (dt_matvec_)
+    dt_mv_ = std::make_unique<MatvecPipeline>(
+        ctx, *up_, small(E),
+        MatvecParams{.rows = E, .cols = uint32_t(cfg_.dt_rank), .y_stride = epad_, .x_stride = partial_stride_,
+                     .bias = true});
 
   lm_->create(ctx, tune_, b.step_input(), resid_, b.outputs());
-  const uint32_t sets = 4 * uint32_t(cfg_.n_layer);
+  const uint32_t sets = 6 * uint32_t(cfg_.n_layer);
   arena_ = std::make_unique<DescriptorArena>(ctx, sets, sets * 10);
   const BufferBinding step{&b.step_input()};
   for (Layer& L : layers_) {
     block_->bind(*arena_, b.step_input(), resid_, xz_, y_, L.block);
+    const GpuBuffer& unused = up_->placeholder();
     L.conv_set = arena_->make_set(*conv_pipe_, {step, {&xz_}, {L.conv_state}, {&L.conv_w}, {&L.conv_b},
-                                                {&L.x_proj_t}, {&xc_}, {&partial_}});
-    L.scan_set = arena_->make_set(*scan_pipe_, {step, {&partial_}, {&xz_}, {&xc_}, {&L.dt_w}, {&L.dt_b},
-                                                {&L.a_neg}, {&L.d_skip}, {L.ssm_state}, {&y_}});
+                                                {x_proj_matvec_ ? &unused : &L.x_proj}, {&xc_}, {&partial_}});
+    if (x_proj_matvec_)
+      L.x_proj_set = x_proj_mv_->bind(*arena_, b.step_input(), {.x = &xc_, .w = &L.x_proj, .y = &partial_});
+    if (dt_matvec_)
+      L.dt_set = dt_mv_->bind(*arena_, b.step_input(), {.x = &partial_, .w = &L.dt_w, .bias = &L.dt_b, .y = &dt_});
+    L.scan_set = arena_->make_set(*scan_pipe_, {step, {&partial_}, {&xz_}, {&xc_}, {dt_matvec_ ? &dt_ : &L.dt_w},
+                                                {&L.dt_b}, {&L.a_neg}, {&L.d_skip}, {L.ssm_state}, {&y_}});
   }
 }
 
-// Embedding, then 4 dispatches per layer. Recorded once at load, replayed for every step.
+// Embedding, then 4 dispatches per layer (6 on CPU drivers). Recorded once at load, replayed for every step.
 void Mamba1Graph::record_body(StepRecorder& r) {
   lm_->record_embed(r);
   for (const Layer& L : layers_) {
     r.dispatch(block_->in(L.block));                                                         // (a)
-    r.dispatch(*conv_pipe_, L.conv_set, nchunk_);                                             // (b)
+    r.dispatch(*conv_pipe_, L.conv_set, ceil_div(uint32_t(cfg_.d_inner), tune_.conv_chunk));  // (b)
+    if (x_proj_mv_) r.dispatch(x_proj_mv_->dispatch(L.x_proj_set));
+    if (dt_mv_) r.dispatch(dt_mv_->dispatch(L.dt_set));
     r.dispatch(*scan_pipe_, L.scan_set, ceil_div(uint32_t(cfg_.d_inner), tune_.ssm_chunk));  // (c)
     r.dispatch(block_->out(L.block));                                                        // (d)
   }
