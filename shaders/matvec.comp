@@ -296,7 +296,9 @@ void pass_multi(uint b0, uint nb, uint wg, uint tid) {
           const vec4 xv = LOAD_X(xb + k) * (NORM ? LOAD_NORM(k) : vec4(1.0));
           for (uint r = 0; r < 4; ++r) s[r] += w[r][i] * xv;
         }
-        for (uint r = 0; r < 4; ++r) acc[r][j] += d[r] * s[r];
+        // The same sums as pass_single's (a unit folded at once), so a prompt's prefill leaves
+        // the very state its steps would.
+        for (uint r = 0; r < 4; ++r) acc[r][j].x += d[r] * dot(s[r], vec4(1.0));
       }
     }
 #else

@@ -473,6 +473,11 @@ TEST_P(QuantizedPrefill, MatchesTheCpuReference) {
   gpu->prefill(1, prompt.data(), int(prompt.size()), got.data());
   cpu->prefill(1, prompt.data(), int(prompt.size()), want.data());
   EXPECT_LE(max_rel_error(got.data(), want.data(), kVocab), 1e-3f);
+  // Prefill (many rows per matvec) leaves the very state one step per token does (one row each).
+  auto stepped = make(BackendKind::Vulkan, GetParam().storage, 2);
+  const int32_t slot = 1;
+  for (int32_t tok : prompt) stepped->step(&tok, &slot, 1, nullptr);
+  EXPECT_EQ(gpu->snapshot(1), stepped->snapshot(1));
 }
 
 INSTANTIATE_TEST_SUITE_P(Architectures, QuantizedPrefill, testing::ValuesIn(quant_params(true)), quant_param_name);
