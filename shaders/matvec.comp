@@ -5,11 +5,13 @@
 // (residual add fused in: y is the residual stream, ACCUM), lm_head (final RMSNorm fused in).
 // Each workgroup owns 4 * ROW_GROUPS output rows and computes them for all B streams, so each
 // weight is read once per step however many streams there are.
-// LOCAL threads split a row's columns and are reduced with subgroup adds (at most 32 subgroups).
+// LOCAL threads split a row's columns and are reduced with subgroup adds (at most 32 subgroups;
+// a workgroup of one subgroup needs no shared memory or barrier for it).
 // The split comes from engine/vk/device_tuning.cpp: GPUs 64 threads; CPU drivers (lavapipe) 8
 // threads reading through texel buffers (WEIGHT_TEXEL), whose texelFetch llvmpipe turns into
-// vector gathers; S4D on CPU drivers LOCAL = 1, where one invocation walks whole rows with no
-// reduction. The C++ side (spec constants, bindings) is engine/vulkan_matvec.h.
+// vector gathers (a storage or shared read whose address differs across lanes, and a subgroup
+// add, are loops over the lanes there); S4D on CPU drivers LOCAL = 1, where one invocation walks
+// whole rows with no reduction. The C++ side (spec constants, bindings) is engine/vulkan_matvec.h.
 // Built with WEIGHT_Q8_0 / _Q4_0 / _Q4_K / _Q5_K / _Q6_K, W is in blocks and is dequantised as it
 // is read (fp32 sums).
 // Built with SHARED_REDUCTION (devices without subgroup arithmetic, see device_profiles.cpp), the
