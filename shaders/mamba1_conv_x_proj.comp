@@ -6,10 +6,10 @@
 // x_proj by its slice of xc. The partial sums go to partial[b][w][j]; mamba1_scan.comp adds the
 // NCHUNK partials. Channels are disjoint across workgroups, so no two workgroups touch the same
 // state and no global synchronisation is needed inside the dispatch.
-// x_proj and the chunk's xc are read four channels at a time (vec4): on CPU drivers every storage
-// or shared load whose address differs across lanes is a loop over the lanes, so one vec4 load
-// costs about what one float load does (`vkssm_bench --backend vulkan` on lavapipe: this loop was a
-// quarter of a Mamba-1 step read a float at a time).
+// x_proj and the chunk's xc are read four channels at a time (vec4), a quarter of the load
+// instructions. (Measured on lavapipe, where each such load is a loop over the lanes: this loop was
+// a quarter of a Mamba-1 step read a float at a time. CPU drivers now run x_proj as a matvec
+// instead, XPROJ = false; this loop serves GPUs and the storage-buffer split.)
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -63,7 +63,7 @@ void main() {
         v = silu(acc);
         xc_out[b * XC_STRIDE + e] = v;
       }
-      xc_s[c >> 2][c & 3u] = v;
+      if (XPROJ) xc_s[c >> 2][c & 3u] = v;
     }
     if (!XPROJ) continue;
     barrier();

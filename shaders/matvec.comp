@@ -217,6 +217,25 @@ void store(uint row, uint b, uint j, float v) {
   y[o] = ACCUM ? y[o] + v : v;
 }
 
+#ifdef WEIGHT_BLOCKS
+// x[b0] times the norm weights over unit u's columns: what unit_sum multiplies.
+void unit_x(uint b0, uint u, out vec4 xv[UNIT_X4]) {
+  for (uint i = 0; i < UNIT_X4; ++i) {
+    const uint k = u * UNIT_X4 + i;
+    xv[i] = LOAD_X(b0 * X_STRIDE4 + k) * (NORM ? LOAD_NORM(k) : vec4(1.0));
+  }
+}
+
+// Unit u of `row` times xv, folded to one float: the single-stream passes add these per row.
+float unit_sum(uint row, uint u, vec4 xv[UNIT_X4]) {
+  vec4 w[UNIT_X4];
+  const float d = unit_weights(row, u, w);
+  vec4 s = vec4(0.0);
+  for (uint i = 0; i < UNIT_X4; ++i) s += w[i] * xv[i];
+  return d * dot(s, vec4(1.0));
+}
+#endif
+
 #if defined(WEIGHT_BLOCKS) && defined(WEIGHT_TEXEL)
 const bool BLOCKS16 = LOCAL >= 8;
 #else
@@ -238,17 +257,8 @@ void pass_single_blocks16(uint b0, uint wg, uint tid) {
     for (uint r = 0; r < 16; ++r) acc1[r] = 0.0;
     for (uint u = tid; u < UNITS; u += LOCAL) {
       vec4 xv[UNIT_X4];
-      for (uint i = 0; i < UNIT_X4; ++i) {
-        const uint k = u * UNIT_X4 + i;
-        xv[i] = LOAD_X(b0 * X_STRIDE4 + k) * (NORM ? LOAD_NORM(k) : vec4(1.0));
-      }
-      for (uint r = 0; r < 16; ++r) {
-        vec4 w[UNIT_X4];
-        const float d = unit_weights(rows[r], u, w);
-        vec4 s = vec4(0.0);
-        for (uint i = 0; i < UNIT_X4; ++i) s += w[i] * xv[i];
-        acc1[r] += d * dot(s, vec4(1.0));
-      }
+      unit_x(b0, u, xv);
+      for (uint r = 0; r < 16; ++r) acc1[r] += unit_sum(rows[r], u, xv);
     }
     float sums[16];
     for (uint r = 0; r < 16; ++r) sums[r] = subgroup_sum(dot(vec4(acc1[r], 0.0, 0.0, 0.0), vec4(1.0)));
@@ -276,17 +286,8 @@ void pass_single(uint b0, uint wg, uint tid) {
     float acc1[4] = float[4](0.0, 0.0, 0.0, 0.0);
     for (uint u = tid; u < UNITS; u += LOCAL) {
       vec4 xv[UNIT_X4];
-      for (uint i = 0; i < UNIT_X4; ++i) {
-        const uint k = u * UNIT_X4 + i;
-        xv[i] = LOAD_X(b0 * X_STRIDE4 + k) * (NORM ? LOAD_NORM(k) : vec4(1.0));
-      }
-      for (uint r = 0; r < 4; ++r) {
-        vec4 w[UNIT_X4];
-        const float d = unit_weights(rows[r], u, w);
-        vec4 s = vec4(0.0);
-        for (uint i = 0; i < UNIT_X4; ++i) s += w[i] * xv[i];
-        acc1[r] += d * dot(s, vec4(1.0));
-      }
+      unit_x(b0, u, xv);
+      for (uint r = 0; r < 4; ++r) acc1[r] += unit_sum(rows[r], u, xv);
     }
     for (uint r = 0; r < 4; ++r) acc[r] = vec4(acc1[r], 0.0, 0.0, 0.0);
 #else
