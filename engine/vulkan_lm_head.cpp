@@ -10,13 +10,13 @@
 namespace vkssm {
 
 uint32_t tile_rows(uint64_t rows, uint64_t row_bytes, const DeviceCaps& caps, uint64_t texel_bytes,
-                   const std::string& what) {
-  uint64_t limit = caps.max_storage_buffer_range, align = caps.min_storage_buffer_offset_alignment;
+                   const std::string& what, uint64_t band) {
+  uint64_t limit = caps.max_storage_buffer_range, align = std::max(caps.min_storage_buffer_offset_alignment, band);
   if (texel_bytes) {
     limit = std::min(limit, caps.max_texel_buffer_elements * texel_bytes);
     align = std::max(align, caps.min_texel_buffer_offset_alignment);
   }
-  if (rows * row_bytes <= limit) return uint32_t(rows);
+  if ((rows + band - 1) / band * band * row_bytes <= limit) return uint32_t(rows);
   // Alignments are powers of two: a tile of `align` rows starts every slice (and its 4-byte
   // outputs) on a multiple of them.
   const uint64_t per_tile = limit / row_bytes / align * align;
@@ -63,10 +63,13 @@ void TokenLmHead::create(VulkanContext& ctx, const Tuning& tune, const GpuBuffer
   const MatrixFormat format = up_.format_of(embeddings_), head_format = up_.format_of(matrix);
   const uint64_t row_bytes = up_.row_bytes(embeddings_, d_model_), head_row_bytes = up_.row_bytes(matrix, d_model_);
   const bool blocks = is_blocks(format);
+  // Matrices in blocks come in row bands where the uploader bands them: a slice binds whole bands.
+  const uint64_t band = up_.banded() && blocks ? kBandRows : 1, head_band = up_.banded() && is_blocks(head_format) ? kBandRows : 1;
 
-  const uint32_t gather_rows = tile_rows(V, row_bytes, ctx.caps(), 0, embeddings_.what());
+  const uint32_t gather_rows = tile_rows(V, row_bytes, ctx.caps(), 0, embeddings_.what(), band);
   const uint32_t head_rows = tile_rows(V, head_row_bytes, ctx.caps(),
-                                       tune.texel ? (head_format == MatrixFormat::F16 ? 8 : 16) : 0, matrix.what());
+                                       tune.texel ? (head_format == MatrixFormat::F16 ? 8 : 16) : 0, matrix.what(),
+                                       head_band);
   const uint32_t gather_tiles = ceil_div(V, gather_rows), head_tiles = ceil_div(V, head_rows);
   arena_ = std::make_unique<DescriptorArena>(ctx, gather_tiles + head_tiles,
                                              (gather_tiles + head_tiles) * MatvecPipeline::kBindings);
@@ -75,12 +78,12 @@ void TokenLmHead::create(VulkanContext& ctx, const Tuning& tune, const GpuBuffer
     const uint32_t n = std::min(gather_rows, V - row0);
     // ROW_STRIDE: floats (or, for blocks, 32-bit words) per row.
     const uint32_t stride = blocks ? uint32_t(row_bytes / 4) : dpad;
-    const EmbedGatherSpec gather{
-        .local = kEmbedLocal, .d_model = D, .row_stride = stride, .r_stride = dpad, .row0 = row0, .tile_rows = n};
+    const EmbedGatherSpec gather{.local = kEmbedLocal, .d_model = D, .row_stride = stride, .r_stride = dpad,
+                                 .row0 = row0, .tile_rows = n, .banded = band > 1};
     const ShaderId shader = embed_gather_variant(format);
     auto& pipe = embed_pipes_.emplace_back(std::make_unique<ComputePipeline>(ctx, shader, 3, gather.constants()));
-    const VkDescriptorSet set =
-        arena_->make_set(*pipe, {{&step_input}, {&embeddings_, row0 * row_bytes, n * row_bytes}, {&resid}});
+    const uint64_t bytes = (n + band - 1) / band * band * row_bytes;
+    const VkDescriptorSet set = arena_->make_set(*pipe, {{&step_input}, {&embeddings_, row0 * row_bytes, bytes}, {&resid}});
     embed_.push_back({pipe.get(), set, ceil_div(D, kEmbedLocal)});
   }
 
@@ -92,7 +95,8 @@ void TokenLmHead::create(VulkanContext& ctx, const Tuning& tune, const GpuBuffer
     const MatvecPipeline& pipe = *head_pipes_.back();
     const VkDescriptorSet set = pipe.bind(*arena_, step_input,
                                           {.x = &resid, .w = &matrix, .norm_w = &norm_f_, .y = &outputs,
-                                           .w_offset = row0 * head_row_bytes, .w_bytes = n * head_row_bytes,
+                                           .w_offset = row0 * head_row_bytes,
+                                           .w_bytes = (n + head_band - 1) / head_band * head_band * head_row_bytes,
                                            .y_offset = uint64_t(row0) * 4});
     head_.push_back(pipe.dispatch(set));
   }

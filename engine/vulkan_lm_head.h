@@ -32,7 +32,8 @@ struct EmbedGatherSpec {
   uint32_t r_stride = 1;    // 3: R_STRIDE, floats between rows of the residual stream
   uint32_t row0 = 0;        // 4: ROW0, first token id of the tile
   uint32_t tile_rows = 1;   // 5: TILE_ROWS, token ids in the tile
-  SpecConstants constants() const { return {local, d_model, row_stride, r_stride, row0, tile_rows}; }
+  bool banded = false;      // 6: BANDED, blocks in row bands
+  SpecConstants constants() const { return {local, d_model, row_stride, r_stride, row0, tile_rows, banded}; }
 };
 
 struct TokenLmHeadWeights {
@@ -76,8 +77,9 @@ class TokenLmHead {
 // maxStorageBufferRange (and, for texel views of `texel_bytes` per texel, within
 // maxTexelBufferElements), and every slice's offset, and that of its outputs (4 bytes per row),
 // a multiple of the storage (and texel) offset alignments. `rows` when the matrix fits in one
-// binding. Throws vkssm::Error naming `what` when not even one aligned group of rows fits.
+// binding. `band`: rows stored in bands of that many (host/quant_matrix.h; a power of two), which
+// a slice covers whole. Throws vkssm::Error naming `what` when not even one aligned group of rows fits.
 uint32_t tile_rows(uint64_t rows, uint64_t row_bytes, const DeviceCaps& caps, uint64_t texel_bytes,
-                   const std::string& what);
+                   const std::string& what, uint64_t band = 1);
 
 }  // namespace vkssm

@@ -1,5 +1,6 @@
 #include "host/quant_matrix.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -100,6 +101,40 @@ std::vector<uint32_t> pack_device_matrix(QuantType type, const float* m, int64_t
   for (int64_t r = 0; r < rows; ++r)
     quantize_row(type, m + size_t(r * cols), blocks.data() + size_t(r) * row_bytes, size_t(cols));
   return repack_blocks(type, blocks.data(), rows, cols);
+}
+
+uint32_t band_step_texels(QuantType type) {
+  switch (type) {
+    case QuantType::Q8_0: return 16;
+    case QuantType::Q4_0: return 8;
+    case QuantType::Q4_K: return 9;
+    case QuantType::Q5_K: return 11;
+    case QuantType::Q6_K: return 13;
+    default: break;
+  }
+  return kept_bytes(device_block(type)) / 16;  // throws: no device layout
+}
+
+std::vector<uint32_t> band_rows(QuantType type, const std::vector<uint32_t>& words, int64_t rows, int64_t cols) {
+  const uint32_t row_words = device_row_words(type, cols);
+  if (words.size() != size_t(rows) * row_words)
+    throw Error("internal: band_rows given " + std::to_string(words.size()) + " words for " + std::to_string(rows) +
+                " rows of " + std::to_string(row_words));
+  const uint32_t scale4 = scale_words(device_block(type), cols / quant_traits(type).block_elems) / 4;
+  const uint32_t step4 = band_step_texels(type), quant4 = row_words / 4 - scale4;
+  std::vector<uint32_t> out(size_t(banded_rows(rows)) * row_words, 0u);
+  for (int64_t row = 0; row < rows; ++row) {
+    const size_t band = size_t(row / kBandRows) * size_t(kBandRows) * row_words, r = size_t(row % kBandRows);
+    const uint32_t* src = words.data() + size_t(row) * row_words;
+    // Texel by texel (4 words): scales, then the quants step by step.
+    auto put = [&](size_t texel, uint32_t src_texel) { std::copy_n(src + 4 * src_texel, 4, out.data() + band + 4 * texel); };
+    for (uint32_t t = 0; t < scale4; ++t) put(r * scale4 + t, t);
+    for (uint32_t q = 0; q < quant4; ++q) {
+      const uint32_t step = q / step4, width = std::min(step4, quant4 - step * step4);
+      put(kBandRows * (scale4 + step * step4) + r * width + q % step4, scale4 + q);
+    }
+  }
+  return out;
 }
 
 void round_trip_matrix(QuantType type, std::vector<float>& m, int64_t cols) {

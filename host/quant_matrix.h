@@ -23,6 +23,18 @@
 //     multiples of 16 bytes with d and dmin in their first word, then the 12 bytes of packed 6-bit
 //     sub-block scales and mins, (Q5_K: qh[32]), qs[128]; the shaders unpack the 6-bit values.
 //
+// Row bands (CPU drivers). Where matvec.comp reads W through texel buffers (llvmpipe), 8 threads
+// take 8 consecutive units (32-value Q8_0 / Q4_0 blocks or the 8 sub-blocks of a K-quant block)
+// of 16 rows in turn, so row-major rows make 16 interleaved streams that the CPU's prefetchers do
+// not follow: every texel read waited for memory (about a third of a q8_0 head matvec). Banded,
+// the matrix is kBandRows rows at a time (the last band padded with zero rows), and a band holds
+//     the 16 rows' scale sections, one after the other (Q8_0, Q4_0, Q6_K);
+//     then step after step, each holding every row's quants for that step (band_step_texels()
+//     texels per row; a shorter last step when a row's quants do not fill it): Q8_0 8 blocks
+//     (16 texels), Q4_0 8 blocks (8), Q4_K / Q5_K / Q6_K one block (9 / 11 / 13),
+// so the reads of one pass over a band walk memory in order. A row keeps device_row_words()
+// words; quant_blocks.glsl's banded_texel() finds them.
+//
 // A GPU weight is the very float dequantize_row() gives (d * scale, times the quant, less
 // dmin * min: each product of an fp16 and small integers is exact in fp32).
 #include <cstdint>
@@ -62,6 +74,14 @@ std::vector<uint32_t> pack_device_matrix(QuantType type, const float* m, int64_t
 
 // The device layout of rows already in GGUF blocks (`blocks`: rows * quant_row_bytes bytes).
 std::vector<uint32_t> repack_blocks(QuantType type, const uint8_t* blocks, int64_t rows, int64_t cols);
+
+// Rows per band, and texels of one row in one step, of the banded layout above.
+constexpr int64_t kBandRows = 16;
+uint32_t band_step_texels(QuantType type);
+// Rows rounded up to whole bands.
+inline int64_t banded_rows(int64_t rows) { return (rows + kBandRows - 1) / kBandRows * kBandRows; }
+// `rows` rows of the device layout (device_row_words() each) rearranged into bands.
+std::vector<uint32_t> band_rows(QuantType type, const std::vector<uint32_t>& words, int64_t rows, int64_t cols);
 
 // What the GPU computes with: m := dequantize(quantize(m)), row by row. The CPU reference runs on
 // these values, so both backends use the same weights. `m` holds rows of `cols` values.

@@ -10,6 +10,7 @@ layout(constant_id = 2) const uint ROW_STRIDE = 1;  // padded columns (or words,
 layout(constant_id = 3) const uint R_STRIDE = 1;    // floats between streams in the residual
 layout(constant_id = 4) const uint ROW0 = 0;        // first token id of this tile
 layout(constant_id = 5) const uint TILE_ROWS = 1;   // token ids in this tile
+layout(constant_id = 6) const bool BANDED = false;  // blocks in row bands (host/quant_matrix.h)
 
 STEP_INPUT(0)
 #include "quant_blocks.glsl"
@@ -17,43 +18,52 @@ STEP_INPUT(0)
 // The table in ggml blocks (host/quant_matrix.h): ROW_STRIDE words per row; Q8_0 / Q4_0 / Q6_K
 // rows start with their blocks' fp16 scales (two per word, padded to a multiple of 4 words).
 layout(std430, binding = 1) readonly buffer Emb_buf { uint Emb[]; };  // [TILE_ROWS][ROW_STRIDE]
+#if defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
+const uint SCALE_WORDS = 0;  // d and dmin stay in the blocks
+#else
 const uint SCALE_WORDS = (D / BLOCK_VALUES + 7) / 8 * 4;
+#endif
+// Word i of `row`'s device layout.
+uint word(uint row, uint i) {
+  if (!BANDED) return Emb[row * ROW_STRIDE + i];
+  return Emb[banded_texel(row, i / 4u, SCALE_WORDS / 4u, (ROW_STRIDE - SCALE_WORDS) / 4u) * 4u + (i & 3u)];
+}
 float load_value(uint row, uint k) {
-  const uint base = row * ROW_STRIDE, blk = k / BLOCK_VALUES;
+  const uint blk = k / BLOCK_VALUES;
 #if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0) || defined(WEIGHT_Q6_K)
-  const float d = unpackHalf2x16(Emb[base + blk / 2u])[blk & 1u];
+  const float d = unpackHalf2x16(word(row, blk / 2u))[blk & 1u];
 #endif
 #if defined(WEIGHT_Q8_0)
-  return d * int8_of(Emb[base + SCALE_WORDS + k / 4u], k & 3u);
+  return d * int8_of(word(row, SCALE_WORDS + k / 4u), k & 3u);
 #elif defined(WEIGHT_Q4_0)
   const uint byte = blk * 16u + (k & 15u);  // value j of a block: byte j % 16, high nibble for j >= 16
-  const uint w = Emb[base + SCALE_WORDS + byte / 4u];
+  const uint w = word(row, SCALE_WORDS + byte / 4u);
   return d * (float((w >> (8u * (byte & 3u) + ((k & 16u) != 0u ? 4u : 0u))) & 15u) - 8.0);
 #elif defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
   // Value v of a block: sub-block j = v / 32, byte 32 (j / 2) + v % 32 of qs (high nibble for odd
   // j), and (Q5_K) bit j of qh[v % 32] as 16.
 #ifdef WEIGHT_Q4_K
-  const uint b0 = base + 36u * blk, qs = b0 + 4u;
+  const uint b0 = 36u * blk, qs = b0 + 4u;
 #else
-  const uint b0 = base + 44u * blk, qs = b0 + 12u;
+  const uint b0 = 44u * blk, qs = b0 + 12u;
 #endif
   const uint v = k % 256u, j = v / 32u, l = v % 32u, byte = 32u * (j >> 1) + l;
-  const vec2 dm = unpackHalf2x16(Emb[b0]);
-  const uvec2 sm = k_scale_min(uvec3(Emb[b0 + 1u], Emb[b0 + 2u], Emb[b0 + 3u]), j);
-  uint q = (byte_of(Emb[qs + byte / 4u], byte & 3u) >> (4u * (j & 1u))) & 15u;
+  const vec2 dm = unpackHalf2x16(word(row, b0));
+  const uvec2 sm = k_scale_min(uvec3(word(row, b0 + 1u), word(row, b0 + 2u), word(row, b0 + 3u)), j);
+  uint q = (byte_of(word(row, qs + byte / 4u), byte & 3u) >> (4u * (j & 1u))) & 15u;
 #ifdef WEIGHT_Q5_K
-  q |= ((byte_of(Emb[b0 + 4u + l / 4u], l & 3u) >> j) & 1u) << 4;
+  q |= ((byte_of(word(row, b0 + 4u + l / 4u), l & 3u) >> j) & 1u) << 4;
 #endif
   return dm.x * float(sm.x) * float(q) - dm.y * float(sm.y);
 #else
   // Q6_K, value v of a block: half n = v / 128, quarter g, position l; see matvec.comp.
-  const uint b0 = base + SCALE_WORDS + 52u * blk;
+  const uint b0 = SCALE_WORDS + 52u * blk;
   const uint v = k % 256u, n = v / 128u, g = (v / 32u) & 3u, l = v % 32u;
   const uint lo_byte = 64u * n + 32u * (g & 1u) + l, hi_byte = 128u + 32u * n + l;
   const uint sc_byte = 192u + 8u * n + 2u * g + l / 16u;
-  const uint lo = (byte_of(Emb[b0 + lo_byte / 4u], lo_byte & 3u) >> (4u * (g >> 1))) & 15u;
-  const uint hi = (byte_of(Emb[b0 + hi_byte / 4u], hi_byte & 3u) >> (2u * g)) & 3u;
-  return d * int8_of(Emb[b0 + sc_byte / 4u], sc_byte & 3u) * (float(lo | (hi << 4)) - 32.0);
+  const uint lo = (byte_of(word(row, b0 + lo_byte / 4u), lo_byte & 3u) >> (4u * (g >> 1))) & 15u;
+  const uint hi = (byte_of(word(row, b0 + hi_byte / 4u), hi_byte & 3u) >> (2u * g)) & 3u;
+  return d * int8_of(word(row, b0 + sc_byte / 4u), sc_byte & 3u) * (float(lo | (hi << 4)) - 32.0);
 #endif
 }
 #else

@@ -64,22 +64,36 @@ const uint SCALE4 = (NB + 7) / 8;      // uvec4s of fp16 scales per row (Q8_0, Q
 #define UNIT_X4 8                      // vec4s of x a unit multiplies
 const uint UNITS = COLS / 32;
 #if defined(WEIGHT_Q8_0)
-const uint ROW4 = SCALE4 + 2 * NB;     // uvec4s per row: 2 of quants per block
+const uint QUANT4 = 2 * NB;            // uvec4s of quants per row: 2 per block
 #elif defined(WEIGHT_Q4_0)
-const uint ROW4 = SCALE4 + NB;
+const uint QUANT4 = NB;
 #elif defined(WEIGHT_Q4_K)
-const uint ROW4 = 9 * NB;              // whole 144-byte blocks
+const uint QUANT4 = 9 * NB;            // whole 144-byte blocks
 #elif defined(WEIGHT_Q5_K)
-const uint ROW4 = 11 * NB;             // whole 176-byte blocks
+const uint QUANT4 = 11 * NB;           // whole 176-byte blocks
 #else
-const uint ROW4 = SCALE4 + 13 * NB;    // Q6_K: 208 bytes a block once d is in the scale section
+const uint QUANT4 = 13 * NB;           // Q6_K: 208 bytes a block once d is in the scale section
+#endif
+#if defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
+const uint SCALES4 = 0;                // d and dmin stay in the blocks
+#else
+const uint SCALES4 = SCALE4;
+#endif
+const uint ROW4 = SCALES4 + QUANT4;    // uvec4s per row
+#ifdef WEIGHT_TEXEL
+// Texel reads come from CPU drivers, where W is uploaded in row bands (host/quant_matrix.h).
+uint scale_texel(uint row, uint t) { return banded_scale_texel(row, t, SCALES4, QUANT4); }
+uint quant_texel(uint row, uint q) { return banded_quant_texel(row, q, SCALES4, QUANT4); }
+#else
+uint scale_texel(uint row, uint t) { return row * ROW4 + t; }
+uint quant_texel(uint row, uint q) { return row * ROW4 + SCALES4 + q; }
 #endif
 const uvec4 BYTE_SHIFTS = uvec4(0, 8, 16, 24);
 
-// The fp16 scale of block `blk` from the scale section of the row at `base`.
-float block_scale(uint base, uint blk) {
+// The fp16 scale of block `blk` from the scale section of `row`.
+float block_scale(uint row, uint blk) {
   // Selects rather than a variable component index, which llvmpipe would spill to memory per lane.
-  const uvec4 sv = LOADQ(base + blk / 8u);
+  const uvec4 sv = LOADQ(scale_texel(row, blk / 8u));
   const uint sel = (blk >> 1) & 3u;
   const uint sw = sel == 0u ? sv.x : sel == 1u ? sv.y : sel == 2u ? sv.z : sv.w;
   return unpackHalf2x16((blk & 1u) != 0u ? sw >> 16 : sw).x;
@@ -88,31 +102,31 @@ float block_scale(uint base, uint blk) {
 // Unit u of `row`: its weights in x's order, and a factor the caller applies to their dot with x
 // (the block scale for Q8_0 / Q4_0; 1 for the K-quants, whose weights come out dequantized).
 float unit_weights(uint row, uint u, out vec4 w[UNIT_X4]) {
-  const uint base = row * ROW4;
 #if defined(WEIGHT_Q8_0)
-  const uvec4 q0 = LOADQ(base + SCALE4 + 2u * u), q1 = LOADQ(base + SCALE4 + 2u * u + 1u);
+  const uvec4 q0 = LOADQ(quant_texel(row, 2u * u)), q1 = LOADQ(quant_texel(row, 2u * u + 1u));
   for (uint i = 0; i < 4; ++i) {
     // four int8 per word, sign-extended by shifting each byte to the top and back
     w[i] = vec4(ivec4(uvec4(q0[i]) << uvec4(24, 16, 8, 0)) >> 24);
     w[4 + i] = vec4(ivec4(uvec4(q1[i]) << uvec4(24, 16, 8, 0)) >> 24);
   }
-  return block_scale(base, u);
+  return block_scale(row, u);
 #elif defined(WEIGHT_Q4_0)
-  const uvec4 q = LOADQ(base + SCALE4 + u);
+  const uvec4 q = LOADQ(quant_texel(row, u));
   for (uint i = 0; i < 4; ++i) {
     // byte b of the block: value b in its low nibble, value b + 16 in its high nibble, offset 8
     w[i] = vec4((uvec4(q[i]) >> BYTE_SHIFTS) & 15u) - 8.0;
     w[4 + i] = vec4((uvec4(q[i]) >> (BYTE_SHIFTS + 4u)) & 15u) - 8.0;
   }
-  return block_scale(base, u);
+  return block_scale(row, u);
 #elif defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
   // Sub-block j of block s: qs bytes 32 * (j / 2) on, low nibbles for even j, high for odd j;
   // Q5_K adds bit j of qh[value] as 16. Weight = d * scale * q - dmin * min, as dequantize_row().
   const uint s = u / 8u, j = u & 7u;
+  // Texels of block s (banded layouts keep a block's texels together).
 #ifdef WEIGHT_Q4_K
-  const uint blk = base + 9u * s, qs = blk + 1u;
+  const uint blk = quant_texel(row, 9u * s), qs = blk + 1u;
 #else
-  const uint blk = base + 11u * s, qs = blk + 3u;
+  const uint blk = quant_texel(row, 11u * s), qs = blk + 3u;
   const uvec4 h0 = LOADQ(blk + 1u), h1 = LOADQ(blk + 2u);
 #endif
   const uvec4 head = LOADQ(blk);
@@ -137,8 +151,8 @@ float unit_weights(uint row, uint u, out vec4 w[UNIT_X4]) {
   // bits 2g of qh[32 n + l], and its int8 scales sc[8 n + 2 g] (l < 16) and sc[8 n + 2 g + 1].
   // Weight = d * scale * (q - 32), as dequantize_row().
   const uint s = u / 8u, j = u & 7u, n = j >> 2, g = j & 3u;
-  const uint blk = base + SCALE4 + 13u * s;
-  const float d = block_scale(base, s);
+  const uint blk = quant_texel(row, 13u * s);
+  const float d = block_scale(row, s);
   const uvec4 l0 = LOADQ(blk + 4u * n + 2u * (g & 1u)), l1 = LOADQ(blk + 4u * n + 2u * (g & 1u) + 1u);
   const uvec4 h0 = LOADQ(blk + 8u + 2u * n), h1 = LOADQ(blk + 9u + 2u * n);
   const uvec4 sv = LOADQ(blk + 12u);

@@ -10,6 +10,33 @@
 #define BLOCK_VALUES 32u
 #endif
 
+#if defined(WEIGHT_Q8_0)
+#define BAND_STEP 16u  // texels of a row in one step of the row-band layout (host/quant_matrix.h)
+#elif defined(WEIGHT_Q4_0)
+#define BAND_STEP 8u
+#elif defined(WEIGHT_Q4_K)
+#define BAND_STEP 9u
+#elif defined(WEIGHT_Q5_K)
+#define BAND_STEP 11u
+#else
+#define BAND_STEP 13u
+#endif
+
+#ifdef WEIGHT_BLOCKS
+// Row bands of 16 rows (host/quant_matrix.h): where texel t of `row`'s device layout lies, for
+// rows of `scale4` texels of scales and then `quant4` of quants.
+uint banded_scale_texel(uint row, uint t, uint scale4, uint quant4) {
+  return (row / 16u) * 16u * (scale4 + quant4) + (row % 16u) * scale4 + t;
+}
+uint banded_quant_texel(uint row, uint q, uint scale4, uint quant4) {  // q: texel within the quants
+  const uint step = q / BAND_STEP, first = step * BAND_STEP, width = min(BAND_STEP, quant4 - first);
+  return (row / 16u) * 16u * (scale4 + quant4) + 16u * (scale4 + first) + (row % 16u) * width + (q - first);
+}
+uint banded_texel(uint row, uint t, uint scale4, uint quant4) {
+  return t < scale4 ? banded_scale_texel(row, t, scale4, quant4) : banded_quant_texel(row, t - scale4, scale4, quant4);
+}
+#endif
+
 // Byte i (0..3) of w.
 uint byte_of(uint w, uint i) { return (w >> (8u * i)) & 255u; }
 

@@ -635,6 +635,10 @@ TEST(DeviceLimits, RowsTooWideForOneBindingNameTheLimit) {
   EXPECT_EQ(tile_rows(200, 32, caps, 0, "lm_head"), 128u);  // 128 rows fill a binding, a multiple of 64
   EXPECT_EQ(tile_rows(200, 32, caps, 16, "lm_head"), 64u);  // a texel view holds 64
   EXPECT_EQ(tile_rows(100, 32, caps, 0, "lm_head"), 100u);  // one binding
+  // Rows in bands of 128 (host/quant_matrix.h): a slice holds whole bands, and 100 rows pad to 128.
+  EXPECT_EQ(tile_rows(100, 32, caps, 0, "lm_head", 128), 100u);
+  EXPECT_EQ(tile_rows(200, 20, caps, 0, "lm_head"), 200u);  // 4000 bytes fit one binding,
+  EXPECT_EQ(tile_rows(200, 20, caps, 0, "lm_head", 128), 128u);  // but not padded to 256 rows (5120)
   EXPECT_EQ(error_of([&] { tile_rows(1000, 1024, caps, 0, "lm_head"); }),
             "lm_head: rows of 1024 bytes cannot be split into slices of 64 rows within maxStorageBufferRange (4096) "
             "of a tiny device");

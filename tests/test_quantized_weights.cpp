@@ -5,6 +5,7 @@
 // have rows that are not a multiple of the workgroup's, rows of several K-quant super-blocks, a
 // K-quant matrix whose rows are not a multiple of 256 (it falls back to Q8_0) and one whose rows
 // are not a multiple of 32 (it stays fp32), each recorded per tensor.
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -85,6 +86,53 @@ TEST_P(DeviceLayout, HoldsTheBlocksOfQuantizeRowWordAligned) {
     EXPECT_EQ(row[4] >> 16, 0u);  // scale slots 9..15 are zero padding
     for (int w = 5; w < 8; ++w) EXPECT_EQ(row[w], 0u);
   }
+}
+
+// Row bands (the CPU drivers' layout): every texel of every row lands where the shaders'
+// banded_texel() (shaders/quant_blocks.glsl, written out again here) looks for it: the band's scale
+// sections row after row, then step after step of every row's quants, the last step shorter; the
+// rows that pad the last band are zero.
+TEST_P(DeviceLayout, RowBandsPutEveryTexelWhereTheShadersLook) {
+  const QuantType type = GetParam();
+  const bool k_quant = quant_traits(type).block_elems == 256;
+  // Q8_0 / Q4_0: 10 blocks, a step of 8 and a last one of 2; K-quants: 3 blocks, a step each.
+  const int64_t rows = 19, cols = k_quant ? 3 * 256 : 10 * 32;
+  const uint32_t row_words = device_row_words(type, cols);
+  std::vector<uint32_t> words(size_t(rows) * row_words);
+  for (size_t i = 0; i < words.size(); ++i) words[i] = uint32_t(i) + 1;  // all distinct and non-zero
+  const std::vector<uint32_t> banded = band_rows(type, words, rows, cols);
+  ASSERT_EQ(banded.size(), size_t(32) * row_words);  // two bands of 16 rows
+
+  // fp16 scales 8 to a texel (Q8_0 / Q4_0: 10, 2 texels; Q6_K: 3, 1 texel); none in Q4_K / Q5_K rows.
+  const uint32_t scale_texels = type == QuantType::Q4_K || type == QuantType::Q5_K ? 0 : k_quant ? 1 : 2;
+  const uint32_t quant4 = row_words / 4 - scale_texels, step = band_step_texels(type);
+  const uint32_t want_step = type == QuantType::Q8_0 ? 16 : type == QuantType::Q4_0 ? 8 : type == QuantType::Q4_K ? 9
+                             : type == QuantType::Q5_K ? 11 : 13;
+  ASSERT_EQ(step, want_step);
+  auto banded_texel = [&](uint32_t row, uint32_t t) {  // banded_scale_texel / banded_quant_texel
+    const uint32_t band = row / 16 * 16 * (scale_texels + quant4), r = row % 16;
+    if (t < scale_texels) return band + r * scale_texels + t;
+    const uint32_t q = t - scale_texels, first = q / step * step, width = std::min(step, quant4 - first);
+    return band + 16 * (scale_texels + first) + r * width + (q - first);
+  };
+  std::vector<bool> seen(banded.size() / 4, false);
+  for (uint32_t row = 0; row < uint32_t(rows); ++row)
+    for (uint32_t t = 0; t < row_words / 4; ++t) {
+      const uint32_t at = banded_texel(row, t);
+      ASSERT_LT(at, seen.size());
+      EXPECT_FALSE(seen[at]) << "row " << row << " texel " << t;
+      seen[at] = true;
+      for (uint32_t w = 0; w < 4; ++w)
+        ASSERT_EQ(banded[4 * at + w], words[size_t(row) * row_words + 4 * t + w]) << "row " << row << " texel " << t;
+    }
+  for (size_t at = 0; at < seen.size(); ++at) {
+    if (seen[at]) continue;
+    for (uint32_t w = 0; w < 4; ++w) EXPECT_EQ(banded[4 * at + w], 0u) << "padding texel " << at;
+  }
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), true), rows * row_words / 4);
+  EXPECT_EQ(error_of([&] { band_rows(type, words, rows + 1, cols); }),
+            "internal: band_rows given " + std::to_string(words.size()) + " words for 20 rows of " +
+                std::to_string(row_words));
 }
 
 // A GGUF Q8_0 / Q4_0 tensor loads as its dequantized values; quantizing those again gives the
@@ -512,6 +560,32 @@ TEST(QuantizedWeightsGpu, EveryWorkSplitMatchesTheCpuReference) {
         ASSERT_LE(max_rel_error(got.data(), want.data(), int64_t(got.size())), 1e-3f) << "step " << t;
       }
     }
+  }
+}
+
+// A q8_0 table larger than one binding under tiny-bindings (1 MiB): 4,004 rows of 544 bytes, bound
+// in slices of whole 16-row bands on lavapipe (the row-band layout), for the embedding gather and
+// for the head. Tokens from the first, middle and last slices, and the last (padded) band.
+TEST(QuantizedWeightsGpu, ATableInSeveralSlicesMatchesTheCpuReference) {
+  ScopedEnv profile("VKSSM_DEVICE_PROFILE", "tiny-bindings");
+  constexpr int64_t V = 4004;
+  Mamba1Config c = testing_helpers::small_mamba1_config(V);
+  c.d_model = 512;
+  c.d_inner = 64;
+  c.n_layer = 1;
+  const Mamba1Weights w = random_mamba1(c, 21);
+  LoadOptions o = testing_helpers::on_vulkan(3);
+  o.weights = WeightStorage::Q8_0;
+  auto gpu = create_mamba1(w, o);
+  o.backend = BackendKind::Reference;
+  auto cpu = create_mamba1(w, o);
+  EXPECT_EQ(gpu->info().weight_type, "q8_0");
+  const int32_t slots[3] = {0, 1, 2};
+  for (const std::vector<int32_t>& tokens : {std::vector<int32_t>{5, 1990, 4003}, {4000, 2100, 1000}}) {
+    std::vector<float> got(3 * V), want(got.size());
+    gpu->step(tokens.data(), slots, 3, got.data());
+    cpu->step(tokens.data(), slots, 3, want.data());
+    ASSERT_LE(max_rel_error(got.data(), want.data(), int64_t(got.size())), 1e-3f) << tokens[0];
   }
 }
 

@@ -133,12 +133,18 @@ GpuBuffer WeightUploader::upload_matrix(const std::vector<float>& m, int64_t row
       if (device_block_format(fb.type) && quantizable_row(fb.type, cols) &&
           fb.bytes.size() == size_t(rows) * quant_row_bytes(fb.type, size_t(cols))) {
         format = format_of_blocks(fb.type);
-        return words(repack_blocks(fb.type, fb.bytes.data(), rows, cols), what, matrix_format_name(format));
+        return blocks(fb.type, repack_blocks(fb.type, fb.bytes.data(), rows, cols), rows, cols, what);
       }
     }
   if (const std::optional<QuantType> q = block_type_of(format))
-    return words(pack_device_matrix(*q, m.data(), rows, cols), what, matrix_format_name(format));
+    return blocks(*q, pack_device_matrix(*q, m.data(), rows, cols), rows, cols, what);
   return flat_matrix(m, rows, cols, what);
+}
+
+GpuBuffer WeightUploader::blocks(QuantType type, const std::vector<uint32_t>& w, int64_t rows, int64_t cols,
+                                 const std::string& what) {
+  const char* name = matrix_format_name(format_of_blocks(type));
+  return banded_ ? words(band_rows(type, w, rows, cols), what, name) : words(w, what, name);
 }
 
 GpuBuffer WeightUploader::flat_matrix(const std::vector<float>& m, int64_t rows, int64_t cols,

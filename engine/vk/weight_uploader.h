@@ -40,6 +40,10 @@ class WeightUploader {
   WeightUploader& operator=(const WeightUploader&) = delete;
 
   bool f16() const { return f16_; }
+  // Matrices in blocks are uploaded in row bands (host/quant_matrix.h), the layout matvec.comp's
+  // texel variants read: set from Tuning::texel before the first matrix().
+  void band_block_rows(bool on) { banded_ = on; }
+  bool banded() const { return banded_; }
   std::optional<QuantType> quant() const { return quant_; }
   // Matrices found in `t` (by their values' data()) whose blocks have a device layout are uploaded
   // as those blocks, repacked, whatever the uploader's types. `t` must outlive the uploads.
@@ -90,6 +94,8 @@ class WeightUploader {
     DeviceHandle<VkBufferView> view;
   };
   GpuBuffer words(const std::vector<uint32_t>& w, const std::string& what, const char* type);
+  // A matrix in the device layout of `type` blocks, banded when banded_.
+  GpuBuffer blocks(QuantType type, const std::vector<uint32_t>& w, int64_t rows, int64_t cols, const std::string& what);
   // matrix()'s upload; `format` (format_of(cols) on entry) becomes the file blocks' when it takes them.
   GpuBuffer upload_matrix(const std::vector<float>& m, int64_t rows, int64_t cols, const std::string& what,
                           MatrixFormat& format);
@@ -100,6 +106,7 @@ class WeightUploader {
 
   VulkanContext& ctx_;
   bool f16_;
+  bool banded_ = false;
   std::optional<QuantType> quant_;
   const FileBlockTable* file_blocks_ = nullptr;
   std::vector<std::pair<VkBuffer, MatrixFormat>> formats_;  // every matrix() buffer

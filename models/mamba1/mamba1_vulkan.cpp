@@ -160,6 +160,8 @@ Mamba1Graph::Mamba1Graph(GraphBuilder& b, const Mamba1Weights& w, const LoadOpti
   nchunk_ = x_proj_matvec_ ? 1 : ceil_div(E, tune_.conv_chunk);
   partial_stride_ = x_proj_matvec_ ? pad8(J_) : nchunk_ * J_;
 
+  // After fit_texel_views(), which may turn texel reads off: the layout matvec.comp's variant reads.
+  up_->band_block_rows(tune_.texel);
   upload(b, w);
   create_pipelines(b);
   b.describe(mamba1_model_info(w), mamba1_state_header(w), tune_, *up_);

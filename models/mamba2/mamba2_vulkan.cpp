@@ -148,6 +148,8 @@ Mamba2Graph::Mamba2Graph(GraphBuilder& b, const Mamba2Weights& w, const LoadOpti
                   std::max({uint64_t(cfg_.in_proj_rows()) * dpad_,
                             uint64_t(cfg_.d_model) * epad_, rows * dpad_, rows * epad_}) / 4);
 
+  // After fit_texel_views(), which may turn texel reads off: the layout matvec.comp's variant reads.
+  up_->band_block_rows(tune_.texel);
   upload(b, w);
   create_pipelines(b);
   b.describe(mamba2_model_info(w), mamba2_state_header(w), tune_, *up_);

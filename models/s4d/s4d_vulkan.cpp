@@ -130,6 +130,8 @@ S4DGraph::S4DGraph(GraphBuilder& b, const S4DWeights& w, const LoadOptions& opti
                   std::max({uint64_t(H) * in_pad_, uint64_t(2 * H) * hpad_, uint64_t(cfg_.d_output) * hpad_,
                             rows * in_pad_, rows * hpad_}) / 4);
 
+  // After fit_texel_views(), which may turn texel reads off: the layout matvec.comp's variant reads.
+  up_->band_block_rows(tune_.texel);
   upload(b, w);
   create_pipelines(b);
   b.describe(s4d_model_info(w), s4d_state_header(w), tune_, *up_);
