@@ -99,9 +99,12 @@ float block_scale(uint row, uint blk) {
   return unpackHalf2x16((blk & 1u) != 0u ? sw >> 16 : sw).x;
 }
 
-// Unit u of `row`: its weights in x's order, and a factor the caller applies to their dot with x
-// (the block scale for Q8_0 / Q4_0; 1 for the K-quants, whose weights come out dequantized).
-float unit_weights(uint row, uint u, out vec4 w[UNIT_X4]) {
+// Unit u of `row`: values w in x's order, a scale d and an offset m, such that the unit's weights
+// are d * w - m (Q8_0: the quants and the block scale; Q4_0: the nibbles, d and 8 d; Q4_K / Q5_K:
+// the quants, d * scale and dmin * min, as dequantize_row(); Q6_K: the weights, 1, 0). A unit's dot
+// with x is then d * (w . x) - m * sum(x), so the offsets cost one product per unit, not per weight.
+float unit_weights(uint row, uint u, out vec4 w[UNIT_X4], out float m) {
+  m = 0.0;
 #if defined(WEIGHT_Q8_0)
   const uvec4 q0 = LOADQ(quant_texel(row, 2u * u)), q1 = LOADQ(quant_texel(row, 2u * u + 1u));
   for (uint i = 0; i < 4; ++i) {
@@ -114,10 +117,12 @@ float unit_weights(uint row, uint u, out vec4 w[UNIT_X4]) {
   const uvec4 q = LOADQ(quant_texel(row, u));
   for (uint i = 0; i < 4; ++i) {
     // byte b of the block: value b in its low nibble, value b + 16 in its high nibble, offset 8
-    w[i] = vec4((uvec4(q[i]) >> BYTE_SHIFTS) & 15u) - 8.0;
-    w[4 + i] = vec4((uvec4(q[i]) >> (BYTE_SHIFTS + 4u)) & 15u) - 8.0;
+    w[i] = vec4((uvec4(q[i]) >> BYTE_SHIFTS) & 15u);
+    w[4 + i] = vec4((uvec4(q[i]) >> (BYTE_SHIFTS + 4u)) & 15u);
   }
-  return block_scale(row, u);
+  const float d = block_scale(row, u);
+  m = 8.0 * d;
+  return d;
 #elif defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
   // Sub-block j of block s: qs bytes 32 * (j / 2) on, low nibbles for even j, high for odd j;
   // Q5_K adds bit j of qh[value] as 16. Weight = d * scale * q - dmin * min, as dequantize_row().
@@ -141,10 +146,11 @@ float unit_weights(uint row, uint u, out vec4 w[UNIT_X4]) {
     v0 |= ((uvec4(h0[i]) >> (BYTE_SHIFTS + j)) & 1u) << 4;
     v1 |= ((uvec4(h1[i]) >> (BYTE_SHIFTS + j)) & 1u) << 4;
 #endif
-    w[i] = d1 * vec4(v0) - m1;
-    w[4 + i] = d1 * vec4(v1) - m1;
+    w[i] = vec4(v0);
+    w[4 + i] = vec4(v1);
   }
-  return 1.0;
+  m = m1;
+  return d1;
 #else
   // Q6_K. Sub-block j of block s covers values 32 j.. : half n = j / 4 of the block, quarter g = j % 4
   // of it. Its low 4 bits are ql[64 n + 32 (g & 1) + l] (high nibble for g >= 2), its top 2 bits
@@ -232,21 +238,29 @@ void store(uint row, uint b, uint j, float v) {
 }
 
 #ifdef WEIGHT_BLOCKS
-// x[b0] times the norm weights over unit u's columns: what unit_sum multiplies.
-void unit_x(uint b0, uint u, out vec4 xv[UNIT_X4]) {
+// x[b0] times the norm weights over unit u's columns: what unit_sum multiplies; returns their sum.
+float unit_x(uint b0, uint u, out vec4 xv[UNIT_X4]) {
+  vec4 xs = vec4(0.0);
   for (uint i = 0; i < UNIT_X4; ++i) {
     const uint k = u * UNIT_X4 + i;
     xv[i] = LOAD_X(b0 * X_STRIDE4 + k) * (NORM ? LOAD_NORM(k) : vec4(1.0));
+    xs += xv[i];
   }
+  return dot(xs, vec4(1.0));
 }
 
+// A unit's dot with x from unit_weights()' d and m, w . x (as a vec4 `s`) and sum(x): every pass
+// folds a unit this way, so prefill and steps leave the same state bit for bit.
+float unit_value(float d, float m, vec4 s, float xsum) { return d * dot(s, vec4(1.0)) - m * xsum; }
+
 // Unit u of `row` times xv, folded to one float: the single-stream passes add these per row.
-float unit_sum(uint row, uint u, vec4 xv[UNIT_X4]) {
+float unit_sum(uint row, uint u, vec4 xv[UNIT_X4], float xsum) {
   vec4 w[UNIT_X4];
-  const float d = unit_weights(row, u, w);
+  float m;
+  const float d = unit_weights(row, u, w, m);
   vec4 s = vec4(0.0);
   for (uint i = 0; i < UNIT_X4; ++i) s += w[i] * xv[i];
-  return d * dot(s, vec4(1.0));
+  return unit_value(d, m, s, xsum);
 }
 #endif
 
@@ -271,8 +285,8 @@ void pass_single_blocks16(uint b0, uint wg, uint tid) {
     for (uint r = 0; r < 16; ++r) acc1[r] = 0.0;
     for (uint u = tid; u < UNITS; u += LOCAL) {
       vec4 xv[UNIT_X4];
-      unit_x(b0, u, xv);
-      for (uint r = 0; r < 16; ++r) acc1[r] += unit_sum(rows[r], u, xv);
+      const float xsum = unit_x(b0, u, xv);
+      for (uint r = 0; r < 16; ++r) acc1[r] += unit_sum(rows[r], u, xv, xsum);
     }
     float sums[16];
     for (uint r = 0; r < 16; ++r) sums[r] = subgroup_sum(dot(vec4(acc1[r], 0.0, 0.0, 0.0), vec4(1.0)));
@@ -300,8 +314,8 @@ void pass_single(uint b0, uint wg, uint tid) {
     float acc1[4] = float[4](0.0, 0.0, 0.0, 0.0);
     for (uint u = tid; u < UNITS; u += LOCAL) {
       vec4 xv[UNIT_X4];
-      unit_x(b0, u, xv);
-      for (uint r = 0; r < 4; ++r) acc1[r] += unit_sum(rows[r], u, xv);
+      const float xsum = unit_x(b0, u, xv);
+      for (uint r = 0; r < 4; ++r) acc1[r] += unit_sum(rows[r], u, xv, xsum);
     }
     for (uint r = 0; r < 4; ++r) acc[r] = vec4(acc1[r], 0.0, 0.0, 0.0);
 #else
@@ -347,20 +361,23 @@ void pass_multi(uint b0, uint nb, uint wg, uint tid) {
     for (uint u = tid; u < UNITS; u += LOCAL) {
       // The unit's weights are decoded once per row and serve all TB streams.
       vec4 w[4][UNIT_X4];
-      float d[4];
-      for (uint r = 0; r < 4; ++r) d[r] = unit_weights(rows[r], u, w[r]);
+      float d[4], m[4];
+      for (uint r = 0; r < 4; ++r) d[r] = unit_weights(rows[r], u, w[r], m[r]);
       for (uint j = 0; j < TB; ++j) {
         // Streams past nb read stream b0's input again (always in bounds); their sums are dropped.
         const uint xb = (b0 + (j < nb ? j : 0)) * X_STRIDE4;
         vec4 s[4] = vec4[4](vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+        vec4 xs = vec4(0.0);
         for (uint i = 0; i < UNIT_X4; ++i) {
           const uint k = u * UNIT_X4 + i;
           const vec4 xv = LOAD_X(xb + k) * (NORM ? LOAD_NORM(k) : vec4(1.0));
+          xs += xv;
           for (uint r = 0; r < 4; ++r) s[r] += w[r][i] * xv;
         }
         // The same sums as pass_single's (a unit folded at once), so a prompt's prefill leaves
         // the very state its steps would.
-        for (uint r = 0; r < 4; ++r) acc[r][j].x += d[r] * dot(s[r], vec4(1.0));
+        const float xsum = dot(xs, vec4(1.0));
+        for (uint r = 0; r < 4; ++r) acc[r][j].x += unit_value(d[r], m[r], s[r], xsum);
       }
     }
 #else
