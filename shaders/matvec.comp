@@ -99,30 +99,39 @@ float block_scale(uint row, uint blk) {
   return unpackHalf2x16((blk & 1u) != 0u ? sw >> 16 : sw).x;
 }
 
-// Unit u of `row`: values w in x's order, a scale d and an offset m, such that the unit's weights
-// are d * w - m (Q8_0: the quants and the block scale; Q4_0: the nibbles, d and 8 d; Q4_K / Q5_K:
-// the quants, d * scale and dmin * min, as dequantize_row(); Q6_K: the weights, 1, 0). A unit's dot
-// with x is then d * (w . x) - m * sum(x), so the offsets cost one product per unit, not per weight.
-float unit_weights(uint row, uint u, out vec4 w[UNIT_X4], out float m) {
-  m = 0.0;
+// Unit u of a row as read: its texels and factors. Its weights, in x's order, are d * w - m with
+// w = unit_w(unit, i) for i = 0..7 (Q8_0: the quants and the block scale, m = 0; Q4_0: the nibbles,
+// d and 8 d; Q4_K / Q5_K: the quants, d * scale and dmin * min, as dequantize_row(); Q6_K: the
+// weights, 1 and 0). A unit's dot with x is then d * (w . x) - m * sum(x): the offsets cost one
+// product per unit, not one per weight.
+struct Unit {
+  uvec4 a, b;  // the two texels of quants (Q4_0: one, in a); Q6_K: the low 4 bits
+  float d, m;
+#if defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
+  uvec4 sh;    // nibble shifts: low nibbles for even sub-blocks, high for odd
+#endif
+#if defined(WEIGHT_Q5_K) || defined(WEIGHT_Q6_K)
+  uvec4 h0, h1;  // Q5_K: qh; Q6_K: the top 2 bits
+  uvec4 shh;     // shifts of those bits
+#endif
+#ifdef WEIGHT_Q6_K
+  uvec4 shl;     // shifts of the low 4 bits
+  float db;      // the second half's scale (d is the first half's)
+#endif
+};
+
+Unit unit_load(uint row, uint u) {
+  Unit un;
+  un.m = 0.0;
 #if defined(WEIGHT_Q8_0)
-  const uvec4 q0 = LOADQ(quant_texel(row, 2u * u)), q1 = LOADQ(quant_texel(row, 2u * u + 1u));
-  for (uint i = 0; i < 4; ++i) {
-    // four int8 per word, sign-extended by shifting each byte to the top and back
-    w[i] = vec4(ivec4(uvec4(q0[i]) << uvec4(24, 16, 8, 0)) >> 24);
-    w[4 + i] = vec4(ivec4(uvec4(q1[i]) << uvec4(24, 16, 8, 0)) >> 24);
-  }
-  return block_scale(row, u);
+  un.a = LOADQ(quant_texel(row, 2u * u));
+  un.b = LOADQ(quant_texel(row, 2u * u + 1u));
+  un.d = block_scale(row, u);
 #elif defined(WEIGHT_Q4_0)
-  const uvec4 q = LOADQ(quant_texel(row, u));
-  for (uint i = 0; i < 4; ++i) {
-    // byte b of the block: value b in its low nibble, value b + 16 in its high nibble, offset 8
-    w[i] = vec4((uvec4(q[i]) >> BYTE_SHIFTS) & 15u);
-    w[4 + i] = vec4((uvec4(q[i]) >> (BYTE_SHIFTS + 4u)) & 15u);
-  }
-  const float d = block_scale(row, u);
-  m = 8.0 * d;
-  return d;
+  un.a = LOADQ(quant_texel(row, u));
+  un.b = un.a;
+  un.d = block_scale(row, u);
+  un.m = 8.0 * un.d;
 #elif defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
   // Sub-block j of block s: qs bytes 32 * (j / 2) on, low nibbles for even j, high for odd j;
   // Q5_K adds bit j of qh[value] as 16. Weight = d * scale * q - dmin * min, as dequantize_row().
@@ -132,25 +141,18 @@ float unit_weights(uint row, uint u, out vec4 w[UNIT_X4], out float m) {
   const uint blk = quant_texel(row, 9u * s), qs = blk + 1u;
 #else
   const uint blk = quant_texel(row, 11u * s), qs = blk + 3u;
-  const uvec4 h0 = LOADQ(blk + 1u), h1 = LOADQ(blk + 2u);
+  un.h0 = LOADQ(blk + 1u);
+  un.h1 = LOADQ(blk + 2u);
+  un.shh = BYTE_SHIFTS + j;
 #endif
   const uvec4 head = LOADQ(blk);
   const vec2 dm = unpackHalf2x16(head.x);
   const uvec2 sm = k_scale_min(head.yzw, j);
-  const float d1 = dm.x * float(sm.x), m1 = dm.y * float(sm.y);
-  const uvec4 q0 = LOADQ(qs + 2u * (j >> 1)), q1 = LOADQ(qs + 2u * (j >> 1) + 1u);
-  const uvec4 sh = BYTE_SHIFTS + 4u * (j & 1u);
-  for (uint i = 0; i < 4; ++i) {
-    uvec4 v0 = (uvec4(q0[i]) >> sh) & 15u, v1 = (uvec4(q1[i]) >> sh) & 15u;
-#ifdef WEIGHT_Q5_K
-    v0 |= ((uvec4(h0[i]) >> (BYTE_SHIFTS + j)) & 1u) << 4;
-    v1 |= ((uvec4(h1[i]) >> (BYTE_SHIFTS + j)) & 1u) << 4;
-#endif
-    w[i] = vec4(v0);
-    w[4 + i] = vec4(v1);
-  }
-  m = m1;
-  return d1;
+  un.d = dm.x * float(sm.x);
+  un.m = dm.y * float(sm.y);
+  un.a = LOADQ(qs + 2u * (j >> 1));
+  un.b = LOADQ(qs + 2u * (j >> 1) + 1u);
+  un.sh = BYTE_SHIFTS + 4u * (j & 1u);
 #else
   // Q6_K. Sub-block j of block s covers values 32 j.. : half n = j / 4 of the block, quarter g = j % 4
   // of it. Its low 4 bits are ql[64 n + 32 (g & 1) + l] (high nibble for g >= 2), its top 2 bits
@@ -159,19 +161,55 @@ float unit_weights(uint row, uint u, out vec4 w[UNIT_X4], out float m) {
   const uint s = u / 8u, j = u & 7u, n = j >> 2, g = j & 3u;
   const uint blk = quant_texel(row, 13u * s);
   const float d = block_scale(row, s);
-  const uvec4 l0 = LOADQ(blk + 4u * n + 2u * (g & 1u)), l1 = LOADQ(blk + 4u * n + 2u * (g & 1u) + 1u);
-  const uvec4 h0 = LOADQ(blk + 8u + 2u * n), h1 = LOADQ(blk + 9u + 2u * n);
+  un.a = LOADQ(blk + 4u * n + 2u * (g & 1u));
+  un.b = LOADQ(blk + 4u * n + 2u * (g & 1u) + 1u);
+  un.h0 = LOADQ(blk + 8u + 2u * n);
+  un.h1 = LOADQ(blk + 9u + 2u * n);
   const uvec4 sv = LOADQ(blk + 12u);
   const uint sw = n == 0u ? ((g & 2u) == 0u ? sv.x : sv.y) : ((g & 2u) == 0u ? sv.z : sv.w);
-  const float da = d * int8_of(sw, 2u * (g & 1u)), db = d * int8_of(sw, 2u * (g & 1u) + 1u);
-  const uvec4 shl = BYTE_SHIFTS + 4u * (g >> 1), shh = BYTE_SHIFTS + 2u * g;
-  for (uint i = 0; i < 4; ++i) {
-    const uvec4 v0 = ((uvec4(l0[i]) >> shl) & 15u) | (((uvec4(h0[i]) >> shh) & 3u) << 4);
-    const uvec4 v1 = ((uvec4(l1[i]) >> shl) & 15u) | (((uvec4(h1[i]) >> shh) & 3u) << 4);
-    w[i] = da * (vec4(v0) - 32.0);
-    w[4 + i] = db * (vec4(v1) - 32.0);
-  }
+  un.d = d * int8_of(sw, 2u * (g & 1u));
+  un.db = d * int8_of(sw, 2u * (g & 1u) + 1u);
+  un.shl = BYTE_SHIFTS + 4u * (g >> 1);
+  un.shh = BYTE_SHIFTS + 2u * g;
+#endif
+  return un;
+}
+
+// w[i] of the unit (i a constant once loops are unrolled): the four values x's vec4 i multiplies.
+vec4 unit_w(Unit un, uint i) {
+  const uint c = i & 3u;
+  const uint word = i < 4u ? un.a[c] : un.b[c];
+#if defined(WEIGHT_Q8_0)
+  // four int8 per word, sign-extended by shifting each byte to the top and back
+  return vec4(ivec4(uvec4(word) << uvec4(24, 16, 8, 0)) >> 24);
+#elif defined(WEIGHT_Q4_0)
+  // byte b of the block: value b in its low nibble, value b + 16 in its high nibble
+  return vec4((uvec4(word) >> (i < 4u ? BYTE_SHIFTS : BYTE_SHIFTS + 4u)) & 15u);
+#elif defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
+  uvec4 v = (uvec4(word) >> un.sh) & 15u;
+#ifdef WEIGHT_Q5_K
+  v |= ((uvec4(i < 4u ? un.h0[c] : un.h1[c]) >> un.shh) & 1u) << 4;
+#endif
+  return vec4(v);
+#else
+  const uvec4 v = ((uvec4(word) >> un.shl) & 15u) | (((uvec4(i < 4u ? un.h0[c] : un.h1[c]) >> un.shh) & 3u) << 4);
+  return (i < 4u ? un.d : un.db) * (vec4(v) - 32.0);
+#endif
+}
+
+// The unit's factors as unit_value() takes them (Q6_K's weights come out whole: 1 and 0).
+float unit_d(Unit un) {
+#ifdef WEIGHT_Q6_K
   return 1.0;
+#else
+  return un.d;
+#endif
+}
+float unit_m(Unit un) {
+#ifdef WEIGHT_Q6_K
+  return 0.0;
+#else
+  return un.m;
 #endif
 }
 #else
@@ -249,18 +287,18 @@ float unit_x(uint b0, uint u, out vec4 xv[UNIT_X4]) {
   return dot(xs, vec4(1.0));
 }
 
-// A unit's dot with x from unit_weights()' d and m, w . x (as a vec4 `s`) and sum(x): every pass
+// A unit's dot with x from its d and m (unit_d, unit_m), w . x (as a vec4 `s`) and sum(x): every pass
 // folds a unit this way, so prefill and steps leave the same state bit for bit.
 float unit_value(float d, float m, vec4 s, float xsum) { return d * dot(s, vec4(1.0)) - m * xsum; }
 
 // Unit u of `row` times xv, folded to one float: the single-stream passes add these per row.
 float unit_sum(uint row, uint u, vec4 xv[UNIT_X4], float xsum) {
-  vec4 w[UNIT_X4];
-  float m;
-  const float d = unit_weights(row, u, w, m);
+  const Unit un = unit_load(row, u);
+  // Each value is used as soon as it is decoded: decoding all 32 first kept them on the stack
+  // (llvmpipe). The products and sums are pass_multi's, in its order.
   vec4 s = vec4(0.0);
-  for (uint i = 0; i < UNIT_X4; ++i) s += w[i] * xv[i];
-  return unit_value(d, m, s, xsum);
+  for (uint i = 0; i < UNIT_X4; ++i) s += unit_w(un, i) * xv[i];
+  return unit_value(unit_d(un), unit_m(un), s, xsum);
 }
 #endif
 
@@ -362,7 +400,12 @@ void pass_multi(uint b0, uint nb, uint wg, uint tid) {
       // The unit's weights are decoded once per row and serve all TB streams.
       vec4 w[4][UNIT_X4];
       float d[4], m[4];
-      for (uint r = 0; r < 4; ++r) d[r] = unit_weights(rows[r], u, w[r], m[r]);
+      for (uint r = 0; r < 4; ++r) {
+        const Unit un = unit_load(rows[r], u);
+        for (uint i = 0; i < UNIT_X4; ++i) w[r][i] = unit_w(un, i);
+        d[r] = unit_d(un);
+        m[r] = unit_m(un);
+      }
       for (uint j = 0; j < TB; ++j) {
         // Streams past nb read stream b0's input again (always in bounds); their sums are dropped.
         const uint xb = (b0 + (j < nb ? j : 0)) * X_STRIDE4;
