@@ -33,8 +33,9 @@ struct MatvecSpec {
   bool bias = false;        // 8: HAS_BIAS
   float eps = 1e-5f;        // 9: EPS of the RMSNorm
   uint32_t x_stride4 = 1;   // 10: X_STRIDE4, vec4s between rows of x
+  bool lane_rows = false;   // 11: LANE_ROWS, each thread takes whole rows (fp32/fp16 variants)
   SpecConstants constants() const {
-    return {local, rows, cols, cols4, y_stride, row_groups, norm, accumulate, bias, eps, x_stride4};
+    return {local, rows, cols, cols4, y_stride, row_groups, norm, accumulate, bias, eps, x_stride4, lane_rows};
   }
 };
 

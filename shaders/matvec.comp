@@ -34,6 +34,7 @@ layout(constant_id = 7) const bool ACCUM = false;   // y += result (residual add
 layout(constant_id = 8) const bool HAS_BIAS = false;
 layout(constant_id = 9) const float EPS = 1e-5;
 layout(constant_id = 10) const uint X_STRIDE4 = 1;  // vec4s between streams in x (COLS4 or more)
+layout(constant_id = 11) const bool LANE_ROWS = false;  // each thread takes whole rows (pass_rows)
 
 STEP_INPUT(0)
 #ifdef WEIGHT_TEXEL
@@ -338,6 +339,35 @@ void pass_single_blocks16(uint b0, uint wg, uint tid) {
 #endif
 }
 
+#ifdef WEIGHT_BLOCKS
+const bool ROWS_PER_THREAD = false;
+#else
+const bool ROWS_PER_THREAD = LANE_ROWS;
+#endif
+// Short rows (LANE_ROWS, fp32/fp16 only: a few vec4s, such as Mamba-1's dt_proj with its dt_rank
+// columns, on CPU drivers): each thread takes whole rows, for every stream of the pass, so there
+// is no cross-lane sum and no lane idles over a row's last vec4s. The x reads are the same for
+// every lane. (dt_proj of the 130m shape on lavapipe: see docs/ARCHITECTURE.md.) One order of
+// sums for any number of streams, so prefill and steps agree bit for bit.
+void pass_rows(uint b0, uint nb, uint wg, uint tid) {
+#ifndef WEIGHT_BLOCKS
+  const uint end = min((wg + 1) * ROW_GROUPS * 4, ROWS);
+  for (uint row0 = wg * ROW_GROUPS * 4; row0 < end; row0 += LOCAL) {  // uniform across the workgroup
+    const uint row = min(row0 + tid, ROWS - 1);  // clamp: never read past W
+    vec4 acc[TB];
+    for (uint j = 0; j < TB; ++j) acc[j] = vec4(0.0);
+    for (uint k = 0; k < COLS4; ++k) {
+      const vec4 wv = LOAD4(W, row * COLS4 + k), nw = NORM ? LOAD_NORM(k) : vec4(1.0);
+      for (uint j = 0; j < TB; ++j)
+        if (j < nb) acc[j] += wv * (LOAD_X((b0 + j) * X_STRIDE4 + k) * nw);  // nb is uniform
+    }
+    if (row0 + tid < end)
+      for (uint j = 0; j < TB; ++j)
+        if (j < nb) store(row0 + tid, b0 + j, j, dot(acc[j], vec4(1.0)));
+  }
+#endif
+}
+
 // One stream: the common decode case, with a quarter of the accumulators of pass_multi.
 void pass_single(uint b0, uint wg, uint tid) {
   for (uint g = 0; g < ROW_GROUPS; ++g) {
@@ -488,7 +518,8 @@ void main() {
       }
     }
 
-    if (nb == 1 && BLOCKS16 && one_subgroup() && ROW_GROUPS % 4 == 0) pass_single_blocks16(b0, wg, tid);
+    if (ROWS_PER_THREAD) pass_rows(b0, nb, wg, tid);
+    else if (nb == 1 && BLOCKS16 && one_subgroup() && ROW_GROUPS % 4 == 0) pass_single_blocks16(b0, wg, tid);
     else if (nb == 1) pass_single(b0, wg, tid);
     else pass_multi(b0, nb, wg, tid);
     if (!one_subgroup()) barrier();  // scale_s and `red` are reused by the next pass
