@@ -29,6 +29,10 @@ STEP_INPUT(0)
 layout(std430, binding = 1) readonly buffer XZ { float xz[]; };        // [B][XZ_STRIDE]: x | z
 layout(std430, binding = 2) buffer ConvState { float conv_state[]; };  // this layer's [slot][E][K]
 layout(std430, binding = 3) readonly buffer ConvW { float conv_w[]; }; // [E][K]
+// The same two buffers as vec4s, read when K == 4 (the usual d_conv): on CPU drivers (llvmpipe)
+// each storage access is a loop over the lanes, so one vec4 costs a quarter of four floats.
+layout(std430, binding = 2) buffer ConvState4 { vec4 conv_state4[]; };
+layout(std430, binding = 3) readonly buffer ConvW4 { vec4 conv_w4[]; };
 layout(std430, binding = 4) readonly buffer ConvB { float conv_b[]; }; // [E]
 WEIGHTS4(5, XprojT)  // [E/4][J] of 4 channels each (transposed, E padded to a multiple of 8)
 layout(std430, binding = 6) writeonly buffer XC { float xc_out[]; };   // [B][XC_STRIDE]
@@ -53,13 +57,24 @@ void main() {
         const uint s = (slot * E + e) * K;
         const float x_new = xz[b * XZ_STRIDE + e];
         float acc = conv_b[e];
-        for (uint k = 0; k + 1 < K; ++k) {
-          const float old = fresh ? 0.0 : conv_state[s + k + 1];
-          conv_state[s + k] = old;
-          acc += old * conv_w[e * K + k];
+        if (K == 4) {
+          // The loop below on one vec4 of state and one of weights, in the same order.
+          const vec4 st = fresh ? vec4(0.0) : conv_state4[s / 4];
+          const vec4 w = conv_w4[e];
+          conv_state4[s / 4] = vec4(st.yzw, x_new);
+          acc += st.y * w.x;
+          acc += st.z * w.y;
+          acc += st.w * w.z;
+          acc += x_new * w.w;
+        } else {
+          for (uint k = 0; k + 1 < K; ++k) {
+            const float old = fresh ? 0.0 : conv_state[s + k + 1];
+            conv_state[s + k] = old;
+            acc += old * conv_w[e * K + k];
+          }
+          conv_state[s + K - 1] = x_new;
+          acc += x_new * conv_w[e * K + K - 1];
         }
-        conv_state[s + K - 1] = x_new;
-        acc += x_new * conv_w[e * K + K - 1];
         v = silu(acc);
         xc_out[b * XC_STRIDE + e] = v;
       }

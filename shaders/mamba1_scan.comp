@@ -39,6 +39,10 @@ layout(std430, binding = 5) readonly buffer DtB { float dt_b[]; };     // [E]
 layout(std430, binding = 6) readonly buffer A { float A_neg[]; };      // [E][N] = -exp(A_log)
 layout(std430, binding = 7) readonly buffer Dskip { float D_skip[]; }; // [E]
 layout(std430, binding = 8) buffer SsmState { float ssm_state[]; };    // this layer's [slot][E][N]
+// The same two buffers four floats at a time, read when N is a multiple of 4: on CPU drivers
+// (llvmpipe) each storage access is a loop over the lanes, so a vec4 costs a quarter of four floats.
+layout(std430, binding = 6) readonly buffer A4 { vec4 A_neg4[]; };
+layout(std430, binding = 8) buffer SsmState4 { vec4 ssm_state4[]; };
 layout(std430, binding = 9) writeonly buffer Yout { float y[]; };      // [B][Y_STRIDE]
 #ifdef WEIGHT_F16
 #define DT_GIVEN_AT(i) uintBitsToFloat(DtW[i])  // binding 4 as fp32 [B][XC_STRIDE] (DT_GIVEN)
@@ -48,6 +52,7 @@ layout(std430, binding = 9) writeonly buffer Yout { float y[]; };      // [B][Y_
 
 #define LOCAL gl_WorkGroupSize.x
 shared float dbc[J];  // dt_in | B | C of the current stream
+const bool SMALL_STATE4 = N % 4 == 0 && N <= 16;  // B and C fit four vec4s each
 
 // 1 / RMS of dbc[begin, begin + count), or 1 when the model does not normalise (x * 1.0 is
 // exact, so plain Mamba-1 computes the same bits as without this).
@@ -73,6 +78,15 @@ void main() {
     const float dt_scale = inverse_rms(0, R), b_scale = inverse_rms(R, N), c_scale = inverse_rms(R + N, N);
     const uint slot = STEP_SLOT(b, CAPACITY);
     const bool fresh = STEP_FRESH(b, CAPACITY);
+    // B and C scaled, read here where every lane is active (llvmpipe then reads shared memory
+    // once for all lanes; inside the channel loop each read is a loop over the lanes).
+    vec4 b4[4], c4[4];
+    if (SMALL_STATE4)
+      for (uint q = 0; q < 4; ++q) {
+        const uint n = min(4 * q, N - 4);  // q < N / 4 is what the loop below reads
+        b4[q] = vec4(dbc[R + n], dbc[R + n + 1], dbc[R + n + 2], dbc[R + n + 3]) * b_scale;
+        c4[q] = vec4(dbc[R + N + n], dbc[R + N + n + 1], dbc[R + N + n + 2], dbc[R + N + n + 3]) * c_scale;
+      }
     for (uint c = tid; c < CHUNK; c += LOCAL) {
       const uint e = e0 + c;
       if (e >= E) break;
@@ -88,10 +102,25 @@ void main() {
       const float dtx = dt * xv;
       const uint s0 = (slot * E + e) * N;
       float acc = 0.0;
-      for (uint n = 0; n < N; ++n) {
-        float s = (fresh ? 0.0 : ssm_state[s0 + n]) * exp(dt * A_neg[e * N + n]) + dtx * (dbc[R + n] * b_scale);
-        ssm_state[s0 + n] = s;
-        acc += s * (dbc[R + N + n] * c_scale);
+      if (N % 4 == 0) {
+        // The loop below four states at a time, the same operations in the same order.
+        for (uint n = 0; n < N; n += 4) {
+          const vec4 bn = SMALL_STATE4 ? b4[n / 4] : vec4(dbc[R + n], dbc[R + n + 1], dbc[R + n + 2], dbc[R + n + 3]) * b_scale;
+          const vec4 cn = SMALL_STATE4 ? c4[n / 4]
+                                       : vec4(dbc[R + N + n], dbc[R + N + n + 1], dbc[R + N + n + 2], dbc[R + N + n + 3]) * c_scale;
+          const vec4 s = (fresh ? vec4(0.0) : ssm_state4[(s0 + n) / 4]) * exp(dt * A_neg4[(e * N + n) / 4]) + dtx * bn;
+          ssm_state4[(s0 + n) / 4] = s;
+          acc += s.x * cn.x;
+          acc += s.y * cn.y;
+          acc += s.z * cn.z;
+          acc += s.w * cn.w;
+        }
+      } else {
+        for (uint n = 0; n < N; ++n) {
+          float s = (fresh ? 0.0 : ssm_state[s0 + n]) * exp(dt * A_neg[e * N + n]) + dtx * (dbc[R + n] * b_scale);
+          ssm_state[s0 + n] = s;
+          acc += s * (dbc[R + N + n] * c_scale);
+        }
       }
       acc += D_skip[e] * xv;
       y[b * Y_STRIDE + e] = acc * silu(xz[b * XZ_STRIDE + E + e]);
