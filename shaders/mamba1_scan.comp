@@ -24,17 +24,23 @@ layout(constant_id = 9) const uint Y_STRIDE = 1;
 layout(constant_id = 10) const uint J = 1;        // R + 2N
 layout(constant_id = 11) const bool DT_B_C_RMS = false;
 layout(constant_id = 12) const float MIXER_EPS = 1e-6;
-// CPU drivers: x_proj and dt_proj ran as matvec.comp dispatches before this one (texel reads beat
-// this shader's storage reads there): partial rows are PARTIAL_STRIDE floats (NCHUNK_IN = 1) and
-// binding 4 holds dt_proj(dt_in) + bias in fp32, before the softplus, instead of dt_proj's weights.
-layout(constant_id = 13) const bool DT_GIVEN = false;
-layout(constant_id = 14) const uint PARTIAL_STRIDE = 1;  // floats between partial rows (NCHUNK_IN * J)
+// CPU drivers: x_proj ran as a matvec.comp dispatch before this one (texel reads beat this
+// shader's storage reads there), so partial rows are PARTIAL_STRIDE floats (NCHUNK_IN = 1).
+layout(constant_id = 13) const uint PARTIAL_STRIDE = 1;  // floats between partial rows (NCHUNK_IN * J)
 
 STEP_INPUT(0)
 layout(std430, binding = 1) readonly buffer Partial { float partial[]; };  // [B][PARTIAL_STRIDE]: [NCHUNK_IN][J]
 layout(std430, binding = 2) readonly buffer XZ { float xz[]; };
 layout(std430, binding = 3) readonly buffer XC { float xc[]; };
-WEIGHTS1(4, DtW)                                                        // [E][R], or dt (DT_GIVEN)
+#ifdef DT_TEXEL
+// CPU drivers (built with DT_TEXEL): dt_proj's weights through a texel buffer, rows of R4 vec4s
+// (R padded to a multiple of 8 with zeros, WeightUploader::flat_matrix), which llvmpipe reads as a
+// vector gather where a storage read is a loop over the lanes.
+layout(binding = 4) uniform samplerBuffer DtWT;  // [E][R4]
+const uint R4 = (R + 7) / 8 * 2;
+#else
+WEIGHTS1(4, DtW)                                                        // [E][R]
+#endif
 layout(std430, binding = 5) readonly buffer DtB { float dt_b[]; };     // [E]
 layout(std430, binding = 6) readonly buffer A { float A_neg[]; };      // [E][N] = -exp(A_log)
 layout(std430, binding = 7) readonly buffer Dskip { float D_skip[]; }; // [E]
@@ -44,11 +50,6 @@ layout(std430, binding = 8) buffer SsmState { float ssm_state[]; };    // this l
 layout(std430, binding = 6) readonly buffer A4 { vec4 A_neg4[]; };
 layout(std430, binding = 8) buffer SsmState4 { vec4 ssm_state4[]; };
 layout(std430, binding = 9) writeonly buffer Yout { float y[]; };      // [B][Y_STRIDE]
-#ifdef WEIGHT_F16
-#define DT_GIVEN_AT(i) uintBitsToFloat(DtW[i])  // binding 4 as fp32 [B][XC_STRIDE] (DT_GIVEN)
-#else
-#define DT_GIVEN_AT(i) DtW[i]
-#endif
 
 #define LOCAL gl_WorkGroupSize.x
 shared float dbc[J];  // dt_in | B | C of the current stream
@@ -81,6 +82,15 @@ void main() {
     // B and C scaled, read here where every lane is active (llvmpipe then reads shared memory
     // once for all lanes; inside the channel loop each read is a loop over the lanes).
     vec4 b4[4], c4[4];
+#ifdef DT_TEXEL
+    vec4 dt_in4[R4];  // dt_in scaled, zero past R
+    for (uint q = 0; q < R4; ++q) {
+      vec4 v = vec4(0.0);
+      for (uint i = 0; i < 4; ++i)
+        if (4 * q + i < R) v[i] = dbc[4 * q + i] * dt_scale;
+      dt_in4[q] = v;
+    }
+#endif
     if (SMALL_STATE4)
       for (uint q = 0; q < 4; ++q) {
         const uint n = min(4 * q, N - 4);  // q < N / 4 is what the loop below reads
@@ -90,13 +100,14 @@ void main() {
     for (uint c = tid; c < CHUNK; c += LOCAL) {
       const uint e = e0 + c;
       if (e >= E) break;
-      float dt;
-      if (DT_GIVEN) {
-        dt = DT_GIVEN_AT(b * XC_STRIDE + e);
-      } else {
-        dt = dt_b[e];
-        for (uint r = 0; r < R; ++r) dt += LOAD1(DtW, e * R + r) * (dbc[r] * dt_scale);
-      }
+      float dt = dt_b[e];
+#ifdef DT_TEXEL
+      vec4 dt4 = vec4(0.0);
+      for (uint q = 0; q < R4; ++q) dt4 += texelFetch(DtWT, int(e * R4 + q)) * dt_in4[q];
+      dt += dot(dt4, vec4(1.0));
+#else
+      for (uint r = 0; r < R; ++r) dt += LOAD1(DtW, e * R + r) * (dbc[r] * dt_scale);
+#endif
       dt = softplus(dt);
       const float xv = xc[b * XC_STRIDE + e];
       const float dtx = dt * xv;

@@ -8,8 +8,10 @@ foreach(shader matvec embed_gather mamba1_conv_x_proj mamba1_scan)
   vkssm_shader(NAME ${shader}_f32 SOURCE ${shader}.comp)
   vkssm_shader(NAME ${shader}_f16 SOURCE ${shader}.comp DEFINES WEIGHT_F16=1)
 endforeach()
-# matvec reading its matrix and inputs through uniform texel buffers: fast on llvmpipe (lavapipe).
+# matvec reading its matrix and inputs through uniform texel buffers: fast on llvmpipe (lavapipe);
+# the Mamba-1 scan reading dt_proj's weights so (fp32 or fp16 alike, the view converts).
 vkssm_shader(NAME matvec_texel SOURCE matvec.comp DEFINES WEIGHT_TEXEL=1)
+vkssm_shader(NAME mamba1_scan_texel SOURCE mamba1_scan.comp DEFINES DT_TEXEL=1)
 # The same three with shared-memory reductions, for devices without subgroup arithmetic.
 vkssm_shader(NAME matvec_f32_shared SOURCE matvec.comp DEFINES SHARED_REDUCTION=1)
 vkssm_shader(NAME matvec_f16_shared SOURCE matvec.comp DEFINES WEIGHT_F16=1 SHARED_REDUCTION=1)

@@ -5,10 +5,10 @@
 //     matvec.comp (NORM)                RMSNorm + in_proj                 -> xz [row][x | z]
 //     mamba1_conv_x_proj.comp           conv + SiLU, x_proj split-K       -> xc, partial sums
 //     mamba1_scan.comp                  dt, state update, D skip, gate    -> y [row][E]
-//     (CPU drivers, whose matvec reads texel buffers: x_proj and dt_proj run as two more matvec.comp
-//     dispatches between the conv and the scan, which llvmpipe runs 2-3x faster than the loops
-//     over storage buffers in the conv and scan shaders; dt_proj so only without Falcon-Mamba's
-//     RMSNorm of dt_in.)
+//     (CPU drivers, whose matvec reads texel buffers: x_proj runs as one more matvec.comp dispatch
+//     between the conv and the scan, which llvmpipe runs 2-3x faster than the loop over storage
+//     buffers in the conv shader; the scan, built with DT_TEXEL, reads dt_proj's weights through
+//     a texel buffer too.)
 //     matvec.comp (ACCUM)               out_proj + residual               -> r
 //   head: matvec.comp (NORM)            norm_f + lm_head                  -> logits [row][V]
 // The embedding gather and the head are the shared TokenLmHead (engine/vulkan_lm_head.h), the two
@@ -63,11 +63,10 @@ struct ScanSpec {
   uint32_t J = 1;           // 10: R + 2N
   bool dt_b_c_rms = false;  // 11: DT_B_C_RMS, Falcon-Mamba's weightless RMSNorm of dt_in, B and C
   float mixer_eps = 1e-6f;  // 12: MIXER_EPS, its epsilon
-  bool dt_given = false;    // 13: DT_GIVEN, dt_proj ran as a matvec (its output at binding 4)
-  uint32_t partial_stride = 1;  // 14: PARTIAL_STRIDE, floats between rows of the partial sums
+  uint32_t partial_stride = 1;  // 13: PARTIAL_STRIDE, floats between rows of the partial sums
   SpecConstants constants() const {
-    return {local,    E, N, R, chunk, nchunk_in, capacity, xz_stride, xc_stride, y_stride, J, dt_b_c_rms, mixer_eps,
-            dt_given, partial_stride};
+    return {local, E, N, R, chunk, nchunk_in, capacity, xz_stride, xc_stride, y_stride, J, dt_b_c_rms, mixer_eps,
+            partial_stride};
   }
 };
 
@@ -106,11 +105,11 @@ class Mamba1Graph final : public StepGraph {
     ResidualBlockLayer block;  // norm + in_proj, out_proj
     GpuBuffer conv_w, conv_b, dt_b, a_neg, d_skip;
     // x_proj: transposed for the conv shader, or [J][epad] rows for its matvec (x_proj_mv_);
-    // dt_proj: [E][R] for the scan, or [E][pad8(R)] rows for its matvec (dt_mv_).
+    // dt_proj: [E][R] for the scan, or [E][pad8(R)] rows for its texel reads (DT_TEXEL).
     GpuBuffer x_proj, dt_w;
     GpuBuffer* conv_state = nullptr;  // [capacity][E][K], owned by the model (state slots)
     GpuBuffer* ssm_state = nullptr;   // [capacity][E][N]
-    VkDescriptorSet conv_set, scan_set, x_proj_set = VK_NULL_HANDLE, dt_set = VK_NULL_HANDLE;
+    VkDescriptorSet conv_set, scan_set, x_proj_set = VK_NULL_HANDLE;
   };
 
   void upload(GraphBuilder& b, const Mamba1Weights& w);
@@ -120,16 +119,16 @@ class Mamba1Graph final : public StepGraph {
   Tuning tune_{};
   std::unique_ptr<WeightUploader> up_;
   uint32_t dpad_ = 0, epad_ = 0, xz_stride_ = 0, J_ = 0, nchunk_ = 0;
-  bool x_proj_matvec_ = false, dt_matvec_ = false;  // see the top of this file
+  bool x_proj_matvec_ = false, dt_texel_ = false;  // see the top of this file
   uint32_t partial_stride_ = 0;                      // floats between rows of partial_
 
   ResidualBlockShape block_shape_;
   std::unique_ptr<TokenLmHead> lm_;
   std::vector<Layer> layers_;
-  GpuBuffer resid_, xz_, xc_, partial_, dt_, y_;
+  GpuBuffer resid_, xz_, xc_, partial_, y_;
 
   std::unique_ptr<ResidualBlock> block_;
-  std::unique_ptr<MatvecPipeline> x_proj_mv_, dt_mv_;
+  std::unique_ptr<MatvecPipeline> x_proj_mv_;
   std::unique_ptr<ComputePipeline> conv_pipe_, scan_pipe_;
   std::unique_ptr<DescriptorArena> arena_;
 };
@@ -156,7 +155,7 @@ Mamba1Graph::Mamba1Graph(GraphBuilder& b, const Mamba1Weights& w, const LoadOpti
                   std::max({uint64_t(2 * E) * dpad_, uint64_t(D) * epad_, uint64_t(E) * pad8(R),
                             rows * dpad_, rows * epad_, rows * pad8(J_)}) / 4);
   x_proj_matvec_ = tune_.texel;
-  dt_matvec_ = tune_.texel && !cfg_.dt_b_c_rms;
+  dt_texel_ = tune_.texel;
   nchunk_ = x_proj_matvec_ ? 1 : ceil_div(E, tune_.conv_chunk);
   partial_stride_ = x_proj_matvec_ ? pad8(J_) : nchunk_ * J_;
 
@@ -192,7 +191,7 @@ void Mamba1Graph::upload(GraphBuilder& b, const Mamba1Weights& w) {
         for (int64_t e = 0; e < E; ++e) xt[size_t(((e / 4) * J_ + j) * 4 + e % 4)] = lw.x_proj[size_t(j * E + e)];
       L.x_proj = up.flat(xt, name + "x_proj");
     }
-    L.dt_w = dt_matvec_ ? up.flat_matrix(lw.dt_proj_w, E, cfg_.dt_rank, name + "dt_proj weight")
+    L.dt_w = dt_texel_ ? up.flat_matrix(lw.dt_proj_w, E, cfg_.dt_rank, name + "dt_proj weight")
                         : up.flat(lw.dt_proj_w, name + "dt_proj weight");
     L.dt_b = up.floats(lw.dt_proj_b, name + "dt_proj bias");
     std::vector<float> a(lw.A_log.size());
@@ -210,7 +209,6 @@ void Mamba1Graph::upload(GraphBuilder& b, const Mamba1Weights& w) {
   xz_ = up.zeros(rows * xz_stride_ * 4, "in_proj output");
   xc_ = up.zeros(rows * epad_ * 4, "conv output");
   partial_ = up.zeros(rows * partial_stride_ * 4, "x_proj partial sums");
-  if (dt_matvec_) dt_ = up.zeros(rows * epad_ * 4, "dt_proj output");
   y_ = up.zeros(rows * epad_ * 4, "ssm output");
 }
 
@@ -228,26 +226,21 @@ void Mamba1Graph::create_pipelines(GraphBuilder& b) {
   const ScanSpec scan{.local = tune_.local, .E = E, .N = uint32_t(cfg_.d_state), .R = uint32_t(cfg_.dt_rank),
                       .chunk = tune_.ssm_chunk, .nchunk_in = nchunk_, .capacity = cap, .xz_stride = xz_stride_,
                       .xc_stride = epad_, .y_stride = epad_, .J = J_, .dt_b_c_rms = cfg_.dt_b_c_rms,
-                      .mixer_eps = cfg_.mixer_rms_eps, .dt_given = dt_matvec_, .partial_stride = partial_stride_};
-  scan_pipe_ = std::make_unique<ComputePipeline>(ctx, f16 ? ShaderId::mamba1_scan_f16 : ShaderId::mamba1_scan_f32,
-                                                 10, scan.constants());
-  // The small matvecs take fewer rows per workgroup than the big ones, so they spread over the cores.
-  auto small = [&](uint32_t rows) {
-    Tuning t = tune_;
-    t.row_groups = std::max(1u, std::min(tune_.row_groups, rows / 64));
-    return t;
-  };
-  if (x_proj_matvec_)
-    x_proj_mv_ = std::make_unique<MatvecPipeline>(ctx, *up_, small(J_),
+                      .mixer_eps = cfg_.mixer_rms_eps, .partial_stride = partial_stride_};
+  scan_pipe_ = std::make_unique<ComputePipeline>(
+      ctx, dt_texel_ ? ShaderId::mamba1_scan_texel : f16 ? ShaderId::mamba1_scan_f16 : ShaderId::mamba1_scan_f32, 10,
+      scan.constants(), dt_texel_ ? 1u << 4 : 0u);
+  if (x_proj_matvec_) {
+    // x_proj's few rows (dt_rank + 2 d_state) take fewer per workgroup than the big matvecs' rows,
+    // so they spread over the cores.
+    Tuning small = tune_;
+    small.row_groups = std::max(1u, std::min(tune_.row_groups, J_ / 64));
+    x_proj_mv_ = std::make_unique<MatvecPipeline>(ctx, *up_, small,
                                                   MatvecParams{.rows = J_, .cols = E, .y_stride = partial_stride_});
-  if (dt_matvec_)
-    dt_mv_ = std::make_unique<MatvecPipeline>(
-        ctx, *up_, small(E),
-        MatvecParams{.rows = E, .cols = uint32_t(cfg_.dt_rank), .y_stride = epad_, .x_stride = partial_stride_,
-                     .bias = true});
+  }
 
   lm_->create(ctx, tune_, b.step_input(), resid_, b.outputs());
-  const uint32_t sets = 6 * uint32_t(cfg_.n_layer);
+  const uint32_t sets = 5 * uint32_t(cfg_.n_layer);  // in_proj, conv, x_proj, scan, out_proj
   arena_ = std::make_unique<DescriptorArena>(ctx, sets, sets * 10);
   const BufferBinding step{&b.step_input()};
   for (Layer& L : layers_) {
@@ -257,21 +250,19 @@ void Mamba1Graph::create_pipelines(GraphBuilder& b) {
                                                 {x_proj_matvec_ ? &unused : &L.x_proj}, {&xc_}, {&partial_}});
     if (x_proj_matvec_)
       L.x_proj_set = x_proj_mv_->bind(*arena_, b.step_input(), {.x = &xc_, .w = &L.x_proj, .y = &partial_});
-    if (dt_matvec_)
-      L.dt_set = dt_mv_->bind(*arena_, b.step_input(), {.x = &partial_, .w = &L.dt_w, .bias = &L.dt_b, .y = &dt_});
-    L.scan_set = arena_->make_set(*scan_pipe_, {step, {&partial_}, {&xz_}, {&xc_}, {dt_matvec_ ? &dt_ : &L.dt_w},
-                                                {&L.dt_b}, {&L.a_neg}, {&L.d_skip}, {L.ssm_state}, {&y_}});
+    const BufferBinding dt_w{&L.dt_w, 0, 0, dt_texel_ ? up_->view(L.dt_w, true) : VkBufferView(VK_NULL_HANDLE)};
+    L.scan_set = arena_->make_set(*scan_pipe_, {step, {&partial_}, {&xz_}, {&xc_}, dt_w, {&L.dt_b}, {&L.a_neg},
+                                                {&L.d_skip}, {L.ssm_state}, {&y_}});
   }
 }
 
-// Embedding, then 4 dispatches per layer (6 on CPU drivers). Recorded once at load, replayed for every step.
+// Embedding, then 4 dispatches per layer (5 on CPU drivers). Recorded once at load, replayed for every step.
 void Mamba1Graph::record_body(StepRecorder& r) {
   lm_->record_embed(r);
   for (const Layer& L : layers_) {
     r.dispatch(block_->in(L.block));                                                         // (a)
     r.dispatch(*conv_pipe_, L.conv_set, ceil_div(uint32_t(cfg_.d_inner), tune_.conv_chunk));  // (b)
     if (x_proj_mv_) r.dispatch(x_proj_mv_->dispatch(L.x_proj_set));
-    if (dt_mv_) r.dispatch(dt_mv_->dispatch(L.dt_set));
     r.dispatch(*scan_pipe_, L.scan_set, ceil_div(uint32_t(cfg_.d_inner), tune_.ssm_chunk));  // (c)
     r.dispatch(block_->out(L.block));                                                        // (d)
   }
