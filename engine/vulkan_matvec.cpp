@@ -44,7 +44,7 @@ MatvecSpec spec_of(const Tuning& tune, const MatvecParams& p) {
     throw Error("matvec: x row stride " + std::to_string(p.x_stride) + " for " + std::to_string(p.cols) +
                 " columns is not a multiple of 4 of at least " + std::to_string(pad8(p.cols)));
   // Rows of at most 16 vec4s on CPU drivers' workgroups of one SIMD vector: a thread per row beats
-  // 8 threads splitting so few vec4s and summing across lanes (Mamba-1's dt_proj).
+  // 8 threads splitting so few vec4s and summing across lanes (see pass_rows in matvec.comp).
   const bool lane_rows = tune.texel && tune.local > 1 && pad8(p.cols) / 4 <= 16;
   return {.local = tune.local, .rows = p.rows, .cols = p.cols, .cols4 = pad8(p.cols) / 4, .y_stride = p.y_stride,
           .row_groups = tune.row_groups, .norm = p.norm, .accumulate = p.accumulate, .bias = p.bias, .eps = p.eps,
