@@ -339,6 +339,49 @@ void pass_single_blocks16(uint b0, uint wg, uint tid) {
 #endif
 }
 
+// Several streams, blocks, CPU drivers: as pass_multi, but 16 rows per group, so each read of the
+// streams' x (and norm weights) serves 16 rows, not 4: at 4 rows those reads outnumbered the
+// blocks' (16 streams of the 130m shape ran slower in q8_0 than in fp32 on lavapipe). Each (row,
+// stream) sum is pass_single's, in the same order.
+void pass_multi_blocks16(uint b0, uint nb, uint wg, uint tid) {
+#if defined(WEIGHT_BLOCKS) && defined(WEIGHT_TEXEL)
+  for (uint g = 0; g < ROW_GROUPS; g += 4) {
+    const uint row0 = (wg * ROW_GROUPS + g) * 4;
+    if (row0 >= ROWS) break;  // uniform across the workgroup
+    float acc[16][TB];
+    for (uint r = 0; r < 16; ++r)
+      for (uint j = 0; j < TB; ++j) acc[r][j] = 0.0;
+    for (uint u = tid; u < UNITS; u += LOCAL) {
+      vec4 xv[TB][UNIT_X4];
+      float xsum[TB];
+      // Streams past nb read stream b0's input again (always in bounds); their sums are dropped.
+      for (uint j = 0; j < TB; ++j) xsum[j] = unit_x(b0 + (j < nb ? j : 0), u, xv[j]);
+      for (uint r = 0; r < 16; ++r) {
+        const Unit un = unit_load(min(row0 + r, ROWS - 1), u);  // clamp: never read past W
+        vec4 w[UNIT_X4];
+        for (uint i = 0; i < UNIT_X4; ++i) w[i] = unit_w(un, i);
+        for (uint j = 0; j < TB; ++j) {
+          vec4 sj = vec4(0.0);
+          for (uint i = 0; i < UNIT_X4; ++i) sj += w[i] * xv[j][i];
+          acc[r][j] += unit_value(unit_d(un), unit_m(un), sj, xsum[j]);
+        }
+      }
+    }
+    for (uint j = 0; j < TB; ++j) {
+      if (j >= nb) break;  // nb is uniform
+      float sums[16];
+      for (uint r = 0; r < 16; ++r) sums[r] = subgroup_sum(dot(vec4(acc[r][j], 0.0, 0.0, 0.0), vec4(1.0)));
+      // Threads 0-7 store a row each, twice.
+      for (uint h = 0; h < 16; h += 8) {
+        float v = sums[h];
+        for (uint r = 1; r < 8; ++r) v = tid == r ? sums[h + r] : v;
+        if (tid < 8 && row0 + h + tid < ROWS) store(row0 + h + tid, b0 + j, j, v);
+      }
+    }
+  }
+#endif
+}
+
 #ifdef WEIGHT_BLOCKS
 const bool ROWS_PER_THREAD = false;
 #else
@@ -522,6 +565,7 @@ void main() {
     if (ROWS_PER_THREAD) pass_rows(b0, nb, wg, tid);
     else if (nb == 1 && BLOCKS16 && one_subgroup() && ROW_GROUPS % 4 == 0) pass_single_blocks16(b0, wg, tid);
     else if (nb == 1) pass_single(b0, wg, tid);
+    else if (BLOCKS16 && one_subgroup() && ROW_GROUPS % 4 == 0) pass_multi_blocks16(b0, nb, wg, tid);
     else pass_multi(b0, nb, wg, tid);
     if (!one_subgroup()) barrier();  // scale_s and `red` are reused by the next pass
   }
