@@ -64,7 +64,9 @@ void TokenLmHead::create(VulkanContext& ctx, const Tuning& tune, const GpuBuffer
   const uint64_t row_bytes = up_.row_bytes(embeddings_, d_model_), head_row_bytes = up_.row_bytes(matrix, d_model_);
   const bool blocks = is_blocks(format);
   // Matrices in blocks come in row bands where the uploader bands them: a slice binds whole bands.
-  const uint64_t band = up_.banded() && blocks ? kBandRows : 1, head_band = up_.banded() && is_blocks(head_format) ? kBandRows : 1;
+  const uint64_t band = up_.banded() && blocks ? kBandRows : 1;
+  const uint64_t head_band = up_.banded() && is_blocks(head_format) ? kBandRows : 1;
+  auto whole_bands = [](uint64_t n, uint64_t b) { return (n + b - 1) / b * b; };
 
   const uint32_t gather_rows = tile_rows(V, row_bytes, ctx.caps(), 0, embeddings_.what(), band);
   const uint32_t head_rows = tile_rows(V, head_row_bytes, ctx.caps(),
@@ -82,7 +84,7 @@ void TokenLmHead::create(VulkanContext& ctx, const Tuning& tune, const GpuBuffer
                                  .row0 = row0, .tile_rows = n, .banded = band > 1};
     const ShaderId shader = embed_gather_variant(format);
     auto& pipe = embed_pipes_.emplace_back(std::make_unique<ComputePipeline>(ctx, shader, 3, gather.constants()));
-    const uint64_t bytes = (n + band - 1) / band * band * row_bytes;
+    const uint64_t bytes = whole_bands(n, band) * row_bytes;
     const VkDescriptorSet set = arena_->make_set(*pipe, {{&step_input}, {&embeddings_, row0 * row_bytes, bytes}, {&resid}});
     embed_.push_back({pipe.get(), set, ceil_div(D, kEmbedLocal)});
   }
@@ -96,7 +98,7 @@ void TokenLmHead::create(VulkanContext& ctx, const Tuning& tune, const GpuBuffer
     const VkDescriptorSet set = pipe.bind(*arena_, step_input,
                                           {.x = &resid, .w = &matrix, .norm_w = &norm_f_, .y = &outputs,
                                            .w_offset = row0 * head_row_bytes,
-                                           .w_bytes = (n + head_band - 1) / head_band * head_band * head_row_bytes,
+                                           .w_bytes = whole_bands(n, head_band) * head_row_bytes,
                                            .y_offset = uint64_t(row0) * 4});
     head_.push_back(pipe.dispatch(set));
   }

@@ -104,15 +104,9 @@ std::vector<uint32_t> pack_device_matrix(QuantType type, const float* m, int64_t
 }
 
 uint32_t band_step_texels(QuantType type) {
-  switch (type) {
-    case QuantType::Q8_0: return 16;
-    case QuantType::Q4_0: return 8;
-    case QuantType::Q4_K: return 9;
-    case QuantType::Q5_K: return 11;
-    case QuantType::Q6_K: return 13;
-    default: break;
-  }
-  return kept_bytes(device_block(type)) / 16;  // throws: no device layout
+  // A step is what 8 threads take at once: 8 blocks of 32 values, or one K-quant block of 256.
+  const DeviceBlock b = device_block(type);  // throws: no device layout
+  return kept_bytes(b) / 16 * (quant_traits(type).block_elems == 32 ? 8 : 1);
 }
 
 std::vector<uint32_t> band_rows(QuantType type, const std::vector<uint32_t>& words, int64_t rows, int64_t cols) {

@@ -16,7 +16,8 @@ STEP_INPUT(0)
 #include "quant_blocks.glsl"
 #ifdef WEIGHT_BLOCKS
 // The table in ggml blocks (host/quant_matrix.h): ROW_STRIDE words per row; Q8_0 / Q4_0 / Q6_K
-// rows start with their blocks' fp16 scales (two per word, padded to a multiple of 4 words).
+// rows start with their blocks' fp16 scales (two per word, padded to a multiple of 4 words). On CPU
+// drivers the table is in row bands (BANDED), where word() finds a row's words.
 layout(std430, binding = 1) readonly buffer Emb_buf { uint Emb[]; };  // [TILE_ROWS][ROW_STRIDE]
 #if defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
 const uint SCALE_WORDS = 0;  // d and dmin stay in the blocks

@@ -303,6 +303,16 @@ float unit_sum(uint row, uint u, vec4 xv[UNIT_X4], float xsum) {
 }
 #endif
 
+// Stores the 16 rows' sums of stream b0 + j from row0 on, valid in every thread: threads 0-7
+// store a row each, twice (on CPU drivers a store is a loop over the lanes).
+void store16(uint row0, uint b0, uint j, float sums[16], uint tid) {
+  for (uint h = 0; h < 16; h += 8) {
+    float v = sums[h];
+    for (uint r = 1; r < 8; ++r) v = tid == r ? sums[h + r] : v;
+    if (tid < 8 && row0 + h + tid < ROWS) store(row0 + h + tid, b0 + j, j, v);
+  }
+}
+
 #if defined(WEIGHT_BLOCKS) && defined(WEIGHT_TEXEL)
 const bool BLOCKS16 = LOCAL >= 8;
 #else
@@ -329,12 +339,7 @@ void pass_single_blocks16(uint b0, uint wg, uint tid) {
     }
     float sums[16];
     for (uint r = 0; r < 16; ++r) sums[r] = subgroup_sum(dot(vec4(acc1[r], 0.0, 0.0, 0.0), vec4(1.0)));
-    // Threads 0-7 store a row each, twice.
-    for (uint h = 0; h < 16; h += 8) {
-      float v = sums[h];
-      for (uint r = 1; r < 8; ++r) v = tid == r ? sums[h + r] : v;
-      if (tid < 8 && row0 + h + tid < ROWS) store(row0 + h + tid, b0, 0, v);
-    }
+    store16(row0, b0, 0, sums, tid);
   }
 #endif
 }
@@ -354,13 +359,14 @@ void pass_multi_blocks16(uint b0, uint nb, uint wg, uint tid) {
     for (uint u = tid; u < UNITS; u += LOCAL) {
       vec4 xv[TB][UNIT_X4];
       float xsum[TB];
-      // Streams past nb read stream b0's input again (always in bounds); their sums are dropped.
-      for (uint j = 0; j < TB; ++j) xsum[j] = unit_x(b0 + (j < nb ? j : 0), u, xv[j]);
+      for (uint j = 0; j < TB; ++j)
+        if (j < nb) xsum[j] = unit_x(b0 + j, u, xv[j]);  // nb is uniform
       for (uint r = 0; r < 16; ++r) {
         const Unit un = unit_load(min(row0 + r, ROWS - 1), u);  // clamp: never read past W
         vec4 w[UNIT_X4];
         for (uint i = 0; i < UNIT_X4; ++i) w[i] = unit_w(un, i);
         for (uint j = 0; j < TB; ++j) {
+          if (j >= nb) break;
           vec4 sj = vec4(0.0);
           for (uint i = 0; i < UNIT_X4; ++i) sj += w[i] * xv[j][i];
           acc[r][j] += unit_value(unit_d(un), unit_m(un), sj, xsum[j]);
@@ -371,12 +377,7 @@ void pass_multi_blocks16(uint b0, uint nb, uint wg, uint tid) {
       if (j >= nb) break;  // nb is uniform
       float sums[16];
       for (uint r = 0; r < 16; ++r) sums[r] = subgroup_sum(dot(vec4(acc[r][j], 0.0, 0.0, 0.0), vec4(1.0)));
-      // Threads 0-7 store a row each, twice.
-      for (uint h = 0; h < 16; h += 8) {
-        float v = sums[h];
-        for (uint r = 1; r < 8; ++r) v = tid == r ? sums[h + r] : v;
-        if (tid < 8 && row0 + h + tid < ROWS) store(row0 + h + tid, b0 + j, j, v);
-      }
+      store16(row0, b0, j, sums, tid);
     }
   }
 #endif
@@ -482,18 +483,13 @@ void pass_multi(uint b0, uint nb, uint wg, uint tid) {
       }
       for (uint j = 0; j < TB; ++j) {
         // Streams past nb read stream b0's input again (always in bounds); their sums are dropped.
-        const uint xb = (b0 + (j < nb ? j : 0)) * X_STRIDE4;
+        vec4 xv[UNIT_X4];
+        const float xsum = unit_x(b0 + (j < nb ? j : 0), u, xv);
         vec4 s[4] = vec4[4](vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
-        vec4 xs = vec4(0.0);
-        for (uint i = 0; i < UNIT_X4; ++i) {
-          const uint k = u * UNIT_X4 + i;
-          const vec4 xv = LOAD_X(xb + k) * (NORM ? LOAD_NORM(k) : vec4(1.0));
-          xs += xv;
-          for (uint r = 0; r < 4; ++r) s[r] += w[r][i] * xv;
-        }
+        for (uint i = 0; i < UNIT_X4; ++i)
+          for (uint r = 0; r < 4; ++r) s[r] += w[r][i] * xv[i];
         // The same sums as pass_single's (a unit folded at once), so a prompt's prefill leaves
         // the very state its steps would.
-        const float xsum = dot(xs, vec4(1.0));
         for (uint r = 0; r < 4; ++r) acc[r][j].x += unit_value(d[r], m[r], s[r], xsum);
       }
     }
