@@ -51,6 +51,12 @@ MatvecSpec spec_of(const Tuning& tune, const MatvecParams& p) {
           .x_stride4 = (p.x_stride ? p.x_stride : pad8(p.cols)) / 4, .lane_rows = lane_rows};
 }
 
+// matvec_stream_lanes.comp's specialization constants, in its constant_id order.
+SpecConstants stream_lanes_spec(const MatvecParams& p) {
+  return {MatvecPipeline::kStreamLanes, p.rows, pad8(p.cols) / 4, (p.x_stride ? p.x_stride : pad8(p.cols)) / 4,
+          p.y_stride, p.bias, MatvecPipeline::kStreamLaneRows};
+}
+
 }  // namespace
 
 MatvecPipeline::MatvecPipeline(VulkanContext& ctx, WeightUploader& up, const Tuning& tune, const MatvecParams& p)
@@ -59,11 +65,22 @@ MatvecPipeline::MatvecPipeline(VulkanContext& ctx, WeightUploader& up, const Tun
       texel_(tune.texel),
       subgroups_(ctx.caps().subgroup_arithmetic),
       spec_(spec_of(tune, p).constants()),
-      groups_(ceil_div(p.rows, 4 * tune.row_groups)) {}
+      groups_(ceil_div(p.rows, 4 * tune.row_groups)),
+      stream_lanes_(p.stream_lanes && ctx.caps().is_cpu()),
+      lanes_spec_(stream_lanes_spec(p)),
+      lanes_groups_(ceil_div(p.rows, kStreamLaneRows)) {
+  if (p.stream_lanes && (p.norm || p.accumulate))
+    throw Error("internal: a stream-lanes matvec has no norm or accumulate");
+}
 
 const ComputePipeline& MatvecPipeline::pipeline_for(MatrixFormat format) const {
   for (const auto& [f, pipe] : pipelines_)
     if (f == format) return *pipe;
+  if (uses_stream_lanes(format))
+    return *pipelines_
+                .emplace_back(format, std::make_unique<ComputePipeline>(ctx_, ShaderId::matvec_stream_lanes, kBindings,
+                                                                        lanes_spec_, 0))
+                .second;
   // Every variant has the same bindings, so sets are interchangeable between them.
   return *pipelines_
               .emplace_back(format, std::make_unique<ComputePipeline>(ctx_, matvec_variant(texel_, format, subgroups_),
@@ -72,8 +89,8 @@ const ComputePipeline& MatvecPipeline::pipeline_for(MatrixFormat format) const {
 }
 
 Dispatch MatvecPipeline::dispatch(VkDescriptorSet set) const {
-  for (const auto& [s, pipe] : sets_)
-    if (s == set) return {pipe, set, groups_};
+  for (const auto& [s, d] : sets_)
+    if (s == set) return d;
   throw Error("internal: a matvec dispatch of a set its bind() did not make");
 }
 
@@ -84,16 +101,17 @@ VkDescriptorSet MatvecPipeline::bind(DescriptorArena& arena, const GpuBuffer& st
     return buf && buf->handle() ? *buf : up_.placeholder();
   };
   const MatrixFormat format = up_.format_of(or_placeholder(b.w));
+  const bool lanes = uses_stream_lanes(format);  // reads storage buffers only
   auto in = [&](const GpuBuffer* buf, bool weights, uint64_t offset = 0, uint64_t bytes = 0) {
     const GpuBuffer& g = or_placeholder(buf);
     return BufferBinding{&g, offset, bytes,
-                         texel_ ? up_.view(g, weights, offset, bytes, weights && is_blocks(format))
-                                : VkBufferView(VK_NULL_HANDLE)};
+                         texel_ && !lanes ? up_.view(g, weights, offset, bytes, weights && is_blocks(format))
+                                          : VkBufferView(VK_NULL_HANDLE)};
   };
   const ComputePipeline& pipe = pipeline_for(format);
   const VkDescriptorSet set = arena.make_set(pipe, {{&step_input}, in(b.x, false), in(b.w, true, b.w_offset, b.w_bytes),
                                                     in(b.norm_w, false), {&or_placeholder(b.bias)}, {b.y, b.y_offset}});
-  sets_.emplace_back(set, &pipe);
+  sets_.emplace_back(set, Dispatch{&pipe, set, lanes ? lanes_groups_ : groups_});
   return set;
 }
 

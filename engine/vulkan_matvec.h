@@ -49,6 +49,9 @@ struct MatvecParams {
   bool accumulate = false;  // add to y (the residual stream) instead of overwriting it
   bool bias = false;        // add bias[row]
   float eps = 1e-5f;
+  // fp32 matrices on CPU drivers get one stream per invocation (matvec_stream_lanes.comp): for
+  // frame models, whose steps carry many streams through small matrices. No norm or accumulate.
+  bool stream_lanes = false;
 };
 
 // What one dispatch of a matvec reads and writes.
@@ -79,9 +82,13 @@ class MatvecPipeline {
   uint32_t groups() const { return groups_; }
 
   static constexpr uint32_t kBindings = 6;  // step input, x, W, norm_w, bias, y
+  // matvec_stream_lanes.comp: llvmpipe's SIMD width (8 fp32 lanes on AVX2), rows per workgroup.
+  static constexpr uint32_t kStreamLanes = 8;
+  static constexpr uint32_t kStreamLaneRows = 8;
 
  private:
   const ComputePipeline& pipeline_for(MatrixFormat format) const;
+  bool uses_stream_lanes(MatrixFormat format) const { return stream_lanes_ && format == MatrixFormat::F32; }
 
   VulkanContext& ctx_;
   WeightUploader& up_;
@@ -89,10 +96,13 @@ class MatvecPipeline {
   bool subgroups_;
   SpecConstants spec_;
   uint32_t groups_;
+  bool stream_lanes_;
+  SpecConstants lanes_spec_;  // matvec_stream_lanes.comp's, when stream_lanes_
+  uint32_t lanes_groups_;
   // Load-time caches, filled by bind(): a variant per matrix format met, and which variant each set
   // was made for.
   mutable std::vector<std::pair<MatrixFormat, std::unique_ptr<ComputePipeline>>> pipelines_;
-  mutable std::vector<std::pair<VkDescriptorSet, const ComputePipeline*>> sets_;
+  mutable std::vector<std::pair<VkDescriptorSet, Dispatch>> sets_;
 };
 
 }  // namespace vkssm

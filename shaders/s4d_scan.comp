@@ -6,6 +6,9 @@
 // have no prefill, which would list one slot in several rows), so rows run in parallel. A
 // workgroup serves one channel, its lanes along the rows: the channel's constants are uniform
 // loads, and on lavapipe the lanes fill the SIMD width instead of one lane per workgroup.
+// With an even number of modes the state is read and written two modes (a vec4) at a time through
+// aliases of the same buffers: on lavapipe a load or store whose address differs per lane is a loop
+// over the lanes, so one vec4 costs about what one vec2 does.
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -22,6 +25,10 @@ layout(std430, binding = 3) readonly buffer DB { vec2 dB[]; };        // [H][M]
 layout(std430, binding = 4) readonly buffer Cm { vec2 C[]; };         // [H][M]
 layout(std430, binding = 5) readonly buffer Dskip { float D_skip[]; };  // [H]
 layout(std430, binding = 6) buffer State { vec2 s[]; };               // this layer's [slot][H][M]
+layout(std430, binding = 2) readonly buffer DA4 { vec4 dA4[]; };      // the same, two modes a vec4
+layout(std430, binding = 3) readonly buffer DB4 { vec4 dB4[]; };
+layout(std430, binding = 4) readonly buffer Cm4 { vec4 C4[]; };
+layout(std430, binding = 6) buffer State4 { vec4 s4[]; };
 layout(std430, binding = 7) writeonly buffer Y { float y[]; };        // [B][STRIDE]
 
 // erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7): GLSL has no erf.
@@ -44,6 +51,19 @@ void main() {
   const bool fresh = STEP_FRESH(b, CAPACITY);
   const float uh = u[b * STRIDE + h];
   float acc = 0.0;
+  if (M % 2 == 0) {
+    for (uint m2 = 0; m2 < M / 2; ++m2) {
+      const uint i = h * (M / 2) + m2;
+      const vec4 old = fresh ? vec4(0.0) : s4[s0 / 2 + m2];
+      const vec4 a = dA4[i], c = C4[i];
+      const vec4 v = vec4(cmul(a.xy, old.xy), cmul(a.zw, old.zw)) + dB4[i] * uh;
+      s4[s0 / 2 + m2] = v;
+      acc += c.x * v.x - c.y * v.y;  // Re(C * s), in the order of the loop below
+      acc += c.z * v.z - c.w * v.w;
+    }
+    y[b * STRIDE + h] = gelu(2.0 * acc + D_skip[h] * uh);
+    return;
+  }
   for (uint m = 0; m < M; ++m) {
     const vec2 old = fresh ? vec2(0.0) : s[s0 + m];
     const vec2 v = cmul(dA[h * M + m], old) + dB[h * M + m] * uh;

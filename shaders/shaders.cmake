@@ -12,6 +12,8 @@ endforeach()
 # the Mamba-1 scan reading dt_proj's weights so (fp32 or fp16 alike, the view converts).
 vkssm_shader(NAME matvec_texel SOURCE matvec.comp DEFINES WEIGHT_TEXEL=1)
 vkssm_shader(NAME mamba1_scan_texel SOURCE mamba1_scan.comp DEFINES DT_TEXEL=1)
+# fp32 matvec with a stream per invocation: frame models' many streams on CPU drivers.
+vkssm_shader(NAME matvec_stream_lanes SOURCE matvec_stream_lanes.comp)
 # The same three with shared-memory reductions, for devices without subgroup arithmetic.
 vkssm_shader(NAME matvec_f32_shared SOURCE matvec.comp DEFINES SHARED_REDUCTION=1)
 vkssm_shader(NAME matvec_f16_shared SOURCE matvec.comp DEFINES WEIGHT_F16=1 SHARED_REDUCTION=1)

@@ -3,6 +3,7 @@
 // move between backends.
 #include <algorithm>
 #include <cmath>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -41,23 +42,37 @@ TEST(S4DGpu, MatchesThePyTorchReference) {
   }
 }
 
-class S4DGpuVsCpu : public testing::TestWithParam<bool> {};
+struct S4DGpuCase {
+  const char* name;
+  bool prenorm;
+  int64_t d_model, d_state;
+  std::vector<int32_t> slots;  // the step's rows
+  int capacity;
+};
 
+void PrintTo(const S4DGpuCase& c, std::ostream* os) { *os << c.name; }
+
+class S4DGpuVsCpu : public testing::TestWithParam<S4DGpuCase> {};
+
+// Odd sizes take the shaders' scalar paths; d_model a multiple of 4 with an even mode count their
+// four-channel and two-mode paths; 19 streams fill more than two SIMD vectors of stream lanes on
+// CPU drivers, the last one partly.
 TEST_P(S4DGpuVsCpu, StreamsMatchTheCpuReference) {
+  const S4DGpuCase& p = GetParam();
   S4DConfig c;
   c.d_input = 5;
-  c.d_model = 37;  // not a multiple of anything
-  c.d_state = 10;
+  c.d_model = p.d_model;
+  c.d_state = p.d_state;
   c.n_layers = 3;
   c.d_output = 7;
-  c.prenorm = GetParam();
+  c.prenorm = p.prenorm;
   const S4DWeights w = random_s4d(c, 21);
-  LoadOptions opt = testing_helpers::on_vulkan(4);
+  LoadOptions opt = testing_helpers::on_vulkan(p.capacity);
   auto gpu = create_s4d(w, opt);
   opt.backend = BackendKind::Reference;
   auto cpu = create_s4d(w, opt);
-  const int B = 3;
-  const std::vector<int32_t> slots = {2, 0, 3};
+  const int B = int(p.slots.size());
+  const std::vector<int32_t>& slots = p.slots;
   std::vector<float> frames(B * 5), got(B * 7), want(B * 7);
   for (int t = 0; t < 10; ++t) {
     for (size_t i = 0; i < frames.size(); ++i) frames[i] = std::sin(0.7f * float(t) + 0.37f * float(i));
@@ -79,8 +94,18 @@ TEST_P(S4DGpuVsCpu, StreamsMatchTheCpuReference) {
             "model 's4d' takes input frames (step_frames), not token ids");
 }
 
-INSTANTIATE_TEST_SUITE_P(Norm, S4DGpuVsCpu, testing::Values(false, true),
-                         [](const testing::TestParamInfo<bool>& i) { return std::string(i.param ? "Prenorm" : "Postnorm"); });
+std::vector<int32_t> many_slots() {
+  std::vector<int32_t> s;
+  for (int i = 0; i < 19; ++i) s.push_back((i * 7 + 3) % 24);  // distinct, out of order
+  return s;
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, S4DGpuVsCpu,
+                         testing::Values(S4DGpuCase{"OddPostnorm", false, 37, 10, {2, 0, 3}, 4},
+                                         S4DGpuCase{"OddPrenorm", true, 37, 10, {2, 0, 3}, 4},
+                                         S4DGpuCase{"Vec4Postnorm", false, 44, 12, many_slots(), 24},
+                                         S4DGpuCase{"Vec4Prenorm", true, 44, 12, many_slots(), 24}),
+                         [](const testing::TestParamInfo<S4DGpuCase>& i) { return std::string(i.param.name); });
 
 }  // namespace
 }  // namespace vkssm

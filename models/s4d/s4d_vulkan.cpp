@@ -172,10 +172,12 @@ void S4DGraph::create_pipelines(GraphBuilder& b) {
   const uint32_t H = uint32_t(cfg_.d_model), rows = uint32_t(b.step_rows());
   const float eps = cfg_.layer_norm_eps;
 
-  // The three projections, each with its bias.
+  // The three projections, each with its bias; on CPU drivers one stream per invocation (many
+  // streams, small matrices: see matvec_stream_lanes.comp).
   auto linear = [&](uint32_t out_rows, uint32_t cols, uint32_t y_stride) {
     return std::make_unique<MatvecPipeline>(
-        ctx, *up_, tune_, MatvecParams{.rows = out_rows, .cols = cols, .y_stride = y_stride, .bias = true, .eps = eps});
+        ctx, *up_, tune_,
+        MatvecParams{.rows = out_rows, .cols = cols, .y_stride = y_stride, .bias = true, .eps = eps, .stream_lanes = true});
   };
   enc_pipe_ = linear(H, uint32_t(cfg_.d_input), hpad_);
   out_pipe_ = linear(2 * H, H, h2pad_);

@@ -1,0 +1,51 @@
+#version 450
+// y[b] = W @ x[b] + bias for every stream b of the step, one stream per invocation: the variant of
+// matvec.comp for frame models (S4D) on CPU drivers, whose steps carry many streams through small
+// fp32 matrices.
+//
+// llvmpipe (lavapipe) runs a workgroup of 8 invocations as one SIMD vector. A load whose address
+// is the same for every lane, made where every lane is active, is one load there; a load whose
+// address differs per lane is a loop over the lanes. So the lanes take 8 streams and a workgroup
+// takes ROWS_PER_GROUP rows: W's reads are uniform, and each stream's vec4 of x, read once per
+// lane, serves all the workgroup's rows. (matvec.comp splits a row's columns over the lanes
+// instead, which on a CPU costs a per-lane loop for every weight read, or leaves 7 of 8 lanes idle
+// with one invocation per workgroup.) Each stream's sums are added in the same order whatever the
+// batch, so N copies of one input give N identical outputs.
+// The C++ side is engine/vulkan_matvec.h (MatvecPipeline picks this variant).
+#include "common.glsl"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint ROWS = 1;            // output rows
+layout(constant_id = 2) const uint COLS4 = 1;           // padded columns / 4 (row stride of W)
+layout(constant_id = 3) const uint X_STRIDE4 = 1;       // vec4s between streams in x
+layout(constant_id = 4) const uint Y_STRIDE = 1;        // floats between streams in y
+layout(constant_id = 5) const bool HAS_BIAS = false;
+layout(constant_id = 6) const uint ROWS_PER_GROUP = 8;  // rows of a workgroup, summed side by side
+
+STEP_INPUT(0)
+layout(std430, binding = 1) readonly buffer X { vec4 x[]; };        // [B][X_STRIDE4]
+layout(std430, binding = 2) readonly buffer W { vec4 w[]; };        // [ROWS][COLS4]
+layout(std430, binding = 4) readonly buffer Bias { float bias[]; }; // [ROWS] (HAS_BIAS)
+layout(std430, binding = 5) writeonly buffer Y { float y[]; };      // [B][Y_STRIDE]
+
+#define LOCAL gl_WorkGroupSize.x
+#define R ROWS_PER_GROUP
+
+void main() {
+  const uint lane = gl_LocalInvocationID.x;
+  const uint row0 = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * R;
+  if (row0 >= ROWS) return;  // uniform across the workgroup
+  const uint batch = STEP_BATCH;
+  for (uint b0 = 0; b0 < batch; b0 += LOCAL) {  // uniform: every lane stays active for W's reads
+    const uint b = min(b0 + lane, batch - 1);  // lanes past the batch redo its last stream, unstored
+    float acc[R];
+    for (uint r = 0; r < R; ++r) acc[r] = 0.0;
+    for (uint k = 0; k < COLS4; ++k) {
+      const vec4 xv = x[b * X_STRIDE4 + k];
+      for (uint r = 0; r < R; ++r) acc[r] += dot(w[min(row0 + r, ROWS - 1) * COLS4 + k], xv);
+    }
+    if (b0 + lane < batch)
+      for (uint r = 0; r < R; ++r)
+        if (row0 + r < ROWS) y[b * Y_STRIDE + row0 + r] = acc[r] + (HAS_BIAS ? bias[row0 + r] : 0.0);
+  }
+}
