@@ -69,15 +69,29 @@ def command_stream(bank, rng, voice):
 
 
 def negative_stream(bank, rng, voice, seconds=60.0):
-    parts, total = [np.zeros(int(0.3 * SR))], 0
+    """-> (samples, [(text, start s, end s)] of what was said)."""
+    parts, total, said = [np.zeros(int(0.3 * SR))], 0, []
+    pos = len(parts[0])
     while total < seconds * SR:
         if rng.random() < 0.5:
-            s = say(bank, rng, voice, sd.SENTENCES[rng.integers(len(sd.SENTENCES))])
+            text = sd.SENTENCES[rng.integers(len(sd.SENTENCES))]
         else:
-            s = say(bank, rng, voice, sd.NEGATIVE_WORDS[rng.integers(len(sd.NEGATIVE_WORDS))])
+            text = sd.NEGATIVE_WORDS[rng.integers(len(sd.NEGATIVE_WORDS))]
+        s = say(bank, rng, voice, text)
+        said.append((text, pos / SR, (pos + len(s)) / SR))
         parts += [s, np.zeros(int(rng.uniform(0.1, 0.6) * SR))]
         total += len(s) + len(parts[-1])
-    return np.concatenate(parts).astype(np.float64)
+        pos += len(s) + len(parts[-1])
+    return np.concatenate(parts).astype(np.float64), said
+
+
+def heard_in(said, t):
+    """What was said last before time t (a false alarm's cause: the decision comes after the word)."""
+    cause = "(silence)"
+    for text, start, _ in said:
+        if start <= t:
+            cause = text
+    return cause
 
 
 def condition(rng, x, noisy, babble):
@@ -105,12 +119,13 @@ def run_listen(args, paths, threshold):
 
 
 def score(events, streams):
-    """streams: [(path, truth or None, seconds, voice)] -> per-stream (hits, misses, false alarms)."""
+    """streams: [(path, truth or None, seconds, voice, said)] -> per-stream (hits, misses, false
+    alarms, and for non-command streams what each false alarm was heard in)."""
     by_input = {}
     for e in events:
         by_input.setdefault(e["input"], []).append(e)
     rows = []
-    for path, truth, seconds, voice in streams:
+    for path, truth, seconds, voice, said in streams:
         evs = sorted(by_input.get(path, []), key=lambda e: e["time"])
         used = [False] * len(evs)
         hits, missed = 0, []
@@ -123,8 +138,9 @@ def score(events, streams):
             else:
                 missed.append(sd.COMMANDS[c])
         fas = [e["word"] for i, e in enumerate(evs) if not used[i]]
+        heard = ["%s <- %s" % (e["word"], heard_in(said, e["time"])) for i, e in enumerate(evs) if not used[i] and said]
         rows.append({"path": path, "voice": voice, "commands": len(truth or []), "hits": hits, "missed": missed,
-                     "false_alarms": fas, "seconds": seconds, "negative": truth is None})
+                     "false_alarms": fas, "heard_in": heard, "seconds": seconds, "negative": truth is None})
     return rows
 
 
@@ -154,11 +170,11 @@ def main():
             x, truth = command_stream(bank, rng, v)
             p = os.path.join(tmp, "%s-%02d-commands.wav" % (cond, i))
             write_wav(p, condition(rng, x, cond == "noisy", maker.babble))
-            streams.append((p, truth, len(x) / SR, v))
-            y = negative_stream(bank, rng, v)
+            streams.append((p, truth, len(x) / SR, v, None))
+            y, said = negative_stream(bank, rng, v)
             p = os.path.join(tmp, "%s-%02d-negative.wav" % (cond, i))
             write_wav(p, condition(rng, y, cond == "noisy", maker.babble))
-            streams.append((p, None, len(y) / SR, v))
+            streams.append((p, None, len(y) / SR, v, said))
         for th in thresholds:
             events, summary = run_listen(a, [s[0] for s in streams], th)
             rows = score(events, streams)
@@ -181,6 +197,7 @@ def main():
                    "detection_by_engine": {k: "%d/%d (%.1f %%)" % (h, n, 100 * h / n) for k, (h, n) in by_engine.items()},
                    "missed": sorted(w for r in rows for w in r["missed"]),
                    "false_alarm_words": sorted(w for r in rows if r["negative"] for w in r["false_alarms"]),
+                   "false_alarms_heard_in": sorted(h for r in rows for h in r["heard_in"]),
                    "listen": summary}
             report["conditions"].setdefault(cond, []).append(res)
             print("%-5s threshold %-5s detected %4d/%4d (%.1f %%)  false alarms %3d in %.1f min of non-command speech "

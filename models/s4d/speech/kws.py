@@ -72,6 +72,26 @@ class CommandModel(nn.Module):
             x = norm((z + x).transpose(1, 2)).transpose(1, 2)
         return self.decoder(x.transpose(1, 2))
 
+    def load_checkpoint(self, t, feat_mean, feat_std):
+        """The inverse of checkpoint_tensors: an engine checkpoint (tensors by name) back into the
+        training form, the encoder unfolded again around the given feature normalisation, so
+        training can go on from a shipped model."""
+        with torch.no_grad():
+            self.feat_mean.copy_(feat_mean)
+            self.feat_std.copy_(feat_std)
+            self.encoder.weight.copy_(t["encoder.weight"] * feat_std)
+            self.encoder.bias.copy_(t["encoder.bias"] + t["encoder.weight"] @ feat_mean)
+            for i, (l, n) in enumerate(zip(self.layers, self.norms)):
+                p = "s4_layers.%d." % i
+                for name, dst in (("kernel.log_dt", l.log_dt), ("kernel.C", l.C), ("kernel.log_A_real", l.log_A_real),
+                                  ("kernel.A_imag", l.A_imag), ("D", l.D), ("output_linear.0.weight", l.out_w),
+                                  ("output_linear.0.bias", l.out_b)):
+                    dst.copy_(t[p + name])
+                n.weight.copy_(t["norms.%d.weight" % i])
+                n.bias.copy_(t["norms.%d.bias" % i])
+            self.decoder.weight.copy_(t["decoder.weight"])
+            self.decoder.bias.copy_(t["decoder.bias"])
+
     def checkpoint_tensors(self):
         """The engine's S4D tensors; the feature normalisation is folded into the encoder."""
         W = self.encoder.weight.detach() / self.feat_std

@@ -306,11 +306,13 @@ class ClipMaker:
         group = self.natural if self.natural and (not self.espeak or rng.random() < self.NATURAL_SHARE) else self.espeak
         return group[rng.integers(len(group))]
 
-    def make_stream(self, rng, negative_share=0.3):
+    def make_stream(self, rng, negative_share=0.3, word_share=0.5):
         """A clip of running speech as a stream sees it: several commands (alone or in carrier
         phrases) and non-command words and sentences from one voice, with pauses, then channel and
         noise augmentation. negative_share: the fraction of segments that are non-command speech
-        (the rest: commands alone and in carrier phrases, equally, and 10 % pauses).
+        (the rest: commands alone and in carrier phrases, equally, and 10 % pauses); word_share: the
+        fraction of those that are one non-command word (many of them near misses) rather than a
+        sentence.
         -> (samples [n], [(label, start, end)] in samples)."""
         command_share = (0.9 - negative_share) / 2
         voice = self.pick_voice(rng)
@@ -324,7 +326,7 @@ class ClipMaker:
                 pos += int(rng.uniform(0.3, 1.5) * SR)
                 continue
             if kind == "negative":
-                if rng.random() < 0.5:
+                if rng.random() >= word_share:
                     seg = self._say(rng, voice, SENTENCES[rng.integers(len(SENTENCES))])
                 else:
                     seg = self._say(rng, voice, NEGATIVE_WORDS[rng.integers(len(NEGATIVE_WORDS))])

@@ -33,7 +33,7 @@ import kws
 import speech_data
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from reference import write_safetensors  # noqa: E402  (the S4D reference's writer: F32 tensors)
+from reference import read_safetensors, write_safetensors  # noqa: E402  (the S4D reference's F32 files)
 
 torch.set_default_dtype(torch.float32)  # reference.py works in float64; training does not
 
@@ -43,39 +43,66 @@ torch.set_default_dtype(torch.float32)  # reference.py works in float64; trainin
 # LABEL_FROM are not scored.
 LABEL_FROM = 12  # 120 ms
 LABEL_TO = 40
+# Background frames right after a command's label window still carry its fading posterior: they are
+# scored as background but never picked as hard frames (label NOT_MINED), so hard-frame mining
+# (--hard-share) spends itself on what the decoder would report as a false alarm.
+NOT_MINED_FRAMES = 20
+NOT_MINED = -2
 
 _maker = None
 
 
-def _init_worker(bank_path, splits, clip_seconds, negative_share):
-    global _maker, _negative_share
+def _init_worker(bank_path, splits, clip_seconds, negative_share, word_share):
+    global _maker, _negative_share, _word_share
     with open(bank_path, "rb") as f:
         bank = pickle.load(f)
     _maker = speech_data.ClipMaker(bank, splits, clip_seconds)
-    _negative_share = negative_share
+    _negative_share, _word_share = negative_share, word_share
 
 
 def frame_labels(n_frames, events):
-    """events: [(label, start, end)] in samples -> one label per frame (-1: not scored)."""
+    """events: [(label, start, end)] in samples -> one label per frame (-1: not scored, NOT_MINED:
+    background that hard-frame mining skips)."""
     y = np.full(n_frames, len(speech_data.COMMANDS), dtype=np.int16)
     for label, start, end in events:
         t_end = max(0, math.ceil((end - features.WINDOW) / features.HOP))
         t_start = max(0, math.ceil((start - features.WINDOW) / features.HOP))
         y[t_start: t_end + LABEL_FROM] = -1
         y[t_end + LABEL_FROM: t_end + LABEL_TO] = label
+        tail = y[t_end + LABEL_TO: t_end + LABEL_TO + NOT_MINED_FRAMES]
+        tail[tail == len(speech_data.COMMANDS)] = NOT_MINED
     return y
+
+
+def frame_loss(logits, y, hard_share, hard_weight):
+    """Per-frame cross-entropy over the scored frames, plus hard_weight times the mean over the
+    hard_share of background frames the model gets most wrong (online hard example mining): a false
+    alarm is a handful of background frames where a command's posterior is high, lost among the
+    thousands of easy ones in a plain mean."""
+    n_cls = logits.shape[-1]
+    background = n_cls - 1
+    y = y.reshape(-1)
+    target = torch.where(y == NOT_MINED, torch.full_like(y, background), y)
+    ce = F.cross_entropy(logits.reshape(-1, n_cls), target, ignore_index=-1, reduction="none")
+    scored = target >= 0
+    loss = ce[scored].mean()
+    if hard_share > 0 and hard_weight > 0:
+        bg = ce[y == background]
+        k = max(1, int(math.ceil(hard_share * bg.numel())))
+        loss = loss + hard_weight * torch.topk(bg, k, sorted=False).values.mean()
+    return loss
 
 
 def _clip_job(seed):
     rng = np.random.default_rng(seed)
-    x, events = _maker.make_stream(rng, _negative_share)
+    x, events = _maker.make_stream(rng, _negative_share, _word_share)
     f = features.log_mel(x).astype(np.float16)
     return f, frame_labels(len(f), events)
 
 
-def make_set(bank_path, splits, n, seed, clip_seconds, processes, negative_share):
+def make_set(bank_path, splits, n, seed, clip_seconds, processes, negative_share, word_share):
     seeds = [seed * 1_000_003 + i for i in range(n)]
-    with Pool(processes, _init_worker, (bank_path, splits, clip_seconds, negative_share)) as pool:
+    with Pool(processes, _init_worker, (bank_path, splits, clip_seconds, negative_share, word_share)) as pool:
         out = pool.map(_clip_job, seeds, chunksize=64)
     return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
 
@@ -148,8 +175,15 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--negative-share", type=float, default=0.3,
                     help="fraction of a clip's segments that are non-command speech")
+    ap.add_argument("--word-share", type=float, default=0.5,
+                    help="fraction of the non-command segments that are one word (many of them near misses), not a sentence")
     ap.add_argument("--mel-warp", type=float, default=0.1, help="mel axis stretched by up to this factor")
     ap.add_argument("--freq-mask", type=int, default=5, help="up to this many mel bands masked per clip")
+    ap.add_argument("--hard-share", type=float, default=0.0,
+                    help="fraction of a batch's background frames (the worst ones) weighted again")
+    ap.add_argument("--hard-weight", type=float, default=0.0, help="weight of the hard background frames' mean loss")
+    ap.add_argument("--init", default="", help="go on from this model folder (its shape replaces --d-model etc.)")
+    ap.add_argument("--warmup", type=int, default=300, help="steps of linear learning-rate warm-up")
     a = ap.parse_args()
 
     torch.manual_seed(a.seed)
@@ -157,20 +191,31 @@ def main():
     torch.use_deterministic_algorithms(True)
     # Paths relative to the repository root, never the machine's own.
     repo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
-    log = {"args": {k: os.path.relpath(v, repo) if k in ("bank", "out") else v for k, v in vars(a).items()},
+    if a.init:
+        with open(os.path.join(a.init, "config.json")) as f:
+            init_cfg = json.load(f)
+        a.d_model, a.d_state, a.layers = init_cfg["d_model"], init_cfg["d_state"], init_cfg["n_layers"]
+    log = {"args": {k: os.path.relpath(v, repo) if k in ("bank", "out", "init") and v else v for k, v in vars(a).items()},
            "epochs": []}
     t0 = time.time()
-    Xtr, Ytr = make_set(a.bank, {"train"}, a.n_train, a.seed, a.clip_seconds, a.threads, a.negative_share)
-    Xva, Yva = make_set(a.bank, {"valid"}, a.n_valid, a.seed + 7919, a.clip_seconds, a.threads, a.negative_share)
+    Xtr, Ytr = make_set(a.bank, {"train"}, a.n_train, a.seed, a.clip_seconds, a.threads, a.negative_share, a.word_share)
+    Xva, Yva = make_set(a.bank, {"valid"}, a.n_valid, a.seed + 7919, a.clip_seconds, a.threads, a.negative_share,
+                        a.word_share)
     print("data: %d train, %d valid clips of %d frames in %.0f s" % (len(Xtr), len(Xva), Xtr.shape[1], time.time() - t0), flush=True)
     log["data_seconds"] = round(time.time() - t0, 1)
 
     n_cls = len(speech_data.LABELS)
     model = kws.CommandModel(features.N_MELS, a.d_model, a.d_state, a.layers, n_cls, seed=a.seed)
     flat = Xtr.reshape(-1, features.N_MELS).astype(np.float64)
-    model.feat_mean.copy_(torch.from_numpy(flat.mean(0)).float())
-    model.feat_std.copy_(torch.from_numpy(flat.std(0) + 1e-3).float())
+    feat_mean = torch.from_numpy(flat.mean(0)).float()
+    feat_std = torch.from_numpy(flat.std(0) + 1e-3).float()
     del flat
+    if a.init:
+        t = {k: v.float() for k, v in read_safetensors(os.path.join(a.init, "model.safetensors")).items()}
+        model.load_checkpoint(t, feat_mean, feat_std)
+    else:
+        model.feat_mean.copy_(feat_mean)
+        model.feat_std.copy_(feat_std)
     ssm = [p for n, p in model.named_parameters() if any(k in n for k in ("log_dt", "log_A_real", "A_imag"))]
     rest = [p for n, p in model.named_parameters() if not any(k in n for k in ("log_dt", "log_A_real", "A_imag"))]
     opt = torch.optim.AdamW([{"params": rest, "weight_decay": 0.01}, {"params": ssm, "weight_decay": 0.0, "lr": min(a.lr, 1e-3)}],
@@ -178,7 +223,6 @@ def main():
     steps_per_epoch = len(Xtr) // a.batch
     total = steps_per_epoch * a.epochs
     base_lrs = [g["lr"] for g in opt.param_groups]
-    weights = torch.ones(n_cls)  # one weight for all: false alarms cost as much as misses
     g = torch.Generator().manual_seed(a.seed)
     g_aug = torch.Generator().manual_seed(a.seed + 1)
     step = 0
@@ -190,10 +234,10 @@ def main():
             idx = perm[i * a.batch: (i + 1) * a.batch]
             x = augment_features(torch.from_numpy(Xtr[idx].astype(np.float32)), g_aug, a.mel_warp, a.freq_mask)
             y = torch.from_numpy(Ytr[idx].astype(np.int64))
-            warm = min(1.0, (step + 1) / 300)
+            warm = min(1.0, (step + 1) / max(1, a.warmup))
             for gr, b in zip(opt.param_groups, base_lrs):
                 gr["lr"] = b * warm * 0.5 * (1 + math.cos(math.pi * step / total))
-            loss = F.cross_entropy(model(x).reshape(-1, n_cls), y.reshape(-1), weight=weights, ignore_index=-1)
+            loss = frame_loss(model(x), y, a.hard_share, a.hard_weight)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -205,6 +249,7 @@ def main():
             for i in range(0, len(Xva), 256):
                 out = model(torch.from_numpy(Xva[i: i + 256].astype(np.float32)))
                 y = torch.from_numpy(Yva[i: i + 256].astype(np.int64))
+                y = torch.where(y == NOT_MINED, torch.full_like(y, n_cls - 1), y)
                 vl += F.cross_entropy(out.reshape(-1, n_cls), y.reshape(-1), ignore_index=-1, reduction="sum").item()
                 m = y >= 0
                 correct += (out.argmax(-1)[m] == y[m]).sum().item()
