@@ -66,7 +66,7 @@ MatvecPipeline::MatvecPipeline(VulkanContext& ctx, WeightUploader& up, const Tun
       subgroups_(ctx.caps().subgroup_arithmetic),
       spec_(spec_of(tune, p).constants()),
       groups_(ceil_div(p.rows, 4 * tune.row_groups)),
-      stream_lanes_(p.stream_lanes && ctx.caps().is_cpu()),
+      stream_lanes_(p.stream_lanes && ctx.caps().is_cpu() && tune.texel),
       lanes_spec_(stream_lanes_spec(p)),
       lanes_groups_(ceil_div(p.rows, kStreamLaneRows)) {
   if (p.stream_lanes && (p.norm || p.accumulate))
@@ -79,7 +79,7 @@ const ComputePipeline& MatvecPipeline::pipeline_for(MatrixFormat format) const {
   if (uses_stream_lanes(format))
     return *pipelines_
                 .emplace_back(format, std::make_unique<ComputePipeline>(ctx_, ShaderId::matvec_stream_lanes, kBindings,
-                                                                        lanes_spec_, 0))
+                                                                        lanes_spec_, kTexelBindings))
                 .second;
   // Every variant has the same bindings, so sets are interchangeable between them.
   return *pipelines_
@@ -101,12 +101,12 @@ VkDescriptorSet MatvecPipeline::bind(DescriptorArena& arena, const GpuBuffer& st
     return buf && buf->handle() ? *buf : up_.placeholder();
   };
   const MatrixFormat format = up_.format_of(or_placeholder(b.w));
-  const bool lanes = uses_stream_lanes(format);  // reads storage buffers only
+  const bool lanes = uses_stream_lanes(format);
   auto in = [&](const GpuBuffer* buf, bool weights, uint64_t offset = 0, uint64_t bytes = 0) {
     const GpuBuffer& g = or_placeholder(buf);
     return BufferBinding{&g, offset, bytes,
-                         texel_ && !lanes ? up_.view(g, weights, offset, bytes, weights && is_blocks(format))
-                                          : VkBufferView(VK_NULL_HANDLE)};
+                         texel_ ? up_.view(g, weights, offset, bytes, weights && is_blocks(format))
+                                : VkBufferView(VK_NULL_HANDLE)};
   };
   const ComputePipeline& pipe = pipeline_for(format);
   const VkDescriptorSet set = arena.make_set(pipe, {{&step_input}, in(b.x, false), in(b.w, true, b.w_offset, b.w_bytes),

@@ -49,7 +49,8 @@ struct MatvecParams {
   bool accumulate = false;  // add to y (the residual stream) instead of overwriting it
   bool bias = false;        // add bias[row]
   float eps = 1e-5f;
-  // fp32 matrices on CPU drivers get one stream per invocation (matvec_stream_lanes.comp): for
+  // fp32 matrices on CPU drivers that read through texel buffers get one stream per invocation
+  // (matvec_stream_lanes.comp): for
   // frame models, whose steps carry many streams through small matrices. No norm or accumulate.
   bool stream_lanes = false;
 };

@@ -3,14 +3,13 @@
 // matvec.comp for frame models (S4D) on CPU drivers, whose steps carry many streams through small
 // fp32 matrices.
 //
-// llvmpipe (lavapipe) runs a workgroup of 8 invocations as one SIMD vector. A load whose address
-// is the same for every lane, made where every lane is active, is one load there; a load whose
-// address differs per lane is a loop over the lanes. So the lanes take 8 streams and a workgroup
-// takes ROWS_PER_GROUP rows: W's reads are uniform, and each stream's vec4 of x, read once per
-// lane, serves all the workgroup's rows. (matvec.comp splits a row's columns over the lanes
-// instead, which on a CPU costs a per-lane loop for every weight read, or leaves 7 of 8 lanes idle
-// with one invocation per workgroup.) Each stream's sums are added in the same order whatever the
-// batch, so N copies of one input give N identical outputs.
+// llvmpipe (lavapipe) runs a workgroup of 8 invocations as one SIMD vector; a texelFetch there is
+// a vector gather (a storage-buffer read whose address is not a compile-time constant is a loop
+// over the lanes with a branch per float). So the lanes take 8 streams and a workgroup takes
+// ROWS_PER_GROUP rows: one fetch of W's vec4 (the same for every lane) serves 8 streams, and each
+// stream's vec4 of x, fetched once, serves all the workgroup's rows. (matvec.comp's S4D split,
+// one invocation per workgroup, leaves 7 of 8 lanes idle.) Each stream's sums are added in the
+// same order whatever the batch, so N copies of one input give N identical outputs.
 // The C++ side is engine/vulkan_matvec.h (MatvecPipeline picks this variant).
 #include "common.glsl"
 
@@ -23,8 +22,8 @@ layout(constant_id = 5) const bool HAS_BIAS = false;
 layout(constant_id = 6) const uint ROWS_PER_GROUP = 8;  // rows of a workgroup, summed side by side
 
 STEP_INPUT(0)
-layout(std430, binding = 1) readonly buffer X { vec4 x[]; };        // [B][X_STRIDE4]
-layout(std430, binding = 2) readonly buffer W { vec4 w[]; };        // [ROWS][COLS4]
+layout(binding = 1) uniform samplerBuffer X;  // [B][X_STRIDE4] vec4s
+layout(binding = 2) uniform samplerBuffer W;  // [ROWS][COLS4] vec4s
 layout(std430, binding = 4) readonly buffer Bias { float bias[]; }; // [ROWS] (HAS_BIAS)
 layout(std430, binding = 5) writeonly buffer Y { float y[]; };      // [B][Y_STRIDE]
 
@@ -41,8 +40,8 @@ void main() {
     float acc[R];
     for (uint r = 0; r < R; ++r) acc[r] = 0.0;
     for (uint k = 0; k < COLS4; ++k) {
-      const vec4 xv = x[b * X_STRIDE4 + k];
-      for (uint r = 0; r < R; ++r) acc[r] += dot(w[min(row0 + r, ROWS - 1) * COLS4 + k], xv);
+      const vec4 xv = texelFetch(X, int(b * X_STRIDE4 + k));
+      for (uint r = 0; r < R; ++r) acc[r] += dot(texelFetch(W, int(min(row0 + r, ROWS - 1) * COLS4 + k)), xv);
     }
     if (b0 + lane < batch)
       for (uint r = 0; r < R; ++r)

@@ -4,11 +4,14 @@
 //   y[h]   = gelu(2 * Re(sum_m C[h,m] * s[h,m]) + D[h] * u[h])
 // One invocation per (row, channel): the rows of a frame step name distinct slots (frame models
 // have no prefill, which would list one slot in several rows), so rows run in parallel. A
-// workgroup serves one channel, its lanes along the rows: the channel's constants are uniform
-// loads, and on lavapipe the lanes fill the SIMD width instead of one lane per workgroup.
+// workgroup serves one channel, its lanes along the rows: the channel's constants are the same
+// for every lane, and on lavapipe the lanes fill the SIMD width instead of one lane per workgroup.
 // With an even number of modes the state is read and written two modes (a vec4) at a time through
-// aliases of the same buffers: on lavapipe a load or store whose address differs per lane is a loop
-// over the lanes, so one vec4 costs about what one vec2 does.
+// aliases of the same buffers: on lavapipe a load or store whose address is not a compile-time
+// constant is a loop over the lanes, so one vec4 costs about what one vec2 does.
+// Built with TEXEL_READS (the variant for CPU drivers; M even), the state and the channel's
+// constants are read through texel views instead (bindings 2-4 and 8), which llvmpipe turns into
+// vector gathers; the state is still written through binding 6.
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -19,17 +22,32 @@ layout(constant_id = 4) const uint STRIDE = 8;     // floats between rows of u a
 layout(constant_id = 5) const uint BGROUPS = 1;    // workgroups per channel: ceil(CAPACITY / local size)
 
 STEP_INPUT(0)
-layout(std430, binding = 1) readonly buffer U { float u[]; };         // [B][STRIDE]
-layout(std430, binding = 2) readonly buffer DA { vec2 dA[]; };        // [H][M]
-layout(std430, binding = 3) readonly buffer DB { vec2 dB[]; };        // [H][M]
-layout(std430, binding = 4) readonly buffer Cm { vec2 C[]; };         // [H][M]
+layout(std430, binding = 1) readonly buffer U { float u[]; };           // [B][STRIDE]
 layout(std430, binding = 5) readonly buffer Dskip { float D_skip[]; };  // [H]
-layout(std430, binding = 6) buffer State { vec2 s[]; };               // this layer's [slot][H][M]
-layout(std430, binding = 2) readonly buffer DA4 { vec4 dA4[]; };      // the same, two modes a vec4
-layout(std430, binding = 3) readonly buffer DB4 { vec4 dB4[]; };
-layout(std430, binding = 4) readonly buffer Cm4 { vec4 C4[]; };
-layout(std430, binding = 6) buffer State4 { vec4 s4[]; };
-layout(std430, binding = 7) writeonly buffer Y { float y[]; };        // [B][STRIDE]
+layout(std430, binding = 6) buffer State { vec2 s[]; };                 // this layer's [slot][H][M]
+layout(std430, binding = 6) buffer State4 { vec4 s4[]; };               // the same, two modes a vec4
+layout(std430, binding = 7) writeonly buffer Y { float y[]; };          // [B][STRIDE]
+#ifdef TEXEL_READS
+layout(binding = 2) uniform samplerBuffer DA4;      // [H][M / 2] vec4s: two modes a texel
+layout(binding = 3) uniform samplerBuffer DB4;
+layout(binding = 4) uniform samplerBuffer C4;
+layout(binding = 8) uniform samplerBuffer StateIn;  // binding 6's buffer
+#define LOAD_DA4(i) texelFetch(DA4, int(i))
+#define LOAD_DB4(i) texelFetch(DB4, int(i))
+#define LOAD_C4(i) texelFetch(C4, int(i))
+#define LOAD_STATE4(i) texelFetch(StateIn, int(i))
+#else
+layout(std430, binding = 2) readonly buffer DA { vec2 dA[]; };   // [H][M]
+layout(std430, binding = 3) readonly buffer DB { vec2 dB[]; };   // [H][M]
+layout(std430, binding = 4) readonly buffer Cm { vec2 C[]; };    // [H][M]
+layout(std430, binding = 2) readonly buffer DA4_ { vec4 dA4[]; };
+layout(std430, binding = 3) readonly buffer DB4_ { vec4 dB4[]; };
+layout(std430, binding = 4) readonly buffer Cm4_ { vec4 C4_[]; };
+#define LOAD_DA4(i) dA4[i]
+#define LOAD_DB4(i) dB4[i]
+#define LOAD_C4(i) C4_[i]
+#define LOAD_STATE4(i) s4[i]
+#endif
 
 // erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7): GLSL has no erf.
 float erf_approx(float x) {
@@ -53,22 +71,23 @@ void main() {
   float acc = 0.0;
   if (M % 2 == 0) {
     for (uint m2 = 0; m2 < M / 2; ++m2) {
-      const uint i = h * (M / 2) + m2;
-      const vec4 old = fresh ? vec4(0.0) : s4[s0 / 2 + m2];
-      const vec4 a = dA4[i], c = C4[i];
-      const vec4 v = vec4(cmul(a.xy, old.xy), cmul(a.zw, old.zw)) + dB4[i] * uh;
-      s4[s0 / 2 + m2] = v;
+      const uint i = h * (M / 2) + m2, at = s0 / 2 + m2;
+      const vec4 old = fresh ? vec4(0.0) : LOAD_STATE4(at);
+      const vec4 a = LOAD_DA4(i), c = LOAD_C4(i);
+      const vec4 v = vec4(cmul(a.xy, old.xy), cmul(a.zw, old.zw)) + LOAD_DB4(i) * uh;
+      s4[at] = v;
       acc += c.x * v.x - c.y * v.y;  // Re(C * s), in the order of the loop below
       acc += c.z * v.z - c.w * v.w;
     }
-    y[b * STRIDE + h] = gelu(2.0 * acc + D_skip[h] * uh);
-    return;
-  }
-  for (uint m = 0; m < M; ++m) {
-    const vec2 old = fresh ? vec2(0.0) : s[s0 + m];
-    const vec2 v = cmul(dA[h * M + m], old) + dB[h * M + m] * uh;
-    s[s0 + m] = v;
-    acc += C[h * M + m].x * v.x - C[h * M + m].y * v.y;  // Re(C * s)
+  } else {
+#ifndef TEXEL_READS
+    for (uint m = 0; m < M; ++m) {
+      const vec2 old = fresh ? vec2(0.0) : s[s0 + m];
+      const vec2 v = cmul(dA[h * M + m], old) + dB[h * M + m] * uh;
+      s[s0 + m] = v;
+      acc += C[h * M + m].x * v.x - C[h * M + m].y * v.y;  // Re(C * s)
+    }
+#endif
   }
   y[b * STRIDE + h] = gelu(2.0 * acc + D_skip[h] * uh);
 }

@@ -41,3 +41,5 @@ endforeach()
 foreach(shader s4d_scan s4d_glu_norm)
   vkssm_shader(NAME ${shader} SOURCE ${shader}.comp)
 endforeach()
+# The S4D scan reading its state and constants through texel views (CPU drivers).
+vkssm_shader(NAME s4d_scan_texel SOURCE s4d_scan.comp DEFINES TEXEL_READS=1)

@@ -100,6 +100,7 @@ class S4DGraph final : public StepGraph {
   static constexpr uint32_t kGatherLocal = 64;
   static constexpr uint32_t kScanLocal = 64;
   uint32_t scan_groups_per_row_ = 1;  // s4d_scan workgroups per channel (covering the step rows)
+  bool state_texel_ = false;          // s4d_scan_texel: state and constants read through texel views
   static constexpr uint32_t kRowsPerNormGroup = 16;
   bool norm_per_row_ = false;         // s4d_glu_norm: one invocation per row (CPU drivers)
   uint32_t norm_groups_ = 1;          // s4d_glu_norm workgroups per dispatch
@@ -125,10 +126,12 @@ S4DGraph::S4DGraph(GraphBuilder& b, const S4DWeights& w, const LoadOptions& opti
   hpad_ = pad8(H);
   h2pad_ = pad8(2 * H);
   tune_ = tuning_for(b.caps(), TuningProfile::FrameModel);
-  // Texel views: the encoder, every layer's output linear, the decoder, and the activations.
+  // Texel views: the encoder, every layer's output linear, the decoder, the activations and (on
+  // CPU drivers) the state.
   fit_texel_views(tune_, b.caps(), plan.f16,
                   std::max({uint64_t(H) * in_pad_, uint64_t(2 * H) * hpad_, uint64_t(cfg_.d_output) * hpad_,
-                            rows * in_pad_, rows * hpad_}) / 4);
+                            rows * in_pad_, rows * hpad_, uint64_t(b.capacity()) * uint64_t(H * cfg_.modes()) * 2}) /
+                      4);
 
   // After fit_texel_views(), which may turn texel reads off: the layout matvec.comp's variant reads.
   up_->band_block_rows(tune_.texel);
@@ -189,9 +192,16 @@ void S4DGraph::create_pipelines(GraphBuilder& b) {
   // The scan has no cross-lane reduction: a 64-lane workgroup per channel, lanes along the rows,
   // so the channel's dA, dB, C and D loads are the same for every lane.
   scan_groups_per_row_ = ceil_div(rows, kScanLocal);
+  // On CPU drivers the state and the channel's constants are read through texel views (a vector
+  // gather on llvmpipe, where a storage read at an address that is not a compile-time constant is
+  // a loop over the lanes), two modes a texel.
+  state_texel_ = tune_.texel && b.caps().is_cpu() && cfg_.modes() % 2 == 0;
   const ScanSpec scan{.local = kScanLocal, .H = H, .M = uint32_t(cfg_.modes()), .capacity = rows, .stride = hpad_,
                       .bgroups = scan_groups_per_row_};
-  scan_pipe_ = std::make_unique<ComputePipeline>(ctx, ShaderId::s4d_scan, 8, scan.constants());
+  constexpr uint32_t kScanTexelBindings = 0b1'0001'1100;  // dA, dB, C and the state's read view
+  scan_pipe_ = state_texel_ ? std::make_unique<ComputePipeline>(ctx, ShaderId::s4d_scan_texel, 9, scan.constants(),
+                                                                kScanTexelBindings)
+                            : std::make_unique<ComputePipeline>(ctx, ShaderId::s4d_scan, 8, scan.constants());
   // On CPU drivers (local 1) an invocation takes a whole row; on GPUs a workgroup reduces a row.
   norm_per_row_ = tune_.local == 1;
   norm_groups_ = norm_per_row_ ? ceil_div(rows, kRowsPerNormGroup) : rows;
@@ -205,7 +215,7 @@ void S4DGraph::create_pipelines(GraphBuilder& b) {
   post_pipe_ = std::make_unique<ComputePipeline>(ctx, ShaderId::s4d_glu_norm, 6, post.constants());
 
   const uint32_t sets = 3 + 4 * uint32_t(cfg_.n_layers);
-  arena_ = std::make_unique<DescriptorArena>(ctx, sets, sets * 8);
+  arena_ = std::make_unique<DescriptorArena>(ctx, sets, sets * 9);
   const GpuBuffer& step_in = b.step_input();
   const BufferBinding step{&step_in};
   gather_set_ = arena_->make_set(*gather_pipe_, {step, {&frames_}});
@@ -215,7 +225,12 @@ void S4DGraph::create_pipelines(GraphBuilder& b) {
     const GpuBuffer& u = cfg_.prenorm ? u_ : x_;
     if (cfg_.prenorm)
       L.pre_set = arena_->make_set(*pre_pipe_, {step, {&x_}, {&a_}, {&L.norm_w}, {&L.norm_b}, {&u_}});
-    L.scan_set = arena_->make_set(*scan_pipe_, {step, {&u}, {&L.dA}, {&L.dB}, {&L.C}, {&L.D}, {L.state}, {&y_}});
+    std::vector<BufferBinding> scan_bindings = {step, {&u}, {&L.dA}, {&L.dB}, {&L.C}, {&L.D}, {L.state}, {&y_}};
+    if (state_texel_) {
+      for (int i : {2, 3, 4}) scan_bindings[size_t(i)].view = up_->view(*scan_bindings[size_t(i)].buffer, false);
+      scan_bindings.push_back({L.state, 0, 0, up_->view(*L.state, false)});
+    }
+    L.scan_set = arena_->make_set(*scan_pipe_, scan_bindings);
     L.out_set = out_pipe_->bind(*arena_, step_in, {&y_, &L.out_w, nullptr, &L.out_b, &a_});
     L.post_set = arena_->make_set(*post_pipe_, {step, {&x_}, {&a_}, {&L.norm_w}, {&L.norm_b}, {&x_}});
   }
