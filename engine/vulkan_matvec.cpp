@@ -54,7 +54,7 @@ MatvecSpec spec_of(const Tuning& tune, const MatvecParams& p) {
 // matvec_stream_lanes.comp's specialization constants, in its constant_id order.
 SpecConstants stream_lanes_spec(const MatvecParams& p) {
   return {MatvecPipeline::kStreamLanes, p.rows, pad8(p.cols) / 4, (p.x_stride ? p.x_stride : pad8(p.cols)) / 4,
-          p.y_stride, p.bias, MatvecPipeline::kStreamLaneRows};
+          p.y_stride, p.bias, MatvecPipeline::kStreamLaneRows, MatvecPipeline::kStreamsPerLane};
 }
 
 }  // namespace

@@ -83,9 +83,11 @@ class MatvecPipeline {
   uint32_t groups() const { return groups_; }
 
   static constexpr uint32_t kBindings = 6;  // step input, x, W, norm_w, bias, y
-  // matvec_stream_lanes.comp: llvmpipe's SIMD width (8 fp32 lanes on AVX2), rows per workgroup.
+  // matvec_stream_lanes.comp: llvmpipe's SIMD width (8 fp32 lanes on AVX2), rows per workgroup,
+  // streams per lane (each fetch of W serves 8 * kStreamsPerLane streams).
   static constexpr uint32_t kStreamLanes = 8;
   static constexpr uint32_t kStreamLaneRows = 8;
+  static constexpr uint32_t kStreamsPerLane = 2;
 
  private:
   const ComputePipeline& pipeline_for(MatrixFormat format) const;

@@ -25,14 +25,6 @@ layout(std430, binding = 2) readonly buffer A { float a[]; };       // [B][A_STR
 layout(std430, binding = 3) readonly buffer W { float w[]; };       // [H] (NORM)
 layout(std430, binding = 4) readonly buffer Bias { float bias[]; }; // [H] (NORM)
 layout(std430, binding = 5) buffer Out { float out_v[]; };          // [B][STRIDE] (NORM)
-// The same buffers four channels at a time (whole_row when H % 4 == 0: the strides are multiples
-// of 4). On CPU drivers a load or store whose address differs per lane is a loop over the lanes,
-// so a vec4 costs about what a float does.
-layout(std430, binding = 1) buffer X4 { vec4 x4[]; };
-layout(std430, binding = 2) readonly buffer A4 { vec4 a4[]; };
-layout(std430, binding = 3) readonly buffer W4 { vec4 w4[]; };
-layout(std430, binding = 4) readonly buffer Bias4 { vec4 bias4[]; };
-layout(std430, binding = 5) buffer Out4 { vec4 out4[]; };
 
 #define LOCAL gl_WorkGroupSize.x
 shared float red[LOCAL];
@@ -48,23 +40,6 @@ float row_sum(float v) {
   const float total = red[0];
   barrier();
   return total;
-}
-
-// whole_row four channels at a time: the same sums, kept in four partial sums (one per component)
-// that are added at the end.
-void whole_row4(uint b) {
-  const uint row = b * (STRIDE / 4), arow = b * (A_STRIDE / 4);
-  const uint H4 = H / 4;
-  if (GLU_RESIDUAL)
-    for (uint h = 0; h < H4; ++h) x4[row + h] += a4[arow + h] / (1.0 + exp(-a4[arow + H4 + h]));
-  if (!NORM) return;
-  vec4 s = vec4(0.0);
-  for (uint h = 0; h < H4; ++h) s += x4[row + h];
-  const float mean = (s.x + s.y + s.z + s.w) / float(H);
-  vec4 v = vec4(0.0);
-  for (uint h = 0; h < H4; ++h) v += (x4[row + h] - mean) * (x4[row + h] - mean);
-  const float inv = inversesqrt((v.x + v.y + v.z + v.w) / float(H) + EPS);
-  for (uint h = 0; h < H4; ++h) out4[row + h] = (x4[row + h] - mean) * inv * w4[h] + bias4[h];
 }
 
 // One invocation, one row: the same arithmetic in the same order as below with LOCAL = 1.
@@ -85,9 +60,7 @@ void whole_row(uint b) {
 void main() {
   if (PER_ROW_INVOCATION) {
     const uint b = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * LOCAL + gl_LocalInvocationID.x;
-    if (b >= STEP_BATCH) return;
-    if (H % 4 == 0 && STRIDE % 4 == 0 && A_STRIDE % 4 == 0) whole_row4(b);
-    else whole_row(b);
+    if (b < STEP_BATCH) whole_row(b);
     return;
   }
   const uint b = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;

@@ -41,5 +41,7 @@ endforeach()
 foreach(shader s4d_scan s4d_glu_norm)
   vkssm_shader(NAME ${shader} SOURCE ${shader}.comp)
 endforeach()
-# The S4D scan reading its state and constants through texel views (CPU drivers).
+# The S4D scan reading its state and constants through texel views, and the GLU/LayerNorm rows a
+# thread each reading through texel views (CPU drivers).
 vkssm_shader(NAME s4d_scan_texel SOURCE s4d_scan.comp DEFINES TEXEL_READS=1)
+vkssm_shader(NAME s4d_glu_norm_rows SOURCE s4d_glu_norm_rows.comp)

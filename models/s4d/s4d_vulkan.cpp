@@ -103,6 +103,7 @@ class S4DGraph final : public StepGraph {
   bool state_texel_ = false;          // s4d_scan_texel: state and constants read through texel views
   static constexpr uint32_t kRowsPerNormGroup = 16;
   bool norm_per_row_ = false;         // s4d_glu_norm: one invocation per row (CPU drivers)
+  bool norm_texel_ = false;           // s4d_glu_norm_rows instead: per row, reading texel views
   uint32_t norm_groups_ = 1;          // s4d_glu_norm workgroups per dispatch
 
   GpuBuffer enc_w_, enc_b_, dec_w_, dec_b_;
@@ -211,8 +212,13 @@ void S4DGraph::create_pipelines(GraphBuilder& b) {
   GluNormSpec post = pre;
   post.glu_residual = true;
   post.norm = !cfg_.prenorm;
-  pre_pipe_ = std::make_unique<ComputePipeline>(ctx, ShaderId::s4d_glu_norm, 6, pre.constants());
-  post_pipe_ = std::make_unique<ComputePipeline>(ctx, ShaderId::s4d_glu_norm, 6, post.constants());
+  // A thread per row reading through texel views where channels come four at a time.
+  norm_texel_ = norm_per_row_ && tune_.texel && H % 4 == 0;
+  const ShaderId norm_shader = norm_texel_ ? ShaderId::s4d_glu_norm_rows : ShaderId::s4d_glu_norm;
+  constexpr uint32_t kNormTexelBindings = 0b11110;  // x, a, w, bias
+  const uint32_t norm_texels = norm_texel_ ? kNormTexelBindings : 0;
+  pre_pipe_ = std::make_unique<ComputePipeline>(ctx, norm_shader, 6, pre.constants(), norm_texels);
+  post_pipe_ = std::make_unique<ComputePipeline>(ctx, norm_shader, 6, post.constants(), norm_texels);
 
   const uint32_t sets = 3 + 4 * uint32_t(cfg_.n_layers);
   arena_ = std::make_unique<DescriptorArena>(ctx, sets, sets * 9);
@@ -221,10 +227,14 @@ void S4DGraph::create_pipelines(GraphBuilder& b) {
   gather_set_ = arena_->make_set(*gather_pipe_, {step, {&frames_}});
   enc_set_ = enc_pipe_->bind(*arena_, step_in, {&frames_, &enc_w_, nullptr, &enc_b_, &x_});
   dec_set_ = dec_pipe_->bind(*arena_, step_in, {&x_, &dec_w_, nullptr, &dec_b_, &b.outputs()});
+  // The GLU/LayerNorm inputs (bindings 1-4), as texel views where norm_texel_.
+  auto norm_in = [&](const GpuBuffer& g) {
+    return BufferBinding{&g, 0, 0, norm_texel_ ? up_->view(g, false) : VkBufferView(VK_NULL_HANDLE)};
+  };
   for (Layer& L : layers_) {
     const GpuBuffer& u = cfg_.prenorm ? u_ : x_;
     if (cfg_.prenorm)
-      L.pre_set = arena_->make_set(*pre_pipe_, {step, {&x_}, {&a_}, {&L.norm_w}, {&L.norm_b}, {&u_}});
+      L.pre_set = arena_->make_set(*pre_pipe_, {step, norm_in(x_), norm_in(a_), norm_in(L.norm_w), norm_in(L.norm_b), {&u_}});
     std::vector<BufferBinding> scan_bindings = {step, {&u}, {&L.dA}, {&L.dB}, {&L.C}, {&L.D}, {L.state}, {&y_}};
     if (state_texel_) {
       for (int i : {2, 3, 4}) scan_bindings[size_t(i)].view = up_->view(*scan_bindings[size_t(i)].buffer, false);
@@ -232,7 +242,8 @@ void S4DGraph::create_pipelines(GraphBuilder& b) {
     }
     L.scan_set = arena_->make_set(*scan_pipe_, scan_bindings);
     L.out_set = out_pipe_->bind(*arena_, step_in, {&y_, &L.out_w, nullptr, &L.out_b, &a_});
-    L.post_set = arena_->make_set(*post_pipe_, {step, {&x_}, {&a_}, {&L.norm_w}, {&L.norm_b}, {&x_}});
+    L.post_set =
+        arena_->make_set(*post_pipe_, {step, norm_in(x_), norm_in(a_), norm_in(L.norm_w), norm_in(L.norm_b), {&x_}});
   }
 }
 
