@@ -11,7 +11,8 @@
 // constant is a loop over the lanes, so one vec4 costs about what one vec2 does.
 // Built with TEXEL_READS (the variant for CPU drivers; M even), the state and the channel's
 // constants are read through texel views instead (bindings 2-4 and 8), which llvmpipe turns into
-// vector gathers; the state is still written through binding 6.
+// vector gathers; the state is still written through binding 6. Each invocation then takes
+// STREAMS consecutive streams, so a fetch of the channel's constants serves them all.
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -19,7 +20,8 @@ layout(constant_id = 1) const uint H = 1;          // channels
 layout(constant_id = 2) const uint M = 1;          // complex modes per channel
 layout(constant_id = 3) const uint CAPACITY = 1;
 layout(constant_id = 4) const uint STRIDE = 8;     // floats between rows of u and y
-layout(constant_id = 5) const uint BGROUPS = 1;    // workgroups per channel: ceil(CAPACITY / local size)
+layout(constant_id = 5) const uint BGROUPS = 1;    // workgroups per channel: ceil(CAPACITY / (local size * STREAMS))
+layout(constant_id = 6) const uint STREAMS = 1;    // streams per invocation (TEXEL_READS)
 
 STEP_INPUT(0)
 layout(std430, binding = 1) readonly buffer U { float u[]; };           // [B][STRIDE]
@@ -43,10 +45,6 @@ layout(std430, binding = 4) readonly buffer Cm { vec2 C[]; };    // [H][M]
 layout(std430, binding = 2) readonly buffer DA4_ { vec4 dA4[]; };
 layout(std430, binding = 3) readonly buffer DB4_ { vec4 dB4[]; };
 layout(std430, binding = 4) readonly buffer Cm4_ { vec4 C4_[]; };
-#define LOAD_DA4(i) dA4[i]
-#define LOAD_DB4(i) dB4[i]
-#define LOAD_C4(i) C4_[i]
-#define LOAD_STATE4(i) s4[i]
 #endif
 
 // erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7): GLSL has no erf.
@@ -60,6 +58,40 @@ float gelu(float x) { return 0.5 * x * (1.0 + erf_approx(x * 0.70710678118654752
 
 vec2 cmul(vec2 a, vec2 b) { return vec2(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x); }
 
+#ifdef TEXEL_READS
+void main() {
+  const uint wg = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+  const uint h = wg / BGROUPS;
+  const uint first = ((wg % BGROUPS) * gl_WorkGroupSize.x + gl_LocalInvocationID.x) * STREAMS;
+  const uint batch = STEP_BATCH;
+  if (h >= H || first >= batch) return;
+  // Streams past the batch redo its last one and skip the stores.
+  uint at0[STREAMS];
+  bool fresh[STREAMS], live[STREAMS];
+  float uh[STREAMS], acc[STREAMS];
+  for (uint j = 0; j < STREAMS; ++j) {
+    const uint b = min(first + j, batch - 1);
+    live[j] = first + j < batch;
+    at0[j] = (STEP_SLOT(b, CAPACITY) * H + h) * (M / 2);
+    fresh[j] = STEP_FRESH(b, CAPACITY);
+    uh[j] = u[b * STRIDE + h];
+    acc[j] = 0.0;
+  }
+  for (uint m2 = 0; m2 < M / 2; ++m2) {
+    const uint i = h * (M / 2) + m2;
+    const vec4 a = LOAD_DA4(i), db = LOAD_DB4(i), c = LOAD_C4(i);
+    for (uint j = 0; j < STREAMS; ++j) {
+      const vec4 old = fresh[j] ? vec4(0.0) : LOAD_STATE4(at0[j] + m2);
+      const vec4 v = vec4(cmul(a.xy, old.xy), cmul(a.zw, old.zw)) + db * uh[j];
+      if (live[j]) s4[at0[j] + m2] = v;
+      acc[j] += c.x * v.x - c.y * v.y;  // Re(C * s), in the order of the generic loops
+      acc[j] += c.z * v.z - c.w * v.w;
+    }
+  }
+  for (uint j = 0; j < STREAMS; ++j)
+    if (live[j]) y[(first + j) * STRIDE + h] = gelu(2.0 * acc[j] + D_skip[h] * uh[j]);
+}
+#else
 void main() {
   const uint wg = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
   const uint h = wg / BGROUPS;
@@ -72,22 +104,21 @@ void main() {
   if (M % 2 == 0) {
     for (uint m2 = 0; m2 < M / 2; ++m2) {
       const uint i = h * (M / 2) + m2, at = s0 / 2 + m2;
-      const vec4 old = fresh ? vec4(0.0) : LOAD_STATE4(at);
-      const vec4 a = LOAD_DA4(i), c = LOAD_C4(i);
-      const vec4 v = vec4(cmul(a.xy, old.xy), cmul(a.zw, old.zw)) + LOAD_DB4(i) * uh;
+      const vec4 old = fresh ? vec4(0.0) : s4[at];
+      const vec4 a = dA4[i], c = C4_[i];
+      const vec4 v = vec4(cmul(a.xy, old.xy), cmul(a.zw, old.zw)) + dB4[i] * uh;
       s4[at] = v;
       acc += c.x * v.x - c.y * v.y;  // Re(C * s), in the order of the loop below
       acc += c.z * v.z - c.w * v.w;
     }
   } else {
-#ifndef TEXEL_READS
     for (uint m = 0; m < M; ++m) {
       const vec2 old = fresh ? vec2(0.0) : s[s0 + m];
       const vec2 v = cmul(dA[h * M + m], old) + dB[h * M + m] * uh;
       s[s0 + m] = v;
       acc += C[h * M + m].x * v.x - C[h * M + m].y * v.y;  // Re(C * s)
     }
-#endif
   }
   y[b * STRIDE + h] = gelu(2.0 * acc + D_skip[h] * uh);
 }
+#endif

@@ -48,6 +48,7 @@ struct S4DGpuCase {
   int64_t d_model, d_state;
   std::vector<int32_t> slots;  // the step's rows
   int capacity;
+  const char* tune = "";  // VKSSM_TUNE: "" the device's table (lavapipe: the CPU-driver variants)
 };
 
 void PrintTo(const S4DGpuCase& c, std::ostream* os) { *os << c.name; }
@@ -56,9 +57,11 @@ class S4DGpuVsCpu : public testing::TestWithParam<S4DGpuCase> {};
 
 // Odd sizes take the shaders' scalar paths; d_model a multiple of 4 with an even mode count their
 // four-channel and two-mode paths; 19 streams fill more than two SIMD vectors of stream lanes on
-// CPU drivers, the last one partly.
+// CPU drivers, the last one partly. The GPU split (storage buffers, 64-thread workgroups) runs
+// on lavapipe too through VKSSM_TUNE.
 TEST_P(S4DGpuVsCpu, StreamsMatchTheCpuReference) {
   const S4DGpuCase& p = GetParam();
+  testing_helpers::ScopedEnv split("VKSSM_TUNE", p.tune);
   S4DConfig c;
   c.d_input = 5;
   c.d_model = p.d_model;
@@ -104,7 +107,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, S4DGpuVsCpu,
                          testing::Values(S4DGpuCase{"OddPostnorm", false, 37, 10, {2, 0, 3}, 4},
                                          S4DGpuCase{"OddPrenorm", true, 37, 10, {2, 0, 3}, 4},
                                          S4DGpuCase{"Vec4Postnorm", false, 44, 12, many_slots(), 24},
-                                         S4DGpuCase{"Vec4Prenorm", true, 44, 12, many_slots(), 24}),
+                                         S4DGpuCase{"Vec4Prenorm", true, 44, 12, many_slots(), 24},
+                                         S4DGpuCase{"OddGpuSplit", false, 37, 10, many_slots(), 24, "64,1,64,64,0"},
+                                         S4DGpuCase{"Vec4GpuSplit", true, 44, 12, many_slots(), 24, "64,1,64,64,0"}),
                          [](const testing::TestParamInfo<S4DGpuCase>& i) { return std::string(i.param.name); });
 
 }  // namespace

@@ -42,7 +42,8 @@ struct ScanSpec {
   uint32_t capacity = 1;   // 3: CAPACITY
   uint32_t stride = 8;     // 4: STRIDE, floats between rows of u and y
   uint32_t bgroups = 1;    // 5: BGROUPS, workgroups per channel (covering the step rows)
-  SpecConstants constants() const { return {local, H, M, capacity, stride, bgroups}; }
+  uint32_t streams = 1;    // 6: STREAMS, streams per invocation (the texel variant)
+  SpecConstants constants() const { return {local, H, M, capacity, stride, bgroups, streams}; }
 };
 
 // s4d_glu_norm.comp's specialization constants, in its constant_id order.
@@ -99,6 +100,7 @@ class S4DGraph final : public StepGraph {
   uint32_t in_pad_ = 0, hpad_ = 0, h2pad_ = 0;
   static constexpr uint32_t kGatherLocal = 64;
   static constexpr uint32_t kScanLocal = 64;
+  static constexpr uint32_t kScanTexelStreams = 4;  // s4d_scan_texel: streams per invocation
   uint32_t scan_groups_per_row_ = 1;  // s4d_scan workgroups per channel (covering the step rows)
   bool state_texel_ = false;          // s4d_scan_texel: state and constants read through texel views
   static constexpr uint32_t kRowsPerNormGroup = 16;
@@ -191,14 +193,15 @@ void S4DGraph::create_pipelines(GraphBuilder& b) {
                                .capacity = rows};
   gather_pipe_ = std::make_unique<ComputePipeline>(ctx, ShaderId::frame_gather, 2, gather.constants());
   // The scan has no cross-lane reduction: a 64-lane workgroup per channel, lanes along the rows,
-  // so the channel's dA, dB, C and D loads are the same for every lane.
-  scan_groups_per_row_ = ceil_div(rows, kScanLocal);
-  // On CPU drivers the state and the channel's constants are read through texel views (a vector
-  // gather on llvmpipe, where a storage read at an address that is not a compile-time constant is
-  // a loop over the lanes), two modes a texel.
+  // so the channel's dA, dB, C and D loads are the same for every lane. On CPU drivers the state
+  // and the channel's constants are read through texel views (a vector gather on llvmpipe, where a
+  // storage read at an address that is not a compile-time constant is a loop over the lanes), two
+  // modes a texel, and each invocation takes kScanTexelStreams streams.
   state_texel_ = tune_.texel && b.caps().is_cpu() && cfg_.modes() % 2 == 0;
+  const uint32_t scan_streams = state_texel_ ? kScanTexelStreams : 1;
+  scan_groups_per_row_ = ceil_div(rows, kScanLocal * scan_streams);
   const ScanSpec scan{.local = kScanLocal, .H = H, .M = uint32_t(cfg_.modes()), .capacity = rows, .stride = hpad_,
-                      .bgroups = scan_groups_per_row_};
+                      .bgroups = scan_groups_per_row_, .streams = scan_streams};
   constexpr uint32_t kScanTexelBindings = 0b1'0001'1100;  // dA, dB, C and the state's read view
   scan_pipe_ = state_texel_ ? std::make_unique<ComputePipeline>(ctx, ShaderId::s4d_scan_texel, 9, scan.constants(),
                                                                 kScanTexelBindings)
