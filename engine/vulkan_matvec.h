@@ -49,9 +49,9 @@ struct MatvecParams {
   bool accumulate = false;  // add to y (the residual stream) instead of overwriting it
   bool bias = false;        // add bias[row]
   float eps = 1e-5f;
-  // fp32 matrices on CPU drivers that read through texel buffers get one stream per invocation
-  // (matvec_stream_lanes.comp): for
-  // frame models, whose steps carry many streams through small matrices. No norm or accumulate.
+  // For frame models, whose steps carry many streams through small matrices: fp32 matrices on CPU
+  // drivers that read through texel buffers get a stream per invocation (matvec_stream_lanes.comp).
+  // No norm or accumulate then.
   bool stream_lanes = false;
 };
 
