@@ -2,7 +2,7 @@
 """Chooses the command decoder's threshold and smoothing window on the validation voices.
 
     tune_decoder.py --bank build/speech-data/bank.pkl --model models/s4d/speech-commands
-                    [--split valid] [--min-detection 0.965]
+                    [--split valid] [--min-detection 0.97] [--write]
 
 Builds the same command and non-command streams as evaluate_commands.py for the voices of one
 split (validation by default: choosing on the test voices would make their figures optimistic),
@@ -10,7 +10,9 @@ runs the model once over each stream in PyTorch (kws.CommandModel, the convoluti
 engine's per-hop steps give the same posteriors), then decodes the posteriors with every
 (window, threshold) pair of kws.EventDecoder, the rule the engine's decoder implements. Prints
 detection and false alarms per 10 minutes of non-command speech for each pair, and the pair with
-the fewest false alarms whose detection rate in clean speech is at least --min-detection.
+the fewest false alarms whose detection rate in clean speech is at least --min-detection;
+--write stores that pair in the model's config.json (speech_commands.decoder), where `vkssm
+listen` reads it.
 """
 import argparse
 import json
@@ -97,7 +99,8 @@ def main():
     ap.add_argument("--windows", default="8,12,16,24")
     ap.add_argument("--thresholds", default="0.5,0.55,0.6,0.65,0.7,0.75,0.8,0.85,0.9")
     ap.add_argument("--refractory", type=int, default=30)
-    ap.add_argument("--min-detection", type=float, default=0.965)
+    ap.add_argument("--min-detection", type=float, default=0.97)
+    ap.add_argument("--write", action="store_true", help="store the chosen pair in the model's config.json")
     a = ap.parse_args()
     torch.set_num_threads(2)
     with open(a.bank, "rb") as f:
@@ -117,6 +120,14 @@ def main():
         return 1
     print("chosen: window %d threshold %.2f (clean %.1f %% detected, %.1f false alarms per 10 min)" %
           (best[0], best[1], 100 * best[2][0], best[2][1]))
+    if a.write:
+        path = os.path.join(a.model, "config.json")
+        with open(path) as f:
+            cfg = json.load(f)
+        cfg["speech_commands"]["decoder"] = {"threshold": best[1], "window": best[0], "refractory": a.refractory}
+        with open(path, "w") as f:
+            json.dump(cfg, f, indent=2)
+        print("wrote", path)
     return 0
 
 
