@@ -6,13 +6,12 @@
 // have no prefill, which would list one slot in several rows), so rows run in parallel. A
 // workgroup serves one channel, its lanes along the rows: the channel's constants are the same
 // for every lane, and on lavapipe the lanes fill the SIMD width instead of one lane per workgroup.
-// With an even number of modes the state is read and written two modes (a vec4) at a time through
-// aliases of the same buffers: on lavapipe a load or store whose address is not a compile-time
-// constant is a loop over the lanes, so one vec4 costs about what one vec2 does.
 // Built with TEXEL_READS (the variant for CPU drivers; M even), the state and the channel's
-// constants are read through texel views instead (bindings 2-4 and 8), which llvmpipe turns into
-// vector gathers; the state is still written through binding 6. Each invocation then takes
-// STREAMS consecutive streams, so a fetch of the channel's constants serves them all.
+// constants are read two modes a texel through texel views (bindings 2-4 and 8), which llvmpipe
+// turns into vector gathers (a storage read at an address that is not a compile-time constant is
+// a loop over the lanes there); the state is written two modes a vec4 through binding 6, and each
+// invocation takes STREAMS consecutive streams, so a fetch of the channel's constants serves them
+// all.
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -42,9 +41,6 @@ layout(binding = 8) uniform samplerBuffer StateIn;  // binding 6's buffer
 layout(std430, binding = 2) readonly buffer DA { vec2 dA[]; };   // [H][M]
 layout(std430, binding = 3) readonly buffer DB { vec2 dB[]; };   // [H][M]
 layout(std430, binding = 4) readonly buffer Cm { vec2 C[]; };    // [H][M]
-layout(std430, binding = 2) readonly buffer DA4_ { vec4 dA4[]; };
-layout(std430, binding = 3) readonly buffer DB4_ { vec4 dB4[]; };
-layout(std430, binding = 4) readonly buffer Cm4_ { vec4 C4_[]; };
 #endif
 
 // erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7): GLSL has no erf.
@@ -84,7 +80,7 @@ void main() {
       const vec4 old = fresh[j] ? vec4(0.0) : LOAD_STATE4(at0[j] + m2);
       const vec4 v = vec4(cmul(a.xy, old.xy), cmul(a.zw, old.zw)) + db * uh[j];
       if (live[j]) s4[at0[j] + m2] = v;
-      acc[j] += c.x * v.x - c.y * v.y;  // Re(C * s), in the order of the generic loops
+      acc[j] += c.x * v.x - c.y * v.y;  // Re(C * s), in the order of the loop below
       acc[j] += c.z * v.z - c.w * v.w;
     }
   }
@@ -101,23 +97,11 @@ void main() {
   const bool fresh = STEP_FRESH(b, CAPACITY);
   const float uh = u[b * STRIDE + h];
   float acc = 0.0;
-  if (M % 2 == 0) {
-    for (uint m2 = 0; m2 < M / 2; ++m2) {
-      const uint i = h * (M / 2) + m2, at = s0 / 2 + m2;
-      const vec4 old = fresh ? vec4(0.0) : s4[at];
-      const vec4 a = dA4[i], c = C4_[i];
-      const vec4 v = vec4(cmul(a.xy, old.xy), cmul(a.zw, old.zw)) + dB4[i] * uh;
-      s4[at] = v;
-      acc += c.x * v.x - c.y * v.y;  // Re(C * s), in the order of the loop below
-      acc += c.z * v.z - c.w * v.w;
-    }
-  } else {
-    for (uint m = 0; m < M; ++m) {
-      const vec2 old = fresh ? vec2(0.0) : s[s0 + m];
-      const vec2 v = cmul(dA[h * M + m], old) + dB[h * M + m] * uh;
-      s[s0 + m] = v;
-      acc += C[h * M + m].x * v.x - C[h * M + m].y * v.y;  // Re(C * s)
-    }
+  for (uint m = 0; m < M; ++m) {
+    const vec2 old = fresh ? vec2(0.0) : s[s0 + m];
+    const vec2 v = cmul(dA[h * M + m], old) + dB[h * M + m] * uh;
+    s[s0 + m] = v;
+    acc += C[h * M + m].x * v.x - C[h * M + m].y * v.y;  // Re(C * s)
   }
   y[b * STRIDE + h] = gelu(2.0 * acc + D_skip[h] * uh);
 }
