@@ -328,6 +328,9 @@ void Batcher::finish(Job& job, Status status, const std::string& message) {
       }
     }
   }
+  // The gauges first: a client that reads /metrics after this answer sees the session table as
+  // the answer left it (a deleted session no longer counted), not as of the loop's last turn.
+  publish_gauges();
   job.done.set_value(std::move(r));
 }
 
