@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
-#include <deque>
+#include <array>
 #include <string>
 #include <vector>
 
@@ -147,30 +147,32 @@ class CpuModel final : public Model {
 
   StepCounters counters() const override { return counters_; }
 
-  // The reference runs a step at once; submit() keeps its results until collect().
+  // The reference runs a step at once; submit() keeps its results until collect(), in one of two
+  // result buffers that keep their room between steps (no allocation once warm).
   void submit(const StepRequest& r) override {
-    if (done_.size() >= 2) throw Error("two steps are already in flight; collect() one first");
-    Done d;
+    if (in_flight_ >= 2) throw Error("two steps are already in flight; collect() one first");
+    Done& d = done_[(done_first_ + in_flight_) % 2];
     d.outputs.resize(size_t(std::max(r.batch, 0)) * info_.d_output);
+    d.ids.resize(r.sampling ? size_t(std::max(r.batch, 0)) : 0);
     if (r.sampling) {
-      d.ids.resize(size_t(std::max(r.batch, 0)));
       step_sample(r.tokens, r.slots, r.batch, r.sampling, d.ids.data(), d.outputs.data());
     } else if (info_.vocab_size == 0) {
       step_frames(r.frames, r.slots, r.batch, d.outputs.data());
     } else {
       step(r.tokens, r.slots, r.batch, d.outputs.data());
     }
-    if (!r.want_outputs) d.outputs.clear();
-    done_.push_back(std::move(d));
+    if (!r.want_outputs) d.outputs.resize(0);
+    ++in_flight_;
   }
   void collect(int32_t* next_tokens, float* outputs) override {
-    if (done_.empty()) throw Error("collect: no submitted step to collect");
-    const Done& d = done_.front();
+    if (in_flight_ == 0) throw Error("collect: no submitted step to collect");
+    const Done& d = done_[done_first_];
     if (next_tokens) std::copy(d.ids.begin(), d.ids.end(), next_tokens);
     if (outputs) std::copy(d.outputs.begin(), d.outputs.end(), outputs);
-    done_.pop_front();
+    done_first_ = (done_first_ + 1) % 2;
+    --in_flight_;
   }
-  int in_flight() const override { return int(done_.size()); }
+  int in_flight() const override { return in_flight_; }
 
   std::vector<uint8_t> snapshot(int slot) const override {
     check_slot_index(slot, capacity());
@@ -223,7 +225,8 @@ class CpuModel final : public Model {
     std::vector<int32_t> ids;
     std::vector<float> outputs;
   };
-  std::deque<Done> done_;
+  std::array<Done, 2> done_;  // submitted, uncollected results: done_[done_first_] is the oldest
+  int done_first_ = 0, in_flight_ = 0;
 
   std::unique_ptr<CpuStepper> stepper_;
   ModelInfo info_;

@@ -26,6 +26,7 @@ struct Listener::Stream {
   std::vector<float> input;    // pushed, not yet resampled
   bool finish_requested = false;
   bool finished_input = false;  // the resampler was flushed
+  bool ending = false;          // in ended_: no frame left, done once the hop in flight is decoded
   std::atomic<bool> done{false};
   std::unique_ptr<Resampler> resampler;
   LogMelStream front_end;
@@ -128,10 +129,13 @@ Listener::Listener(const std::string& model_dir, const ListenerOptions& options)
     streams_.push_back(std::make_unique<Stream>());
     streams_.back()->id = i;
   }
-  frames_.resize(size_t(cap) * S::kMels);
+  for (Hop& h : hops_) {
+    h.streams.reserve(cap);
+    h.frames.resize(size_t(cap) * S::kMels);
+    h.slots.resize(cap);
+  }
   outputs_.resize(size_t(cap) * n_outputs_);
-  slots_.resize(cap);
-  batch_.reserve(cap);
+  ended_.reserve(cap);
   stats_.hop_ms.reserve(ListenerStats::kHopHistory);
 }
 
@@ -171,6 +175,7 @@ int Listener::open_stream(int sample_rate) {
     s->front_end.reset();
     s->input.clear();
     s->finish_requested = s->finished_input = s->done = false;
+    s->ending = false;
     model_->reset(s->id);
     s->open = true;
     return s->id;
@@ -219,7 +224,7 @@ int Listener::open_streams() const {
 }
 
 // Moves the stream's pushed audio through the resampler into the front-end; true when a frame is
-// ready. A finished stream with no frame left is marked done and its slot freed.
+// ready. A finished stream with no frame left goes to ended_ (process() frees its slot).
 bool Listener::has_hop(Stream& s) {
   if (s.front_end.frames_ready() > 0) return true;
   bool flush = false;
@@ -237,51 +242,83 @@ bool Listener::has_hop(Stream& s) {
     if (flush) s.finished_input = true;
   }
   if (s.front_end.frames_ready() > 0) return true;
-  if (s.finished_input) {
-    std::lock_guard<std::mutex> lock(s.in_mutex);
-    s.done = true;
-    s.open = false;  // the slot is free for a new stream
+  if (s.finished_input && !s.ending) {
+    s.ending = true;
+    ended_.push_back(&s);
   }
   return false;
+}
+
+void Listener::gather(Hop& hop) {
+  hop.streams.clear();
+  for (auto& s : streams_)
+    if (s->open && !s->done && has_hop(*s)) hop.streams.push_back(s.get());
+  const int d_in = LogMelSpec::kMels;
+  for (size_t i = 0; i < hop.streams.size(); ++i) {
+    hop.streams[i]->front_end.pop_frame(hop.frames.data() + i * d_in);
+    hop.slots[i] = hop.streams[i]->id;
+  }
+}
+
+void Listener::decode(const Hop& hop) {
+  for (size_t i = 0; i < hop.streams.size(); ++i) {
+    Stream& s = *hop.streams[i];
+    CommandDetection d;
+    if (s.decoder->push(outputs_.data() + i * size_t(n_outputs_), &d)) {
+      ListenerEvent e;
+      e.stream = s.id;
+      e.command = d.command;
+      e.word = commands_[d.command];
+      e.time = command_event_time(d.frame);
+      e.score = d.score;
+      std::lock_guard<std::mutex> lock(events_mutex_);
+      events_.push_back(std::move(e));
+    }
+  }
+}
+
+// Streams found at their end by gather(): done now, their slots free for new streams.
+void Listener::retire_ended() {
+  for (Stream* s : ended_) {
+    std::lock_guard<std::mutex> lock(s->in_mutex);
+    s->done = true;
+    s->open = false;
+  }
+  ended_.clear();
 }
 
 int Listener::process() {
   std::lock_guard<std::mutex> control(control_mutex_);
   using clock = std::chrono::steady_clock;
   int hops = 0;
-  const int d_in = LogMelSpec::kMels;
-  while (true) {
-    auto t0 = clock::now();
-    batch_.clear();
-    for (auto& s : streams_)
-      if (s->open && !s->done && has_hop(*s)) batch_.push_back(s.get());
-    if (batch_.empty()) break;
-    const int B = int(batch_.size());
-    for (int i = 0; i < B; ++i) {
-      batch_[i]->front_end.pop_frame(frames_.data() + size_t(i) * d_in);
-      slots_[i] = batch_[i]->id;
+  auto t0 = clock::now();
+  gather(hops_[0]);
+  for (int cur = 0; !hops_[cur].streams.empty(); cur ^= 1) {
+    const Hop& hop = hops_[cur];
+    const int B = int(hop.streams.size());
+    model_->submit({.frames = hop.frames.data(), .slots = hop.slots.data(), .batch = B, .want_outputs = true});
+    // The next hop's features while this one steps: on a GPU the host's front-end work and the
+    // device's step overlap.
+    try {
+      gather(hops_[cur ^ 1]);
+    } catch (...) {
+      model_->collect(nullptr, nullptr);
+      throw;
     }
-    model_->step_frames(frames_.data(), slots_.data(), B, outputs_.data());
-    for (int i = 0; i < B; ++i) {
-      CommandDetection d;
-      if (batch_[i]->decoder->push(outputs_.data() + size_t(i) * n_outputs_, &d)) {
-        ListenerEvent e;
-        e.stream = batch_[i]->id;
-        e.command = d.command;
-        e.word = commands_[d.command];
-        e.time = command_event_time(d.frame);
-        e.score = d.score;
-        std::lock_guard<std::mutex> lock(events_mutex_);
-        events_.push_back(std::move(e));
-      }
-    }
-    const double ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
+    model_->collect(nullptr, outputs_.data());
+    decode(hop);
+    // A stream that ended had its last frame in this hop at the latest: its detections are out.
+    retire_ended();
+    const auto now = clock::now();
+    const double ms = std::chrono::duration<double, std::milli>(now - t0).count();
+    t0 = now;
     if (stats_.hop_ms.size() < ListenerStats::kHopHistory) stats_.hop_ms.push_back(ms);
     else stats_.hop_ms[stats_.hops % ListenerStats::kHopHistory] = ms;
     ++hops;
     ++stats_.hops;
     stats_.frames += uint64_t(B);
   }
+  retire_ended();  // streams that ended with no hop left to step
   return hops;
 }
 

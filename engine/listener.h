@@ -4,8 +4,9 @@
 // Each stream owns a slot of a frame model (the shipped S4D command model or any model with the
 // same config.json "speech_commands" section), a resampler to 16 kHz, a log-mel front-end and a
 // command decoder. Audio may be pushed from any thread in chunks of any size; process() advances
-// every stream that has a full hop of audio in one step_frames() call per hop, so the model's
-// weights are read once per hop for all streams. Detections come out of poll().
+// every stream that has a full hop of audio in one batched model step per hop, so the model's
+// weights are read once per hop for all streams, and computes the next hop's features while a
+// step runs. Detections come out of poll().
 //
 //   vkssm::Listener listener(vkssm::Listener::default_model_dir(), {});
 //   int s = listener.open_stream(48000);
@@ -116,8 +117,20 @@ class VKSSM_API Listener {
 
  private:
   struct Stream;
+  // One hop's batch: the streams with a frame ready, their frames and slots (room for every
+  // stream reserved at construction).
+  struct Hop {
+    std::vector<Stream*> streams;
+    std::vector<float> frames;
+    std::vector<int32_t> slots;
+  };
   Stream& stream_at(int id) const;
   bool has_hop(Stream& s);
+  // Fills `hop` with a frame of every open stream that has one; streams whose audio has ended
+  // with no frame left go to ended_.
+  void gather(Hop& hop);
+  void decode(const Hop& hop);
+  void retire_ended();
 
   std::unique_ptr<Model> model_;
   std::vector<std::string> commands_;
@@ -129,10 +142,13 @@ class VKSSM_API Listener {
   mutable std::mutex events_mutex_;
   std::vector<ListenerEvent> events_;
   ListenerStats stats_;
-  // Step scratch, sized at construction: no allocation per hop.
-  std::vector<float> frames_, outputs_;
-  std::vector<int32_t> slots_;
-  std::vector<Stream*> batch_;
+  // Step scratch, sized at construction: no allocation per hop. Two hops: the one stepping and
+  // the next, whose features are computed meanwhile.
+  Hop hops_[2];
+  std::vector<float> outputs_;
+  // Streams found at their end by gather(): marked done only after the hop in flight is decoded,
+  // so done() never says a stream is over before its last event can be polled.
+  std::vector<Stream*> ended_;
 };
 
 }  // namespace vkssm
