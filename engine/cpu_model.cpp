@@ -38,7 +38,9 @@ class CpuModel final : public Model {
  public:
   CpuModel(std::unique_ptr<CpuStepper> stepper, const ModelInfo& info, const StateHeader& header,
            const LoadOptions& options)
-      : stepper_(std::move(stepper)), info_(info), header_(header), depth_(options.rollback_depth) {
+      : stepper_(std::move(stepper)), info_(info), header_(header), depth_(options.rollback_depth),
+        max_frames_(options.frames_per_step) {
+    check_frames_per_step(max_frames_);
     // Host memory: "automatic" means a modest 64 streams.
     const int capacity = options.max_streams == 0 ? 64 : options.max_streams;
     if (capacity < 1) throw Error("max_streams must be at least 1 (or 0 for automatic), got " +
@@ -91,15 +93,7 @@ class CpuModel final : public Model {
   }
 
   void step_frames(const float* frames, const int32_t* slots, int batch, float* outputs) override {
-    if (info_.vocab_size != 0)
-      throw Error("model '" + info_.architecture + "' takes token ids (step), not input frames");
-    if (!frames) throw Error("step_frames: no input frames (frames is null)");
-    check_batch_and_slots(slots, batch, capacity(), marks_);
-    for (int b = 0; b < batch; ++b) states_[size_t(b)] = push(slots[b]).state.data();
-    const size_t d_input = size_t(info_.d_input);
-    if (outputs) stepper_->step_frames(states_.data(), frames, d_input, batch, outputs, size_t(info_.d_output));
-    else stepper_->step_frames(states_.data(), frames, d_input, batch, scratch_.data(), 0);
-    counters_.steps++;
+    step_frame_runs(frames, slots, batch, 1, outputs);
   }
 
   void step_sample(const int32_t* tokens, const int32_t* slots, int batch, const SamplingParams* params,
@@ -152,12 +146,14 @@ class CpuModel final : public Model {
   void submit(const StepRequest& r) override {
     if (in_flight_ >= 2) throw Error("two steps are already in flight; collect() one first");
     Done& d = done_[(done_first_ + in_flight_) % 2];
-    d.outputs.resize(size_t(std::max(r.batch, 0)) * info_.d_output);
+    if (info_.vocab_size != 0) check_frames_per_stream(r.frames_per_stream, max_frames_, 0, depth_);
+    const int F = std::max(r.frames_per_stream, 1);
+    d.outputs.resize(size_t(std::max(r.batch, 0)) * size_t(F) * info_.d_output);
     d.ids.resize(r.sampling ? size_t(std::max(r.batch, 0)) : 0);
     if (r.sampling) {
       step_sample(r.tokens, r.slots, r.batch, r.sampling, d.ids.data(), d.outputs.data());
     } else if (info_.vocab_size == 0) {
-      step_frames(r.frames, r.slots, r.batch, d.outputs.data());
+      step_frame_runs(r.frames, r.slots, r.batch, r.frames_per_stream, d.outputs.data());
     } else {
       step(r.tokens, r.slots, r.batch, d.outputs.data());
     }
@@ -221,6 +217,24 @@ class CpuModel final : public Model {
     return s;
   }
 
+  // Frame models: each slot advances by F consecutive frames (frames [batch][F][d_input], outputs
+  // [batch][F][d_output]), frame by frame as F steps would.
+  void step_frame_runs(const float* frames, const int32_t* slots, int batch, int F, float* outputs) {
+    if (info_.vocab_size != 0)
+      throw Error("model '" + info_.architecture + "' takes token ids (step), not input frames");
+    if (!frames) throw Error("step_frames: no input frames (frames is null)");
+    check_frames_per_stream(F, max_frames_, info_.d_input, depth_);
+    check_batch_and_slots(slots, batch, capacity(), marks_);
+    for (int b = 0; b < batch; ++b) states_[size_t(b)] = push(slots[b]).state.data();
+    const size_t d_input = size_t(info_.d_input), d_output = size_t(info_.d_output);
+    for (int t = 0; t < F; ++t) {
+      const float* in = frames + size_t(t) * d_input;
+      if (outputs) stepper_->step_frames(states_.data(), in, F * d_input, batch, outputs + size_t(t) * d_output, F * d_output);
+      else stepper_->step_frames(states_.data(), in, F * d_input, batch, scratch_.data(), 0);
+    }
+    counters_.steps++;
+  }
+
   struct Done {
     std::vector<int32_t> ids;
     std::vector<float> outputs;
@@ -232,6 +246,7 @@ class CpuModel final : public Model {
   ModelInfo info_;
   StateHeader header_;
   int depth_ = 0;
+  int max_frames_ = 1;  // LoadOptions::frames_per_step
   std::vector<Slot> slots_;
   std::vector<float> scratch_;
   std::vector<uint8_t> marks_;

@@ -39,6 +39,21 @@ void check_batch_and_slots(const int32_t* slots, int batch, int capacity, std::v
   if (!why.empty()) throw Error(why);
 }
 
+void check_frames_per_step(int frames_per_step) {
+  if (frames_per_step < 1 || frames_per_step > kMaxFramesPerStep)
+    throw Error("frames_per_step must be within 1 .. " + std::to_string(kMaxFramesPerStep) + ", got " +
+                std::to_string(frames_per_step));
+}
+
+void check_frames_per_stream(int frames, int max_frames, int64_t d_input, int depth) {
+  if (frames == 1) return;
+  if (d_input == 0) throw Error("submit: frames_per_stream is for frame models; a token model steps one token per stream");
+  if (frames < 1 || frames > max_frames)
+    throw Error("submit: frames_per_stream " + std::to_string(frames) + " is outside 1 .. " + std::to_string(max_frames) +
+                " (LoadOptions::frames_per_step)");
+  if (depth > 0) throw Error("submit: frames_per_stream > 1 with a rollback ring (rollback_depth) is not supported");
+}
+
 void check_sampling(const SamplingParams& p) {
   if (!(p.temperature >= 0.0f) || std::isinf(p.temperature))
     throw Error("sampling temperature must be finite and >= 0 (got " + std::to_string(p.temperature) + ")");

@@ -19,4 +19,12 @@ void check_prefill(int slot, const int32_t* tokens, int n, int capacity, int64_t
 // steps in [0, available], where available = min(depth, steps since the last reset).
 void check_rollback(int slot, int steps, int depth, int available);
 
+// The most frames per stream one step of a frame model takes (LoadOptions::frames_per_step).
+constexpr int kMaxFramesPerStep = 64;
+// LoadOptions::frames_per_step in [1, kMaxFramesPerStep].
+void check_frames_per_step(int frames_per_step);
+// StepRequest::frames_per_stream: 1, or for a frame model (d_input > 0) at most `max_frames`
+// without a rollback ring (depth 0).
+void check_frames_per_stream(int frames, int max_frames, int64_t d_input, int depth);
+
 }  // namespace vkssm

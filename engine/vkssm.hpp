@@ -54,6 +54,9 @@ struct LoadOptions {
   std::string cache_dir;     // pipeline cache folder; "" = $VKSSM_CACHE_DIR or ~/.cache/vkssm
   int rollback_depth = 0;    // K: each stream keeps its last K states so rollback() can undo K steps
   int cpu_threads = 0;       // cpu backend: threads in all; 0 = $VKSSM_THREADS, else one per core
+  // Frame models: the most consecutive frames one step may take per stream
+  // (StepRequest::frames_per_stream, 1..64). Sizes the step's rows (max_streams x this).
+  int frames_per_step = 1;
 };
 
 // Where a Vulkan model's memory goes, decided at load (`vkssm info` prints it). Bytes are the
@@ -142,9 +145,15 @@ class VKSSM_API Model {
     int batch = 0;
     const SamplingParams* sampling = nullptr;  // [batch] to sample next tokens on the device
     bool want_outputs = false;                 // copy logits / outputs back
+    // Frame models: each slot advances by this many consecutive frames in one step (frames
+    // [batch][frames_per_stream][d_input], outputs [batch][frames_per_stream][d_output]), the
+    // same as that many steps; at most LoadOptions::frames_per_step. One step's fixed costs
+    // (its dispatches, reading and writing every slot's state) are then paid once for them all.
+    int frames_per_stream = 1;
   };
   virtual void submit(const StepRequest& request);
-  // next_tokens: [batch] when the step sampled; outputs: [batch, d_output] when asked for.
+  // next_tokens: [batch] when the step sampled; outputs: [batch x frames_per_stream, d_output] when
+  // asked for.
   virtual void collect(int32_t* next_tokens, float* outputs);
   virtual int in_flight() const;
   // The largest SamplingParams::top_k step_sample() takes with a temperature (0 = no limit). The

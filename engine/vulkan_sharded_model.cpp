@@ -14,8 +14,9 @@ namespace {
 
 class ShardedModel final : public Model {
  public:
-  ShardedModel(std::vector<std::unique_ptr<VulkanStepModel>> shards, int capacity, int rollback_depth)
-      : shards_(std::move(shards)), capacity_(capacity), per_shard_(shards_[0]->capacity()), depth_(rollback_depth) {
+  ShardedModel(std::vector<std::unique_ptr<VulkanStepModel>> shards, int capacity, int rollback_depth, int max_frames)
+      : shards_(std::move(shards)), capacity_(capacity), per_shard_(shards_[0]->capacity()), depth_(rollback_depth),
+        max_frames_(max_frames) {
     const ModelInfo& first = shards_[0]->info();
     d_input_ = first.d_input;
     d_output_ = first.d_output;
@@ -27,12 +28,12 @@ class ShardedModel final : public Model {
         p.rows.resize(n);
         p.slots.resize(n);
         p.tokens.resize(n);
-        p.frames.resize(n * size_t(std::max<int64_t>(d_input_, 0)));
+        p.frames.resize(n * size_t(max_frames_) * size_t(std::max<int64_t>(d_input_, 0)));
         p.sampling.resize(n);
       }
     }
     ids_.resize(size_t(per_shard_));
-    outputs_.resize(size_t(per_shard_) * size_t(d_output_));
+    outputs_.resize(size_t(per_shard_) * size_t(max_frames_) * size_t(d_output_));
     marks_.assign(size_t(capacity_), 0);
     describe();
   }
@@ -119,6 +120,8 @@ class ShardedModel final : public Model {
     f.sampled = r.sampling != nullptr;
     f.outputs = r.want_outputs;
     f.batch = r.batch;
+    const size_t F = size_t(r.frames_per_stream);  // validated: 1 .. max_frames_
+    f.frames = F;
     for (Part& p : f.parts) p.count = 0;
     for (int b = 0; b < r.batch; ++b) {
       Part& p = f.parts[size_t(r.slots[b] / per_shard_)];
@@ -127,7 +130,8 @@ class ShardedModel final : public Model {
       p.slots[i] = local(r.slots[b]);
       if (r.tokens) p.tokens[i] = r.tokens[b];
       if (r.frames)
-        std::copy_n(r.frames + size_t(b) * size_t(d_input_), size_t(d_input_), p.frames.data() + i * size_t(d_input_));
+        std::copy_n(r.frames + size_t(b) * F * size_t(d_input_), F * size_t(d_input_),
+                    p.frames.data() + i * F * size_t(d_input_));
       if (r.sampling) p.sampling[i] = r.sampling[b];
     }
     // Everything was checked above, so no shard throws part-way through a step.
@@ -139,7 +143,8 @@ class ShardedModel final : public Model {
                           .slots = p.slots.data(),
                           .batch = p.count,
                           .sampling = r.sampling ? p.sampling.data() : nullptr,
-                          .want_outputs = r.want_outputs});
+                          .want_outputs = r.want_outputs,
+                          .frames_per_stream = r.frames_per_stream});
     }
     ++flight_count_;
     ++steps_;
@@ -150,7 +155,7 @@ class ShardedModel final : public Model {
     const Flight& f = flights_[flight_first_];
     flight_first_ = (flight_first_ + 1) % 2;
     --flight_count_;
-    const size_t d = size_t(d_output_);
+    const size_t d = size_t(d_output_) * f.frames;  // a stream's outputs
     for (size_t s = 0; s < shards_.size(); ++s) {
       const Part& p = f.parts[s];
       if (p.count == 0) continue;
@@ -176,6 +181,7 @@ class ShardedModel final : public Model {
   struct Flight {
     std::vector<Part> parts;  // per shard
     int batch = 0;
+    size_t frames = 1;        // frames per stream
     bool sampled = false, outputs = false;
   };
 
@@ -193,6 +199,7 @@ class ShardedModel final : public Model {
     if (d_input_ == 0 && !r.tokens) throw Error("submit: this model takes token ids (StepRequest::tokens)");
     if (d_input_ > 0 && !r.frames) throw Error("submit: this model takes input frames (StepRequest::frames)");
     if (r.sampling && vocab_ == 0) throw Error("submit: sampling needs a token model");
+    check_frames_per_stream(r.frames_per_stream, max_frames_, d_input_, depth_);
     check_batch_and_slots(r.slots, r.batch, capacity_, marks_);
     if (r.tokens && d_input_ == 0)
       for (int b = 0; b < r.batch; ++b) check_token(r.tokens[b], vocab_);
@@ -233,7 +240,7 @@ class ShardedModel final : public Model {
   }
 
   std::vector<std::unique_ptr<VulkanStepModel>> shards_;  // [0] owns the weights
-  int capacity_, per_shard_, depth_;
+  int capacity_, per_shard_, depth_, max_frames_;
   int64_t d_input_ = 0, d_output_ = 0, vocab_ = 0;
   ModelInfo info_;
   std::array<Flight, 2> flights_;
@@ -267,7 +274,7 @@ std::unique_ptr<Model> create_vulkan_model(const LoadOptions& options, const Vul
     while (!shards.empty()) shards.pop_back();  // the weights' owner last
     throw;
   }
-  return std::make_unique<ShardedModel>(std::move(shards), total, options.rollback_depth);
+  return std::make_unique<ShardedModel>(std::move(shards), total, options.rollback_depth, options.frames_per_step);
 }
 
 }  // namespace vkssm

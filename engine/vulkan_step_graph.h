@@ -85,11 +85,16 @@ class GraphBuilder {
   const GpuBuffer& step_input() const;
   const GpuBuffer& outputs() const;
   int capacity() const;
-  // Rows of one step: max(capacity, kPrefillRows). Activation buffers have this many rows and the
-  // step input's per-row arrays this stride (the shaders' CAPACITY constant). A prefill step lists
-  // one slot in several rows, in token order, so a shader must process rows in order and give each
-  // state element to one invocation for all rows (as a loop over rows in the outer position does).
+  // Rows of one step: max(capacity x frames_per_step(), kPrefillRows). Activation buffers have
+  // this many rows and the step input's per-row arrays this stride (the shaders' CAPACITY
+  // constant). A prefill step lists one slot in several rows, in token order, and so does a frame
+  // step of several frames per stream (rows i*F .. i*F+F-1), so a shader must process rows in
+  // order and give each state element to one invocation for all rows (as a loop over rows in the
+  // outer position does).
   int step_rows() const;
+  // Frame models: the most frames per stream one step takes (LoadOptions::frames_per_step; 1 for
+  // token models). Valid after create_io().
+  int frames_per_step() const;
 
   // What the model reports: the architecture's info (weight_type and weight_bytes are filled in
   // from `weights`, the uploader that holds the graph's weights), its snapshot header, and the work

@@ -70,7 +70,8 @@ constexpr uint32_t kSaveLocal = 64;  // a plain copy: any size works, 64 fits ev
 }  // namespace
 
 VulkanStepModel::VulkanStepModel(const LoadOptions& options, const GraphFactory& make_graph, const Shard* shard)
-    : depth_(options.rollback_depth) {
+    : max_frames_(options.frames_per_step), depth_(options.rollback_depth) {
+  check_frames_per_step(options.frames_per_step);
   if (options.max_streams < 0)
     throw Error("max_streams must be at least 1 (or 0 for automatic), got " + std::to_string(options.max_streams));
   if (depth_ < 0) throw Error("rollback_depth must be >= 0, got " + std::to_string(depth_));
@@ -116,6 +117,7 @@ const GpuBuffer& GraphBuilder::step_input() const { return model_.step_in_; }
 const GpuBuffer& GraphBuilder::outputs() const { return model_.outputs_; }
 int GraphBuilder::capacity() const { return model_.capacity_; }
 int GraphBuilder::step_rows() const { return model_.rows_; }
+int GraphBuilder::frames_per_step() const { return model_.max_frames_; }
 void GraphBuilder::describe(ModelInfo info, const StateHeader& header, const Tuning& tuning,
                             const WeightUploader& weights) {
   info.weight_type = weights.weight_type();
@@ -141,7 +143,9 @@ void StepRecorder::dispatch(const ComputePipeline& pipeline, VkDescriptorSet set
 void VulkanStepModel::create_io(int capacity, int64_t d_input, int64_t d_output) {
   capacity_ = capacity;
   if (requested_capacity_ == 0) requested_capacity_ = capacity;
-  rows_ = std::max(capacity, kPrefillRows);
+  if (d_input == 0) max_frames_ = 1;  // token models take one token per stream and step
+  out_rows_ = capacity * max_frames_;
+  rows_ = std::max(out_rows_, kPrefillRows);
   d_input_ = d_input;
   d_output_ = d_output;
   const uint64_t cap = uint64_t(capacity), rows = uint64_t(rows_);
@@ -158,7 +162,8 @@ void VulkanStepModel::create_io(int capacity, int64_t d_input, int64_t d_output)
   ids_ = GpuBuffer(*ctx_, rows * 4, GpuBuffer::Kind::DeviceLocal, "sampled token ids");
   ids_.fill_zero();
   for (int p = 0; p < 2; ++p) {
-    outputs_back_[p] = GpuBuffer(*ctx_, cap * uint64_t(d_output) * 4, GpuBuffer::Kind::Readback, "step outputs (host)");
+    outputs_back_[p] = GpuBuffer(*ctx_, uint64_t(out_rows_) * uint64_t(d_output) * 4, GpuBuffer::Kind::Readback,
+                                 "step outputs (host)");
     ids_back_[p] = GpuBuffer(*ctx_, cap * 4, GpuBuffer::Kind::Readback, "sampled token ids (host)");
   }
   fresh_.assign(cap, 1);
@@ -331,9 +336,10 @@ void VulkanStepModel::record_all() {
       vkCmdCopyBuffer(r.command_buffer(), ids_.handle(), ids_back_[p].handle(), 1, &ids);
       host_barrier(r.command_buffer());
     });
-    for (uint32_t bucket = 0; (1u << bucket) < 2 * cap; ++bucket) {
+    const uint32_t out_rows = uint32_t(out_rows_);
+    for (uint32_t bucket = 0; (1u << bucket) < 2 * out_rows; ++bucket) {
       outputs_copy_[p].push_back(record([&](StepRecorder& r) {
-        const uint64_t n_rows = std::min<uint64_t>(1ull << bucket, cap);
+        const uint64_t n_rows = std::min<uint64_t>(1ull << bucket, out_rows);
         const VkBufferCopy out{0, 0, n_rows * uint64_t(d_output_) * 4};
         vkCmdCopyBuffer(r.command_buffer(), outputs_.handle(), outputs_back_[p].handle(), 1, &out);
         host_barrier(r.command_buffer());
@@ -426,7 +432,7 @@ void VulkanStepModel::push_rollback(const int32_t* slots, int batch, uint32_t* r
 }
 
 void VulkanStepModel::stage(int staging, const int32_t* tokens, const float* frames, const int32_t* slots,
-                            int batch, const SamplingParams* sampling) {
+                            int batch, const SamplingParams* sampling, int frames_per_stream) {
   // Everything is checked before anything changes.
   check_batch_and_slots(slots, batch, capacity_, marks_);
   if (d_input_ == 0) {
@@ -440,16 +446,22 @@ void VulkanStepModel::stage(int staging, const int32_t* tokens, const float* fra
                     std::to_string(kMaxTopK));
     }
   }
+  const int F = frames_per_stream;
   uint32_t* in = static_cast<uint32_t*>(staging_[size_t(staging)].mapped());
   const uint32_t cap = uint32_t(rows_);  // the per-row arrays' stride (layout: shaders/step_input.h)
-  in[STEP_IN_BATCH_WORD] = uint32_t(batch);
+  in[STEP_IN_BATCH_WORD] = uint32_t(batch * F);
+  in[STEP_IN_FRAMES_WORD] = uint32_t(F);
   for (int b = 0; b < batch; ++b) {
     const size_t s = size_t(slots[b]);
-    const uint32_t row = uint32_t(b);
-    in[STEP_IN_WORD(STEP_IN_TOKEN, row, cap)] = tokens ? uint32_t(tokens[b]) : 0u;
-    in[STEP_IN_WORD(STEP_IN_SLOT, row, cap)] = uint32_t(slots[b]);
-    in[STEP_IN_WORD(STEP_IN_FRESH, row, cap)] = fresh_[s];
+    // A stream's F frames are rows b*F .. b*F+F-1; only the first may start from a zero state.
+    for (int t = 0; t < F; ++t) {
+      const uint32_t row = uint32_t(b * F + t);
+      in[STEP_IN_WORD(STEP_IN_TOKEN, row, cap)] = tokens ? uint32_t(tokens[b]) : 0u;
+      in[STEP_IN_WORD(STEP_IN_SLOT, row, cap)] = uint32_t(slots[b]);
+      in[STEP_IN_WORD(STEP_IN_FRESH, row, cap)] = t == 0 ? fresh_[s] : 0u;
+    }
     if (sampling) {
+      const uint32_t row = uint32_t(b);
       in[STEP_IN_WORD(STEP_IN_TEMPERATURE, row, cap)] = float_bits(sampling[b].temperature);
       in[STEP_IN_WORD(STEP_IN_TOPK, row, cap)] = uint32_t(sampling[b].top_k);
       Rng rng(sampling[b].seed);
@@ -458,7 +470,8 @@ void VulkanStepModel::stage(int staging, const int32_t* tokens, const float* fra
     }
     fresh_[s] = 0;
   }
-  if (frames) std::memcpy(in + STEP_IN_FRAME_WORD(0u, 0u, cap, 0u), frames, size_t(batch) * size_t(d_input_) * 4);
+  if (frames)
+    std::memcpy(in + STEP_IN_FRAME_WORD(0u, 0u, cap, 0u), frames, size_t(batch) * size_t(F) * size_t(d_input_) * 4);
   if (depth_ > 0) push_rollback(slots, batch, in + STEP_IN_WORD(STEP_IN_RING, 0u, cap));
 }
 
@@ -467,8 +480,10 @@ void VulkanStepModel::submit(const StepRequest& r) {
   if (d_input_ == 0 && !r.tokens) throw Error("submit: this model takes token ids (StepRequest::tokens)");
   if (d_input_ > 0 && !r.frames) throw Error("submit: this model takes input frames (StepRequest::frames)");
   if (r.sampling && info_.vocab_size == 0) throw Error("submit: sampling needs a token model");
+  const int F = r.frames_per_stream;
+  check_frames_per_stream(F, max_frames_, d_input_, depth_);
   const int parity = next_parity_;
-  stage(parity, r.tokens, r.frames, r.slots, r.batch, r.sampling);
+  stage(parity, r.tokens, r.frames, r.slots, r.batch, r.sampling, F);
   // submit_list_ and flight_ have their room from load time: nothing here allocates.
   std::vector<VkCommandBuffer>& cbs = submit_list_;
   cbs.assign({prologue_[size_t(parity)]});
@@ -488,10 +503,11 @@ void VulkanStepModel::submit(const StepRequest& r) {
     cbs.push_back(ids_copy_[size_t(parity)]);
     dispatches += 1;
   }
-  if (r.want_outputs) cbs.push_back(outputs_copy_[size_t(parity)][bucket_of(r.batch)]);
+  if (r.want_outputs) cbs.push_back(outputs_copy_[size_t(parity)][bucket_of(r.batch * F)]);
   submit_commands(cbs, dispatches);
   InFlight& f = flight_.back();
   f.batch = r.batch;
+  f.rows = r.batch * F;
   f.parity = parity;
   f.sampled = r.sampling != nullptr;
   f.outputs = r.want_outputs;
@@ -506,7 +522,7 @@ void VulkanStepModel::collect(int32_t* next_tokens, float* outputs) {
   flight_.pop_front();
   if (f.sampled && next_tokens) std::memcpy(next_tokens, ids_back_[size_t(f.parity)].mapped(), size_t(f.batch) * 4);
   if (f.outputs && outputs)
-    std::memcpy(outputs, outputs_back_[size_t(f.parity)].mapped(), size_t(f.batch) * size_t(d_output_) * 4);
+    std::memcpy(outputs, outputs_back_[size_t(f.parity)].mapped(), size_t(f.rows) * size_t(d_output_) * 4);
 }
 
 // The blocking calls: one submit and its collect, with nothing else in flight.
@@ -536,6 +552,7 @@ void VulkanStepModel::stage_prompt(int staging, const int32_t* tokens, int n, in
   uint32_t* in = static_cast<uint32_t*>(staging_[size_t(staging)].mapped());
   const uint32_t cap = uint32_t(rows_);
   in[STEP_IN_BATCH_WORD] = uint32_t(n);
+  in[STEP_IN_FRAMES_WORD] = 1u;
   for (int t = 0; t < n; ++t) {
     const uint32_t row = uint32_t(t);
     in[STEP_IN_WORD(STEP_IN_TOKEN, row, cap)] = uint32_t(tokens[t]);

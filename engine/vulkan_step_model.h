@@ -103,6 +103,7 @@ class VulkanStepModel final : public Model {
 
   struct InFlight {
     int batch = 0;
+    int rows = 0;  // batch x frames per stream
     int parity = 0;
     bool sampled = false, outputs = false;
     uint64_t ticket = 0;
@@ -125,7 +126,7 @@ class VulkanStepModel final : public Model {
   void step_now(const char* what, StepRequest request, int32_t* next_tokens, float* outputs);
   // Validates and writes one step's inputs into staging buffer `staging`.
   void stage(int staging, const int32_t* tokens, const float* frames, const int32_t* slots, int batch,
-             const SamplingParams* sampling);
+             const SamplingParams* sampling, int frames_per_stream = 1);
   // Stages n prompt tokens of one slot as the n rows of one step.
   void stage_prompt(int staging, const int32_t* tokens, int n, int slot);
   void prefill_by_steps(int slot, const int32_t* tokens, int n, float* last_logits);
@@ -150,6 +151,8 @@ class VulkanStepModel final : public Model {
   int capacity_ = 0;
   CapacityPlan capacity_plan_;  // why capacity_ (the memory plan)
   int rows_ = 1;
+  int max_frames_ = 1;  // frame models: LoadOptions::frames_per_step
+  int out_rows_ = 1;    // the most rows a step's outputs have: capacity x max_frames_
   int64_t d_input_ = 0, d_output_ = 0;
   int depth_ = 0;  // rollback depth K
   uint32_t in_words_ = 0;

@@ -32,6 +32,7 @@
 #include "step_input.h"
 #define STEP_INPUT(b) layout(std430, binding = b) readonly buffer StepInput { uint step_in[]; };
 #define STEP_BATCH step_in[STEP_IN_BATCH_WORD]
+#define STEP_FRAMES max(step_in[STEP_IN_FRAMES_WORD], 1u)
 #define STEP_TOKEN(i) step_in[STEP_IN_HEADER_WORDS + (i)]
 #define STEP_SLOT(i, capacity) step_in[STEP_IN_WORD(STEP_IN_SLOT, i, capacity)]
 #define STEP_FRESH(i, capacity) (step_in[STEP_IN_WORD(STEP_IN_FRESH, i, capacity)] != 0u)

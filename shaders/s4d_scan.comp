@@ -2,10 +2,12 @@
 // S4D step for one layer: the diagonal complex recurrence of every channel, the D skip and GELU.
 //   s[h,m] = dA[h,m] * s[h,m] + dB[h,m] * u[h]         (complex; dA, dB from the zero-order hold)
 //   y[h]   = gelu(2 * Re(sum_m C[h,m] * s[h,m]) + D[h] * u[h])
-// One invocation per (row, channel): the rows of a frame step name distinct slots (frame models
-// have no prefill, which would list one slot in several rows), so rows run in parallel. A
-// workgroup serves one channel, its lanes along the rows: the channel's constants are the same
-// for every lane, and on lavapipe the lanes fill the SIMD width instead of one lane per workgroup.
+// One invocation per (stream, channel): a step gives each stream F consecutive frames (rows
+// i*F .. i*F+F-1, shaders/step_input.h; F = 1 unless StepRequest::frames_per_stream says more),
+// which the invocation runs in order, reading the state once and writing it once; streams name
+// distinct slots, so they run in parallel. A workgroup serves one channel, its lanes along the
+// streams: the channel's constants are the same for every lane, and on lavapipe the lanes fill
+// the SIMD width instead of one lane per workgroup.
 // Built with TEXEL_READS (the variant for CPU drivers; M even), the state and the channel's
 // constants are read two modes a texel through texel views (bindings 2-4 and 8), which llvmpipe
 // turns into vector gathers (a storage read at an address that is not a compile-time constant is
@@ -19,8 +21,9 @@ layout(constant_id = 1) const uint H = 1;          // channels
 layout(constant_id = 2) const uint M = 1;          // complex modes per channel
 layout(constant_id = 3) const uint CAPACITY = 1;
 layout(constant_id = 4) const uint STRIDE = 8;     // floats between rows of u and y
-layout(constant_id = 5) const uint BGROUPS = 1;    // workgroups per channel: ceil(CAPACITY / (local size * STREAMS))
+layout(constant_id = 5) const uint BGROUPS = 1;    // workgroups per channel: ceil(streams / (local size * STREAMS))
 layout(constant_id = 6) const uint STREAMS = 1;    // streams per invocation (TEXEL_READS)
+layout(constant_id = 7) const uint MAXF = 1;       // the most frames per stream a step takes
 
 STEP_INPUT(0)
 layout(std430, binding = 1) readonly buffer U { float u[]; };           // [B][STRIDE]
@@ -58,51 +61,73 @@ vec2 cmul(vec2 a, vec2 b) { return vec2(a.x * b.x - a.y * b.y, a.x * b.y + a.y *
 void main() {
   const uint wg = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
   const uint h = wg / BGROUPS;
+  const uint F = STEP_FRAMES;
+  const uint streams = STEP_BATCH / F;
   const uint first = ((wg % BGROUPS) * gl_WorkGroupSize.x + gl_LocalInvocationID.x) * STREAMS;
-  const uint batch = STEP_BATCH;
-  if (h >= H || first >= batch) return;
+  if (h >= H || first >= streams) return;
   // Streams past the batch redo its last one and skip the stores.
-  uint at0[STREAMS];
+  uint at0[STREAMS], row0[STREAMS];
   bool fresh[STREAMS], live[STREAMS];
-  float uh[STREAMS], acc[STREAMS];
+  float uh[STREAMS * MAXF], acc[STREAMS * MAXF];
   for (uint j = 0; j < STREAMS; ++j) {
-    const uint b = min(first + j, batch - 1);
-    live[j] = first + j < batch;
-    at0[j] = (STEP_SLOT(b, CAPACITY) * H + h) * (M / 2);
-    fresh[j] = STEP_FRESH(b, CAPACITY);
-    uh[j] = u[b * STRIDE + h];
-    acc[j] = 0.0;
+    const uint b = min(first + j, streams - 1);
+    live[j] = first + j < streams;
+    row0[j] = b * F;
+    at0[j] = (STEP_SLOT(row0[j], CAPACITY) * H + h) * (M / 2);
+    fresh[j] = STEP_FRESH(row0[j], CAPACITY);
+    for (uint t = 0; t < MAXF; ++t) {
+      uh[j * MAXF + t] = t < F ? u[(row0[j] + t) * STRIDE + h] : 0.0;
+      acc[j * MAXF + t] = 0.0;
+    }
   }
   for (uint m2 = 0; m2 < M / 2; ++m2) {
     const uint i = h * (M / 2) + m2;
     const vec4 a = LOAD_DA4(i), db = LOAD_DB4(i), c = LOAD_C4(i);
     for (uint j = 0; j < STREAMS; ++j) {
-      const vec4 old = fresh[j] ? vec4(0.0) : LOAD_STATE4(at0[j] + m2);
-      const vec4 v = vec4(cmul(a.xy, old.xy), cmul(a.zw, old.zw)) + db * uh[j];
+      // The state is read once and written once per step, whatever the frames.
+      vec4 v = fresh[j] ? vec4(0.0) : LOAD_STATE4(at0[j] + m2);
+      for (uint t = 0; t < MAXF; ++t) {
+        if (t < F) {
+          v = vec4(cmul(a.xy, v.xy), cmul(a.zw, v.zw)) + db * uh[j * MAXF + t];
+          acc[j * MAXF + t] += c.x * v.x - c.y * v.y;  // Re(C * s), in the order of the loop below
+          acc[j * MAXF + t] += c.z * v.z - c.w * v.w;
+        }
+      }
       if (live[j]) s4[at0[j] + m2] = v;
-      acc[j] += c.x * v.x - c.y * v.y;  // Re(C * s), in the order of the loop below
-      acc[j] += c.z * v.z - c.w * v.w;
     }
   }
   for (uint j = 0; j < STREAMS; ++j)
-    if (live[j]) y[(first + j) * STRIDE + h] = gelu(2.0 * acc[j] + D_skip[h] * uh[j]);
+    for (uint t = 0; t < MAXF; ++t)
+      if (live[j] && t < F)
+        y[(row0[j] + t) * STRIDE + h] = gelu(2.0 * acc[j * MAXF + t] + D_skip[h] * uh[j * MAXF + t]);
 }
 #else
 void main() {
   const uint wg = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
   const uint h = wg / BGROUPS;
-  const uint b = (wg % BGROUPS) * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
-  if (b >= STEP_BATCH || h >= H) return;
-  const uint s0 = (STEP_SLOT(b, CAPACITY) * H + h) * M;
-  const bool fresh = STEP_FRESH(b, CAPACITY);
-  const float uh = u[b * STRIDE + h];
-  float acc = 0.0;
-  for (uint m = 0; m < M; ++m) {
-    const vec2 old = fresh ? vec2(0.0) : s[s0 + m];
-    const vec2 v = cmul(dA[h * M + m], old) + dB[h * M + m] * uh;
-    s[s0 + m] = v;
-    acc += C[h * M + m].x * v.x - C[h * M + m].y * v.y;  // Re(C * s)
+  const uint b = (wg % BGROUPS) * gl_WorkGroupSize.x + gl_LocalInvocationID.x;  // the stream
+  const uint F = STEP_FRAMES;
+  if (b >= STEP_BATCH / F || h >= H) return;
+  const uint row0 = b * F;
+  const uint s0 = (STEP_SLOT(row0, CAPACITY) * H + h) * M;
+  const bool fresh = STEP_FRESH(row0, CAPACITY);
+  float uh[MAXF], acc[MAXF];
+  for (uint t = 0; t < MAXF; ++t) {
+    uh[t] = t < F ? u[(row0 + t) * STRIDE + h] : 0.0;
+    acc[t] = 0.0;
   }
-  y[b * STRIDE + h] = gelu(2.0 * acc + D_skip[h] * uh);
+  for (uint m = 0; m < M; ++m) {
+    vec2 v = fresh ? vec2(0.0) : s[s0 + m];
+    const vec2 a = dA[h * M + m], db = dB[h * M + m], c = C[h * M + m];
+    for (uint t = 0; t < MAXF; ++t) {
+      if (t < F) {
+        v = cmul(a, v) + db * uh[t];
+        acc[t] += c.x * v.x - c.y * v.y;  // Re(C * s)
+      }
+    }
+    s[s0 + m] = v;
+  }
+  for (uint t = 0; t < MAXF; ++t)
+    if (t < F) y[(row0 + t) * STRIDE + h] = gelu(2.0 * acc[t] + D_skip[h] * uh[t]);
 }
 #endif

@@ -2,8 +2,9 @@
 // stage()) and every step shader reads (shaders/common.glsl, STEP_* macros). Included by both
 // GLSL and C++, so it holds only #defines of unsigned arithmetic that read the same in both.
 //
-// The buffer is 32-bit words. Word 0 is B, the number of rows (streams, or prompt tokens) in this
-// step; words 1..3 are unused. Then STEP_IN_ARRAYS per-row arrays of CAP words each (CAP = the
+// The buffer is 32-bit words. Word 0 is B, the number of rows (streams, prompt tokens, or a frame
+// model's streams x frames) in this step; word 1 is F, a frame model's frames per stream (stream i's
+// frames are rows i*F .. i*F+F-1, all naming its slot; 1 otherwise); words 2..3 are unused. Then STEP_IN_ARRAYS per-row arrays of CAP words each (CAP = the
 // step's row stride, VulkanStepModel::step_rows()), in this order:
 //   STEP_IN_TOKEN        token id of row i (token models)
 //   STEP_IN_SLOT         its state slot
@@ -18,6 +19,7 @@
 #define VKSSM_STEP_INPUT_H
 
 #define STEP_IN_BATCH_WORD 0u
+#define STEP_IN_FRAMES_WORD 1u
 #define STEP_IN_HEADER_WORDS 4u
 
 #define STEP_IN_TOKEN 0u

@@ -97,6 +97,82 @@ TEST_P(S4DGpuVsCpu, StreamsMatchTheCpuReference) {
             "model 's4d' takes input frames (step_frames), not token ids");
 }
 
+// Several frames per stream in one step (StepRequest::frames_per_stream) give the bits that one
+// step per frame gives on the same model, and the CPU reference's values; a slot reset between
+// steps starts its run from zeros.
+TEST_P(S4DGpuVsCpu, SeveralFramesPerStepEqualOneStepPerFrame) {
+  const S4DGpuCase& p = GetParam();
+  testing_helpers::ScopedEnv split("VKSSM_TUNE", p.tune);
+  S4DConfig c;
+  c.d_input = 5;
+  c.d_model = p.d_model;
+  c.d_state = p.d_state;
+  c.n_layers = 2;
+  c.d_output = 7;
+  c.prenorm = p.prenorm;
+  const S4DWeights w = random_s4d(c, 22);
+  LoadOptions opt = testing_helpers::on_vulkan(p.capacity);
+  opt.frames_per_step = 4;
+  auto runs = create_s4d(w, opt);
+  auto single = create_s4d(w, opt);
+  opt.backend = BackendKind::Reference;
+  auto cpu = create_s4d(w, opt);
+  const int B = int(p.slots.size());
+  const std::vector<int32_t>& slots = p.slots;
+  // Frames [stream][frame][5] for up to 4 frames per stream.
+  auto frames_of = [&](int step, int F) {
+    std::vector<float> f(size_t(B) * F * 5);
+    for (size_t i = 0; i < f.size(); ++i) f[i] = std::sin(0.9f * float(step) + 0.31f * float(i));
+    return f;
+  };
+  for (int step = 0; step < 4; ++step) {
+    const int F = step == 0 ? 1 : step + 1;  // 1, 2, 3, 4 frames per stream
+    if (step == 2) {
+      runs->reset(slots[0]);
+      single->reset(slots[0]);
+      cpu->reset(slots[0]);
+    }
+    const std::vector<float> frames = frames_of(step, F);
+    std::vector<float> got(size_t(B) * F * 7), want(got.size()), cpu_out(got.size());
+    runs->submit({.frames = frames.data(), .slots = slots.data(), .batch = B, .want_outputs = true,
+                  .frames_per_stream = F});
+    runs->collect(nullptr, got.data());
+    cpu->submit({.frames = frames.data(), .slots = slots.data(), .batch = B, .want_outputs = true,
+                 .frames_per_stream = F});
+    cpu->collect(nullptr, cpu_out.data());
+    // The same frames one step each: frame t of every stream, then t + 1.
+    std::vector<float> one(size_t(B) * 5), out(size_t(B) * 7);
+    for (int t = 0; t < F; ++t) {
+      for (int b = 0; b < B; ++b)
+        std::copy_n(frames.begin() + (size_t(b) * F + t) * 5, 5, one.begin() + size_t(b) * 5);
+      single->step_frames(one.data(), slots.data(), B, out.data());
+      for (int b = 0; b < B; ++b) std::copy_n(out.begin() + size_t(b) * 7, 7, want.begin() + (size_t(b) * F + t) * 7);
+    }
+    ASSERT_EQ(got, want) << "step " << step << " with " << F << " frames per stream";
+    for (int r = 0; r < B * F; ++r)
+      ASSERT_LT(max_rel_error(got.data() + r * 7, cpu_out.data() + r * 7, 7), 1e-4f) << "step " << step << " row " << r;
+  }
+  EXPECT_EQ(runs->snapshot(slots[0]), single->snapshot(slots[0]));
+  // Bad requests: more frames than the model was sized for, none, or frames_per_step at load.
+  const std::vector<float> frames = frames_of(0, 5);
+  for (Model* m : {runs.get(), cpu.get()}) {
+    EXPECT_EQ(testing_helpers::error_of([&] {
+                m->submit({.frames = frames.data(), .slots = slots.data(), .batch = 1, .frames_per_stream = 5});
+              }),
+              "submit: frames_per_stream 5 is outside 1 .. 4 (LoadOptions::frames_per_step)");
+    EXPECT_EQ(testing_helpers::error_of([&] {
+                m->submit({.frames = frames.data(), .slots = slots.data(), .batch = 1, .frames_per_stream = 0});
+              }),
+              "submit: frames_per_stream 0 is outside 1 .. 4 (LoadOptions::frames_per_step)");
+    EXPECT_EQ(m->in_flight(), 0);
+  }
+  for (BackendKind backend : {BackendKind::Vulkan, BackendKind::Reference}) {
+    opt.backend = backend;
+    opt.frames_per_step = 65;
+    EXPECT_EQ(testing_helpers::error_of([&] { create_s4d(w, opt); }), "frames_per_step must be within 1 .. 64, got 65");
+  }
+}
+
 std::vector<int32_t> many_slots() {
   std::vector<int32_t> s;
   for (int i = 0; i < 19; ++i) s.push_back((i * 7 + 3) % 24);  // distinct, out of order

@@ -4,7 +4,7 @@
 //   matvec.comp                        encoder                     -> x [row][H]
 //   per layer:
 //     (pre-norm) s4d_glu_norm.comp     u = LayerNorm(x)
-//     s4d_scan.comp                    recurrence, D skip, GELU    -> y
+//     s4d_scan.comp                    recurrence, D skip, GELU    -> y  (a stream's F frames in order)
 //     matvec.comp                      output linear (1x1 conv)    -> a [row][2H]
 //     s4d_glu_norm.comp (GLU_RESIDUAL) x += GLU(a); post-norm: x = LayerNorm(x)
 //   head: matvec.comp                  decoder                     -> outputs [row][d_output]
@@ -41,9 +41,10 @@ struct ScanSpec {
   uint32_t M = 1;          // 2: complex modes per channel
   uint32_t capacity = 1;   // 3: CAPACITY
   uint32_t stride = 8;     // 4: STRIDE, floats between rows of u and y
-  uint32_t bgroups = 1;    // 5: BGROUPS, workgroups per channel (covering the step rows)
+  uint32_t bgroups = 1;    // 5: BGROUPS, workgroups per channel (covering the streams)
   uint32_t streams = 1;    // 6: STREAMS, streams per invocation (the texel variant)
-  SpecConstants constants() const { return {local, H, M, capacity, stride, bgroups, streams}; }
+  uint32_t max_frames = 1; // 7: MAXF, the most frames per stream a step takes
+  SpecConstants constants() const { return {local, H, M, capacity, stride, bgroups, streams, max_frames}; }
 };
 
 // s4d_glu_norm.comp's specialization constants, in its constant_id order.
@@ -63,9 +64,11 @@ struct GluNormSpec {
 
 WeightsPlanRequest weights_request(const S4DWeights& w, const LoadOptions& options) {
   const S4DConfig& c = w.cfg;
-  // State, activations, the input frame and the outputs (device + 2 host copies).
+  // State, and per frame a step takes: activations, the input frame and the outputs (device + 2
+  // host copies).
   const uint64_t per_stream =
-      4 * uint64_t(c.n_layers * c.d_model * c.modes() * 2 + 8 * c.d_model + c.d_input + 3 * c.d_output);
+      4 * uint64_t(c.n_layers * c.d_model * c.modes() * 2 +
+                   std::max(options.frames_per_step, 1) * (8 * c.d_model + c.d_input + 3 * c.d_output));
   WeightsPlanRequest r = plan_request(options, w.source_dtype, w.source, w.parameter_count(), per_stream);
   r.slot_bytes = 4 * uint64_t(c.d_model * c.modes() * 2);  // a layer's complex state
   r.row_bytes = 4 * uint64_t(std::max<int64_t>({c.d_input, c.d_output, 2 * c.d_model}) + 8);
@@ -101,7 +104,7 @@ class S4DGraph final : public StepGraph {
   static constexpr uint32_t kGatherLocal = 64;
   static constexpr uint32_t kScanLocal = 64;
   static constexpr uint32_t kScanTexelStreams = 4;  // s4d_scan_texel: streams per invocation
-  uint32_t scan_groups_per_row_ = 1;  // s4d_scan workgroups per channel (covering the step rows)
+  uint32_t scan_groups_per_row_ = 1;  // s4d_scan workgroups per channel (covering the streams)
   bool state_texel_ = false;          // s4d_scan_texel: state and constants read through texel views
   static constexpr uint32_t kRowsPerNormGroup = 16;
   bool norm_per_row_ = false;         // s4d_glu_norm: one invocation per row (CPU drivers)
@@ -199,9 +202,11 @@ void S4DGraph::create_pipelines(GraphBuilder& b) {
   // modes a texel, and each invocation takes kScanTexelStreams streams.
   state_texel_ = tune_.texel && b.caps().is_cpu() && cfg_.modes() % 2 == 0;
   const uint32_t scan_streams = state_texel_ ? kScanTexelStreams : 1;
-  scan_groups_per_row_ = ceil_div(rows, kScanLocal * scan_streams);
+  // Workgroups cover the streams (each takes its F frames' rows in order).
+  scan_groups_per_row_ = ceil_div(uint32_t(b.capacity()), kScanLocal * scan_streams);
   const ScanSpec scan{.local = kScanLocal, .H = H, .M = uint32_t(cfg_.modes()), .capacity = rows, .stride = hpad_,
-                      .bgroups = scan_groups_per_row_, .streams = scan_streams};
+                      .bgroups = scan_groups_per_row_, .streams = scan_streams,
+                      .max_frames = uint32_t(b.frames_per_step())};
   constexpr uint32_t kScanTexelBindings = 0b1'0001'1100;  // dA, dB, C and the state's read view
   scan_pipe_ = state_texel_ ? std::make_unique<ComputePipeline>(ctx, ShaderId::s4d_scan_texel, 9, scan.constants(),
                                                                 kScanTexelBindings)
