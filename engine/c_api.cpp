@@ -257,6 +257,11 @@ vkssm_status to_load_options(const char* fn, const vkssm_load_options* opts, vks
   if (o.cache_dir) lo.cache_dir = o.cache_dir;
   lo.rollback_depth = o.rollback_depth;
   lo.cpu_threads = o.cpu_threads;
+  if (o.frames_per_step < 1 || o.frames_per_step > vkssm::kMaxFramesPerStep)
+    return fail(VKSSM_INVALID_ARGUMENT, std::string(fn) + ": frames_per_step must be within 1 .. " +
+                                            std::to_string(vkssm::kMaxFramesPerStep) + ", got " +
+                                            std::to_string(o.frames_per_step));
+  lo.frames_per_step = o.frames_per_step;
   return VKSSM_OK;
 }
 
@@ -280,6 +285,7 @@ void vkssm_load_options_default(vkssm_load_options* opts) {
   opts->cache_dir = nullptr;
   opts->rollback_depth = d.rollback_depth;
   opts->cpu_threads = d.cpu_threads;
+  opts->frames_per_step = d.frames_per_step;
 }
 
 vkssm_status vkssm_model_load(const char* path, const vkssm_load_options* opts, vkssm_model** out) {

@@ -129,12 +129,15 @@ Listener::Listener(const std::string& model_dir, const ListenerOptions& options)
     streams_.push_back(std::make_unique<Stream>());
     streams_.back()->id = i;
   }
+  frames_per_step_ = load.frames_per_step;
+  const size_t F = size_t(frames_per_step_);
   for (Hop& h : hops_) {
     h.streams.reserve(cap);
-    h.frames.resize(size_t(cap) * S::kMels);
+    h.frames.resize(size_t(cap) * F * S::kMels);
     h.slots.resize(cap);
+    h.real.resize(cap);
   }
-  outputs_.resize(size_t(cap) * n_outputs_);
+  outputs_.resize(size_t(cap) * F * n_outputs_);
   ended_.reserve(cap);
   stats_.hop_ms.reserve(ListenerStats::kHopHistory);
 }
@@ -223,10 +226,8 @@ int Listener::open_streams() const {
   return n;
 }
 
-// Moves the stream's pushed audio through the resampler into the front-end; true when a frame is
-// ready. A finished stream with no frame left goes to ended_ (process() frees its slot).
-bool Listener::has_hop(Stream& s) {
-  if (s.front_end.frames_ready() > 0) return true;
+bool Listener::has_hop(Stream& s, size_t frames) {
+  if (s.front_end.frames_ready() >= frames) return true;
   bool flush = false;
   {
     std::lock_guard<std::mutex> lock(s.in_mutex);
@@ -241,8 +242,9 @@ bool Listener::has_hop(Stream& s) {
     s.taken.clear();
     if (flush) s.finished_input = true;
   }
-  if (s.front_end.frames_ready() > 0) return true;
-  if (s.finished_input && !s.ending) {
+  const size_t ready = s.front_end.frames_ready();
+  if (ready >= frames || (s.finished_input && ready > 0)) return true;
+  if (s.finished_input && ready == 0 && !s.ending) {
     s.ending = true;
     ended_.push_back(&s);
   }
@@ -250,29 +252,42 @@ bool Listener::has_hop(Stream& s) {
 }
 
 void Listener::gather(Hop& hop) {
+  const size_t F = size_t(frames_per_step_), d_in = LogMelSpec::kMels;
   hop.streams.clear();
   for (auto& s : streams_)
-    if (s->open && !s->done && has_hop(*s)) hop.streams.push_back(s.get());
-  const int d_in = LogMelSpec::kMels;
+    if (s->open && !s->done && has_hop(*s, F)) hop.streams.push_back(s.get());
   for (size_t i = 0; i < hop.streams.size(); ++i) {
-    hop.streams[i]->front_end.pop_frame(hop.frames.data() + i * d_in);
-    hop.slots[i] = hop.streams[i]->id;
+    Stream& s = *hop.streams[i];
+    float* frames = hop.frames.data() + i * F * d_in;
+    size_t t = 0;
+    while (t < F && s.front_end.pop_frame(frames + t * d_in)) ++t;
+    hop.real[i] = int(t);
+    // A stream's last frames: the step's other frames are zeros, their outputs never decoded (the
+    // slot is reset before it serves another stream).
+    std::fill(frames + t * d_in, frames + F * d_in, 0.0f);
+    hop.slots[i] = s.id;
   }
 }
 
+// In time order, frame t of every stream before frame t + 1: the same events in the same order
+// as one frame per step gives.
 void Listener::decode(const Hop& hop) {
-  for (size_t i = 0; i < hop.streams.size(); ++i) {
-    Stream& s = *hop.streams[i];
-    CommandDetection d;
-    if (s.decoder->push(outputs_.data() + i * size_t(n_outputs_), &d)) {
-      ListenerEvent e;
-      e.stream = s.id;
-      e.command = d.command;
-      e.word = commands_[d.command];
-      e.time = command_event_time(d.frame);
-      e.score = d.score;
-      std::lock_guard<std::mutex> lock(events_mutex_);
-      events_.push_back(std::move(e));
+  const size_t F = size_t(frames_per_step_);
+  for (size_t t = 0; t < F; ++t) {
+    for (size_t i = 0; i < hop.streams.size(); ++i) {
+      if (int(t) >= hop.real[i]) continue;
+      Stream& s = *hop.streams[i];
+      CommandDetection d;
+      if (s.decoder->push(outputs_.data() + (i * F + t) * size_t(n_outputs_), &d)) {
+        ListenerEvent e;
+        e.stream = s.id;
+        e.command = d.command;
+        e.word = commands_[d.command];
+        e.time = command_event_time(d.frame);
+        e.score = d.score;
+        std::lock_guard<std::mutex> lock(events_mutex_);
+        events_.push_back(std::move(e));
+      }
     }
   }
 }
@@ -296,7 +311,8 @@ int Listener::process() {
   for (int cur = 0; !hops_[cur].streams.empty(); cur ^= 1) {
     const Hop& hop = hops_[cur];
     const int B = int(hop.streams.size());
-    model_->submit({.frames = hop.frames.data(), .slots = hop.slots.data(), .batch = B, .want_outputs = true});
+    model_->submit({.frames = hop.frames.data(), .slots = hop.slots.data(), .batch = B, .want_outputs = true,
+                    .frames_per_stream = frames_per_step_});
     // The next hop's features while this one steps: on a GPU the host's front-end work and the
     // device's step overlap.
     try {
@@ -315,8 +331,9 @@ int Listener::process() {
     if (stats_.hop_ms.size() < ListenerStats::kHopHistory) stats_.hop_ms.push_back(ms);
     else stats_.hop_ms[stats_.hops % ListenerStats::kHopHistory] = ms;
     ++hops;
-    ++stats_.hops;
-    stats_.frames += uint64_t(B);
+    ++stats_.steps;
+    stats_.hops += uint64_t(frames_per_step_);
+    for (int i = 0; i < B; ++i) stats_.frames += uint64_t(hop.real[size_t(i)]);
   }
   retire_ended();  // streams that ended with no hop left to step
   return hops;

@@ -28,7 +28,12 @@
 namespace vkssm {
 
 struct ListenerOptions {
-  LoadOptions load;        // backend, device; load.max_streams = streams open at once
+  // backend, device; load.max_streams = streams open at once; load.frames_per_step = F, the hops
+  // each batched step advances a stream by: a step is run once every stream in it has F hops of
+  // audio (a stream's last hops run padded), so each step's fixed costs and every state's read and
+  // write are paid once per F hops (more streams keep up, chiefly on CPU drivers) and a detection
+  // is decided up to F - 1 hops later. The events are the same for every F.
+  LoadOptions load;
   float threshold = 0.0f;  // 0: the model's own (config.json speech_commands.decoder)
   int window = 0;          // frames; 0: the model's own
   int refractory = 0;      // frames; 0: the model's own
@@ -43,11 +48,12 @@ struct ListenerEvent {
 };
 
 struct ListenerStats {
-  uint64_t hops = 0;            // batched steps run
-  uint64_t frames = 0;          // stream-frames processed (sum of batch sizes)
-  // Wall time of the most recent hops (front-end, model step, decoding), at most kHopHistory of
-  // them in no particular order: a listener that runs for days keeps a fixed-size record, reserved
-  // at construction, so no hop allocates.
+  uint64_t hops = 0;            // hops of audio stepped: batched steps x frames per step
+  uint64_t steps = 0;           // batched steps run
+  uint64_t frames = 0;          // stream-frames processed (the streams' hops, without padding)
+  // Wall time of the most recent steps (front-end, model step, decoding; each covers
+  // frames_per_step hops), at most kHopHistory of them in no particular order: a listener that
+  // runs for days keeps a fixed-size record, reserved at construction, so no step allocates.
   static constexpr size_t kHopHistory = 1 << 16;
   std::vector<double> hop_ms;
 };
@@ -107,8 +113,8 @@ class VKSSM_API Listener {
   bool done(int stream) const;
   int open_streams() const;
 
-  // Runs batched hops while any stream has a full hop; returns how many hops ran. Call it from one
-  // thread at a time.
+  // Runs batched steps while any stream has frames_per_step full hops (or its last ones); returns
+  // how many steps ran. Call it from one thread at a time.
   int process();
   // Detections since the last poll (at most `max`; the rest stay queued), in decision order.
   // Thread-safe.
@@ -117,16 +123,19 @@ class VKSSM_API Listener {
 
  private:
   struct Stream;
-  // One hop's batch: the streams with a frame ready, their frames and slots (room for every
-  // stream reserved at construction).
+  // One step's batch: the streams with F frames ready (or their last ones), their frames
+  // [stream][F][mels] and slots (room for every stream reserved at construction).
   struct Hop {
     std::vector<Stream*> streams;
     std::vector<float> frames;
     std::vector<int32_t> slots;
+    std::vector<int> real;  // frames of each stream that are audio (the rest is padding)
   };
   Stream& stream_at(int id) const;
-  bool has_hop(Stream& s);
-  // Fills `hop` with a frame of every open stream that has one; streams whose audio has ended
+  // Moves the stream's pushed audio into its front-end until `frames` are ready; true when a step
+  // can take the stream (`frames` ready, or its audio ended with at least one left).
+  bool has_hop(Stream& s, size_t frames);
+  // Fills `hop` with F frames of every open stream that has them; streams whose audio has ended
   // with no frame left go to ended_.
   void gather(Hop& hop);
   void decode(const Hop& hop);
@@ -135,6 +144,7 @@ class VKSSM_API Listener {
   std::unique_ptr<Model> model_;
   std::vector<std::string> commands_;
   int n_outputs_ = 0;
+  int frames_per_step_ = 1;
   CommandDecoderOptions decoder_opt_;
   std::vector<std::unique_ptr<Stream>> streams_;  // by stream id = slot
   // Held by open_stream, close and process: who may start or end a stream while hops run.

@@ -92,6 +92,8 @@ typedef struct {
   const char* cache_dir;  /* pipeline cache folder; NULL or "": $VKSSM_CACHE_DIR or ~/.cache/vkssm */
   int rollback_depth;     /* K: each slot keeps its last K states so vkssm_model_rollback can undo K steps */
   int cpu_threads;        /* CPU backend (2): threads in all, 1..1024; 0 = $VKSSM_THREADS, else one per core */
+  int frames_per_step;    /* frame models, 1..64 (default 1): the most frames per stream one step takes; a
+                             listener steps each stream by this many hops at once */
 } vkssm_load_options;
 
 /* How a stream picks its next token: temperature 0 = greedy (argmax); top_k 0 = all tokens. The

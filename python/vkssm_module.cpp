@@ -367,9 +367,11 @@ std::string default_listener_model() {
 }
 
 std::unique_ptr<Listener> make_listener(py::handle model_dir, const std::string& backend, py::handle device,
-                                        int max_streams, float threshold, int window, int refractory) {
+                                        int max_streams, float threshold, int window, int refractory,
+                                        int frames_per_step) {
   ListenerOptions opt;
   opt.load = load_options(backend, device, "auto", max_streams, 0);
+  opt.load.frames_per_step = frames_per_step;  // checked by the load
   opt.threshold = threshold;
   opt.window = window;
   opt.refractory = refractory;
@@ -599,8 +601,10 @@ PYBIND11_MODULE(vkssm, m) {
       "Speech commands in many live audio streams: push PCM from any thread, process(), poll() events.")
       .def(py::init(&make_listener), py::arg("model_dir") = py::none(), py::arg("backend") = "auto",
            py::arg("device") = py::none(), py::arg("max_streams") = 4, py::arg("threshold") = 0.0f,
-           py::arg("window") = 0, py::arg("refractory") = 0,
-           "model_dir None: the shipped speech-commands model. threshold/window/refractory 0: the model's own.")
+           py::arg("window") = 0, py::arg("refractory") = 0, py::arg("frames_per_step") = 1,
+           "model_dir None: the shipped speech-commands model. threshold/window/refractory 0: the model's own.\n"
+           "frames_per_step F: each batched step takes F hops of every stream (more streams keep up,\n"
+           "detections come up to F - 1 hops later; the events are the same).")
       .def_property_readonly("commands", &Listener::commands)
       .def_property_readonly("capacity", &Listener::capacity)
       .def_property_readonly("model_info", &Listener::model_info, py::return_value_policy::reference_internal)
@@ -614,6 +618,6 @@ PYBIND11_MODULE(vkssm, m) {
       .def("done", &Listener::done, py::arg("stream"), py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("open_streams", &Listener::open_streams)
       .def("process", &Listener::process, py::call_guard<py::gil_scoped_release>(),
-           "Runs batched hops while any stream has a full hop; returns how many ran.")
+           "Runs batched steps while any stream has frames_per_step full hops (or its last ones); returns how many ran.")
       .def("poll", [](Listener& l) { py::gil_scoped_release r; return l.poll(); }, "Detections since the last poll.");
 }

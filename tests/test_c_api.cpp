@@ -102,6 +102,8 @@ TEST_F(CApiTest, DefaultOptionsMatchTheCppDefaults) {
   EXPECT_EQ(o.rollback_depth, 0);
   EXPECT_EQ(o.cpu_threads, d.cpu_threads);
   EXPECT_EQ(o.cpu_threads, 0);
+  EXPECT_EQ(o.frames_per_step, d.frames_per_step);
+  EXPECT_EQ(o.frames_per_step, 1);
   vkssm_load_options_default(nullptr);  // NULL-safe
 }
 
@@ -268,6 +270,11 @@ TEST_F(CApiTest, NullArgumentsAreInvalidArguments) {
                                    "or in [1, 1024], got 1025");
   EXPECT_EQ(m, nullptr);
   opts.cpu_threads = 0;
+  opts.frames_per_step = 0;
+  EXPECT_EQ(vkssm_model_load(model_path_.c_str(), &opts, &m), VKSSM_INVALID_ARGUMENT);
+  EXPECT_STREQ(vkssm_last_error(), "vkssm_model_load: frames_per_step must be within 1 .. 64, got 0");
+  EXPECT_EQ(m, nullptr);
+  opts.frames_per_step = 1;
   opts.backend = 1;
   opts.weights = 8;
   EXPECT_EQ(vkssm_model_load(model_path_.c_str(), &opts, &m), VKSSM_INVALID_ARGUMENT);

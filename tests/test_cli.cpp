@@ -829,6 +829,19 @@ TEST_F(CliTest, ListenPrintsEachStreamsCommands) {
   EXPECT_THAT(r.err, HasSubstr("per-hop latency p50"));
 }
 
+// --frames-per-step: the same lines; the summary says the latency is per step of that many hops.
+TEST_F(CliTest, ListenFramesPerStepPrintsTheSameDetections) {
+  CliResult one = run({"listen", "--backend", "vulkan", demo_wav(1), demo_wav(3)});
+  CliResult four = run({"listen", "--backend", "vulkan", "--frames-per-step", "4", demo_wav(1), demo_wav(3)});
+  ASSERT_EQ(one.code, 0) << one.err;
+  ASSERT_EQ(four.code, 0) << four.err;
+  EXPECT_EQ(four.out, one.out);
+  EXPECT_THAT(four.err, testing::MatchesRegex(".* \\([0-9]+ steps of 4 hops: the latency is per step\\)\n"));
+  CliResult bad = run({"listen", "--frames-per-step", "65", demo_wav(1)});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("--frames-per-step"));
+}
+
 TEST_F(CliTest, ListenJsonNamesTheInput) {
   CliResult r = run({"listen", "--backend", "reference", "--json", demo_wav(1)});
   ASSERT_EQ(r.code, 0) << r.err;

@@ -242,6 +242,35 @@ TEST(Listener, StreamsOfDifferentLengthsLeaveAndSlotsAreReused) {
   EXPECT_TRUE(l.poll().empty());       // silence: no command
 }
 
+// Several hops per step (LoadOptions::frames_per_step) give the events one hop per step gives,
+// on both backends, with streams of different lengths ending part-way through a step and audio
+// pushed in pieces that are not whole steps; a stream's padding is not counted.
+TEST(Listener, SeveralHopsPerStepGiveTheSameEvents) {
+  std::vector<WavAudio> inputs;
+  for (int i = 0; i < 4; ++i) inputs.push_back(read_wav_file(demo(i)));
+  for (BackendKind backend : {BackendKind::Vulkan, BackendKind::Reference}) {
+    Listener one(kModel, options(backend, 4));
+    ListenerOptions o = options(backend, 4);
+    o.load.frames_per_step = 3;
+    Listener three(kModel, o);
+    auto a = listen(one, inputs, 4096);
+    auto b = listen(three, inputs, 1000);
+    for (int i = 0; i < 4; ++i) {
+      ASSERT_EQ(a[i].size(), b[i].size()) << demo(i);
+      for (size_t k = 0; k < a[i].size(); ++k) {
+        EXPECT_EQ(a[i][k].word, b[i][k].word);
+        EXPECT_EQ(a[i][k].time, b[i][k].time);
+        EXPECT_EQ(a[i][k].score, b[i][k].score);
+      }
+    }
+    EXPECT_EQ(one.stats().frames, three.stats().frames);
+    EXPECT_EQ(three.stats().hops, 3 * three.stats().steps);
+  }
+  ListenerOptions bad = options(BackendKind::Reference, 1);
+  bad.load.frames_per_step = 0;
+  EXPECT_EQ(error_of([&] { Listener l(kModel, bad); }), "frames_per_step must be within 1 .. 64, got 0");
+}
+
 TEST(Listener, MisuseGivesExactErrors) {
   Listener l(kModel, options(BackendKind::Reference, 1));
   int s = l.open_stream(16000);

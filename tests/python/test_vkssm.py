@@ -228,7 +228,8 @@ def test_listener_equals_cli(cli):
     want = sorted((e["stream"], e["word"], e["time"], e["score"]) for e in map(json.loads, out.splitlines()))
     assert want
 
-    listener = vkssm.Listener(str(SPEECH), backend="vulkan", max_streams=len(wavs))
+    # Three hops per step: the same events as the tool's one.
+    listener = vkssm.Listener(str(SPEECH), backend="vulkan", max_streams=len(wavs), frames_per_step=3)
     assert "yes" in listener.commands
     for wav in wavs:
         rate, pcm = read_wav(wav)
