@@ -231,6 +231,20 @@ class ServeAudioTest : public testing::Test {
   void TearDown() override {
     if (server_) server_->stop();
   }
+  // A session per recording, each sent whole, then ended: each socket gets exactly `want`'s lines.
+  void expect_lines(const std::vector<std::vector<int16_t>>& recordings,
+                    const std::vector<std::vector<std::string>>& want) {
+    std::vector<std::unique_ptr<WsClient>> clients;
+    for (const auto& pcm : recordings) {
+      clients.push_back(std::make_unique<WsClient>());
+      ASSERT_EQ(clients.back()->connect(ws_port_, audio_path(new_session(port_))), 101);
+      clients.back()->send_binary(little_endian_bytes(pcm));
+    }
+    for (size_t i = 0; i < clients.size(); ++i) {
+      clients[i]->send_binary("");
+      EXPECT_EQ(clients[i]->read_until_close(), want[i]) << "recording " << i;
+    }
+  }
   std::unique_ptr<Server> server_;
   int port_ = 0, ws_port_ = 0;
 };
@@ -321,16 +335,20 @@ TEST_F(ServeAudioTest, VulkanBackendGetsTheListenersEvents) {
   ServeOptions o = audio_options(2);
   o.load.backend = BackendKind::Vulkan;
   start(o);
-  std::vector<std::unique_ptr<WsClient>> clients;
-  for (const auto& pcm : recordings) {
-    clients.push_back(std::make_unique<WsClient>());
-    ASSERT_EQ(clients.back()->connect(ws_port_, audio_path(new_session(port_))), 101);
-    clients.back()->send_binary(little_endian_bytes(pcm));
-  }
-  for (size_t i = 0; i < clients.size(); ++i) {
-    clients[i]->send_binary("");
-    EXPECT_EQ(clients[i]->read_until_close(), want[i]) << "recording " << i;
-  }
+  expect_lines(recordings, want);
+}
+
+// --frames-per-step 3: sessions step three hops at a time (the last ones padded), and the lines are
+// those of the listener's one hop per step.
+TEST_F(ServeAudioTest, SeveralHopsPerStepGetTheSameEvents) {
+  const std::vector<std::vector<int16_t>> recordings = {demo_pcm(1), demo_pcm(3)};
+  const std::vector<std::vector<std::string>> want = listener_lines(recordings, BackendKind::Vulkan);
+  ASSERT_FALSE(want[0].empty());
+  ServeOptions o = audio_options(2);
+  o.load.backend = BackendKind::Vulkan;
+  o.load.frames_per_step = 3;
+  start(o);
+  expect_lines(recordings, want);
 }
 
 TEST_F(ServeAudioTest, RefusedHandshakesAnswerTheApisJsonErrors) {

@@ -7,13 +7,14 @@
 namespace vkssm::serve {
 
 Batcher::Batcher(Model& model, Metrics& metrics, std::chrono::milliseconds idle_timeout,
-                 const SpeechCommandsConfig* speech)
+                 const SpeechCommandsConfig* speech, int frames_per_step)
     : model_(model),
       metrics_(metrics),
       idle_timeout_(idle_timeout),
       vocab_(std::max<int64_t>(0, model.info().vocab_size)),
       table_(model.capacity()),
-      speech_(speech) {
+      speech_(speech),
+      frames_per_step_(frames_per_step) {
   const size_t cap = static_cast<size_t>(model.capacity());
   step_tokens_.reserve(cap);
   step_slots_.reserve(cap);
@@ -25,10 +26,12 @@ Batcher::Batcher(Model& model, Metrics& metrics, std::chrono::milliseconds idle_
       audio_.back()->decoder =
           std::make_unique<CommandDecoder>(speech_->n_labels, int(speech_->commands.size()), speech_->decoder);
     }
+    const size_t F = size_t(frames_per_step_);
     audio_batch_.reserve(cap);
     frame_slots_.resize(cap);
-    frames_.resize(cap * size_t(LogMelSpec::kMels));
-    frame_outputs_.resize(cap * size_t(speech_->n_labels));
+    frame_real_.resize(cap);
+    frames_.resize(cap * F * size_t(LogMelSpec::kMels));
+    frame_outputs_.resize(cap * F * size_t(speech_->n_labels));
   }
 }
 
@@ -345,7 +348,9 @@ void Batcher::detach(int32_t slot, uint16_t close_code, const std::string& reaso
 
 void Batcher::advance_audio() {
   // Audio that arrived since the last turn goes into the front-ends (16 kHz in: no resampler,
-  // as for `vkssm listen -`). A session whose audio ended and whose frames are all stepped is over.
+  // as for `vkssm listen -`). A session steps once it has F frames (its last ones padded when its
+  // audio has ended); a session whose audio ended and whose frames are all stepped is over.
+  const size_t F = size_t(frames_per_step_);
   audio_batch_.clear();
   audio_more_ = false;
   for (size_t slot = 0; slot < audio_.size(); ++slot) {
@@ -359,7 +364,8 @@ void Batcher::advance_audio() {
     }
     a.front_end.push(a.taken.data(), a.taken.size());
     a.taken.clear();
-    if (a.front_end.frames_ready() > 0) {
+    const size_t ready = a.front_end.frames_ready();
+    if (ready >= F || (ended && ready > 0)) {
       audio_batch_.push_back(&a);
     } else if (ended) {
       const std::string id = a.session;
@@ -370,17 +376,25 @@ void Batcher::advance_audio() {
   if (audio_batch_.empty()) return;
   const int batch = int(audio_batch_.size());
   const size_t d_in = LogMelSpec::kMels, n_out = size_t(speech_->n_labels);
+  uint64_t frames = 0;
   for (int i = 0; i < batch; ++i) {
     AudioSlot& a = *audio_batch_[size_t(i)];
-    a.front_end.pop_frame(frames_.data() + size_t(i) * d_in);
+    float* dst = frames_.data() + size_t(i) * F * d_in;
+    size_t t = 0;
+    while (t < F && a.front_end.pop_frame(dst + t * d_in)) ++t;
+    std::fill(dst + t * d_in, dst + F * d_in, 0.0f);  // padding after the end: never decoded
+    frame_real_[size_t(i)] = int(t);
+    frames += t;
     frame_slots_[size_t(i)] = table_.find(a.session)->slot;
   }
   try {
     const Clock::time_point t0 = Clock::now();
-    model_.step_frames(frames_.data(), frame_slots_.data(), batch, frame_outputs_.data());
+    model_.submit({.frames = frames_.data(), .slots = frame_slots_.data(), .batch = batch, .want_outputs = true,
+                   .frames_per_stream = frames_per_step_});
+    model_.collect(nullptr, frame_outputs_.data());
     metrics_.observe_step(std::chrono::duration<double>(Clock::now() - t0).count());
     metrics_.steps.fetch_add(1);
-    metrics_.frames_stepped.fetch_add(uint64_t(batch));
+    metrics_.frames_stepped.fetch_add(frames);
   } catch (const std::exception& e) {
     for (int i = 0; i < batch; ++i) {
       const int32_t slot = frame_slots_[size_t(i)];
@@ -390,24 +404,29 @@ void Batcher::advance_audio() {
     }
     return;
   }
-  for (int i = 0; i < batch; ++i) {
-    AudioSlot& a = *audio_batch_[size_t(i)];
-    Session& s = *table_.find(a.session);
-    s.position += 1;  // frames
-    a.feed->frames_stepped.fetch_add(1, std::memory_order_release);
-    s.last_used = Clock::now();
-    CommandDetection d;
-    if (a.decoder->push(frame_outputs_.data() + size_t(i) * n_out, &d)) {
-      ListenerEvent e;
-      e.command = d.command;
-      e.word = speech_->commands[size_t(d.command)];
-      e.time = command_event_time(d.frame);
-      e.score = d.score;
-      // One socket is one stream of raw audio: the line `vkssm listen --json -` prints for it.
-      a.sink->event(cli::listen_event_json(e, 0, "-").dump());
+  // In time order (frame t of every session before frame t + 1), as one frame per step gives.
+  for (size_t t = 0; t < F; ++t) {
+    for (int i = 0; i < batch; ++i) {
+      if (int(t) >= frame_real_[size_t(i)]) continue;
+      AudioSlot& a = *audio_batch_[size_t(i)];
+      Session& s = *table_.find(a.session);
+      s.position += 1;  // frames
+      a.feed->frames_stepped.fetch_add(1, std::memory_order_release);
+      s.last_used = Clock::now();
+      CommandDetection d;
+      if (a.decoder->push(frame_outputs_.data() + (size_t(i) * F + t) * n_out, &d)) {
+        ListenerEvent e;
+        e.command = d.command;
+        e.word = speech_->commands[size_t(d.command)];
+        e.time = command_event_time(d.frame);
+        e.score = d.score;
+        // One socket is one stream of raw audio: the line `vkssm listen --json -` prints for it.
+        a.sink->event(cli::listen_event_json(e, 0, "-").dump());
+      }
     }
-    if (a.front_end.frames_ready() > 0) audio_more_ = true;
   }
+  for (AudioSlot* a : audio_batch_)
+    if (a->front_end.frames_ready() >= F) audio_more_ = true;
 }
 
 void Batcher::publish_gauges() {

@@ -122,8 +122,10 @@ class Batcher {
   static constexpr int kPrefillChunk = 64;
 
   // `speech`: the model's speech_commands section, for a frame model (nullptr for a token model).
+  // `frames_per_step`: audio sessions step F hops at a time once they have them (the model was
+  // loaded with LoadOptions::frames_per_step >= F), as `vkssm listen --frames-per-step` does.
   Batcher(Model& model, Metrics& metrics, std::chrono::milliseconds idle_timeout,
-          const SpeechCommandsConfig* speech = nullptr);
+          const SpeechCommandsConfig* speech = nullptr, int frames_per_step = 1);
   ~Batcher();
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
@@ -195,10 +197,12 @@ class Batcher {
   // Frame models.
   const SpeechCommandsConfig* speech_ = nullptr;
   std::vector<std::unique_ptr<AudioSlot>> audio_;  // by slot
-  bool audio_more_ = false;                        // a session still has a frame ready
+  bool audio_more_ = false;                        // a session still has a step's frames ready
+  int frames_per_step_ = 1;                        // F: hops per session and step
   std::vector<AudioSlot*> audio_batch_;
   std::vector<int32_t> frame_slots_;
-  std::vector<float> frames_, frame_outputs_;
+  std::vector<int> frame_real_;                    // per session in the step: its frames that are audio
+  std::vector<float> frames_, frame_outputs_;      // [session][F][mels], [session][F][labels]
 };
 
 }  // namespace vkssm::serve

@@ -24,6 +24,8 @@ const std::vector<Flag> kServeFlags = {
     {"--max-body", "BYTES", "largest request body or audio message accepted (default 1048576)"},
     {"--max-tokens", "N", "most tokens one request may generate (default 4096)"},
     {"--audio-backlog", "S", "seconds of audio a session may have waiting before its socket is not read (default 2)"},
+    {"--frames-per-step", "F", "audio sessions: hops per session in each batched step, 1..64 (default 1; as for\n"
+                               "vkssm listen: more sessions keep up, detections up to F-1 hops later)"},
 };
 
 const char* const kServeDetails =
@@ -48,6 +50,8 @@ int cmd_serve(const Args& args) {
   opt.max_body_bytes = static_cast<size_t>(parse_int("--max-body", args.get_or("--max-body", "1048576"), 1, 1 << 30));
   opt.max_tokens = static_cast<int>(parse_int("--max-tokens", args.get_or("--max-tokens", "4096"), 1, 1 << 20));
   opt.max_audio_backlog_s = parse_float("--audio-backlog", args.get_or("--audio-backlog", "2"), 0.0f, 3600.0f);
+  opt.load.frames_per_step =
+      static_cast<int>(parse_int("--frames-per-step", args.get_or("--frames-per-step", "1"), 1, 64));
 
   // Block the signals before any thread starts so that every thread inherits the mask and only
   // sigwait below sees them.

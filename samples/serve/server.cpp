@@ -45,7 +45,7 @@ Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>()) {
   if (!s.options.redis_url.empty())
     s.redis = std::make_unique<RedisStore>(s.options.redis_url, s.options.idle_timeout_s, s.metrics);
   s.batcher = std::make_unique<Batcher>(*s.model, s.metrics, std::chrono::seconds(s.options.idle_timeout_s),
-                                        s.speech.get());
+                                        s.speech.get(), s.options.load.frames_per_step);
 
   s.api.info = &info;
   std::filesystem::path path(s.options.model_path);
