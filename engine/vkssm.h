@@ -287,7 +287,8 @@ VKSSM_API vkssm_status vkssm_listener_push_f32(vkssm_listener* listener, int str
 VKSSM_API vkssm_status vkssm_listener_finish_stream(vkssm_listener* listener, int stream);
 VKSSM_API vkssm_status vkssm_listener_close_stream(vkssm_listener* listener, int stream);  /* drop now */
 VKSSM_API vkssm_status vkssm_listener_stream_done(vkssm_listener* listener, int stream, int* done);
-/* Runs batched hops while any stream has a full one; *hops (may be NULL) gets how many. */
+/* Runs batched steps while any stream has frames_per_step full hops (or its last ones); *hops (may be
+ * NULL) gets how many steps ran (each takes frames_per_step hops of every stream in it). */
 VKSSM_API vkssm_status vkssm_listener_process(vkssm_listener* listener, int* hops);
 /* Up to `capacity` detections, oldest first; the rest stay queued. */
 VKSSM_API vkssm_status vkssm_listener_poll(vkssm_listener* listener, vkssm_listen_event* events, int capacity, int* count);
