@@ -305,7 +305,7 @@ void Listener::retire_ended() {
 int Listener::process() {
   std::lock_guard<std::mutex> control(control_mutex_);
   using clock = std::chrono::steady_clock;
-  int hops = 0;
+  int steps = 0;
   auto t0 = clock::now();
   gather(hops_[0]);
   for (int cur = 0; !hops_[cur].streams.empty(); cur ^= 1) {
@@ -329,14 +329,14 @@ int Listener::process() {
     const double ms = std::chrono::duration<double, std::milli>(now - t0).count();
     t0 = now;
     if (stats_.hop_ms.size() < ListenerStats::kHopHistory) stats_.hop_ms.push_back(ms);
-    else stats_.hop_ms[stats_.hops % ListenerStats::kHopHistory] = ms;
-    ++hops;
+    else stats_.hop_ms[stats_.steps % ListenerStats::kHopHistory] = ms;
+    ++steps;
     ++stats_.steps;
     stats_.hops += uint64_t(frames_per_step_);
     for (int i = 0; i < B; ++i) stats_.frames += uint64_t(hop.real[size_t(i)]);
   }
   retire_ended();  // streams that ended with no hop left to step
-  return hops;
+  return steps;
 }
 
 std::vector<ListenerEvent> Listener::poll(size_t max) {
