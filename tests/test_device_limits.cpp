@@ -559,6 +559,37 @@ TEST(DeviceLimits, ShardsRunEveryArchitecture) {
   }
 }
 
+// A frame model in shards takes several frames per stream in one step: each shard's rows come
+// back to the caller's order, F outputs per stream.
+TEST(DeviceLimits, ShardsTakeSeveralFramesPerStream) {
+  ScopedEnv profile("VKSSM_DEVICE_PROFILE", "tiny-bindings");
+  constexpr int kStreams = 100, kFrames = 3;
+  const S4DConfig cfg{.d_input = 3, .d_model = 16, .d_state = 8, .n_layers = 2, .d_output = 1000};
+  const S4DWeights w = random_s4d(cfg, 6);
+  LoadOptions o = on_vulkan();
+  o.max_streams = kStreams;
+  o.frames_per_step = kFrames;
+  const std::unique_ptr<Model> gpu = create_s4d(w, o);
+  o.backend = BackendKind::Reference;
+  const std::unique_ptr<Model> cpu = create_s4d(w, o);
+  EXPECT_GE(gpu->info().memory.shards, 2);
+  std::vector<int32_t> slots(kStreams);
+  for (int i = 0; i < kStreams; ++i) slots[size_t(i)] = (i * 37) % kStreams;  // rows from every shard, mixed
+  std::vector<float> frames(size_t(kStreams) * kFrames * 3);
+  for (size_t i = 0; i < frames.size(); ++i) frames[i] = std::sin(float(i) * 0.29f);
+  std::vector<float> got(size_t(kStreams) * kFrames * 1000), want(got.size());
+  for (Model* m : {gpu.get(), cpu.get()}) {
+    m->submit({.frames = frames.data(), .slots = slots.data(), .batch = kStreams, .want_outputs = true,
+               .frames_per_stream = kFrames});
+    m->collect(nullptr, m == gpu.get() ? got.data() : want.data());
+  }
+  EXPECT_LE(max_rel_error(got.data(), want.data(), int64_t(got.size())), 1e-3f);
+  EXPECT_EQ(error_of([&] {
+              gpu->submit({.frames = frames.data(), .slots = slots.data(), .batch = 1, .frames_per_stream = 4});
+            }),
+            "submit: frames_per_stream 4 is outside 1 .. 3 (LoadOptions::frames_per_step)");
+}
+
 // An automatic capacity stops at one binding (one shard: the weights are read once a step), and
 // the plan says which buffer and limit.
 TEST(DeviceLimits, AutomaticCapacityStopsAtOneBinding) {

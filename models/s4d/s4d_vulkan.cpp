@@ -71,7 +71,9 @@ WeightsPlanRequest weights_request(const S4DWeights& w, const LoadOptions& optio
                    std::max(options.frames_per_step, 1) * (8 * c.d_model + c.d_input + 3 * c.d_output));
   WeightsPlanRequest r = plan_request(options, w.source_dtype, w.source, w.parameter_count(), per_stream);
   r.slot_bytes = 4 * uint64_t(c.d_model * c.modes() * 2);  // a layer's complex state
-  r.row_bytes = 4 * uint64_t(std::max<int64_t>({c.d_input, c.d_output, 2 * c.d_model}) + 8);
+  // A stream has frames_per_step rows in a step.
+  r.row_bytes = 4 * uint64_t(std::max(options.frames_per_step, 1)) *
+                uint64_t(std::max<int64_t>({c.d_input, c.d_output, 2 * c.d_model}) + 8);
   r.slot_what = "layer state";
   r.row_what = "an activation or output row";
   r.auto_may_use_f16 = false;  // the matrices are small next to the per-step work: fp16 only when asked
