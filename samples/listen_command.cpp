@@ -32,8 +32,7 @@ const std::vector<Flag> kListenFlags = {
     {"--device", "N", "Vulkan device index (default: $VKSSM_DEVICE, else the best)"},
     {"--threads", "N", kThreadsHelp},
     {"--threshold", "X", "detection threshold in (0, 1] (default: the model's)"},
-    {"--frames-per-step", "F", "hops of audio per stream in each batched step, 1..64 (default 1): more streams\n"
-                               "keep up, detections come up to F-1 hops (10 ms each) later"},
+    {"--frames-per-step", "F", "hops per stream in each batched step, 1..64 (default 1): more streams keep up, detections F-1 hops later at most"},
     {"--json", "", "print one JSON object per detection instead of tab-separated fields"},
     {"--bench", "N", "instead of inputs: N synthetic streams (N, or a list like 64,128,256)"},
     {"--seconds", "S", "with --bench: seconds of audio per stream (default 10)"},

@@ -24,8 +24,7 @@ const std::vector<Flag> kServeFlags = {
     {"--max-body", "BYTES", "largest request body or audio message accepted (default 1048576)"},
     {"--max-tokens", "N", "most tokens one request may generate (default 4096)"},
     {"--audio-backlog", "S", "seconds of audio a session may have waiting before its socket is not read (default 2)"},
-    {"--frames-per-step", "F", "audio sessions: hops per session in each batched step, 1..64 (default 1; as for\n"
-                               "vkssm listen: more sessions keep up, detections up to F-1 hops later)"},
+    {"--frames-per-step", "F", "audio sessions: hops per session in each batched step, 1..64 (default 1), as for vkssm listen"},
 };
 
 const char* const kServeDetails =
