@@ -438,6 +438,20 @@ vkssm_status vkssm_model_submit(vkssm_model* model, const int32_t* tokens, const
                     });
 }
 
+vkssm_status vkssm_model_submit_frames(vkssm_model* model, const float* frames, const int32_t* slots, int batch,
+                                      int frames_per_stream, int want_outputs) {
+  return with_model("vkssm_model_submit_frames", model, {{"frames", batch > 0 && !frames}, {"slots", batch > 0 && !slots}},
+                    Lock::Model, [&](vkssm_model& m) {
+                      if (m.model->info().d_input == 0)
+                        throw vkssm::Error("this model takes token ids (vkssm_model_submit), not input frames");
+                      m.model->submit({.frames = frames,
+                                       .slots = slots,
+                                       .batch = batch,
+                                       .want_outputs = want_outputs != 0,
+                                       .frames_per_stream = frames_per_stream});
+                    });
+}
+
 vkssm_status vkssm_model_collect(vkssm_model* model, int32_t* next_tokens, float* outputs) {
   return with_model("vkssm_model_collect", model, {}, Lock::Model,
                     [&](vkssm_model& m) { m.model->collect(next_tokens, outputs); });

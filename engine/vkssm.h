@@ -189,6 +189,11 @@ VKSSM_API vkssm_status vkssm_model_restore_from_file(vkssm_model* model, int slo
 VKSSM_API vkssm_status vkssm_model_submit(vkssm_model* model, const int32_t* tokens, const float* frames,
                                 const int32_t* slots, int batch, const vkssm_sampling* sampling,
                                 int want_outputs);
+/* Frame models: each slot advances by `frames_per_stream` consecutive frames in one step (frames
+ * [batch][frames_per_stream][d_input]; at most the load option frames_per_step), as that many steps
+ * would; collect then writes outputs [batch * frames_per_stream * d_output]. */
+VKSSM_API vkssm_status vkssm_model_submit_frames(vkssm_model* model, const float* frames, const int32_t* slots,
+                                       int batch, int frames_per_stream, int want_outputs);
 VKSSM_API vkssm_status vkssm_model_collect(vkssm_model* model, int32_t* next_tokens, float* outputs);
 VKSSM_API int vkssm_model_in_flight(const vkssm_model* model);                /* submitted, not collected */
 

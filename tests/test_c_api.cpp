@@ -614,6 +614,9 @@ TEST_F(CApiTest, SubmitCollectMatchesSynchronousSteps) {
     const int32_t bad = int32_t(kVocab);
     EXPECT_EQ(vkssm_model_submit(cm, &bad, nullptr, &s0, 1, nullptr, 0), VKSSM_ERROR);
     EXPECT_STREQ(vkssm_last_error(), "token id 64 out of range [0, 64)");
+    const float frame = 0.5f;
+    EXPECT_EQ(vkssm_model_submit_frames(cm, &frame, &s0, 1, 1, 0), VKSSM_ERROR);
+    EXPECT_STREQ(vkssm_last_error(), "this model takes token ids (vkssm_model_submit), not input frames");
     EXPECT_EQ(vkssm_model_in_flight(cm), 0);
     vkssm_model_free(cm);
   }
@@ -644,11 +647,13 @@ TEST_F(CApiTest, FrameModelStepsLikeTheCppApi) {
   vkssm_load_options_default(&opts);
   opts.backend = 1;
   opts.max_streams = 2;
+  opts.frames_per_step = 2;
   vkssm_model* m = nullptr;
   ASSERT_EQ(vkssm_model_load(path.c_str(), &opts, &m), VKSSM_OK) << vkssm_last_error();
   LoadOptions lo;
   lo.backend = BackendKind::Reference;
   lo.max_streams = 2;
+  lo.frames_per_step = 2;
   auto cpp = load_model(path, lo);
   EXPECT_EQ(vkssm_model_vocab_size(m), 0);
   EXPECT_EQ(vkssm_model_d_input(m), 3);
@@ -668,6 +673,21 @@ TEST_F(CApiTest, FrameModelStepsLikeTheCppApi) {
     }
     cpp->step_frames(frames, slots, 2, want.data());
     EXPECT_EQ(got, want) << "step " << t;
+  }
+  {  // two frames per stream in one step: outputs [stream][frame][5]
+    float frames[12];
+    for (int k = 0; k < 12; ++k) frames[k] = 0.07f * float((k * 3) % 11) - 0.2f;
+    std::vector<float> got(20, -1.0f), want(20, -2.0f);
+    ASSERT_EQ(vkssm_model_submit_frames(m, frames, slots, 2, 2, 1), VKSSM_OK) << vkssm_last_error();
+    ASSERT_EQ(vkssm_model_collect(m, nullptr, got.data()), VKSSM_OK) << vkssm_last_error();
+    cpp->submit({.frames = frames, .slots = slots, .batch = 2, .want_outputs = true, .frames_per_stream = 2});
+    cpp->collect(nullptr, want.data());
+    EXPECT_EQ(got, want);
+    EXPECT_EQ(vkssm_model_submit_frames(m, frames, slots, 2, 3, 1), VKSSM_ERROR);
+    EXPECT_STREQ(vkssm_last_error(), "submit: frames_per_stream 3 is outside 1 .. 2 (LoadOptions::frames_per_step)");
+    EXPECT_EQ(vkssm_model_submit_frames(m, nullptr, slots, 2, 2, 1), VKSSM_INVALID_ARGUMENT);
+    EXPECT_STREQ(vkssm_last_error(), "vkssm_model_submit_frames: frames is NULL");
+    EXPECT_EQ(vkssm_model_in_flight(m), 0);
   }
   const int32_t tok = 0, slot = 0;
   EXPECT_EQ(vkssm_model_step(m, &tok, &slot, 1, nullptr), VKSSM_ERROR);
