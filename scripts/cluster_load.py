@@ -17,6 +17,7 @@ answer sends it again: if the dead replica had already applied and saved it, the
 from the stored result instead of feeding the ids twice. Standard library only (it runs in CI).
 """
 import argparse
+import http.client
 import json
 import os
 import random
@@ -53,7 +54,9 @@ def request_with_retries(method, url, body=None, attempts=50):
                 return None, attempt
             if e.code not in (502, 503, 504) or attempt == attempts - 1:
                 raise RuntimeError(f"{method} {url}: HTTP {e.code}: {e.read().decode(errors='replace')}") from e
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
+        # The connection broke, before or in the middle of the answer (a replica killed while it
+        # sent one gives IncompleteRead): the request carries its position, so sending it again is safe.
+        except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException):
             if attempt == attempts - 1:
                 raise
         time.sleep(0.1)
