@@ -55,6 +55,18 @@ void PrintTo(const S4DGpuCase& c, std::ostream* os) { *os << c.name; }
 
 class S4DGpuVsCpu : public testing::TestWithParam<S4DGpuCase> {};
 
+// The case's shape with 5 inputs, 7 outputs and `layers` layers.
+S4DConfig config_of(const S4DGpuCase& p, int64_t layers) {
+  S4DConfig c;
+  c.d_input = 5;
+  c.d_model = p.d_model;
+  c.d_state = p.d_state;
+  c.n_layers = layers;
+  c.d_output = 7;
+  c.prenorm = p.prenorm;
+  return c;
+}
+
 // Odd sizes take the shaders' scalar paths; d_model a multiple of 4 with an even mode count their
 // four-channel and two-mode paths; 19 streams fill more than two SIMD vectors of stream lanes on
 // CPU drivers, the last one partly. The GPU split (storage buffers; 32-thread workgroups, which
@@ -62,13 +74,7 @@ class S4DGpuVsCpu : public testing::TestWithParam<S4DGpuCase> {};
 TEST_P(S4DGpuVsCpu, StreamsMatchTheCpuReference) {
   const S4DGpuCase& p = GetParam();
   testing_helpers::ScopedEnv split("VKSSM_TUNE", p.tune);
-  S4DConfig c;
-  c.d_input = 5;
-  c.d_model = p.d_model;
-  c.d_state = p.d_state;
-  c.n_layers = 3;
-  c.d_output = 7;
-  c.prenorm = p.prenorm;
+  const S4DConfig c = config_of(p, 3);
   const S4DWeights w = random_s4d(c, 21);
   LoadOptions opt = testing_helpers::on_vulkan(p.capacity);
   auto gpu = create_s4d(w, opt);
@@ -103,13 +109,7 @@ TEST_P(S4DGpuVsCpu, StreamsMatchTheCpuReference) {
 TEST_P(S4DGpuVsCpu, SeveralFramesPerStepEqualOneStepPerFrame) {
   const S4DGpuCase& p = GetParam();
   testing_helpers::ScopedEnv split("VKSSM_TUNE", p.tune);
-  S4DConfig c;
-  c.d_input = 5;
-  c.d_model = p.d_model;
-  c.d_state = p.d_state;
-  c.n_layers = 2;
-  c.d_output = 7;
-  c.prenorm = p.prenorm;
+  const S4DConfig c = config_of(p, 2);
   const S4DWeights w = random_s4d(c, 22);
   LoadOptions opt = testing_helpers::on_vulkan(p.capacity);
   opt.frames_per_step = 4;
