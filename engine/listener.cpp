@@ -258,13 +258,9 @@ void Listener::gather(Hop& hop) {
     if (s->open && !s->done && has_hop(*s, F)) hop.streams.push_back(s.get());
   for (size_t i = 0; i < hop.streams.size(); ++i) {
     Stream& s = *hop.streams[i];
-    float* frames = hop.frames.data() + i * F * d_in;
-    size_t t = 0;
-    while (t < F && s.front_end.pop_frame(frames + t * d_in)) ++t;
-    hop.real[i] = int(t);
     // A stream's last frames: the step's other frames are zeros, their outputs never decoded (the
     // slot is reset before it serves another stream).
-    std::fill(frames + t * d_in, frames + F * d_in, 0.0f);
+    hop.real[i] = int(s.front_end.pop_frames(hop.frames.data() + i * F * d_in, F));
     hop.slots[i] = s.id;
   }
 }

@@ -2,6 +2,7 @@
 
 #include <fftw3.h>
 
+#include <algorithm>
 #include <cmath>
 #include <mutex>
 
@@ -140,6 +141,13 @@ bool LogMelStream::pop_frame(float* features) {
   start_ += S::kHop;  // the last 240 samples of this window start the next one
   ++popped_;
   return true;
+}
+
+size_t LogMelStream::pop_frames(float* dst, size_t count) {
+  size_t t = 0;
+  while (t < count && pop_frame(dst + t * S::kMels)) ++t;
+  std::fill(dst + t * S::kMels, dst + count * S::kMels, 0.0f);
+  return t;
 }
 
 void LogMelStream::reset() {

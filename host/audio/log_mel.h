@@ -43,6 +43,9 @@ class LogMelStream {
   size_t frames_ready() const;
   // Writes the oldest ready frame's kMels features; false when none is ready.
   bool pop_frame(float* features);
+  // Up to `count` frames into dst [count][kMels]; the rows past the frames ready are zeros (a
+  // stream's last, padded step). Returns how many frames it took.
+  size_t pop_frames(float* dst, size_t count);
   // Samples taken in so far, and frames popped so far.
   size_t samples_pushed() const { return pushed_; }
   size_t frames_popped() const { return popped_; }

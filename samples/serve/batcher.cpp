@@ -379,10 +379,8 @@ void Batcher::advance_audio() {
   uint64_t frames = 0;
   for (int i = 0; i < batch; ++i) {
     AudioSlot& a = *audio_batch_[size_t(i)];
-    float* dst = frames_.data() + size_t(i) * F * d_in;
-    size_t t = 0;
-    while (t < F && a.front_end.pop_frame(dst + t * d_in)) ++t;
-    std::fill(dst + t * d_in, dst + F * d_in, 0.0f);  // padding after the end: never decoded
+    // Padding after the end (zero frames) is never decoded.
+    const size_t t = a.front_end.pop_frames(frames_.data() + size_t(i) * F * d_in, F);
     frame_real_[size_t(i)] = int(t);
     frames += t;
     frame_slots_[size_t(i)] = table_.find(a.session)->slot;
