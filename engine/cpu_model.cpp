@@ -146,9 +146,8 @@ class CpuModel final : public Model {
   void submit(const StepRequest& r) override {
     if (in_flight_ >= 2) throw Error("two steps are already in flight; collect() one first");
     Done& d = done_[(done_first_ + in_flight_) % 2];
-    if (info_.vocab_size != 0) check_frames_per_stream(r.frames_per_stream, max_frames_, 0, depth_);
-    const int F = std::max(r.frames_per_stream, 1);
-    d.outputs.resize(size_t(std::max(r.batch, 0)) * size_t(F) * info_.d_output);
+    check_frames_per_stream(r.frames_per_stream, max_frames_, info_.d_input, depth_);
+    d.outputs.resize(size_t(std::max(r.batch, 0)) * size_t(r.frames_per_stream) * info_.d_output);
     d.ids.resize(r.sampling ? size_t(std::max(r.batch, 0)) : 0);
     if (r.sampling) {
       step_sample(r.tokens, r.slots, r.batch, r.sampling, d.ids.data(), d.outputs.data());
@@ -218,12 +217,11 @@ class CpuModel final : public Model {
   }
 
   // Frame models: each slot advances by F consecutive frames (frames [batch][F][d_input], outputs
-  // [batch][F][d_output]), frame by frame as F steps would.
+  // [batch][F][d_output]), frame by frame as F steps would. F was checked by the caller.
   void step_frame_runs(const float* frames, const int32_t* slots, int batch, int F, float* outputs) {
     if (info_.vocab_size != 0)
       throw Error("model '" + info_.architecture + "' takes token ids (step), not input frames");
     if (!frames) throw Error("step_frames: no input frames (frames is null)");
-    check_frames_per_stream(F, max_frames_, info_.d_input, depth_);
     check_batch_and_slots(slots, batch, capacity(), marks_);
     for (int b = 0; b < batch; ++b) states_[size_t(b)] = push(slots[b]).state.data();
     const size_t d_input = size_t(info_.d_input), d_output = size_t(info_.d_output);
