@@ -47,6 +47,26 @@ sitting lasting forever
 """.split()
 NEGATIVE_WORDS = [w for w in NEGATIVE_WORDS if w != "nine's"]
 
+# The words of NEGATIVE_WORDS that differ from a command by about one sound ("tree" / "three",
+# "stock" / "stop"), by the command they are mistaken for. Each is drawn about a tenth as often as a
+# command in the default mix, so the model's prior says "command" wherever the one differing sound
+# is masked by noise; ClipMaker.make_stream(near_miss_share=...) draws them more often.
+NEAR_MISSES = {
+    "yes": ["yesterday", "yet", "yesses", "yellow"], "no": ["nose", "north", "nothing", "nobody", "notice", "nowhere"],
+    "up": ["upper", "update", "uphill", "upon"], "down": ["dawn", "doubt", "downtown", "town"],
+    "left": ["lift", "let", "lesson", "leftover"], "right": ["bright", "light", "ride", "rice", "righteous"],
+    "on": ["only", "honest"], "off": ["often", "office", "offer", "coffee"],
+    "stop": ["stock", "stone", "stomach", "stopper"], "go": ["goal", "gold", "going", "gone", "good", "ghost", "goat"],
+    "forward": ["fork", "foreign", "famous", "format"], "backward": ["back", "backpack"],
+    "zero": ["zebra", "zeal"], "one": ["wonder", "once", "win"], "two": ["twin", "tomb", "tool", "tooth", "true"],
+    "three": ["tree", "free", "thirteen", "thirty"], "four": ["fourteen", "forty", "floor"],
+    "five": ["fine", "fire", "fight", "fifteen", "fifty"], "six": ["sixteen", "sixty", "sick"],
+    "seven": ["seventeen", "seventy"], "eight": ["eighteen", "eighty", "eighth"],
+    "nine": ["nineteen", "ninety", "nice", "night"],
+}
+NEAR_MISS_WORDS = sorted({w for ws in NEAR_MISSES.values() for w in ws})
+assert set(NEAR_MISS_WORDS) <= set(NEGATIVE_WORDS)
+
 # Pieces of carrier phrases (no commands or their homophones inside).
 PREFIXES = ["please", "now", "okay", "I said", "can you", "turn", "move", "the answer is", "say",
             "let's", "and then", "quickly", "robot", "computer", "alright", "we need", "press",
@@ -306,13 +326,14 @@ class ClipMaker:
         group = self.natural if self.natural and (not self.espeak or rng.random() < self.NATURAL_SHARE) else self.espeak
         return group[rng.integers(len(group))]
 
-    def make_stream(self, rng, negative_share=0.3, word_share=0.5):
+    def make_stream(self, rng, negative_share=0.3, word_share=0.5, near_miss_share=0.0):
         """A clip of running speech as a stream sees it: several commands (alone or in carrier
         phrases) and non-command words and sentences from one voice, with pauses, then channel and
         noise augmentation. negative_share: the fraction of segments that are non-command speech
         (the rest: commands alone and in carrier phrases, equally, and 10 % pauses); word_share: the
         fraction of those that are one non-command word (many of them near misses) rather than a
-        sentence.
+        sentence; near_miss_share: the fraction of those words drawn from NEAR_MISS_WORDS (0: every
+        word of NEGATIVE_WORDS alike, with no extra draw from rng, as the shipped model was trained).
         -> (samples [n], [(label, start, end)] in samples)."""
         command_share = (0.9 - negative_share) / 2
         voice = self.pick_voice(rng)
@@ -328,6 +349,8 @@ class ClipMaker:
             if kind == "negative":
                 if rng.random() >= word_share:
                     seg = self._say(rng, voice, SENTENCES[rng.integers(len(SENTENCES))])
+                elif near_miss_share > 0 and rng.random() < near_miss_share:
+                    seg = self._say(rng, voice, NEAR_MISS_WORDS[rng.integers(len(NEAR_MISS_WORDS))])
                 else:
                     seg = self._say(rng, voice, NEGATIVE_WORDS[rng.integers(len(NEGATIVE_WORDS))])
                 seg, span = _speed(seg, speed), None

@@ -52,12 +52,12 @@ NOT_MINED = -2
 _maker = None
 
 
-def _init_worker(bank_path, splits, clip_seconds, negative_share, word_share):
-    global _maker, _negative_share, _word_share
+def _init_worker(bank_path, splits, clip_seconds, mix):
+    global _maker, _mix
     with open(bank_path, "rb") as f:
         bank = pickle.load(f)
     _maker = speech_data.ClipMaker(bank, splits, clip_seconds)
-    _negative_share, _word_share = negative_share, word_share
+    _mix = mix
 
 
 def frame_labels(n_frames, events):
@@ -95,14 +95,15 @@ def frame_loss(logits, y, hard_share, hard_weight):
 
 def _clip_job(seed):
     rng = np.random.default_rng(seed)
-    x, events = _maker.make_stream(rng, _negative_share, _word_share)
+    x, events = _maker.make_stream(rng, *_mix)
     f = features.log_mel(x).astype(np.float16)
     return f, frame_labels(len(f), events)
 
 
-def make_set(bank_path, splits, n, seed, clip_seconds, processes, negative_share, word_share):
+def make_set(bank_path, splits, n, seed, clip_seconds, processes, mix):
+    """mix: ClipMaker.make_stream's (negative_share, word_share, near_miss_share)."""
     seeds = [seed * 1_000_003 + i for i in range(n)]
-    with Pool(processes, _init_worker, (bank_path, splits, clip_seconds, negative_share, word_share)) as pool:
+    with Pool(processes, _init_worker, (bank_path, splits, clip_seconds, mix)) as pool:
         out = pool.map(_clip_job, seeds, chunksize=64)
     return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
 
@@ -177,6 +178,8 @@ def main():
                     help="fraction of a clip's segments that are non-command speech")
     ap.add_argument("--word-share", type=float, default=0.5,
                     help="fraction of the non-command segments that are one word (many of them near misses), not a sentence")
+    ap.add_argument("--near-miss-share", type=float, default=0.0,
+                    help="fraction of the non-command words drawn from speech_data.NEAR_MISS_WORDS (0: all words alike)")
     ap.add_argument("--mel-warp", type=float, default=0.1, help="mel axis stretched by up to this factor")
     ap.add_argument("--freq-mask", type=int, default=5, help="up to this many mel bands masked per clip")
     ap.add_argument("--hard-share", type=float, default=0.0,
@@ -198,9 +201,9 @@ def main():
     log = {"args": {k: os.path.relpath(v, repo) if k in ("bank", "out", "init") and v else v for k, v in vars(a).items()},
            "epochs": []}
     t0 = time.time()
-    Xtr, Ytr = make_set(a.bank, {"train"}, a.n_train, a.seed, a.clip_seconds, a.threads, a.negative_share, a.word_share)
-    Xva, Yva = make_set(a.bank, {"valid"}, a.n_valid, a.seed + 7919, a.clip_seconds, a.threads, a.negative_share,
-                        a.word_share)
+    mix = (a.negative_share, a.word_share, a.near_miss_share)
+    Xtr, Ytr = make_set(a.bank, {"train"}, a.n_train, a.seed, a.clip_seconds, a.threads, mix)
+    Xva, Yva = make_set(a.bank, {"valid"}, a.n_valid, a.seed + 7919, a.clip_seconds, a.threads, mix)
     print("data: %d train, %d valid clips of %d frames in %.0f s" % (len(Xtr), len(Xva), Xtr.shape[1], time.time() - t0), flush=True)
     log["data_seconds"] = round(time.time() - t0, 1)
 
