@@ -8,8 +8,8 @@ deterministic algorithms on a fixed number of threads). Steps:
 1. n_train clips from the training voices and n_valid from the validation voices
    (speech_data.ClipMaker: commands alone and in carrier phrases, non-command speech, noise,
    heavy augmentation), as log-mel features (features.py) with one label per frame:
-   the command in the frames from 120 ms to 400 ms after its end, no label (ignored) from its
-   start to there, background everywhere else.
+   the command in the frames from 120 ms to 400 ms after its end, background everywhere else;
+   from its start to there "this command or background" (--inside-loss) or no label.
 2. Per-frame cross-entropy on the S4D model (kws.CommandModel), AdamW, cosine schedule; each
    batch's features are augmented again (augment_features: mel-axis warp, a frequency mask).
 3. Exports config.json + model.safetensors + train_log.json; the per-feature normalisation is
@@ -48,6 +48,10 @@ LABEL_TO = 40
 # (--hard-share) spends itself on what the decoder would report as a false alarm.
 NOT_MINED_FRAMES = 20
 NOT_MINED = -2
+# A frame inside command c's word (before its label window) is labelled INSIDE - c: "c or
+# background", scored (--inside-loss) as -log(p_c + p_background). Left unscored, nothing stops the
+# model from firing "four" inside "forward" or "on" inside "one".
+INSIDE = -10
 
 _maker = None
 
@@ -61,30 +65,40 @@ def _init_worker(bank_path, splits, clip_seconds, mix):
 
 
 def frame_labels(n_frames, events):
-    """events: [(label, start, end)] in samples -> one label per frame (-1: not scored, NOT_MINED:
-    background that hard-frame mining skips)."""
+    """events: [(label, start, end)] in samples -> one label per frame (NOT_MINED: background that
+    hard-frame mining skips; INSIDE - c: inside command c's word, c or background)."""
     y = np.full(n_frames, len(speech_data.COMMANDS), dtype=np.int16)
     for label, start, end in events:
         t_end = max(0, math.ceil((end - features.WINDOW) / features.HOP))
         t_start = max(0, math.ceil((start - features.WINDOW) / features.HOP))
-        y[t_start: t_end + LABEL_FROM] = -1
+        y[t_start: t_end + LABEL_FROM] = INSIDE - label
         y[t_end + LABEL_FROM: t_end + LABEL_TO] = label
         tail = y[t_end + LABEL_TO: t_end + LABEL_TO + NOT_MINED_FRAMES]
         tail[tail == len(speech_data.COMMANDS)] = NOT_MINED
     return y
 
 
-def frame_loss(logits, y, hard_share, hard_weight):
-    """Per-frame cross-entropy over the scored frames, plus hard_weight times the mean over the
-    hard_share of background frames the model gets most wrong (online hard example mining): a false
-    alarm is a handful of background frames where a command's posterior is high, lost among the
-    thousands of easy ones in a plain mean."""
+def frame_loss(logits, y, hard_share, hard_weight, inside):
+    """Per-frame cross-entropy over the scored frames (with `inside`, a command's word frames
+    score -log(p_command + p_background)), plus hard_weight times the mean over the hard_share of
+    background frames the model gets most wrong (online hard example mining): a false alarm is a
+    handful of background frames where a command's posterior is high, lost among the thousands of
+    easy ones in a plain mean."""
     n_cls = logits.shape[-1]
     background = n_cls - 1
+    logits = logits.reshape(-1, n_cls)
     y = y.reshape(-1)
     target = torch.where(y == NOT_MINED, torch.full_like(y, background), y)
-    ce = F.cross_entropy(logits.reshape(-1, n_cls), target, ignore_index=-1, reduction="none")
+    in_word = target <= INSIDE
+    ce = F.cross_entropy(logits, torch.where(in_word, torch.full_like(target, -1), target), ignore_index=-1,
+                         reduction="none")
     scored = target >= 0
+    if inside:
+        lse = torch.logsumexp(logits, dim=-1)
+        cmd = (INSIDE - target).clamp(0, background - 1)
+        either = torch.logsumexp(torch.stack([logits.gather(1, cmd[:, None])[:, 0], logits[:, background]]), dim=0)
+        ce = torch.where(in_word, lse - either, ce)
+        scored = scored | in_word
     loss = ce[scored].mean()
     if hard_share > 0 and hard_weight > 0:
         bg = ce[y == background]
@@ -185,6 +199,8 @@ def main():
     ap.add_argument("--hard-share", type=float, default=0.0,
                     help="fraction of a batch's background frames (the worst ones) weighted again")
     ap.add_argument("--hard-weight", type=float, default=0.0, help="weight of the hard background frames' mean loss")
+    ap.add_argument("--inside-loss", type=int, default=0,
+                    help="1: frames inside a command's word score -log(p_command + p_background), not nothing")
     ap.add_argument("--init", default="", help="go on from this model folder (its shape replaces --d-model etc.)")
     ap.add_argument("--warmup", type=int, default=300, help="steps of linear learning-rate warm-up")
     a = ap.parse_args()
@@ -240,7 +256,7 @@ def main():
             warm = min(1.0, (step + 1) / max(1, a.warmup))
             for gr, b in zip(opt.param_groups, base_lrs):
                 gr["lr"] = b * warm * 0.5 * (1 + math.cos(math.pi * step / total))
-            loss = frame_loss(model(x), y, a.hard_share, a.hard_weight)
+            loss = frame_loss(model(x), y, a.hard_share, a.hard_weight, a.inside_loss)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -253,6 +269,7 @@ def main():
                 out = model(torch.from_numpy(Xva[i: i + 256].astype(np.float32)))
                 y = torch.from_numpy(Yva[i: i + 256].astype(np.int64))
                 y = torch.where(y == NOT_MINED, torch.full_like(y, n_cls - 1), y)
+                y = torch.where(y <= INSIDE, torch.full_like(y, -1), y)  # inside a word: not in these figures
                 vl += F.cross_entropy(out.reshape(-1, n_cls), y.reshape(-1), ignore_index=-1, reduction="sum").item()
                 m = y >= 0
                 correct += (out.argmax(-1)[m] == y[m]).sum().item()
