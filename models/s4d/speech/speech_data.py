@@ -66,6 +66,9 @@ NEAR_MISSES = {
 }
 NEAR_MISS_WORDS = sorted({w for ws in NEAR_MISSES.values() for w in ws})
 assert set(NEAR_MISS_WORDS) <= set(NEGATIVE_WORDS)
+# The label ClipMaker.make_stream gives a near-miss word's span in its events (commands: 0..21).
+NEAR_MISS = -1
+_NEAR_MISS_SET = frozenset(NEAR_MISS_WORDS)
 
 # Pieces of carrier phrases (no commands or their homophones inside).
 PREFIXES = ["please", "now", "okay", "I said", "can you", "turn", "move", "the answer is", "say",
@@ -334,7 +337,8 @@ class ClipMaker:
         fraction of those that are one non-command word (many of them near misses) rather than a
         sentence; near_miss_share: the fraction of those words drawn from NEAR_MISS_WORDS (0: every
         word of NEGATIVE_WORDS alike, with no extra draw from rng, as the shipped model was trained).
-        -> (samples [n], [(label, start, end)] in samples)."""
+        -> (samples [n], [(label, start, end)] in samples: the commands, and the near-miss words
+        (NEAR_MISS_WORDS) as NEAR_MISS)."""
         command_share = (0.9 - negative_share) / 2
         voice = self.pick_voice(rng)
         x = np.zeros(self.n)
@@ -347,12 +351,16 @@ class ClipMaker:
                 pos += int(rng.uniform(0.3, 1.5) * SR)
                 continue
             if kind == "negative":
+                near_miss = False
                 if rng.random() >= word_share:
                     seg = self._say(rng, voice, SENTENCES[rng.integers(len(SENTENCES))])
-                elif near_miss_share > 0 and rng.random() < near_miss_share:
-                    seg = self._say(rng, voice, NEAR_MISS_WORDS[rng.integers(len(NEAR_MISS_WORDS))])
                 else:
-                    seg = self._say(rng, voice, NEGATIVE_WORDS[rng.integers(len(NEGATIVE_WORDS))])
+                    if near_miss_share > 0 and rng.random() < near_miss_share:
+                        text = NEAR_MISS_WORDS[rng.integers(len(NEAR_MISS_WORDS))]
+                    else:
+                        text = NEGATIVE_WORDS[rng.integers(len(NEGATIVE_WORDS))]
+                    seg = self._say(rng, voice, text)
+                    near_miss = text in _NEAR_MISS_SET
                 seg, span = _speed(seg, speed), None
             else:
                 label = int(rng.integers(len(COMMANDS)))
@@ -369,6 +377,8 @@ class ClipMaker:
                 span = (label, int(len(pre) / speed), int((len(pre) + len(word)) / speed))
             end = min(self.n, pos + len(seg))
             x[pos:end] = seg[: end - pos]
+            if kind == "negative" and near_miss:
+                events.append((NEAR_MISS, pos, end))
             if span is not None and pos + span[2] + int(0.45 * SR) <= self.n:
                 events.append((span[0], pos + span[1], pos + span[2]))
             elif span is not None:

@@ -52,33 +52,47 @@ NOT_MINED = -2
 # background", scored (--inside-loss) as -log(p_c + p_background). Left unscored, nothing stops the
 # model from firing "four" inside "forward" or "on" inside "one".
 INSIDE = -10
+# The frames where a command's label would be after a near-miss word ("tree", "stock") are
+# background labelled NEAR_BACKGROUND, weighted --near-miss-weight times: with the few near misses
+# among thousands of commands, a plain mean left "free" and "tree" firing "three" (on the training
+# voices too).
+NEAR_BACKGROUND = -3
 
 _maker = None
 
 
-def _init_worker(bank_path, splits, clip_seconds, mix):
-    global _maker, _mix
+def _init_worker(bank_path, splits, clip_seconds, mix, near_miss_frames):
+    global _maker, _mix, _near_miss_frames
     with open(bank_path, "rb") as f:
         bank = pickle.load(f)
     _maker = speech_data.ClipMaker(bank, splits, clip_seconds)
-    _mix = mix
+    _mix, _near_miss_frames = mix, near_miss_frames
 
 
-def frame_labels(n_frames, events):
+def frame_labels(n_frames, events, near_miss=False):
     """events: [(label, start, end)] in samples -> one label per frame (NOT_MINED: background that
-    hard-frame mining skips; INSIDE - c: inside command c's word, c or background)."""
-    y = np.full(n_frames, len(speech_data.COMMANDS), dtype=np.int16)
+    hard-frame mining skips; INSIDE - c: inside command c's word, c or background; with near_miss,
+    NEAR_BACKGROUND after a near-miss word, where background)."""
+    background = len(speech_data.COMMANDS)
+    y = np.full(n_frames, background, dtype=np.int16)
     for label, start, end in events:
+        if label == speech_data.NEAR_MISS:
+            continue
         t_end = max(0, math.ceil((end - features.WINDOW) / features.HOP))
         t_start = max(0, math.ceil((start - features.WINDOW) / features.HOP))
         y[t_start: t_end + LABEL_FROM] = INSIDE - label
         y[t_end + LABEL_FROM: t_end + LABEL_TO] = label
         tail = y[t_end + LABEL_TO: t_end + LABEL_TO + NOT_MINED_FRAMES]
         tail[tail == len(speech_data.COMMANDS)] = NOT_MINED
+    for label, start, end in events:
+        if near_miss and label == speech_data.NEAR_MISS:
+            t_end = max(0, math.ceil((end - features.WINDOW) / features.HOP))
+            window = y[t_end + LABEL_FROM: t_end + LABEL_TO]
+            window[window == background] = NEAR_BACKGROUND
     return y
 
 
-def frame_loss(logits, y, hard_share, hard_weight, inside):
+def frame_loss(logits, y, hard_share, hard_weight, inside, near_weight=1.0):
     """Per-frame cross-entropy over the scored frames (with `inside`, a command's word frames
     score -log(p_command + p_background)), plus hard_weight times the mean over the hard_share of
     background frames the model gets most wrong (online hard example mining): a false alarm is a
@@ -88,7 +102,8 @@ def frame_loss(logits, y, hard_share, hard_weight, inside):
     background = n_cls - 1
     logits = logits.reshape(-1, n_cls)
     y = y.reshape(-1)
-    target = torch.where(y == NOT_MINED, torch.full_like(y, background), y)
+    near = y == NEAR_BACKGROUND
+    target = torch.where((y == NOT_MINED) | near, torch.full_like(y, background), y)
     in_word = target <= INSIDE
     ce = F.cross_entropy(logits, torch.where(in_word, torch.full_like(target, -1), target), ignore_index=-1,
                          reduction="none")
@@ -99,7 +114,11 @@ def frame_loss(logits, y, hard_share, hard_weight, inside):
         either = torch.logsumexp(torch.stack([logits.gather(1, cmd[:, None])[:, 0], logits[:, background]]), dim=0)
         ce = torch.where(in_word, lse - either, ce)
         scored = scored | in_word
-    loss = ce[scored].mean()
+    if near_weight != 1.0:
+        w = torch.where(near, torch.full_like(ce, near_weight), torch.ones_like(ce))[scored]
+        loss = (ce[scored] * w).sum() / w.sum()
+    else:
+        loss = ce[scored].mean()
     if hard_share > 0 and hard_weight > 0:
         bg = ce[y == background]
         k = max(1, int(math.ceil(hard_share * bg.numel())))
@@ -111,13 +130,13 @@ def _clip_job(seed):
     rng = np.random.default_rng(seed)
     x, events = _maker.make_stream(rng, *_mix)
     f = features.log_mel(x).astype(np.float16)
-    return f, frame_labels(len(f), events)
+    return f, frame_labels(len(f), events, _near_miss_frames)
 
 
-def make_set(bank_path, splits, n, seed, clip_seconds, processes, mix):
+def make_set(bank_path, splits, n, seed, clip_seconds, processes, mix, near_miss_frames):
     """mix: ClipMaker.make_stream's (negative_share, word_share, near_miss_share)."""
     seeds = [seed * 1_000_003 + i for i in range(n)]
-    with Pool(processes, _init_worker, (bank_path, splits, clip_seconds, mix)) as pool:
+    with Pool(processes, _init_worker, (bank_path, splits, clip_seconds, mix, near_miss_frames)) as pool:
         out = pool.map(_clip_job, seeds, chunksize=64)
     return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
 
@@ -199,6 +218,8 @@ def main():
     ap.add_argument("--hard-share", type=float, default=0.0,
                     help="fraction of a batch's background frames (the worst ones) weighted again")
     ap.add_argument("--hard-weight", type=float, default=0.0, help="weight of the hard background frames' mean loss")
+    ap.add_argument("--near-miss-weight", type=float, default=1.0,
+                    help="weight of the background frames where a command's label would be after a near-miss word")
     ap.add_argument("--inside-loss", type=int, default=0,
                     help="1: frames inside a command's word score -log(p_command + p_background), not nothing")
     ap.add_argument("--init", default="", help="go on from this model folder (its shape replaces --d-model etc.)")
@@ -218,8 +239,8 @@ def main():
            "epochs": []}
     t0 = time.time()
     mix = (a.negative_share, a.word_share, a.near_miss_share)
-    Xtr, Ytr = make_set(a.bank, {"train"}, a.n_train, a.seed, a.clip_seconds, a.threads, mix)
-    Xva, Yva = make_set(a.bank, {"valid"}, a.n_valid, a.seed + 7919, a.clip_seconds, a.threads, mix)
+    Xtr, Ytr = make_set(a.bank, {"train"}, a.n_train, a.seed, a.clip_seconds, a.threads, mix, a.near_miss_weight != 1.0)
+    Xva, Yva = make_set(a.bank, {"valid"}, a.n_valid, a.seed + 7919, a.clip_seconds, a.threads, mix, a.near_miss_weight != 1.0)
     print("data: %d train, %d valid clips of %d frames in %.0f s" % (len(Xtr), len(Xva), Xtr.shape[1], time.time() - t0), flush=True)
     log["data_seconds"] = round(time.time() - t0, 1)
 
@@ -256,7 +277,7 @@ def main():
             warm = min(1.0, (step + 1) / max(1, a.warmup))
             for gr, b in zip(opt.param_groups, base_lrs):
                 gr["lr"] = b * warm * 0.5 * (1 + math.cos(math.pi * step / total))
-            loss = frame_loss(model(x), y, a.hard_share, a.hard_weight, a.inside_loss)
+            loss = frame_loss(model(x), y, a.hard_share, a.hard_weight, a.inside_loss, a.near_miss_weight)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -268,7 +289,7 @@ def main():
             for i in range(0, len(Xva), 256):
                 out = model(torch.from_numpy(Xva[i: i + 256].astype(np.float32)))
                 y = torch.from_numpy(Yva[i: i + 256].astype(np.int64))
-                y = torch.where(y == NOT_MINED, torch.full_like(y, n_cls - 1), y)
+                y = torch.where((y == NOT_MINED) | (y == NEAR_BACKGROUND), torch.full_like(y, n_cls - 1), y)
                 y = torch.where(y <= INSIDE, torch.full_like(y, -1), y)  # inside a word: not in these figures
                 vl += F.cross_entropy(out.reshape(-1, n_cls), y.reshape(-1), ignore_index=-1, reduction="sum").item()
                 m = y >= 0
