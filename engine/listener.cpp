@@ -136,6 +136,7 @@ Listener::Listener(const std::string& model_dir, const ListenerOptions& options)
     h.frames.resize(size_t(cap) * F * S::kMels);
     h.slots.resize(cap);
     h.real.resize(cap);
+    h.audio.resize(cap);
   }
   outputs_.resize(size_t(cap) * F * n_outputs_);
   ended_.reserve(cap);
@@ -240,7 +241,10 @@ bool Listener::has_hop(Stream& s, size_t frames) {
     s.resampler->process(s.taken.data(), s.taken.size(), flush, s.resampled);
     s.front_end.push(s.resampled.data(), s.resampled.size());
     s.taken.clear();
-    if (flush) s.finished_input = true;
+    if (flush) {
+      s.front_end.end_audio(kEndOfAudioSilenceSamples);
+      s.finished_input = true;
+    }
   }
   const size_t ready = s.front_end.frames_ready();
   if (ready >= frames || (s.finished_input && ready > 0)) return true;
@@ -260,7 +264,9 @@ void Listener::gather(Hop& hop) {
     Stream& s = *hop.streams[i];
     // A stream's last frames: the step's other frames are zeros, their outputs never decoded (the
     // slot is reset before it serves another stream).
+    const size_t audio_before = s.front_end.audio_frames_popped();
     hop.real[i] = int(s.front_end.pop_frames(hop.frames.data() + i * F * d_in, F));
+    hop.audio[i] = int(s.front_end.audio_frames_popped() - audio_before);
     hop.slots[i] = s.id;
   }
 }
@@ -329,7 +335,7 @@ int Listener::process() {
     ++steps;
     ++stats_.steps;
     stats_.hops += uint64_t(frames_per_step_);
-    for (int i = 0; i < B; ++i) stats_.frames += uint64_t(hop.real[size_t(i)]);
+    for (int i = 0; i < B; ++i) stats_.frames += uint64_t(hop.audio[size_t(i)]);
   }
   retire_ended();  // streams that ended with no hop left to step
   return steps;

@@ -50,7 +50,8 @@ struct ListenerEvent {
 struct ListenerStats {
   uint64_t hops = 0;            // hops of audio stepped: batched steps x frames per step
   uint64_t steps = 0;           // batched steps run
-  uint64_t frames = 0;          // stream-frames processed (the streams' hops, without padding)
+  uint64_t frames = 0;          // stream-frames of audio processed (without padding, nor the
+                                // silence after a stream's end: kEndOfAudioSilenceSamples)
   // Wall time of the most recent steps (front-end, model step, decoding; each covers
   // frames_per_step hops), at most kHopHistory of them in no particular order: a listener that
   // runs for days keeps a fixed-size record, reserved at construction, so no step allocates.
@@ -129,7 +130,8 @@ class VKSSM_API Listener {
     std::vector<Stream*> streams;
     std::vector<float> frames;
     std::vector<int32_t> slots;
-    std::vector<int> real;  // frames of each stream that are audio (the rest is padding)
+    std::vector<int> real;   // frames of each stream from its front-end (the rest is padding)
+    std::vector<int> audio;  // of those, frames of its audio (not the silence after its end)
   };
   Stream& stream_at(int id) const;
   // Moves the stream's pushed audio into its front-end until `frames` are ready; true when a step

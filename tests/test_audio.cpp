@@ -269,6 +269,35 @@ TEST(LogMel, StreamingEqualsWholeSignalBitForBit) {
   }
 }
 
+
+// A stream's end: the silence end_audio() adds gives the frames of the audio followed by that
+// many zeros, once, and audio_frames_popped() counts only the frames of the audio itself.
+TEST(LogMel, EndOfAudioAddsSilenceOnceAndCountsOnlyTheAudio) {
+  std::vector<float> x = test_signal(5000);
+  std::vector<float> padded = x;
+  padded.resize(x.size() + 1200, 0.0f);
+  const std::vector<float> whole = log_mel(padded.data(), padded.size());
+  LogMelStream s;
+  s.push(x.data(), 3000);
+  std::vector<float> got(whole.size());
+  size_t t = 0;
+  while (s.pop_frame(got.data() + t * LogMelSpec::kMels)) ++t;
+  EXPECT_FALSE(s.audio_ended());
+  EXPECT_EQ(s.audio_frames_popped(), t);
+  s.push(x.data() + 3000, x.size() - 3000);
+  s.end_audio(1200);
+  s.end_audio(1200);  // once
+  EXPECT_TRUE(s.audio_ended());
+  EXPECT_EQ(s.samples_pushed(), padded.size());
+  while (s.pop_frame(got.data() + t * LogMelSpec::kMels)) ++t;
+  ASSERT_EQ(t * LogMelSpec::kMels, whole.size());
+  EXPECT_EQ(std::memcmp(got.data(), whole.data(), whole.size() * sizeof(float)), 0);
+  EXPECT_EQ(s.frames_popped(), log_mel_frame_count(padded.size()));
+  EXPECT_EQ(s.audio_frames_popped(), log_mel_frame_count(x.size()));
+  s.reset();
+  EXPECT_FALSE(s.audio_ended());
+  EXPECT_EQ(s.audio_frames_popped(), 0u);
+}
 // The C++ features against models/s4d/speech/features.py, which training used.
 TEST(LogMel, MatchesThePythonFrontEndUsedForTraining) {
   std::vector<float> x = test_signal(12345);

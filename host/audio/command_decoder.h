@@ -13,6 +13,12 @@
 
 namespace vkssm {
 
+// Audio a detection needs after its word: the command model marks a command from 120 to 400 ms
+// after the word ends (models/s4d/speech/train_commands.py) and the decoder averages `window`
+// frames on top. A stream whose audio ends sooner (a recording cut right after its last word) is
+// followed by this much silence, so its last command is still decided.
+constexpr int kEndOfAudioSilenceSamples = 8000;  // 0.5 s at 16 kHz
+
 struct CommandDecoderOptions {
   float threshold = 0.6f;
   int window = 8;        // frames (10 ms each)

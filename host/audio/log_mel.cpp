@@ -150,10 +150,18 @@ size_t LogMelStream::pop_frames(float* dst, size_t count) {
   return t;
 }
 
+void LogMelStream::end_audio(size_t silence) {
+  if (audio_ended()) return;
+  audio_frames_ = popped_ + frames_ready();
+  pending_.resize(pending_.size() + silence, 0.0f);
+  pushed_ += silence;
+}
+
 void LogMelStream::reset() {
   pending_.clear();
   start_ = 0;
   pushed_ = popped_ = 0;
+  audio_frames_ = kNoEnd;
 }
 
 std::vector<float> log_mel(const float* samples, size_t n) {

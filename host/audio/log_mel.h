@@ -49,6 +49,12 @@ class LogMelStream {
   // Samples taken in so far, and frames popped so far.
   size_t samples_pushed() const { return pushed_; }
   size_t frames_popped() const { return popped_; }
+  // The stream's audio has ended: `silence` zero samples follow it (once; later calls do
+  // nothing), so the frames after its last word are those of a recording that went on quietly.
+  void end_audio(size_t silence);
+  bool audio_ended() const { return audio_frames_ != kNoEnd; }
+  // Frames popped so far whose window lies in the audio, not in the silence end_audio() added.
+  size_t audio_frames_popped() const { return popped_ < audio_frames_ ? popped_ : audio_frames_; }
   void reset();
 
  private:
@@ -57,6 +63,8 @@ class LogMelStream {
   std::vector<float> pending_;  // samples not yet dropped; the next frame starts at start_
   size_t start_ = 0;
   size_t pushed_ = 0, popped_ = 0;
+  static constexpr size_t kNoEnd = ~size_t(0);
+  size_t audio_frames_ = kNoEnd;  // frames of the audio alone, once end_audio() was called
 };
 
 // The whole-signal computation: [frames][kMels] floats, row-major.

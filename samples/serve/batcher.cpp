@@ -364,6 +364,7 @@ void Batcher::advance_audio() {
     }
     a.front_end.push(a.taken.data(), a.taken.size());
     a.taken.clear();
+    if (ended) a.front_end.end_audio(kEndOfAudioSilenceSamples);  // once; its last word is still decided
     const size_t ready = a.front_end.frames_ready();
     if (ready >= F || (ended && ready > 0)) {
       audio_batch_.push_back(&a);
@@ -379,10 +380,12 @@ void Batcher::advance_audio() {
   uint64_t frames = 0;
   for (int i = 0; i < batch; ++i) {
     AudioSlot& a = *audio_batch_[size_t(i)];
-    // Padding after the end (zero frames) is never decoded.
+    // Padding after the end (zero frames) is never decoded; the silence after it is, but is not
+    // counted as audio.
+    const size_t audio_before = a.front_end.audio_frames_popped();
     const size_t t = a.front_end.pop_frames(frames_.data() + size_t(i) * F * d_in, F);
     frame_real_[size_t(i)] = int(t);
-    frames += t;
+    frames += a.front_end.audio_frames_popped() - audio_before;
     frame_slots_[size_t(i)] = table_.find(a.session)->slot;
   }
   try {
