@@ -197,6 +197,7 @@ def main():
                    "detection_by_engine": {k: "%d/%d (%.1f %%)" % (h, n, 100 * h / n) for k, (h, n) in by_engine.items()},
                    "missed": sorted(w for r in rows for w in r["missed"]),
                    "false_alarm_words": sorted(w for r in rows if r["negative"] for w in r["false_alarms"]),
+                   "unmatched_words_in_command_streams": sorted(w for r in rows if not r["negative"] for w in r["false_alarms"]),
                    "false_alarms_heard_in": sorted(h for r in rows for h in r["heard_in"]),
                    "listen": summary}
             report["conditions"].setdefault(cond, []).append(res)
