@@ -105,7 +105,8 @@ class VKSSM_API Listener {
   // finished stream id.
   void push(int stream, const float* samples, size_t n);
   void push_s16(int stream, const int16_t* samples, size_t n);
-  // No more audio: process() runs the stream's last hops, then the stream leaves the batch and
+  // No more audio: process() runs the stream's last hops and 0.5 s of silence after them (so a
+  // command said just before the end is still decided), then the stream leaves the batch and
   // its slot is free again. Thread-safe.
   void finish(int stream);
   // Drops a stream now (its undelivered events stay in poll()).
