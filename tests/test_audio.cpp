@@ -269,7 +269,6 @@ TEST(LogMel, StreamingEqualsWholeSignalBitForBit) {
   }
 }
 
-
 // A stream's end: the silence end_audio() adds gives the frames of the audio followed by that
 // many zeros, once, and audio_frames_popped() counts only the frames of the audio itself.
 TEST(LogMel, EndOfAudioAddsSilenceOnceAndCountsOnlyTheAudio) {
@@ -298,6 +297,7 @@ TEST(LogMel, EndOfAudioAddsSilenceOnceAndCountsOnlyTheAudio) {
   EXPECT_FALSE(s.audio_ended());
   EXPECT_EQ(s.audio_frames_popped(), 0u);
 }
+
 // The C++ features against models/s4d/speech/features.py, which training used.
 TEST(LogMel, MatchesThePythonFrontEndUsedForTraining) {
   std::vector<float> x = test_signal(12345);

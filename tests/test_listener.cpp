@@ -143,8 +143,7 @@ TEST(Listener, DemoRecordingsGiveTheirCommandsOnBothBackends) {
 
 // A recording cut off right after its last command, before the decision (which comes 0.1-0.4 s
 // after the word), still gives that command, at about the same time: its end is followed by
-// silence.
-// The listener's audio seconds are those of the recording, not of that silence.
+// silence. The listener's audio frames are those of the recording, not of that silence.
 TEST(Listener, ARecordingCutRightAfterItsLastCommandStillGivesIt) {
   const WavAudio full = read_wav_file(demo(1));
   Listener l(kModel, options(BackendKind::Vulkan, 1));

@@ -48,9 +48,9 @@ sitting lasting forever
 NEGATIVE_WORDS = [w for w in NEGATIVE_WORDS if w != "nine's"]
 
 # The words of NEGATIVE_WORDS that differ from a command by about one sound ("tree" / "three",
-# "stock" / "stop"), by the command they are mistaken for. Each is drawn about a tenth as often as a
-# command in the default mix, so the model's prior says "command" wherever the one differing sound
-# is masked by noise; ClipMaker.make_stream(near_miss_share=...) draws them more often.
+# "stock" / "stop"), by the command they are mistaken for. Each is drawn about 23 times less often
+# than a command in the default mix, so the model's prior says "command" wherever the one differing
+# sound is masked by noise; ClipMaker.make_stream(near_miss_share=...) draws them more often.
 NEAR_MISSES = {
     "yes": ["yesterday", "yet", "yesses", "yellow"], "no": ["nose", "north", "nothing", "nobody", "notice", "nowhere"],
     "up": ["upper", "update", "uphill", "upon"], "down": ["dawn", "doubt", "downtown", "town"],
@@ -68,7 +68,6 @@ NEAR_MISS_WORDS = sorted({w for ws in NEAR_MISSES.values() for w in ws})
 assert set(NEAR_MISS_WORDS) <= set(NEGATIVE_WORDS)
 # The label ClipMaker.make_stream gives a near-miss word's span in its events (commands: 0..21).
 NEAR_MISS = -1
-_NEAR_MISS_SET = frozenset(NEAR_MISS_WORDS)
 
 # Pieces of carrier phrases (no commands or their homophones inside).
 PREFIXES = ["please", "now", "okay", "I said", "can you", "turn", "move", "the answer is", "say",
@@ -360,7 +359,7 @@ class ClipMaker:
                     else:
                         text = NEGATIVE_WORDS[rng.integers(len(NEGATIVE_WORDS))]
                     seg = self._say(rng, voice, text)
-                    near_miss = text in _NEAR_MISS_SET
+                    near_miss = text in NEAR_MISS_WORDS
                 seg, span = _speed(seg, speed), None
             else:
                 label = int(rng.integers(len(COMMANDS)))

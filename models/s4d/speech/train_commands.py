@@ -69,6 +69,11 @@ def _init_worker(bank_path, splits, clip_seconds, mix, near_miss_frames):
     _mix, _near_miss_frames = mix, near_miss_frames
 
 
+def _frame_of(sample):
+    """The first frame whose window ends at or after `sample`."""
+    return max(0, math.ceil((sample - features.WINDOW) / features.HOP))
+
+
 def frame_labels(n_frames, events, near_miss=False):
     """events: [(label, start, end)] in samples -> one label per frame (NOT_MINED: background that
     hard-frame mining skips; INSIDE - c: inside command c's word, c or background; with near_miss,
@@ -78,15 +83,14 @@ def frame_labels(n_frames, events, near_miss=False):
     for label, start, end in events:
         if label == speech_data.NEAR_MISS:
             continue
-        t_end = max(0, math.ceil((end - features.WINDOW) / features.HOP))
-        t_start = max(0, math.ceil((start - features.WINDOW) / features.HOP))
+        t_start, t_end = _frame_of(start), _frame_of(end)
         y[t_start: t_end + LABEL_FROM] = INSIDE - label
         y[t_end + LABEL_FROM: t_end + LABEL_TO] = label
         tail = y[t_end + LABEL_TO: t_end + LABEL_TO + NOT_MINED_FRAMES]
         tail[tail == len(speech_data.COMMANDS)] = NOT_MINED
     for label, start, end in events:
         if near_miss and label == speech_data.NEAR_MISS:
-            t_end = max(0, math.ceil((end - features.WINDOW) / features.HOP))
+            t_end = _frame_of(end)
             window = y[t_end + LABEL_FROM: t_end + LABEL_TO]
             window[window == background] = NEAR_BACKGROUND
     return y
