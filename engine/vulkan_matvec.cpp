@@ -65,6 +65,11 @@ MatvecPipeline::MatvecPipeline(VulkanContext& ctx, WeightUploader& up, const Tun
       texel_(tune.texel),
       subgroups_(ctx.caps().subgroup_arithmetic),
       spec_(spec_of(tune, p).constants()),
+      one_row_spec_([&] {
+        MatvecSpec one = spec_of(tune, p);
+        one.one_row = true;
+        return one.constants();
+      }()),
       groups_(ceil_div(p.rows, 4 * tune.row_groups)),
       stream_lanes_(p.stream_lanes && ctx.caps().is_cpu() && tune.texel),
       lanes_spec_(stream_lanes_spec(p)),
@@ -73,19 +78,22 @@ MatvecPipeline::MatvecPipeline(VulkanContext& ctx, WeightUploader& up, const Tun
     throw Error("internal: a stream-lanes matvec has no norm or accumulate");
 }
 
-const ComputePipeline& MatvecPipeline::pipeline_for(MatrixFormat format) const {
-  for (const auto& [f, pipe] : pipelines_)
-    if (f == format) return *pipe;
-  if (uses_stream_lanes(format))
-    return *pipelines_
-                .emplace_back(format, std::make_unique<ComputePipeline>(ctx_, ShaderId::matvec_stream_lanes, kBindings,
-                                                                        lanes_spec_, kTexelBindings))
-                .second;
-  // Every variant has the same bindings, so sets are interchangeable between them.
-  return *pipelines_
-              .emplace_back(format, std::make_unique<ComputePipeline>(ctx_, matvec_variant(texel_, format, subgroups_),
-                                                                      kBindings, spec_, texel_ ? kTexelBindings : 0))
-              .second;
+MatvecPipeline::Variant MatvecPipeline::pipeline_for(MatrixFormat format) const {
+  for (const Compiled& c : pipelines_)
+    if (c.format == format) return {c.any_rows.get(), c.one_row.get()};
+  Compiled& c = pipelines_.emplace_back(Compiled{format, nullptr, nullptr});
+  if (uses_stream_lanes(format)) {
+    c.any_rows = std::make_unique<ComputePipeline>(ctx_, ShaderId::matvec_stream_lanes, kBindings, lanes_spec_,
+                                                   kTexelBindings);
+  } else {
+    // Every variant has the same bindings, so sets are interchangeable between them.
+    const ShaderId id = matvec_variant(texel_, format, subgroups_);
+    c.any_rows = std::make_unique<ComputePipeline>(ctx_, id, kBindings, spec_, texel_ ? kTexelBindings : 0);
+    // GPUs branch around the passes a step does not take; only CPU drivers need the twin.
+    if (ctx_.caps().is_cpu())
+      c.one_row = std::make_unique<ComputePipeline>(ctx_, id, kBindings, one_row_spec_, texel_ ? kTexelBindings : 0);
+  }
+  return {c.any_rows.get(), c.one_row.get()};
 }
 
 Dispatch MatvecPipeline::dispatch(VkDescriptorSet set) const {
@@ -108,10 +116,11 @@ VkDescriptorSet MatvecPipeline::bind(DescriptorArena& arena, const GpuBuffer& st
                          texel_ ? up_.view(g, weights, offset, bytes, weights && is_blocks(format))
                                 : VkBufferView(VK_NULL_HANDLE)};
   };
-  const ComputePipeline& pipe = pipeline_for(format);
-  const VkDescriptorSet set = arena.make_set(pipe, {{&step_input}, in(b.x, false), in(b.w, true, b.w_offset, b.w_bytes),
-                                                    in(b.norm_w, false), {&or_placeholder(b.bias)}, {b.y, b.y_offset}});
-  sets_.emplace_back(set, Dispatch{&pipe, set, lanes ? lanes_groups_ : groups_});
+  const Variant pipe = pipeline_for(format);
+  const VkDescriptorSet set =
+      arena.make_set(*pipe.any_rows, {{&step_input}, in(b.x, false), in(b.w, true, b.w_offset, b.w_bytes),
+                                      in(b.norm_w, false), {&or_placeholder(b.bias)}, {b.y, b.y_offset}});
+  sets_.emplace_back(set, Dispatch{pipe.any_rows, set, lanes ? lanes_groups_ : groups_, pipe.one_row});
   return set;
 }
 

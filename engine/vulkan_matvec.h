@@ -34,8 +34,10 @@ struct MatvecSpec {
   float eps = 1e-5f;        // 9: EPS of the RMSNorm
   uint32_t x_stride4 = 1;   // 10: X_STRIDE4, vec4s between rows of x
   bool lane_rows = false;   // 11: LANE_ROWS, each thread takes whole rows (fp32/fp16 variants)
+  bool one_row = false;     // 12: ONE_ROW, only for steps of one row (Dispatch::one_row)
   SpecConstants constants() const {
-    return {local, rows, cols, cols4, y_stride, row_groups, norm, accumulate, bias, eps, x_stride4, lane_rows};
+    return {local, rows, cols, cols4, y_stride, row_groups, norm, accumulate, bias, eps, x_stride4, lane_rows,
+            one_row};
   }
 };
 
@@ -71,7 +73,9 @@ class MatvecPipeline {
  public:
   // The variant follows the work split (texel buffers or storage buffers) and how the uploader
   // stored the matrix bound (fp32, fp16 or blocks; a GGUF file's matrices can each differ): bind()
-  // compiles each variant the first time a matrix needs it.
+  // compiles each variant the first time a matrix needs it. On CPU drivers each variant comes with
+  // a one-row twin (MatvecSpec::one_row) for the model's one-row command buffers: llvmpipe runs
+  // the untaken multi-stream passes too, masked, unless they are compiled out.
   MatvecPipeline(VulkanContext& ctx, WeightUploader& up, const Tuning& tune, const MatvecParams& p);
 
   // A descriptor set for one use of this projection (e.g. one layer's weights). Where the work
@@ -90,21 +94,29 @@ class MatvecPipeline {
   static constexpr uint32_t kStreamsPerLane = 2;
 
  private:
-  const ComputePipeline& pipeline_for(MatrixFormat format) const;
+  struct Variant {
+    const ComputePipeline* any_rows;
+    const ComputePipeline* one_row;  // nullptr where there is no one-row twin
+  };
+  Variant pipeline_for(MatrixFormat format) const;
   bool uses_stream_lanes(MatrixFormat format) const { return stream_lanes_ && format == MatrixFormat::F32; }
 
   VulkanContext& ctx_;
   WeightUploader& up_;
   bool texel_;
   bool subgroups_;
-  SpecConstants spec_;
+  SpecConstants spec_, one_row_spec_;
   uint32_t groups_;
   bool stream_lanes_;
   SpecConstants lanes_spec_;  // matvec_stream_lanes.comp's, when stream_lanes_
   uint32_t lanes_groups_;
   // Load-time caches, filled by bind(): a variant per matrix format met, and which variant each set
   // was made for.
-  mutable std::vector<std::pair<MatrixFormat, std::unique_ptr<ComputePipeline>>> pipelines_;
+  struct Compiled {
+    MatrixFormat format;
+    std::unique_ptr<ComputePipeline> any_rows, one_row;  // one_row: CPU drivers' matvec.comp only
+  };
+  mutable std::vector<Compiled> pipelines_;
   mutable std::vector<std::pair<VkDescriptorSet, Dispatch>> sets_;
 };
 

@@ -38,24 +38,35 @@ struct Dispatch {
   const ComputePipeline* pipeline = nullptr;
   VkDescriptorSet set = VK_NULL_HANDLE;
   uint32_t groups = 1;
+  // A twin of `pipeline` for steps of one row (one stream, one frame), with the same bindings, or
+  // nullptr: the model's one-row command buffers use it (MatvecPipeline on CPU drivers).
+  const ComputePipeline* one_row = nullptr;
 };
 
 // Records dispatches into one of the model's load-time command buffers.
 class StepRecorder {
  public:
-  StepRecorder(VkCommandBuffer cb, uint32_t max_groups_x) : cb_(cb), max_x_(max_groups_x) {}
+  // one_row: this command buffer runs only steps of one row, so it takes Dispatch::one_row twins.
+  StepRecorder(VkCommandBuffer cb, uint32_t max_groups_x, bool one_row = false)
+      : cb_(cb), max_x_(max_groups_x), one_row_(one_row) {}
   VkCommandBuffer command_buffer() const { return cb_; }
   // Binds the pipeline and set, dispatches `groups` workgroups (folded into y beyond the device's
   // x limit: shaders compute their workgroup index as y * num_x + x) and adds a compute barrier,
   // so each dispatch sees the writes of the one before.
   void dispatch(const ComputePipeline& pipeline, VkDescriptorSet set, uint32_t groups);
-  void dispatch(const Dispatch& d) { dispatch(*d.pipeline, d.set, d.groups); }
+  void dispatch(const Dispatch& d) {
+    if (d.one_row) ++twins_;
+    dispatch(one_row_ && d.one_row ? *d.one_row : *d.pipeline, d.set, d.groups);
+  }
   uint64_t dispatches() const { return dispatches_; }
+  // Dispatches recorded that have a one-row twin (used or not).
+  uint64_t twins() const { return twins_; }
 
  private:
   VkCommandBuffer cb_;
   uint32_t max_x_;
-  uint64_t dispatches_ = 0;
+  bool one_row_;
+  uint64_t dispatches_ = 0, twins_ = 0;
 };
 
 class StepGraph {

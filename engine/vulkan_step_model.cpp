@@ -200,7 +200,8 @@ GpuBuffer& VulkanStepModel::add_state(uint64_t floats_per_slot, const std::strin
   return s.buffer;
 }
 
-VkCommandBuffer VulkanStepModel::record(const std::function<void(StepRecorder&)>& commands, uint64_t* dispatches) {
+VkCommandBuffer VulkanStepModel::record(const std::function<void(StepRecorder&)>& commands, uint64_t* dispatches,
+                                        bool one_row) {
   VkCommandBuffer cb = cbs_.allocate();
   VkCommandBufferBeginInfo bi{};
   bi.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
@@ -208,7 +209,7 @@ VkCommandBuffer VulkanStepModel::record(const std::function<void(StepRecorder&)>
   bi.flags = VK_COMMAND_BUFFER_USAGE_SIMULTANEOUS_USE_BIT;
   VK_CHECK(vkBeginCommandBuffer(cb, &bi));
   full_barrier(cb);
-  StepRecorder recorder(cb, ctx_->caps().max_workgroup_count_x);
+  StepRecorder recorder(cb, ctx_->caps().max_workgroup_count_x, one_row);
   commands(recorder);
   VK_CHECK(vkEndCommandBuffer(cb));
   counters_.recordings++;
@@ -251,6 +252,7 @@ void VulkanStepModel::finish() {
   cbs.assign({prologue_[0]});
   if (save_) cbs.push_back(save_);
   cbs.insert(cbs.end(), {body_, head_});
+  if (body_one_ != body_) cbs.insert(cbs.end(), {body_one_, head_one_});
   if (sample_) cbs.push_back(sample_);
   submit_commands(cbs, 0);
   wait_ticket(flight_.back().ticket);
@@ -293,8 +295,15 @@ void VulkanStepModel::record_all() {
       vkCmdCopyBuffer(r.command_buffer(), staging_[i].handle(), step_in_.handle(), 1, &copy);
     }));
   }
-  body_ = record([&](StepRecorder& r) { graph_->record_body(r); }, &body_dispatches_);
-  head_ = record([&](StepRecorder& r) { graph_->record_head(r); }, &head_dispatches_);
+  uint64_t twins = 0;
+  body_ = record([&](StepRecorder& r) { graph_->record_body(r); twins += r.twins(); }, &body_dispatches_);
+  head_ = record([&](StepRecorder& r) { graph_->record_head(r); twins += r.twins(); }, &head_dispatches_);
+  body_one_ = body_;
+  head_one_ = head_;
+  if (twins > 0) {
+    body_one_ = record([&](StepRecorder& r) { graph_->record_body(r); }, nullptr, true);
+    head_one_ = record([&](StepRecorder& r) { graph_->record_head(r); }, nullptr, true);
+  }
   if (sample_pipe_) sample_ = record([&](StepRecorder& r) { r.dispatch(*sample_pipe_, sample_set_, cap); });
   if (depth_ > 0) {
     // state_save: one dispatch per part of each state buffer's ring. Pipelines differ only in
@@ -492,10 +501,10 @@ void VulkanStepModel::submit(const StepRequest& r) {
     cbs.push_back(save_);
     dispatches += save_dispatches_;
   }
-  cbs.push_back(body_);
+  cbs.push_back(body_for(r.batch * F));
   const bool head = r.sampling || r.want_outputs;
   if (head) {
-    cbs.push_back(head_);
+    cbs.push_back(head_for(r.batch * F));
     dispatches += head_dispatches_;
   }
   if (r.sampling) {
@@ -582,7 +591,7 @@ void VulkanStepModel::prefill(int slot, const int32_t* tokens, int n, float* las
     uint64_t dispatches = 0;
     if (count > 0) {
       stage_prompt(2, tokens + t0, count, slot);
-      cbs.insert(cbs.end(), {prologue_[2], body_});
+      cbs.insert(cbs.end(), {prologue_[2], body_for(count)});
       dispatches += body_dispatches_;
       counters_.steps += uint64_t(count);
       t0 += count;
@@ -590,11 +599,11 @@ void VulkanStepModel::prefill(int slot, const int32_t* tokens, int n, float* las
     const bool last = t0 == n - 1;
     if (last) {
       stage(3, &tokens[n - 1], nullptr, &slot, 1, nullptr);
-      cbs.insert(cbs.end(), {prologue_[3], body_});
+      cbs.insert(cbs.end(), {prologue_[3], body_for(1)});
       dispatches += body_dispatches_;
       counters_.steps++;
       if (last_logits) {
-        cbs.insert(cbs.end(), {head_, outputs_copy_[0][0]});
+        cbs.insert(cbs.end(), {head_for(1), outputs_copy_[0][0]});
         dispatches += head_dispatches_;
       }
     }
@@ -621,13 +630,13 @@ void VulkanStepModel::prefill_by_steps(int slot, const int32_t* tokens, int n, f
         cbs.push_back(save_);
         dispatches += save_dispatches_;
       }
-      cbs.push_back(body_);
+      cbs.push_back(body_for(1));
       dispatches += body_dispatches_;
       counters_.steps++;
     }
     const bool last = t0 + count == n;
     if (last && last_logits) {
-      cbs.push_back(head_);
+      cbs.push_back(head_for(1));
       cbs.push_back(outputs_copy_[0][0]);
       dispatches += head_dispatches_;
     }

@@ -134,8 +134,13 @@ class VulkanStepModel final : public Model {
   void submit_commands(const std::vector<VkCommandBuffer>& cbs, uint64_t dispatches);
   void wait_ticket(uint64_t ticket);
   // Records one load-time command buffer: `record` adds its commands; returns the buffer and
-  // adds the dispatches recorded to *dispatches when given.
-  VkCommandBuffer record(const std::function<void(StepRecorder&)>& record, uint64_t* dispatches = nullptr);
+  // adds the dispatches recorded to *dispatches when given. one_row: the buffer runs only steps of
+  // one row, and takes the dispatches' one-row twins (Dispatch::one_row).
+  VkCommandBuffer record(const std::function<void(StepRecorder&)>& record, uint64_t* dispatches = nullptr,
+                         bool one_row = false);
+  // The body and head for a step of `rows` rows.
+  VkCommandBuffer body_for(int rows) const { return rows == 1 ? body_one_ : body_; }
+  VkCommandBuffer head_for(int rows) const { return rows == 1 ? head_one_ : head_; }
   void record_all();
   void create_completion();
   void copy_slot_states(VkCommandBuffer cb, int slot, VkBuffer host, bool to_host) const;
@@ -183,6 +188,9 @@ class VulkanStepModel final : public Model {
   std::vector<VkCommandBuffer> prologue_;  // per staging buffer: copy it to step_in_
   VkCommandBuffer body_ = VK_NULL_HANDLE, head_ = VK_NULL_HANDLE, sample_ = VK_NULL_HANDLE,
                   save_ = VK_NULL_HANDLE;
+  // The same for steps of one row: with the one-row twins where the graph has any (CPU drivers),
+  // else body_ and head_ themselves.
+  VkCommandBuffer body_one_ = VK_NULL_HANDLE, head_one_ = VK_NULL_HANDLE;
   std::array<VkCommandBuffer, 2> ids_copy_{};
   std::array<std::vector<VkCommandBuffer>, 2> outputs_copy_;  // per parity, per batch bucket
   std::vector<VkCommandBuffer> submit_list_;  // the command buffers of one submit (reserved at load)

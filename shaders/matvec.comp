@@ -35,6 +35,7 @@ layout(constant_id = 8) const bool HAS_BIAS = false;
 layout(constant_id = 9) const float EPS = 1e-5;
 layout(constant_id = 10) const uint X_STRIDE4 = 1;  // vec4s between streams in x (COLS4 or more)
 layout(constant_id = 11) const bool LANE_ROWS = false;  // each thread takes whole rows (pass_rows)
+layout(constant_id = 12) const bool ONE_ROW = false;    // built for steps of one row (see main)
 
 STEP_INPUT(0)
 #ifdef WEIGHT_TEXEL
@@ -62,7 +63,18 @@ layout(std430, binding = 2) readonly buffer W_buf { uvec4 W[]; };
 #endif
 const uint NB = COLS / BLOCK_VALUES;   // blocks per row (COLS is a multiple of the block size here)
 const uint SCALE4 = (NB + 7) / 8;      // uvec4s of fp16 scales per row (Q8_0, Q4_0, Q6_K)
+// A thread takes a 32-value "unit" at a time, in UNIT_HALVES halves with factors of their own, so
+// a unit's scales are fetched once. Q8_0 / Q4_0: a block; Q6_K: a sub-block; Q4_K / Q5_K: one
+// quant texel of a pair of sub-blocks 2p, 2p + 1, which share their quant bytes: its 16 low
+// nibbles are values of sub-block 2p, its 16 high nibbles the same values of 2p + 1. So every quant
+// texel read is used whole (lavapipe: a texel read costs about 40 instructions whatever it brings).
+#if defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
+#define UNIT_HALVES 2
+#else
+#define UNIT_HALVES 1
+#endif
 #define UNIT_X4 8                      // vec4s of x a unit multiplies
+#define HALF_X4 (UNIT_X4 / UNIT_HALVES)
 const uint UNITS = COLS / 32;
 #if defined(WEIGHT_Q8_0)
 const uint QUANT4 = 2 * NB;            // uvec4s of quants per row: 2 per block
@@ -89,7 +101,6 @@ uint quant_texel(uint row, uint q) { return banded_quant_texel(row, q, SCALES4, 
 uint scale_texel(uint row, uint t) { return row * ROW4 + t; }
 uint quant_texel(uint row, uint q) { return row * ROW4 + SCALES4 + q; }
 #endif
-const uvec4 BYTE_SHIFTS = uvec4(0, 8, 16, 24);
 
 // The fp16 scale of block `blk` from the scale section of `row`.
 float block_scale(uint row, uint blk) {
@@ -100,60 +111,77 @@ float block_scale(uint row, uint blk) {
   return unpackHalf2x16((blk & 1u) != 0u ? sw >> 16 : sw).x;
 }
 
-// Unit u of a row as read: its texels and factors. Its weights, in x's order, are d * w - m with
-// w = unit_w(unit, i) for i = 0..7 (Q8_0: the quants and the block scale, m = 0; Q4_0: the nibbles,
-// d and 8 d; Q4_K / Q5_K: the quants, d * scale and dmin * min, as dequantize_row(); Q6_K: the
-// weights, 1 and 0). A unit's dot with x is then d * (w . x) - m * sum(x): the offsets cost one
-// product per unit, not one per weight.
+// Quants are read as f = 1 + q / 2^n: q's n bits (a byte or a nibble of `word`, one per component)
+// are moved to the top of the mantissa of 1.0 and combined with its bits by one shift and one
+// and-xor (an exact float, no int-to-float conversion: on llvmpipe, which has no fused
+// multiply-add for shaders, a weight then costs 4 instructions instead of 5). The format's scale,
+// offset and the 1.0 go into the half's factors D and M (unit_load): q = 2^n f - 2^n.
+// Shifts per component, for a field at bit 8c (LO) or 8c + 4 (HI), up to bit 22.
+const uvec4 SHL_BYTE = uvec4(15, 7, 0, 0), SHR_BYTE = uvec4(0, 0, 1, 9);    // 8 bits, and HI nibbles
+const uvec4 SHL_LO4 = uvec4(19, 11, 3, 0), SHR_LO4 = uvec4(0, 0, 0, 5);     // LO nibbles
+const uint ONE_BITS = 0x3F800000u;  // 1.0
+const uvec4 BYTE_SHIFTS = uvec4(0, 8, 16, 24);
+vec4 mantissa_values(uint word, uvec4 shl, uvec4 shr, uint field_mask, uint xor_bits) {
+  return uintBitsToFloat((((uvec4(word) << shl) >> shr) & field_mask) ^ xor_bits);
+}
+
+// Unit u of a row as read: its texels and each half's factors D and M. Its weights, in x's order,
+// are D * f - M with f = unit_w(unit, i), i = 0..UNIT_X4-1 (half i / 8): q = 2^n f - 2^n folded
+// into dequantize_row()'s weight, so Q8_0 (q + 128 as a byte, n = 8): D = 256 d, M = 384 d;
+// Q4_0 (n = 4): 16 d, 24 d; Q4_K: 16 d scale, 16 d scale + dmin min; Q5_K (n = 5): 32 d scale,
+// 32 d scale + dmin min; Q6_K: unit_w gives the weights, D = 1, M = 0. A half's dot with x is
+// then D * (f . x) - M * sum(x): the offsets cost one product per half, not one per weight.
 struct Unit {
   uvec4 a, b;  // the two texels of quants (Q4_0: one, in a); Q6_K: the low 4 bits
-  float d, m;
-#if defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
-  uvec4 sh;    // nibble shifts: low nibbles for even sub-blocks, high for odd
-#endif
-#if defined(WEIGHT_Q5_K) || defined(WEIGHT_Q6_K)
-  uvec4 h0, h1;  // Q5_K: qh; Q6_K: the top 2 bits
-  uvec4 shh;     // shifts of those bits
+  vec2 d, m;   // D and M of each half
+#ifdef WEIGHT_Q5_K
+  uvec4 h0;      // qh shifted so that bit 8c of a word is the first half's fifth bit, 8c + 1 the second's
 #endif
 #ifdef WEIGHT_Q6_K
+  uvec4 h0, h1;  // the top 2 bits
+  uvec4 shh;     // shifts of those bits
   uvec4 shl;     // shifts of the low 4 bits
-  float db;      // the second half's scale (d is the first half's)
+  float d6, db6; // the two 16-value halves' scales
 #endif
 };
 
 Unit unit_load(uint row, uint u) {
   Unit un;
-  un.m = 0.0;
+  un.d = vec2(1.0, 0.0);
+  un.m = vec2(0.0);
 #if defined(WEIGHT_Q8_0)
   un.a = LOADQ(quant_texel(row, 2u * u));
   un.b = LOADQ(quant_texel(row, 2u * u + 1u));
-  un.d = block_scale(row, u);
+  const float d = block_scale(row, u);
+  un.d.x = 256.0 * d;
+  un.m.x = 384.0 * d;
 #elif defined(WEIGHT_Q4_0)
   un.a = LOADQ(quant_texel(row, u));
   un.b = un.a;
-  un.d = block_scale(row, u);
-  un.m = 8.0 * un.d;
+  const float d = block_scale(row, u);
+  un.d.x = 16.0 * d;
+  un.m.x = 24.0 * d;
 #elif defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
-  // Sub-block j of block s: qs bytes 32 * (j / 2) on, low nibbles for even j, high for odd j;
-  // Q5_K adds bit j of qh[value] as 16. Weight = d * scale * q - dmin * min, as dequantize_row().
-  const uint s = u / 8u, j = u & 7u;
+  // Texel t of pair p of block s: values 16 t.. of sub-blocks 2p (low nibbles of qs bytes
+  // 32 p + 16 t..) and 2p + 1 (their high nibbles); Q5_K adds bit 2p (2p + 1) of qh[value] as 16.
+  // Weight = d * scale * q - dmin * min, as dequantize_row().
+  const uint s = u / 8u, p = (u >> 1) & 3u, t = u & 1u;
   // Texels of block s (banded layouts keep a block's texels together).
 #ifdef WEIGHT_Q4_K
   const uint blk = quant_texel(row, 9u * s), qs = blk + 1u;
+  const float n2 = 16.0;
 #else
   const uint blk = quant_texel(row, 11u * s), qs = blk + 3u;
-  un.h0 = LOADQ(blk + 1u);
-  un.h1 = LOADQ(blk + 2u);
-  un.shh = BYTE_SHIFTS + j;
+  un.h0 = LOADQ(blk + 1u + t) >> (2u * p);
+  const float n2 = 32.0;
 #endif
   const uvec4 head = LOADQ(blk);
   const vec2 dm = unpackHalf2x16(head.x);
-  const uvec2 sm = k_scale_min(head.yzw, j);
-  un.d = dm.x * float(sm.x);
-  un.m = dm.y * float(sm.y);
-  un.a = LOADQ(qs + 2u * (j >> 1));
-  un.b = LOADQ(qs + 2u * (j >> 1) + 1u);
-  un.sh = BYTE_SHIFTS + 4u * (j & 1u);
+  const uvec2 sm0 = k_scale_min(head.yzw, 2u * p), sm1 = k_scale_min(head.yzw, 2u * p + 1u);
+  un.d = n2 * dm.x * vec2(sm0.x, sm1.x);
+  un.m = un.d + dm.y * vec2(sm0.y, sm1.y);
+  un.a = LOADQ(qs + 2u * p + t);
+  un.b = un.a;
 #else
   // Q6_K. Sub-block j of block s covers values 32 j.. : half n = j / 4 of the block, quarter g = j % 4
   // of it. Its low 4 bits are ql[64 n + 32 (g & 1) + l] (high nibble for g >= 2), its top 2 bits
@@ -168,49 +196,40 @@ Unit unit_load(uint row, uint u) {
   un.h1 = LOADQ(blk + 9u + 2u * n);
   const uvec4 sv = LOADQ(blk + 12u);
   const uint sw = n == 0u ? ((g & 2u) == 0u ? sv.x : sv.y) : ((g & 2u) == 0u ? sv.z : sv.w);
-  un.d = d * int8_of(sw, 2u * (g & 1u));
-  un.db = d * int8_of(sw, 2u * (g & 1u) + 1u);
+  un.d6 = d * int8_of(sw, 2u * (g & 1u));
+  un.db6 = d * int8_of(sw, 2u * (g & 1u) + 1u);
   un.shl = BYTE_SHIFTS + 4u * (g >> 1);
   un.shh = BYTE_SHIFTS + 2u * g;
 #endif
   return un;
 }
 
-// w[i] of the unit (i a constant once loops are unrolled): the four values x's vec4 i multiplies.
+// f for x's vec4 i of the unit (i a constant once loops are unrolled): the four values it multiplies.
 vec4 unit_w(Unit un, uint i) {
   const uint c = i & 3u;
-  const uint word = i < 4u ? un.a[c] : un.b[c];
 #if defined(WEIGHT_Q8_0)
-  // four int8 per word, sign-extended by shifting each byte to the top and back
-  return vec4(ivec4(uvec4(word) << uvec4(24, 16, 8, 0)) >> 24);
+  // four int8 per word; flipping bit 7 makes q + 128
+  return mantissa_values(i < 4u ? un.a[c] : un.b[c], SHL_BYTE, SHR_BYTE, 0x007F8000u, ONE_BITS | 0x00400000u);
 #elif defined(WEIGHT_Q4_0)
   // byte b of the block: value b in its low nibble, value b + 16 in its high nibble
-  return vec4((uvec4(word) >> (i < 4u ? BYTE_SHIFTS : BYTE_SHIFTS + 4u)) & 15u);
-#elif defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
-  uvec4 v = (uvec4(word) >> un.sh) & 15u;
-#ifdef WEIGHT_Q5_K
-  v |= ((uvec4(i < 4u ? un.h0[c] : un.h1[c]) >> un.shh) & 1u) << 4;
-#endif
-  return vec4(v);
+  return i < 4u ? mantissa_values(un.a[c], SHL_LO4, SHR_LO4, 0x00780000u, ONE_BITS)
+                : mantissa_values(un.a[c], SHL_BYTE, SHR_BYTE, 0x00780000u, ONE_BITS);
+#elif defined(WEIGHT_Q4_K)
+  // first half: the texel's low nibbles; second half: its high nibbles
+  return i < 4u ? mantissa_values(un.a[c], SHL_LO4, SHR_LO4, 0x00780000u, ONE_BITS)
+                : mantissa_values(un.a[c], SHL_BYTE, SHR_BYTE, 0x00780000u, ONE_BITS);
+#elif defined(WEIGHT_Q5_K)
+  // as Q4_K, one bit lower, with qh's bit as the fifth (bit 22)
+  const uint word = un.a[c], hw = un.h0[c];
+  const uvec4 low = i < 4u ? ((uvec4(word) << (SHL_LO4 - uvec4(1, 1, 1, 0))) >> (SHR_LO4 + uvec4(0, 0, 0, 1)))
+                           : ((uvec4(word) << (SHL_BYTE - uvec4(1, 1, 0, 0))) >> (SHR_BYTE + uvec4(0, 0, 1, 1)));
+  const uvec4 high = i < 4u ? ((uvec4(hw) << uvec4(22, 14, 6, 0)) >> uvec4(0, 0, 0, 2))
+                            : ((uvec4(hw) << uvec4(21, 13, 5, 0)) >> uvec4(0, 0, 0, 3));
+  return uintBitsToFloat((low & 0x003C0000u) | (high & 0x00400000u) | ONE_BITS);
 #else
+  const uint word = i < 4u ? un.a[c] : un.b[c];
   const uvec4 v = ((uvec4(word) >> un.shl) & 15u) | (((uvec4(i < 4u ? un.h0[c] : un.h1[c]) >> un.shh) & 3u) << 4);
-  return (i < 4u ? un.d : un.db) * (vec4(v) - 32.0);
-#endif
-}
-
-// The unit's factors as unit_value() takes them (Q6_K's weights come out whole: 1 and 0).
-float unit_d(Unit un) {
-#ifdef WEIGHT_Q6_K
-  return 1.0;
-#else
-  return un.d;
-#endif
-}
-float unit_m(Unit un) {
-#ifdef WEIGHT_Q6_K
-  return 0.0;
-#else
-  return un.m;
+  return (i < 4u ? un.d6 : un.db6) * (vec4(v) - 32.0);
 #endif
 }
 #else
@@ -277,29 +296,44 @@ void store(uint row, uint b, uint j, float v) {
 }
 
 #ifdef WEIGHT_BLOCKS
-// x[b0] times the norm weights over unit u's columns: what unit_sum multiplies; returns their sum.
-float unit_x(uint b0, uint u, out vec4 xv[UNIT_X4]) {
-  vec4 xs = vec4(0.0);
-  for (uint i = 0; i < UNIT_X4; ++i) {
-    const uint k = u * UNIT_X4 + i;
-    xv[i] = LOAD_X(b0 * X_STRIDE4 + k) * (NORM ? LOAD_NORM(k) : vec4(1.0));
-    xs += xv[i];
-  }
-  return dot(xs, vec4(1.0));
+// The vec4 of x that unit u's vec4 i multiplies (i a constant once loops are unrolled).
+uint unit_x4(uint u, uint i) {
+#if defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
+  // texel t of pair p of block s: values 16 t.. of sub-blocks 2p, then 2p + 1 (32 values on)
+  return (u / 8u) * 64u + ((u >> 1) & 3u) * 16u + (u & 1u) * 4u + (i < 4u ? i : i + 4u);
+#else
+  return u * UNIT_X4 + i;
+#endif
 }
 
-// A unit's dot with x from its d and m (unit_d, unit_m), w . x (as a vec4 `s`) and sum(x): every pass
+// x[b0] times the norm weights over unit u's columns: what unit_sum multiplies; returns the sum of
+// each half.
+vec2 unit_x(uint b0, uint u, out vec4 xv[UNIT_X4]) {
+  vec4 xs[2] = vec4[2](vec4(0.0), vec4(0.0));
+  for (uint i = 0; i < UNIT_X4; ++i) {
+    const uint k = unit_x4(u, i);
+    xv[i] = LOAD_X(b0 * X_STRIDE4 + k) * (NORM ? LOAD_NORM(k) : vec4(1.0));
+    xs[i / HALF_X4] += xv[i];
+  }
+  return vec2(dot(xs[0], vec4(1.0)), dot(xs[1], vec4(1.0)));
+}
+
+// A unit's dot with x from its halves' D and M (Unit), f . x (as vec4s `s`) and sum(x): every pass
 // folds a unit this way, so prefill and steps leave the same state bit for bit.
-float unit_value(float d, float m, vec4 s, float xsum) { return d * dot(s, vec4(1.0)) - m * xsum; }
+float unit_value(vec2 d, vec2 m, vec4 s[2], vec2 xsum) {
+  float v = d.x * dot(s[0], vec4(1.0)) - m.x * xsum.x;
+  if (UNIT_HALVES == 2) v += d.y * dot(s[1], vec4(1.0)) - m.y * xsum.y;
+  return v;
+}
 
 // Unit u of `row` times xv, folded to one float: the single-stream passes add these per row.
-float unit_sum(uint row, uint u, vec4 xv[UNIT_X4], float xsum) {
+float unit_sum(uint row, uint u, vec4 xv[UNIT_X4], vec2 xsum) {
   const Unit un = unit_load(row, u);
   // Each value is used as soon as it is decoded: decoding all 32 first kept them on the stack
   // (llvmpipe). The products and sums are pass_multi's, in its order.
-  vec4 s = vec4(0.0);
-  for (uint i = 0; i < UNIT_X4; ++i) s += unit_w(un, i) * xv[i];
-  return unit_value(unit_d(un), unit_m(un), s, xsum);
+  vec4 s[2] = vec4[2](vec4(0.0), vec4(0.0));
+  for (uint i = 0; i < UNIT_X4; ++i) s[i / HALF_X4] += unit_w(un, i) * xv[i];
+  return unit_value(un.d, un.m, s, xsum);
 }
 #endif
 
@@ -334,7 +368,7 @@ void pass_single_blocks16(uint b0, uint wg, uint tid) {
     for (uint r = 0; r < 16; ++r) acc1[r] = 0.0;
     for (uint u = tid; u < UNITS; u += LOCAL) {
       vec4 xv[UNIT_X4];
-      const float xsum = unit_x(b0, u, xv);
+      const vec2 xsum = unit_x(b0, u, xv);
       for (uint r = 0; r < 16; ++r) acc1[r] += unit_sum(rows[r], u, xv, xsum);
     }
     float sums[16];
@@ -358,7 +392,7 @@ void pass_multi_blocks16(uint b0, uint nb, uint wg, uint tid) {
       for (uint j = 0; j < TB; ++j) acc[r][j] = 0.0;
     for (uint u = tid; u < UNITS; u += LOCAL) {
       vec4 xv[TB][UNIT_X4];
-      float xsum[TB];
+      vec2 xsum[TB];
       for (uint j = 0; j < TB; ++j)
         if (j < nb) xsum[j] = unit_x(b0 + j, u, xv[j]);  // nb is uniform
       for (uint r = 0; r < 16; ++r) {
@@ -367,9 +401,9 @@ void pass_multi_blocks16(uint b0, uint nb, uint wg, uint tid) {
         for (uint i = 0; i < UNIT_X4; ++i) w[i] = unit_w(un, i);
         for (uint j = 0; j < TB; ++j) {
           if (j >= nb) break;
-          vec4 sj = vec4(0.0);
-          for (uint i = 0; i < UNIT_X4; ++i) sj += w[i] * xv[j][i];
-          acc[r][j] += unit_value(unit_d(un), unit_m(un), sj, xsum[j]);
+          vec4 sj[2] = vec4[2](vec4(0.0), vec4(0.0));
+          for (uint i = 0; i < UNIT_X4; ++i) sj[i / HALF_X4] += w[i] * xv[j][i];
+          acc[r][j] += unit_value(un.d, un.m, sj, xsum[j]);
         }
       }
     }
@@ -427,7 +461,7 @@ void pass_single(uint b0, uint wg, uint tid) {
     float acc1[4] = float[4](0.0, 0.0, 0.0, 0.0);
     for (uint u = tid; u < UNITS; u += LOCAL) {
       vec4 xv[UNIT_X4];
-      const float xsum = unit_x(b0, u, xv);
+      const vec2 xsum = unit_x(b0, u, xv);
       for (uint r = 0; r < 4; ++r) acc1[r] += unit_sum(rows[r], u, xv, xsum);
     }
     for (uint r = 0; r < 4; ++r) acc[r] = vec4(acc1[r], 0.0, 0.0, 0.0);
@@ -474,20 +508,21 @@ void pass_multi(uint b0, uint nb, uint wg, uint tid) {
     for (uint u = tid; u < UNITS; u += LOCAL) {
       // The unit's weights are decoded once per row and serve all TB streams.
       vec4 w[4][UNIT_X4];
-      float d[4], m[4];
+      vec2 d[4], m[4];
       for (uint r = 0; r < 4; ++r) {
         const Unit un = unit_load(rows[r], u);
         for (uint i = 0; i < UNIT_X4; ++i) w[r][i] = unit_w(un, i);
-        d[r] = unit_d(un);
-        m[r] = unit_m(un);
+        d[r] = un.d;
+        m[r] = un.m;
       }
       for (uint j = 0; j < TB; ++j) {
         // Streams past nb read stream b0's input again (always in bounds); their sums are dropped.
         vec4 xv[UNIT_X4];
-        const float xsum = unit_x(b0 + (j < nb ? j : 0), u, xv);
-        vec4 s[4] = vec4[4](vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+        const vec2 xsum = unit_x(b0 + (j < nb ? j : 0), u, xv);
+        vec4 s[4][2];
+        for (uint r = 0; r < 4; ++r) s[r] = vec4[2](vec4(0.0), vec4(0.0));
         for (uint i = 0; i < UNIT_X4; ++i)
-          for (uint r = 0; r < 4; ++r) s[r] += w[r][i] * xv[i];
+          for (uint r = 0; r < 4; ++r) s[r][i / HALF_X4] += w[r][i] * xv[i];
         // The same sums as pass_single's (a unit folded at once), so a prompt's prefill leaves
         // the very state its steps would.
         for (uint r = 0; r < 4; ++r) acc[r][j].x += unit_value(d[r], m[r], s[r], xsum);
@@ -530,7 +565,11 @@ void pass_multi(uint b0, uint nb, uint wg, uint tid) {
 void main() {
   const uint tid = gl_LocalInvocationID.x;
   const uint wg = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
-  const uint batch = STEP_BATCH;
+  // CPU drivers run the branches a workgroup does not take too, masked (llvmpipe: every path
+  // once, stores disabled), so the passes for several streams cost a one-stream step about a
+  // fifth of its time there (docs/ARCHITECTURE.md). Its one-row steps use a variant built with
+  // ONE_ROW (engine/vulkan_matvec.h), which holds the one-stream passes alone.
+  const uint batch = ONE_ROW ? 1u : STEP_BATCH;
 
   for (uint b0 = 0; b0 < batch; b0 += TB) {
     const uint nb = min(TB, batch - b0);
@@ -547,7 +586,8 @@ void main() {
           }
       }
       if (one_subgroup()) {
-        for (uint j = 0; j < TB; ++j) scale_r[j] = inversesqrt(subgroup_sum(ss[j]) / float(COLS) + EPS);
+        for (uint j = 0; j < TB; ++j)
+          if (j < nb) scale_r[j] = inversesqrt(subgroup_sum(ss[j]) / float(COLS) + EPS);
       } else {
         for (uint j = 0; j < TB; ++j) workgroup_sum(ss[j], j);
         barrier();
@@ -561,6 +601,7 @@ void main() {
     if (ROWS_PER_THREAD) pass_rows(b0, nb, wg, tid);
     else if (nb == 1 && BLOCKS16 && one_subgroup() && ROW_GROUPS % 4 == 0) pass_single_blocks16(b0, wg, tid);
     else if (nb == 1) pass_single(b0, wg, tid);
+    else if (ONE_ROW) return;  // not reached: nb is 1
     else if (BLOCKS16 && one_subgroup() && ROW_GROUPS % 4 == 0) pass_multi_blocks16(b0, nb, wg, tid);
     else pass_multi(b0, nb, wg, tid);
     if (!one_subgroup()) barrier();  // scale_s and `red` are reused by the next pass

@@ -528,6 +528,22 @@ TEST_P(QuantizedPrefill, MatchesTheCpuReference) {
   EXPECT_EQ(gpu->snapshot(1), stepped->snapshot(1));
 }
 
+// A stream stepped alone computes, bit for bit, what it computes beside another stream: on CPU
+// drivers one-row steps run the matvecs' one-row variants (MatvecPipeline), batches the others.
+TEST_P(QuantizedPrefill, AStreamAloneComputesWhatItDoesInABatch) {
+  auto alone = make(BackendKind::Vulkan, GetParam().storage, 2);
+  auto batched = make(BackendKind::Vulkan, GetParam().storage, 2);
+  std::vector<float> one(kVocab), two(2 * size_t(kVocab));
+  for (int t = 0; t < 3; ++t) {
+    const int32_t tok = int32_t((t * 53 + 7) % kVocab), slot = 1;
+    const int32_t toks[2] = {int32_t((t * 31 + 3) % kVocab), tok}, slots[2] = {0, 1};
+    alone->step(&tok, &slot, 1, one.data());
+    batched->step(toks, slots, 2, two.data());
+    ASSERT_EQ(one, std::vector<float>(two.begin() + kVocab, two.end())) << "step " << t;
+  }
+  EXPECT_EQ(alone->snapshot(1), batched->snapshot(1));
+}
+
 INSTANTIATE_TEST_SUITE_P(Architectures, QuantizedPrefill, testing::ValuesIn(quant_params(true)), quant_param_name);
 
 // Every work split (storage buffers with 64 or 32 threads, one thread per workgroup, texel buffers
