@@ -177,9 +177,9 @@ Unit unit_load(uint row, uint u) {
 #endif
   const uvec4 head = LOADQ(blk);
   const vec2 dm = unpackHalf2x16(head.x);
-  const uvec2 sm0 = k_scale_min(head.yzw, 2u * p), sm1 = k_scale_min(head.yzw, 2u * p + 1u);
-  un.d = n2 * dm.x * vec2(sm0.x, sm1.x);
-  un.m = un.d + dm.y * vec2(sm0.y, sm1.y);
+  const vec4 sm = k_scales_mins_pair(head.yzw, 2u * p);
+  un.d = n2 * dm.x * sm.xy;
+  un.m = un.d + dm.y * sm.zw;
   un.a = LOADQ(qs + 2u * p + t);
   un.b = un.a;
 #else

@@ -48,5 +48,15 @@ uvec2 k_scale_min(uvec3 p, uint j) {
   return j < 4u ? uvec2(a & 63u, b & 63u) : uvec2((c & 15u) | ((a >> 6) << 4), (c >> 4) | ((b >> 6) << 4));
 }
 
+// k_scale_min of sub-blocks j and j + 1 (j even) at once, as vec4(scale j, scale j + 1, min j,
+// min j + 1): their bytes are side by side, so one word holds all four as they are unpacked.
+vec4 k_scales_mins_pair(uvec3 p, uint j) {
+  const uint sh = 8u * (j & 3u);
+  const uint a = (p.x >> sh) & 0xFFFFu, b = (p.y >> sh) & 0xFFFFu, c = (p.z >> sh) & 0xFFFFu;
+  const uint ab = a | (b << 16);  // bytes: a[i], a[i + 1], b[i], b[i + 1]
+  const uint v = j < 4u ? ab & 0x3F3F3F3Fu : (c & 0x0F0Fu) | ((c & 0xF0F0u) << 12) | ((ab >> 2) & 0x30303030u);
+  return vec4((uvec4(v) >> uvec4(0, 8, 16, 24)) & 0xFFu);
+}
+
 // Signed byte i (0..3) of w.
 float int8_of(uint w, uint i) { return float(int(w << (24u - 8u * i)) >> 24); }
