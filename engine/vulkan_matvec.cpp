@@ -64,10 +64,14 @@ MatvecPipeline::MatvecPipeline(VulkanContext& ctx, WeightUploader& up, const Tun
       up_(up),
       texel_(tune.texel),
       subgroups_(ctx.caps().subgroup_arithmetic),
-      spec_(spec_of(tune, p).constants()),
+      spec_([&] {
+        MatvecSpec spec = spec_of(tune, p);
+        if (ctx.caps().is_cpu()) spec.row_passes = MatvecSpec::kSeveralRows;  // with a one-row twin
+        return spec.constants();
+      }()),
       one_row_spec_([&] {
         MatvecSpec one = spec_of(tune, p);
-        one.one_row = true;
+        one.row_passes = MatvecSpec::kOneRow;
         return one.constants();
       }()),
       groups_(ceil_div(p.rows, 4 * tune.row_groups)),

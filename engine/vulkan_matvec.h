@@ -34,10 +34,13 @@ struct MatvecSpec {
   float eps = 1e-5f;        // 9: EPS of the RMSNorm
   uint32_t x_stride4 = 1;   // 10: X_STRIDE4, vec4s between rows of x
   bool lane_rows = false;   // 11: LANE_ROWS, each thread takes whole rows (fp32/fp16 variants)
-  bool one_row = false;     // 12: ONE_ROW, only for steps of one row (Dispatch::one_row)
+  // 12: ROW_PASSES, the passes the variant holds: all (GPUs), or on CPU drivers those for steps
+  // of one row (Dispatch::one_row) or of several (Dispatch::pipeline).
+  enum RowPasses : uint32_t { kAllRows = 0, kOneRow = 1, kSeveralRows = 2 };
+  uint32_t row_passes = kAllRows;
   SpecConstants constants() const {
     return {local, rows, cols, cols4, y_stride, row_groups, norm, accumulate, bias, eps, x_stride4, lane_rows,
-            one_row};
+            row_passes};
   }
 };
 
@@ -73,9 +76,10 @@ class MatvecPipeline {
  public:
   // The variant follows the work split (texel buffers or storage buffers) and how the uploader
   // stored the matrix bound (fp32, fp16 or blocks; a GGUF file's matrices can each differ): bind()
-  // compiles each variant the first time a matrix needs it. On CPU drivers each variant comes with
-  // a one-row twin (MatvecSpec::one_row) for the model's one-row command buffers: llvmpipe runs
-  // the untaken multi-stream passes too, masked, unless they are compiled out.
+  // compiles each variant the first time a matrix needs it. On CPU drivers, where llvmpipe runs the
+  // passes a step does not take too, masked, unless they are compiled out, each variant is two
+  // pipelines: one for steps of several rows and its one-row twin (MatvecSpec::row_passes) for the
+  // model's one-row command buffers.
   MatvecPipeline(VulkanContext& ctx, WeightUploader& up, const Tuning& tune, const MatvecParams& p);
 
   // A descriptor set for one use of this projection (e.g. one layer's weights). Where the work
@@ -105,7 +109,8 @@ class MatvecPipeline {
   WeightUploader& up_;
   bool texel_;
   bool subgroups_;
-  SpecConstants spec_, one_row_spec_;
+  SpecConstants spec_;  // GPUs: all passes; CPU drivers: the passes for several rows
+  SpecConstants one_row_spec_;
   uint32_t groups_;
   bool stream_lanes_;
   SpecConstants lanes_spec_;  // matvec_stream_lanes.comp's, when stream_lanes_
@@ -114,7 +119,8 @@ class MatvecPipeline {
   // was made for.
   struct Compiled {
     MatrixFormat format;
-    std::unique_ptr<ComputePipeline> any_rows, one_row;  // one_row: CPU drivers' matvec.comp only
+    std::unique_ptr<ComputePipeline> any_rows, one_row;  // one_row: CPU drivers' matvec.comp only, where
+                                                         // any_rows holds only the several-row passes
   };
   mutable std::vector<Compiled> pipelines_;
   mutable std::vector<std::pair<VkDescriptorSet, Dispatch>> sets_;

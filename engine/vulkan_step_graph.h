@@ -39,7 +39,8 @@ struct Dispatch {
   VkDescriptorSet set = VK_NULL_HANDLE;
   uint32_t groups = 1;
   // A twin of `pipeline` for steps of one row (one stream, one frame), with the same bindings, or
-  // nullptr: the model's one-row command buffers use it (MatvecPipeline on CPU drivers).
+  // nullptr: the model's one-row command buffers use it, and only those (MatvecPipeline on CPU
+  // drivers, whose `pipeline` then holds only the passes for several rows).
   const ComputePipeline* one_row = nullptr;
 };
 

@@ -35,7 +35,9 @@ layout(constant_id = 8) const bool HAS_BIAS = false;
 layout(constant_id = 9) const float EPS = 1e-5;
 layout(constant_id = 10) const uint X_STRIDE4 = 1;  // vec4s between streams in x (COLS4 or more)
 layout(constant_id = 11) const bool LANE_ROWS = false;  // each thread takes whole rows (pass_rows)
-layout(constant_id = 12) const bool ONE_ROW = false;    // built for steps of one row (see main)
+// Which passes the variant holds (see main): 0 all; 1 the one-stream ones, for steps of one row;
+// 2 the batched ones, for steps of several rows (these also take a pass's single leftover stream).
+layout(constant_id = 12) const uint ROW_PASSES = 0;
 
 STEP_INPUT(0)
 #ifdef WEIGHT_TEXEL
@@ -567,8 +569,10 @@ void main() {
   const uint wg = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
   // CPU drivers run the branches a workgroup does not take too, masked (llvmpipe: every path
   // once, stores disabled), so the passes for several streams cost a one-stream step about a
-  // fifth of its time there (docs/ARCHITECTURE.md). Its one-row steps use a variant built with
-  // ONE_ROW (engine/vulkan_matvec.h), which holds the one-stream passes alone.
+  // fifth of its time there (docs/ARCHITECTURE.md). There the model runs its one-row steps with a
+  // variant that holds the one-stream passes alone (ROW_PASSES 1) and the others with one that
+  // holds the batched passes alone (2), which give the same sums (engine/vulkan_matvec.h).
+  const bool ONE_ROW = ROW_PASSES == 1u, SEVERAL_ROWS = ROW_PASSES == 2u;
   const uint batch = ONE_ROW ? 1u : STEP_BATCH;
 
   for (uint b0 = 0; b0 < batch; b0 += TB) {
@@ -599,8 +603,9 @@ void main() {
     }
 
     if (ROWS_PER_THREAD) pass_rows(b0, nb, wg, tid);
-    else if (nb == 1 && BLOCKS16 && one_subgroup() && ROW_GROUPS % 4 == 0) pass_single_blocks16(b0, wg, tid);
-    else if (nb == 1) pass_single(b0, wg, tid);
+    else if (!SEVERAL_ROWS && nb == 1 && BLOCKS16 && one_subgroup() && ROW_GROUPS % 4 == 0)
+      pass_single_blocks16(b0, wg, tid);
+    else if (!SEVERAL_ROWS && nb == 1) pass_single(b0, wg, tid);
     else if (ONE_ROW) return;  // not reached: nb is 1
     else if (BLOCKS16 && one_subgroup() && ROW_GROUPS % 4 == 0) pass_multi_blocks16(b0, nb, wg, tid);
     else pass_multi(b0, nb, wg, tid);
