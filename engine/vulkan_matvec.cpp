@@ -38,7 +38,7 @@ ShaderId matvec_variant(bool texel, MatrixFormat format, bool subgroups) {
 
 constexpr uint32_t kTexelBindings = 0b1110;  // x, W, norm_w
 
-MatvecSpec spec_of(const Tuning& tune, const MatvecParams& p) {
+MatvecSpec spec_of(const Tuning& tune, const MatvecParams& p, MatvecSpec::RowPasses row_passes) {
   // The kernel reads pad8(cols) values of each row of x (W's padding columns are zero).
   if (p.x_stride % 4 != 0 || (p.x_stride != 0 && p.x_stride < pad8(p.cols)))
     throw Error("matvec: x row stride " + std::to_string(p.x_stride) + " for " + std::to_string(p.cols) +
@@ -48,7 +48,8 @@ MatvecSpec spec_of(const Tuning& tune, const MatvecParams& p) {
   const bool lane_rows = tune.texel && tune.local > 1 && pad8(p.cols) / 4 <= 16;
   return {.local = tune.local, .rows = p.rows, .cols = p.cols, .cols4 = pad8(p.cols) / 4, .y_stride = p.y_stride,
           .row_groups = tune.row_groups, .norm = p.norm, .accumulate = p.accumulate, .bias = p.bias, .eps = p.eps,
-          .x_stride4 = (p.x_stride ? p.x_stride : pad8(p.cols)) / 4, .lane_rows = lane_rows};
+          .x_stride4 = (p.x_stride ? p.x_stride : pad8(p.cols)) / 4, .lane_rows = lane_rows,
+          .row_passes = row_passes};
 }
 
 // matvec_stream_lanes.comp's specialization constants, in its constant_id order.
@@ -64,16 +65,9 @@ MatvecPipeline::MatvecPipeline(VulkanContext& ctx, WeightUploader& up, const Tun
       up_(up),
       texel_(tune.texel),
       subgroups_(ctx.caps().subgroup_arithmetic),
-      spec_([&] {
-        MatvecSpec spec = spec_of(tune, p);
-        if (ctx.caps().is_cpu()) spec.row_passes = MatvecSpec::kSeveralRows;  // with a one-row twin
-        return spec.constants();
-      }()),
-      one_row_spec_([&] {
-        MatvecSpec one = spec_of(tune, p);
-        one.row_passes = MatvecSpec::kOneRow;
-        return one.constants();
-      }()),
+      // CPU drivers: the several-row passes here, the one-row twin's below (pipeline_for).
+      spec_(spec_of(tune, p, ctx.caps().is_cpu() ? MatvecSpec::kSeveralRows : MatvecSpec::kAllRows).constants()),
+      one_row_spec_(spec_of(tune, p, MatvecSpec::kOneRow).constants()),
       groups_(ceil_div(p.rows, 4 * tune.row_groups)),
       stream_lanes_(p.stream_lanes && ctx.caps().is_cpu() && tune.texel),
       lanes_spec_(stream_lanes_spec(p)),
@@ -82,22 +76,22 @@ MatvecPipeline::MatvecPipeline(VulkanContext& ctx, WeightUploader& up, const Tun
     throw Error("internal: a stream-lanes matvec has no norm or accumulate");
 }
 
-MatvecPipeline::Variant MatvecPipeline::pipeline_for(MatrixFormat format) const {
+const MatvecPipeline::Compiled& MatvecPipeline::pipeline_for(MatrixFormat format) const {
   for (const Compiled& c : pipelines_)
-    if (c.format == format) return {c.any_rows.get(), c.one_row.get()};
+    if (c.format == format) return c;
   Compiled& c = pipelines_.emplace_back(Compiled{format, nullptr, nullptr});
   if (uses_stream_lanes(format)) {
-    c.any_rows = std::make_unique<ComputePipeline>(ctx_, ShaderId::matvec_stream_lanes, kBindings, lanes_spec_,
+    c.rows = std::make_unique<ComputePipeline>(ctx_, ShaderId::matvec_stream_lanes, kBindings, lanes_spec_,
                                                    kTexelBindings);
   } else {
     // Every variant has the same bindings, so sets are interchangeable between them.
     const ShaderId id = matvec_variant(texel_, format, subgroups_);
-    c.any_rows = std::make_unique<ComputePipeline>(ctx_, id, kBindings, spec_, texel_ ? kTexelBindings : 0);
+    c.rows = std::make_unique<ComputePipeline>(ctx_, id, kBindings, spec_, texel_ ? kTexelBindings : 0);
     // GPUs branch around the passes a step does not take; only CPU drivers need the twin.
     if (ctx_.caps().is_cpu())
       c.one_row = std::make_unique<ComputePipeline>(ctx_, id, kBindings, one_row_spec_, texel_ ? kTexelBindings : 0);
   }
-  return {c.any_rows.get(), c.one_row.get()};
+  return c;
 }
 
 Dispatch MatvecPipeline::dispatch(VkDescriptorSet set) const {
@@ -120,11 +114,11 @@ VkDescriptorSet MatvecPipeline::bind(DescriptorArena& arena, const GpuBuffer& st
                          texel_ ? up_.view(g, weights, offset, bytes, weights && is_blocks(format))
                                 : VkBufferView(VK_NULL_HANDLE)};
   };
-  const Variant pipe = pipeline_for(format);
+  const Compiled& pipe = pipeline_for(format);
   const VkDescriptorSet set =
-      arena.make_set(*pipe.any_rows, {{&step_input}, in(b.x, false), in(b.w, true, b.w_offset, b.w_bytes),
+      arena.make_set(*pipe.rows, {{&step_input}, in(b.x, false), in(b.w, true, b.w_offset, b.w_bytes),
                                       in(b.norm_w, false), {&or_placeholder(b.bias)}, {b.y, b.y_offset}});
-  sets_.emplace_back(set, Dispatch{pipe.any_rows, set, lanes ? lanes_groups_ : groups_, pipe.one_row});
+  sets_.emplace_back(set, Dispatch{pipe.rows.get(), set, lanes ? lanes_groups_ : groups_, pipe.one_row.get()});
   return set;
 }
 

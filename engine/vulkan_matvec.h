@@ -98,11 +98,13 @@ class MatvecPipeline {
   static constexpr uint32_t kStreamsPerLane = 2;
 
  private:
-  struct Variant {
-    const ComputePipeline* any_rows;
-    const ComputePipeline* one_row;  // nullptr where there is no one-row twin
+  struct Compiled {
+    MatrixFormat format;
+    // GPUs: every pass. CPU drivers: the passes for several rows, and one_row the twin for one
+    // (only for matvec.comp; nullptr elsewhere).
+    std::unique_ptr<ComputePipeline> rows, one_row;
   };
-  Variant pipeline_for(MatrixFormat format) const;
+  const Compiled& pipeline_for(MatrixFormat format) const;
   bool uses_stream_lanes(MatrixFormat format) const { return stream_lanes_ && format == MatrixFormat::F32; }
 
   VulkanContext& ctx_;
@@ -117,11 +119,6 @@ class MatvecPipeline {
   uint32_t lanes_groups_;
   // Load-time caches, filled by bind(): a variant per matrix format met, and which variant each set
   // was made for.
-  struct Compiled {
-    MatrixFormat format;
-    std::unique_ptr<ComputePipeline> any_rows, one_row;  // one_row: CPU drivers' matvec.comp only, where
-                                                         // any_rows holds only the several-row passes
-  };
   mutable std::vector<Compiled> pipelines_;
   mutable std::vector<std::pair<VkDescriptorSet, Dispatch>> sets_;
 };

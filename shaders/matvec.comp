@@ -134,7 +134,7 @@ vec4 mantissa_values(uint word, uvec4 shl, uvec4 shr, uint field_mask, uint xor_
 // 32 d scale + dmin min; Q6_K: unit_w gives the weights, D = 1, M = 0. A half's dot with x is
 // then D * (f . x) - M * sum(x): the offsets cost one product per half, not one per weight.
 struct Unit {
-  uvec4 a, b;  // the two texels of quants (Q4_0: one, in a); Q6_K: the low 4 bits
+  uvec4 a, b;  // the two texels of quants (Q4_0, Q4_K, Q5_K: one, in a); Q6_K: the low 4 bits
   vec2 d, m;   // D and M of each half
 #ifdef WEIGHT_Q5_K
   uvec4 h0;      // qh shifted so that bit 8c of a word is the first half's fifth bit, 8c + 1 the second's
