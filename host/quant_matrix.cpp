@@ -114,15 +114,23 @@ std::vector<uint32_t> band_rows(QuantType type, const std::vector<uint32_t>& wor
   if (words.size() != size_t(rows) * row_words)
     throw Error("internal: band_rows given " + std::to_string(words.size()) + " words for " + std::to_string(rows) +
                 " rows of " + std::to_string(row_words));
-  const uint32_t scale4 = scale_words(device_block(type), cols / quant_traits(type).block_elems) / 4;
+  const int64_t nb = cols / quant_traits(type).block_elems;
+  const uint32_t scale4 = scale_words(device_block(type), nb) / 4;
   const uint32_t step4 = band_step_texels(type), quant4 = row_words / 4 - scale4;
   std::vector<uint32_t> out(size_t(banded_rows(rows)) * row_words, 0u);
   for (int64_t row = 0; row < rows; ++row) {
     const size_t band = size_t(row / kBandRows) * size_t(kBandRows) * row_words, r = size_t(row % kBandRows);
     const uint32_t* src = words.data() + size_t(row) * row_words;
-    // Texel by texel (4 words): scales, then the quants step by step.
+    // The fp16 scales block by block: block b's, for rows 0-15 of the band, in its words 8b.. (two
+    // to a word, the even row in the low half). The 16 rows' scale sections hold 16 * scale4
+    // texels, at least the 2 * nb these need.
+    if (scale4 > 0)
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint32_t d = (src[b / 2] >> (16 * (b % 2))) & 0xFFFFu;
+        out[band + 8 * size_t(b) + r / 2] |= d << (16 * (r % 2));
+      }
+    // Then the quants texel by texel (4 words), step by step.
     auto put = [&](size_t texel, uint32_t src_texel) { std::copy_n(src + 4 * src_texel, 4, out.data() + band + 4 * texel); };
-    for (uint32_t t = 0; t < scale4; ++t) put(r * scale4 + t, t);
     for (uint32_t q = 0; q < quant4; ++q) {
       const uint32_t step = q / step4, width = std::min(step4, quant4 - step * step4);
       put(kBandRows * (scale4 + step * step4) + r * width + q % step4, scale4 + q);

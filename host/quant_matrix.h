@@ -28,12 +28,14 @@
 // of 16 rows in turn, so row-major rows make 16 interleaved streams that the CPU's prefetchers do
 // not follow: every texel read waited for memory (about a third of a q8_0 head matvec). Banded,
 // the matrix is kBandRows rows at a time (the last band padded with zero rows), and a band holds
-//     the 16 rows' scale sections, one after the other (Q8_0, Q4_0, Q6_K);
+//     the 16 rows' scale sections, rearranged block by block (Q8_0, Q4_0, Q6_K): block b's 16
+//       fp16 scales, the band's rows in order, two to a word, in texels 2b and 2b + 1, so the 8
+//       threads read the scales of a unit for all 16 rows in two texels (zeros after the last);
 //     then step after step, each holding every row's quants for that step (band_step_texels()
 //     texels per row; a shorter last step when a row's quants do not fill it): Q8_0 8 blocks
 //     (16 texels), Q4_0 8 blocks (8), Q4_K / Q5_K / Q6_K one block (9 / 11 / 13),
-// so the reads of one pass over a band walk memory in order. A row keeps device_row_words()
-// words; quant_blocks.glsl's banded_texel() finds them.
+// so the reads of one pass over a band walk memory in order. A band keeps 16 device_row_words()
+// words a row; quant_blocks.glsl's banded_scale_texel() and banded_quant_texel() find them.
 //
 // A GPU weight is the very float dequantize_row() gives (d * scale, times the quant, less
 // dmin * min: each product of an fp16 and small integers is exact in fp32).

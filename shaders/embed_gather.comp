@@ -24,15 +24,25 @@ const uint SCALE_WORDS = 0;  // d and dmin stay in the blocks
 #else
 const uint SCALE_WORDS = (D / BLOCK_VALUES + 7) / 8 * 4;
 #endif
-// Word i of `row`'s device layout.
+const uint SCALE4 = SCALE_WORDS / 4u, QUANT4 = (ROW_STRIDE - SCALE_WORDS) / 4u;
+// Word i of `row`'s quants (past its scale section).
 uint word(uint row, uint i) {
   if (!BANDED) return Emb[row * ROW_STRIDE + i];
-  return Emb[banded_texel(row, i / 4u, SCALE_WORDS / 4u, (ROW_STRIDE - SCALE_WORDS) / 4u) * 4u + (i & 3u)];
+  const uint q = i - SCALE_WORDS;
+  return Emb[banded_quant_texel(row, q / 4u, SCALE4, QUANT4) * 4u + (q & 3u)];
 }
+#if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0) || defined(WEIGHT_Q6_K)
+// The fp16 scale of block `blk` of `row`.
+float block_scale(uint row, uint blk) {
+  if (!BANDED) return unpackHalf2x16(Emb[row * ROW_STRIDE + blk / 2u])[blk & 1u];
+  const uint r = row % 16u;
+  return unpackHalf2x16(Emb[banded_scale_texel(row, blk, SCALE4, QUANT4) * 4u + (r % 8u) / 2u])[r & 1u];
+}
+#endif
 float load_value(uint row, uint k) {
   const uint blk = k / BLOCK_VALUES;
 #if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0) || defined(WEIGHT_Q6_K)
-  const float d = unpackHalf2x16(word(row, blk / 2u))[blk & 1u];
+  const float d = block_scale(row, blk);
 #endif
 #if defined(WEIGHT_Q8_0)
   return d * int8_of(word(row, SCALE_WORDS + k / 4u), k & 3u);

@@ -97,21 +97,44 @@ const uint SCALES4 = SCALE4;
 const uint ROW4 = SCALES4 + QUANT4;    // uvec4s per row
 #ifdef WEIGHT_TEXEL
 // Texel reads come from CPU drivers, where W is uploaded in row bands (host/quant_matrix.h).
-uint scale_texel(uint row, uint t) { return banded_scale_texel(row, t, SCALES4, QUANT4); }
 uint quant_texel(uint row, uint q) { return banded_quant_texel(row, q, SCALES4, QUANT4); }
 #else
-uint scale_texel(uint row, uint t) { return row * ROW4 + t; }
 uint quant_texel(uint row, uint q) { return row * ROW4 + SCALES4 + q; }
 #endif
 
-// The fp16 scale of block `blk` from the scale section of `row`.
+#if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0) || defined(WEIGHT_Q6_K)
+#define BLOCK_SCALES  // fp16 block scales in a section of their own
+#endif
+// The block whose scale unit u uses (BLOCK_SCALES).
+uint unit_block(uint u) { return u / (BLOCK_VALUES / 32u); }
+
+// The half of word `w` that holds a scale: the high one when `high`.
+float scale_half(uint w, bool high) { return unpackHalf2x16(high ? w >> 16 : w).x; }
+
+// The fp16 scale of block `blk` of `row`.
 float block_scale(uint row, uint blk) {
   // Selects rather than a variable component index, which llvmpipe would spill to memory per lane.
-  const uvec4 sv = LOADQ(scale_texel(row, blk / 8u));
-  const uint sel = (blk >> 1) & 3u;
+#ifdef WEIGHT_TEXEL
+  const uvec4 sv = LOADQ(banded_scale_texel(row, blk, SCALES4, QUANT4));  // 8 rows' scales of blk
+  const uint sel = (row >> 1) & 3u, half_of = row & 1u;
+#else
+  const uvec4 sv = LOADQ(row * ROW4 + blk / 8u);  // 8 blocks' scales of row
+  const uint sel = (blk >> 1) & 3u, half_of = blk & 1u;
+#endif
   const uint sw = sel == 0u ? sv.x : sel == 1u ? sv.y : sel == 2u ? sv.z : sv.w;
-  return unpackHalf2x16((blk & 1u) != 0u ? sw >> 16 : sw).x;
+  return scale_half(sw, half_of != 0u);
 }
+
+#ifdef WEIGHT_TEXEL
+// The scales of block `blk` in the 16 rows of the band from row0 (a multiple of 16): two texels,
+// read once for all 16 rows (band_scale() takes one out).
+void band_scales(uint row0, uint blk, out uvec4 sc[2]) {
+  const uint t = banded_scale_texel(row0, blk, SCALES4, QUANT4);
+  sc[0] = LOADQ(t);
+  sc[1] = LOADQ(t + 1u);
+}
+float band_scale(uvec4 sc[2], uint r) { return scale_half(sc[r / 8u][(r % 8u) / 2u], (r & 1u) != 0u); }
+#endif
 
 // Quants are read as f = 1 + q / 2^n: q's n bits (a byte or a nibble of `word`, one per component)
 // are moved to the top of the mantissa of 1.0 and combined with its bits by one shift and one
@@ -147,20 +170,19 @@ struct Unit {
 #endif
 };
 
-Unit unit_load(uint row, uint u) {
+// `d`: the scale of the unit's block (BLOCK_SCALES; block_scale(row, unit_block(u))).
+Unit unit_load_scaled(uint row, uint u, float d) {
   Unit un;
   un.d = vec2(1.0, 0.0);
   un.m = vec2(0.0);
 #if defined(WEIGHT_Q8_0)
   un.a = LOADQ(quant_texel(row, 2u * u));
   un.b = LOADQ(quant_texel(row, 2u * u + 1u));
-  const float d = block_scale(row, u);
   un.d.x = 256.0 * d;
   un.m.x = 384.0 * d;
 #elif defined(WEIGHT_Q4_0)
   un.a = LOADQ(quant_texel(row, u));
   un.b = un.a;
-  const float d = block_scale(row, u);
   un.d.x = 16.0 * d;
   un.m.x = 24.0 * d;
 #elif defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
@@ -191,7 +213,6 @@ Unit unit_load(uint row, uint u) {
   // Weight = d * scale * (q - 32), as dequantize_row().
   const uint s = u / 8u, j = u & 7u, n = j >> 2, g = j & 3u;
   const uint blk = quant_texel(row, 13u * s);
-  const float d = block_scale(row, s);
   un.a = LOADQ(blk + 4u * n + 2u * (g & 1u));
   un.b = LOADQ(blk + 4u * n + 2u * (g & 1u) + 1u);
   un.h0 = LOADQ(blk + 8u + 2u * n);
@@ -204,6 +225,14 @@ Unit unit_load(uint row, uint u) {
   un.shh = BYTE_SHIFTS + 2u * g;
 #endif
   return un;
+}
+
+Unit unit_load(uint row, uint u) {
+#ifdef BLOCK_SCALES
+  return unit_load_scaled(row, u, block_scale(row, unit_block(u)));
+#else
+  return unit_load_scaled(row, u, 0.0);
+#endif
 }
 
 // f for x's vec4 i of the unit (i a constant once loops are unrolled): the four values it multiplies.
@@ -328,9 +357,8 @@ float unit_value(vec2 d, vec2 m, vec4 s[2], vec2 xsum) {
   return v;
 }
 
-// Unit u of `row` times xv, folded to one float: the single-stream passes add these per row.
-float unit_sum(uint row, uint u, vec4 xv[UNIT_X4], vec2 xsum) {
-  const Unit un = unit_load(row, u);
+// A unit times xv, folded to one float: the single-stream passes add these per row.
+float unit_sum(Unit un, vec4 xv[UNIT_X4], vec2 xsum) {
   // Each value is used as soon as it is decoded: decoding all 32 first kept them on the stack
   // (llvmpipe). The products and sums are pass_multi's, in its order.
   vec4 s[2] = vec4[2](vec4(0.0), vec4(0.0));
@@ -371,7 +399,13 @@ void pass_single_blocks16(uint b0, uint wg, uint tid) {
     for (uint u = tid; u < UNITS; u += LOCAL) {
       vec4 xv[UNIT_X4];
       const vec2 xsum = unit_x(b0, u, xv);
-      for (uint r = 0; r < 16; ++r) acc1[r] += unit_sum(rows[r], u, xv, xsum);
+#ifdef BLOCK_SCALES
+      uvec4 sc[2];
+      band_scales(row0, unit_block(u), sc);
+      for (uint r = 0; r < 16; ++r) acc1[r] += unit_sum(unit_load_scaled(rows[r], u, band_scale(sc, r)), xv, xsum);
+#else
+      for (uint r = 0; r < 16; ++r) acc1[r] += unit_sum(unit_load(rows[r], u), xv, xsum);
+#endif
     }
     float sums[16];
     for (uint r = 0; r < 16; ++r) sums[r] = subgroup_sum(dot(vec4(acc1[r], 0.0, 0.0, 0.0), vec4(1.0)));
@@ -397,8 +431,17 @@ void pass_multi_blocks16(uint b0, uint nb, uint wg, uint tid) {
       vec2 xsum[TB];
       for (uint j = 0; j < TB; ++j)
         if (j < nb) xsum[j] = unit_x(b0 + j, u, xv[j]);  // nb is uniform
+#ifdef BLOCK_SCALES
+      uvec4 sc[2];
+      band_scales(row0, unit_block(u), sc);
+#endif
       for (uint r = 0; r < 16; ++r) {
-        const Unit un = unit_load(min(row0 + r, ROWS - 1), u);  // clamp: never read past W
+        const uint row = min(row0 + r, ROWS - 1);  // clamp: never read past W
+#ifdef BLOCK_SCALES
+        const Unit un = unit_load_scaled(row, u, band_scale(sc, r));
+#else
+        const Unit un = unit_load(row, u);
+#endif
         vec4 w[UNIT_X4];
         for (uint i = 0; i < UNIT_X4; ++i) w[i] = unit_w(un, i);
         for (uint j = 0; j < TB; ++j) {
@@ -464,7 +507,7 @@ void pass_single(uint b0, uint wg, uint tid) {
     for (uint u = tid; u < UNITS; u += LOCAL) {
       vec4 xv[UNIT_X4];
       const vec2 xsum = unit_x(b0, u, xv);
-      for (uint r = 0; r < 4; ++r) acc1[r] += unit_sum(rows[r], u, xv, xsum);
+      for (uint r = 0; r < 4; ++r) acc1[r] += unit_sum(unit_load(rows[r], u), xv, xsum);
     }
     for (uint r = 0; r < 4; ++r) acc[r] = vec4(acc1[r], 0.0, 0.0, 0.0);
 #else

@@ -23,17 +23,18 @@
 #endif
 
 #ifdef WEIGHT_BLOCKS
-// Row bands of 16 rows (host/quant_matrix.h): where texel t of `row`'s device layout lies, for
-// rows of `scale4` texels of scales and then `quant4` of quants.
-uint banded_scale_texel(uint row, uint t, uint scale4, uint quant4) {
-  return (row / 16u) * 16u * (scale4 + quant4) + (row % 16u) * scale4 + t;
+// Row bands of 16 rows (host/quant_matrix.h), for rows of `scale4` texels of fp16 block scales and
+// then `quant4` of quants. A band's scale section keeps them block by block: block b's 16 scales
+// (the band's rows in order, two to a word) fill its texels 2b and 2b + 1, so a pass over the 16
+// rows reads a unit's scales in two texels instead of sixteen.
+// The texel holding the scale of block `blk` of `row`: component (row % 8) / 2, half row % 2.
+uint banded_scale_texel(uint row, uint blk, uint scale4, uint quant4) {
+  return (row / 16u) * 16u * (scale4 + quant4) + 2u * blk + (row % 16u) / 8u;
 }
-uint banded_quant_texel(uint row, uint q, uint scale4, uint quant4) {  // q: texel within the quants
+// Where texel q of `row`'s quants lies.
+uint banded_quant_texel(uint row, uint q, uint scale4, uint quant4) {
   const uint step = q / BAND_STEP, first = step * BAND_STEP, width = min(BAND_STEP, quant4 - first);
   return (row / 16u) * 16u * (scale4 + quant4) + 16u * (scale4 + first) + (row % 16u) * width + (q - first);
-}
-uint banded_texel(uint row, uint t, uint scale4, uint quant4) {
-  return t < scale4 ? banded_scale_texel(row, t, scale4, quant4) : banded_quant_texel(row, t - scale4, scale4, quant4);
 }
 #endif
 

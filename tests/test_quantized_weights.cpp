@@ -88,48 +88,60 @@ TEST_P(DeviceLayout, HoldsTheBlocksOfQuantizeRowWordAligned) {
   }
 }
 
-// Row bands (the CPU drivers' layout): every texel of every row lands where the shaders'
-// banded_texel() (shaders/quant_blocks.glsl, written out again here) looks for it: the band's scale
-// sections row after row, then step after step of every row's quants, the last step shorter; the
-// rows that pad the last band are zero.
+// Row bands (the CPU drivers' layout): every scale and every texel of quants of every row lands
+// where the shaders' banded_scale_texel() and banded_quant_texel() (shaders/quant_blocks.glsl,
+// written out again here) look for it: the band's scales block by block, 16 rows to two texels,
+// then step after step of every row's quants, the last step shorter; the rest is zero.
 TEST_P(DeviceLayout, RowBandsPutEveryTexelWhereTheShadersLook) {
   const QuantType type = GetParam();
   const bool k_quant = quant_traits(type).block_elems == 256;
   // Q8_0 / Q4_0: 10 blocks, a step of 8 and a last one of 2; K-quants: 3 blocks, a step each.
-  const int64_t rows = 19, cols = k_quant ? 3 * 256 : 10 * 32;
+  const int64_t rows = 19, cols = k_quant ? 3 * 256 : 10 * 32, nb = k_quant ? 3 : 10;
   const uint32_t row_words = device_row_words(type, cols);
   std::vector<uint32_t> words(size_t(rows) * row_words);
   for (size_t i = 0; i < words.size(); ++i) words[i] = uint32_t(i) + 1;  // all distinct and non-zero
   const std::vector<uint32_t> banded = band_rows(type, words, rows, cols);
   ASSERT_EQ(banded.size(), size_t(32) * row_words);  // two bands of 16 rows
 
-  // fp16 scales 8 to a texel (Q8_0 / Q4_0: 10, 2 texels; Q6_K: 3, 1 texel); none in Q4_K / Q5_K rows.
-  const uint32_t scale_texels = type == QuantType::Q4_K || type == QuantType::Q5_K ? 0 : k_quant ? 1 : 2;
+  // fp16 scales 8 to a texel in a row (Q8_0 / Q4_0: 10, 2 texels; Q6_K: 3, 1 texel); none in Q4_K / Q5_K rows.
+  const bool scales = !(type == QuantType::Q4_K || type == QuantType::Q5_K);
+  const uint32_t scale_texels = !scales ? 0 : k_quant ? 1 : 2;
   const uint32_t quant4 = row_words / 4 - scale_texels, step = band_step_texels(type);
   const uint32_t want_step = type == QuantType::Q8_0 ? 16 : type == QuantType::Q4_0 ? 8 : type == QuantType::Q4_K ? 9
                              : type == QuantType::Q5_K ? 11 : 13;
   ASSERT_EQ(step, want_step);
-  auto banded_texel = [&](uint32_t row, uint32_t t) {  // banded_scale_texel / banded_quant_texel
-    const uint32_t band = row / 16 * 16 * (scale_texels + quant4), r = row % 16;
-    if (t < scale_texels) return band + r * scale_texels + t;
-    const uint32_t q = t - scale_texels, first = q / step * step, width = std::min(step, quant4 - first);
-    return band + 16 * (scale_texels + first) + r * width + (q - first);
+  auto band_of = [&](uint32_t row) { return row / 16 * 16 * (scale_texels + quant4); };
+  auto quant_texel = [&](uint32_t row, uint32_t q) {  // banded_quant_texel
+    const uint32_t first = q / step * step, width = std::min(step, quant4 - first);
+    return band_of(row) + 16 * (scale_texels + first) + row % 16 * width + (q - first);
   };
-  std::vector<bool> seen(banded.size() / 4, false);
-  for (uint32_t row = 0; row < uint32_t(rows); ++row)
-    for (uint32_t t = 0; t < row_words / 4; ++t) {
-      const uint32_t at = banded_texel(row, t);
-      ASSERT_LT(at, seen.size());
-      EXPECT_FALSE(seen[at]) << "row " << row << " texel " << t;
-      seen[at] = true;
-      for (uint32_t w = 0; w < 4; ++w)
-        ASSERT_EQ(banded[4 * at + w], words[size_t(row) * row_words + 4 * t + w]) << "row " << row << " texel " << t;
+  std::vector<bool> seen(banded.size() * 2, false);  // by 16-bit half
+  for (uint32_t row = 0; row < uint32_t(rows); ++row) {
+    const uint32_t* src = words.data() + size_t(row) * row_words;
+    for (uint32_t b = 0; scales && b < nb; ++b) {
+      // banded_scale_texel: texel 2b + r / 8 of the band, component (r % 8) / 2, half r % 2
+      const uint32_t r = row % 16, texel = band_of(row) + 2 * b + r / 8, half = 2 * (4 * texel + r % 8 / 2) + r % 2;
+      ASSERT_LT(half, seen.size());
+      EXPECT_FALSE(seen[half]) << "row " << row << " scale " << b;
+      seen[half] = true;
+      ASSERT_EQ((banded[half / 2] >> (16 * (half % 2))) & 0xFFFFu, (src[b / 2] >> (16 * (b % 2))) & 0xFFFFu)
+          << "row " << row << " scale " << b;
     }
-  for (size_t at = 0; at < seen.size(); ++at) {
-    if (seen[at]) continue;
-    for (uint32_t w = 0; w < 4; ++w) EXPECT_EQ(banded[4 * at + w], 0u) << "padding texel " << at;
+    for (uint32_t q = 0; q < quant4; ++q) {
+      const uint32_t at = quant_texel(row, q);
+      for (uint32_t w = 0; w < 4; ++w) {
+        ASSERT_LT(8 * at + 2 * w + 1, seen.size());
+        EXPECT_FALSE(seen[8 * at + 2 * w]) << "row " << row << " texel " << q;
+        seen[8 * at + 2 * w] = seen[8 * at + 2 * w + 1] = true;
+        ASSERT_EQ(banded[4 * at + w], src[4 * (scale_texels + q) + w]) << "row " << row << " texel " << q;
+      }
+    }
   }
-  EXPECT_EQ(std::count(seen.begin(), seen.end(), true), rows * row_words / 4);
+  for (size_t half = 0; half < seen.size(); ++half) {
+    if (seen[half]) continue;
+    EXPECT_EQ((banded[half / 2] >> (16 * (half % 2))) & 0xFFFFu, 0u) << "padding half " << half;
+  }
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), true), rows * (nb * (scales ? 1 : 0) + 8 * quant4));
   EXPECT_EQ(error_of([&] { band_rows(type, words, rows + 1, cols); }),
             "internal: band_rows given " + std::to_string(words.size()) + " words for 20 rows of " +
                 std::to_string(row_words));
