@@ -337,6 +337,9 @@ struct QuantArch {
   const char* blocks_tensor;
   const char* f32_tensor;
   const char* q8_0_tensor;  // K-quant storages: rows of a multiple of 32 but not 256 values
+  // Mamba-1's x_proj: blocks where CPU drivers run it as a matvec, the blocks' values in fp32 on
+  // GPUs (the conv + x_proj shader reads floats)
+  const char* x_proj_tensor;
   std::function<std::unique_ptr<Model>(const LoadOptions&)> create;
 };
 
@@ -349,7 +352,7 @@ Mamba1Config mamba1_config(bool falcon) {
   c.vocab_size = kVocab;
   c.d_state = 4;
   c.d_conv = 4;
-  c.d_inner = 48;  // out_proj rows of 48 values: stays fp32
+  c.d_inner = falcon ? 64 : 48;  // out_proj and x_proj rows of 48 values stay fp32; of 64, blocks
   c.dt_rank = 2;
   c.tie_embeddings = false;
   c.dt_b_c_rms = falcon;
@@ -367,22 +370,22 @@ S4DConfig s4d_config() {
 }
 
 const QuantArch kArchs[] = {
-    {"mamba1", false, "layer 1 in_proj", "layer 1 out_proj", nullptr,
+    {"mamba1", false, "layer 1 in_proj", "layer 1 out_proj", nullptr, nullptr,
      [](const LoadOptions& o) {
        static const Mamba1Weights w = random_mamba1(mamba1_config(false), 3);
        return create_mamba1(w, o);
      }},
-    {"falcon_mamba", false, "lm_head", "layer 0 out_proj", nullptr,
+    {"falcon_mamba", false, "lm_head", nullptr, nullptr, "layer 0 x_proj",
      [](const LoadOptions& o) {
        static const Mamba1Weights w = random_mamba1(mamba1_config(true), 4);
        return create_mamba1(w, o);
      }},
-    {"mamba2", false, "layer 1 out_proj", "layer 0 in_proj", nullptr,
+    {"mamba2", false, "layer 1 out_proj", "layer 0 in_proj", nullptr, nullptr,
      [](const LoadOptions& o) {
        static const Mamba2Weights w = random_mamba2(mamba2_config(), 5);
        return create_mamba2(w, o);
      }},
-    {"s4d", true, "layer 0 output linear", "encoder weight", nullptr,
+    {"s4d", true, "layer 0 output linear", "encoder weight", nullptr, nullptr,
      [](const LoadOptions& o) {
        static const S4DWeights w = random_s4d(s4d_config(), 6);
        return create_s4d(w, o);
@@ -398,12 +401,12 @@ Mamba1Config mamba1_k_config() {
 }
 
 const QuantArch kKArchs[] = {
-    {"mamba1_k", false, "layer 1 in_proj", nullptr, "layer 0 out_proj",
+    {"mamba1_k", false, "layer 1 in_proj", nullptr, "layer 0 out_proj", "layer 1 x_proj",
      [](const LoadOptions& o) {
        static const Mamba1Weights w = random_mamba1(mamba1_k_config(), 7);
        return create_mamba1(w, o);
      }},
-    {"mamba2_k", false, "layer 1 out_proj", nullptr, nullptr,
+    {"mamba2_k", false, "layer 1 out_proj", nullptr, nullptr, nullptr,
      [](const LoadOptions& o) {
        // D 256: in_proj and the tied embeddings one super-block a row, out_proj (E = 512) two
        static const Mamba2Weights w = random_mamba2(
@@ -411,7 +414,7 @@ const QuantArch kKArchs[] = {
            8);
        return create_mamba2(w, o);
      }},
-    {"s4d_k", true, "layer 1 output linear", "encoder weight", nullptr,
+    {"s4d_k", true, "layer 1 output linear", "encoder weight", nullptr, nullptr,
      [](const LoadOptions& o) {
        static const S4DWeights w = random_s4d({.d_input = 3, .d_model = 256, .d_state = 8, .n_layers = 2, .d_output = 7}, 9);
        return create_s4d(w, o);
@@ -503,6 +506,12 @@ TEST_P(QuantizedWeights, RecordsHowEachTensorIsStored) {
   }
   if (arch().q8_0_tensor) {
     EXPECT_EQ(storage_of(arch().q8_0_tensor), "q8_0");
+  }
+  if (arch().x_proj_tensor) {
+    const bool cpu_driver = gpu->info().device_name.find("llvmpipe") != std::string::npos;
+    // rows of 64 or 288 values: the K-quants fall back to Q8_0
+    const std::string blocks = is_k_quant(GetParam().storage) ? "q8_0" : type;
+    EXPECT_EQ(storage_of(arch().x_proj_tensor), cpu_driver ? blocks : "f32");
   }
   // Fewer bytes per step than fp32, and the weights really changed: the cpu backend's q output
   // differs from its f32 output. The fp32 model is loaded without a device profile: its layer

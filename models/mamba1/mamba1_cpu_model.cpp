@@ -73,6 +73,7 @@ std::unique_ptr<Model> create_mamba1_cpu(const Mamba1Weights& weights, const Loa
     store_token_model_ends_as(options.weights, q, q.cfg.d_model);
     for (Mamba1LayerWeights& l : q.layers) {
       store_as(options.weights, l.in_proj, q.cfg.d_model);
+      store_as(options.weights, l.x_proj, q.cfg.d_inner);
       store_as(options.weights, l.out_proj, q.cfg.d_inner);
     }
     return create_cpu_model(make_stepper(q, options), info, mamba1_state_header(q), options);

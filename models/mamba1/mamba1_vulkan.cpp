@@ -27,6 +27,7 @@
 #include "engine/vulkan_sharded_model.h"
 #include "engine/vulkan_step_model.h"
 #include "engine/vulkan_weights_plan.h"
+#include "engine/weight_storage.h"
 #include "host/error.h"
 #include "models/mamba1/mamba1_model.h"
 
@@ -116,6 +117,7 @@ class Mamba1Graph final : public StepGraph {
   void create_pipelines(GraphBuilder& b);
 
   Mamba1Config cfg_;
+  WeightStorage weights_;  // what LoadOptions asked for (x_proj on GPUs: see upload())
   Tuning tune_{};
   std::unique_ptr<WeightUploader> up_;
   uint32_t dpad_ = 0, epad_ = 0, xz_stride_ = 0, J_ = 0, nchunk_ = 0;
@@ -133,7 +135,7 @@ class Mamba1Graph final : public StepGraph {
   std::unique_ptr<DescriptorArena> arena_;
 };
 
-Mamba1Graph::Mamba1Graph(GraphBuilder& b, const Mamba1Weights& w, const LoadOptions& options) : cfg_(w.cfg) {
+Mamba1Graph::Mamba1Graph(GraphBuilder& b, const Mamba1Weights& w, const LoadOptions& options) : cfg_(w.cfg), weights_(options.weights) {
   const WeightsPlan plan = plan_weights(weights_request(w, options), b.caps());
   up_ = std::make_unique<WeightUploader>(b.ctx(), plan.f16, plan.quant);
   // Auto: matrices a GGUF file stores in blocks the device reads stay in those blocks.
@@ -182,13 +184,17 @@ void Mamba1Graph::upload(GraphBuilder& b, const Mamba1Weights& w) {
     L.conv_w = up.floats(lw.conv_w, name + "conv1d weight");
     L.conv_b = up.floats(lw.conv_b, name + "conv1d bias");
     if (x_proj_matvec_) {
-      L.x_proj = up.flat_matrix(lw.x_proj, J_, E, name + "x_proj");
+      L.x_proj = up.matrix(lw.x_proj, J_, E, name + "x_proj");  // in blocks when the others are
     } else {
-      // mamba1_conv_x_proj.comp reads x_proj four input channels at a time: stored transposed, as
-      // [epad / 4][J][4] (channel e of row j at ((e / 4) * J + j) * 4 + e % 4), zero past E.
+      // mamba1_conv_x_proj.comp reads x_proj as floats, four input channels at a time: stored
+      // transposed, as [epad / 4][J][4] (channel e of row j at ((e / 4) * J + j) * 4 + e % 4), zero
+      // past E. Under a block type, the values of its blocks (store_as), as the CPU drivers'
+      // matvec and the cpu backend compute with.
+      std::vector<float> xp = lw.x_proj;
+      store_as(weights_, xp, E);
       std::vector<float> xt(size_t(epad_) * J_, 0.0f);
       for (int64_t j = 0; j < J_; ++j)
-        for (int64_t e = 0; e < E; ++e) xt[size_t(((e / 4) * J_ + j) * 4 + e % 4)] = lw.x_proj[size_t(j * E + e)];
+        for (int64_t e = 0; e < E; ++e) xt[size_t(((e / 4) * J_ + j) * 4 + e % 4)] = xp[size_t(j * E + e)];
       L.x_proj = up.flat(xt, name + "x_proj");
     }
     L.dt_w = dt_texel_ ? up.flat_matrix(lw.dt_proj_w, E, cfg_.dt_rank, name + "dt_proj weight")
@@ -233,8 +239,10 @@ void Mamba1Graph::create_pipelines(GraphBuilder& b) {
   if (x_proj_matvec_) {
     // x_proj's few rows (dt_rank + 2 d_state) take fewer per workgroup than the big matvecs' rows,
     // so they spread over the cores.
+    // In blocks, 16 rows per workgroup: the products of blocks take 16 rows per read of x there.
     Tuning small = tune_;
-    small.row_groups = std::max(1u, std::min(tune_.row_groups, J_ / 64));
+    const bool blocks = !layers_.empty() && is_blocks(up_->format_of(layers_.front().x_proj));
+    small.row_groups = blocks ? 4u : std::max(1u, std::min(tune_.row_groups, J_ / 64));
     x_proj_mv_ = std::make_unique<MatvecPipeline>(ctx, *up_, small,
                                                   MatvecParams{.rows = J_, .cols = E, .y_stride = partial_stride_});
   }

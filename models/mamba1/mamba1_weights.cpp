@@ -142,7 +142,7 @@ Mamba1Weights load_mamba1(const Checkpoint& ckpt) {
     L.conv_w = ckpt.load_f32(m + "conv1d.weight", {E, 1, K});  // same bytes as [E, K]
     L.conv_b = load_optional(m + "conv1d.bias", c.use_conv_bias, {E}, "use_conv_bias");
     if (!c.use_conv_bias) L.conv_b = zeros(E);
-    L.x_proj = ckpt.load_f32(m + "x_proj.weight", {R + 2 * N, E});
+    L.x_proj = load_token_model_matrix(ckpt, m + "x_proj.weight", {R + 2 * N, E}, w);
     L.dt_proj_w = ckpt.load_f32(m + "dt_proj.weight", {E, R});
     L.dt_proj_b = ckpt.load_f32(m + "dt_proj.bias", {E});
     L.A_log = ckpt.load_f32(m + "A_log", {E, N});
