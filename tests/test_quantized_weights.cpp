@@ -508,10 +508,13 @@ TEST_P(QuantizedWeights, RecordsHowEachTensorIsStored) {
     EXPECT_EQ(storage_of(arch().q8_0_tensor), "q8_0");
   }
   if (arch().x_proj_tensor) {
-    const bool cpu_driver = gpu->info().device_name.find("llvmpipe") != std::string::npos;
-    // rows of 64 or 288 values: the K-quants fall back to Q8_0
+    // x_proj runs as a matvec where the work split reads texel buffers (CPU drivers, unless a
+    // device profile's limits turn texel reads off); rows of 64 or 288 values: the K-quants fall
+    // back to Q8_0
+    const auto* vk = dynamic_cast<const VulkanStepModel*>(gpu.get());
+    ASSERT_NE(vk, nullptr);
     const std::string blocks = is_k_quant(GetParam().storage) ? "q8_0" : type;
-    EXPECT_EQ(storage_of(arch().x_proj_tensor), cpu_driver ? blocks : "f32");
+    EXPECT_EQ(storage_of(arch().x_proj_tensor), vk->tuning().texel ? blocks : "f32");
   }
   // Fewer bytes per step than fp32, and the weights really changed: the cpu backend's q output
   // differs from its f32 output. The fp32 model is loaded without a device profile: its layer
