@@ -69,8 +69,8 @@ class WeightUploader {
   // 8 columns, or rows of blocks.
   GpuBuffer matrix(const std::vector<float>& m, int64_t rows, int64_t cols, const std::string& what);
   // A matrix [rows, cols] in the fp32/fp16 type whatever the block type, rows padded to a multiple
-  // of 8 columns: matrix()'s layout for small matrices that are never quantized (Mamba-1's x_proj
-  // and dt_proj where they run as matvecs).
+  // of 8 columns: matrix()'s layout for small matrices that are never quantized (Mamba-1's
+  // dt_proj where the scan reads it through texels).
   GpuBuffer flat_matrix(const std::vector<float>& m, int64_t rows, int64_t cols, const std::string& what);
   // A flat array in the weight storage type.
   GpuBuffer flat(const std::vector<float>& v, const std::string& what);

@@ -135,7 +135,8 @@ class Mamba1Graph final : public StepGraph {
   std::unique_ptr<DescriptorArena> arena_;
 };
 
-Mamba1Graph::Mamba1Graph(GraphBuilder& b, const Mamba1Weights& w, const LoadOptions& options) : cfg_(w.cfg), weights_(options.weights) {
+Mamba1Graph::Mamba1Graph(GraphBuilder& b, const Mamba1Weights& w, const LoadOptions& options)
+    : cfg_(w.cfg), weights_(options.weights) {
   const WeightsPlan plan = plan_weights(weights_request(w, options), b.caps());
   up_ = std::make_unique<WeightUploader>(b.ctx(), plan.f16, plan.quant);
   // Auto: matrices a GGUF file stores in blocks the device reads stay in those blocks.
@@ -238,8 +239,8 @@ void Mamba1Graph::create_pipelines(GraphBuilder& b) {
       scan.constants(), dt_texel_ ? 1u << 4 : 0u);
   if (x_proj_matvec_) {
     // x_proj's few rows (dt_rank + 2 d_state) take fewer per workgroup than the big matvecs' rows,
-    // so they spread over the cores.
-    // In blocks, 16 rows per workgroup: the products of blocks take 16 rows per read of x there.
+    // so they spread over the cores: 16 in blocks (the block passes' group of rows per read of x),
+    // else J / 64 groups of 4.
     Tuning small = tune_;
     const bool blocks = !layers_.empty() && is_blocks(up_->format_of(layers_.front().x_proj));
     small.row_groups = blocks ? 4u : std::max(1u, std::min(tune_.row_groups, J_ / 64));
