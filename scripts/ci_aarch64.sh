@@ -63,6 +63,10 @@ qemu=$(command -v qemu-aarch64 || command -v qemu-aarch64-static)
 icd=/usr/share/vulkan/icd.d/lvp_icd.aarch64.json
 [[ -f $icd ]] || { echo "ci_aarch64: $icd is missing (mesa-vulkan-drivers:arm64)" >&2; exit 1; }
 run() { VK_DRIVER_FILES=$icd VK_ICD_FILENAMES=$icd "$qemu" "$@"; }
+# The test runs are split over the cores (scripts/gtest_shards.sh): qemu runs each emulated
+# thread on one host thread, and most of a test's time is one thread (lavapipe's shader compiler).
+source scripts/gtest_shards.sh
+jobs=$(nproc)
 
 # The CPU side: every architecture's double-precision reference (Mamba-1, Falcon-Mamba, Mamba-2,
 # S4D, against the PyTorch references and closed forms), the CPU backends' contract (cpu:
@@ -83,7 +87,7 @@ cpu_tests+=':WavReader.*:Resampler.*:LogMel.*:CommandDecoder.*'
 cpu_tests+='-Architectures/Contract.SnapshotRestoresIntoAnotherSlotAndTheOtherBackend/*'
 cpu_tests+=':GgufTest.*GivesTheSameModelAsSafetensors:GgufTest.*DequantisedWeights'
 say "CPU tests under qemu-aarch64"
-run "$build/bin/vkssm_tests" --gtest_brief=1 --gtest_filter="$cpu_tests"
+sharded "$jobs" run "$build/bin/vkssm_tests" --gtest_brief=1 --gtest_filter="$cpu_tests"
 
 # The GPU side on the arm64 lavapipe, validation layer on (tests/test_main.cpp): a GPU-vs-CPU
 # test of each architecture (Mamba-1, Falcon-Mamba, Mamba-2, S4D pre- and post-norm), the
@@ -100,7 +104,7 @@ gpu_tests+=':Norm/S4DGpuVsCpu.*:TinyShakespeare.VulkanMatchesUpstreamReference'
 gpu_tests+=':Architectures/Contract.SnapshotRestoresIntoAnotherSlotAndTheOtherBackend/*'
 gpu_tests+=':Architectures/Contract.*/mamba1_vulkan'
 say "GPU tests under qemu-aarch64 on $(basename "$icd")"
-run "$build/bin/vkssm_tests" --gtest_brief=1 --gtest_filter="$gpu_tests"
+sharded "$jobs" run "$build/bin/vkssm_tests" --gtest_brief=1 --gtest_filter="$gpu_tests"
 
 # The tool itself: the shipped tiny model generates the same text on both backends.
 say "vkssm generate under qemu-aarch64, cpu and vulkan backends"

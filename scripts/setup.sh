@@ -33,6 +33,9 @@ packages=(cmake ninja-build g++ pkg-config libvulkan-dev libvulkan-volk-dev glsl
 source scripts/install_packages.sh
 install_missing setup "" "${packages[@]}" || true
 
+# Each step says how long the script has run (bash's SECONDS), so a slow leg shows in CI's log.
+say() { echo "setup: $* [$SECONDS s]"; }
+
 # ---- build ----------------------------------------------------------------------------------
 # A build folder keeps the generator it was first configured with; only choose one for a new one.
 configure=(cmake -S . -B build -DCMAKE_BUILD_TYPE=Release)
@@ -47,6 +50,7 @@ if [[ $mode == demo ]]; then
 else
   cmake --build build --parallel "$jobs"
 fi
+say "built"
 
 # ---- run --------------------------------------------------------------------------------------
 if [[ $mode == demo ]]; then
@@ -63,7 +67,9 @@ if [[ $mode == demo ]]; then
   echo "STREAM	SECONDS	WORD	SCORE"
   exec build/bin/vkssm listen "$demo"/command-*.wav
 else
-  ctest --test-dir build --output-on-failure -j2
+  source scripts/gtest_shards.sh  # sharded: a GoogleTest run split over the cores
+  ctest --test-dir build --output-on-failure -j"$jobs"
+  say "ctest done"
   # The GPU tests again under each device profile (docs/DEVICE_PROFILES.md): lavapipe behaving
   # as a class of real devices, with the validation layer on. The names come from the tool
   # itself, so a new profile gets its leg. Every leg runs the contract suite (every architecture
@@ -81,31 +87,34 @@ else
       mali-valhall|adreno-7xx|jetson-orin) filter='*Contract*' ;;
     esac
     filter="$filter-*ContractLeaks*"
-    echo "setup: GPU tests under VKSSM_DEVICE_PROFILE=$profile"
-    VKSSM_DEVICE_PROFILE=$profile build/bin/vkssm_tests --gtest_brief=1 --gtest_filter="$filter"
+    say "GPU tests under VKSSM_DEVICE_PROFILE=$profile"
+    sharded "$jobs" env VKSSM_DEVICE_PROFILE=$profile build/bin/vkssm_tests --gtest_brief=1 --gtest_filter="$filter"
   done
   # The same with lavapipe's subgroups of 4 and 16 lanes instead of 8 (LP_NATIVE_VECTOR_WIDTH in
   # bits): the matvec's subgroup reduction at other widths (every weight format's matvec is in
   # QuantizedWeightsGpu.EveryWorkSplit*).
   for width in 128 512; do
-    echo "setup: GPU tests with LP_NATIVE_VECTOR_WIDTH=$width (subgroups of $((width / 32)))"
-    LP_NATIVE_VECTOR_WIDTH=$width build/bin/vkssm_tests --gtest_brief=1 \
+    say "GPU tests with LP_NATIVE_VECTOR_WIDTH=$width (subgroups of $((width / 32)))"
+    sharded "$jobs" env LP_NATIVE_VECTOR_WIDTH=$width build/bin/vkssm_tests --gtest_brief=1 \
       --gtest_filter='*Contract*:*EveryWorkSplit*:DeviceLimits*-*ContractLeaks*'
   done
   # The Python module (build/python/) under the validation layer, with Debian's python3 (the one
   # it was built for; a pyenv shim may come first on PATH).
-  echo "setup: Python module tests"
+  say "Python module tests"
   VKSSM_BUILD_DIR="$PWD/build" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python
   # `vkssm serve` as a cluster: Redis, two replicas behind HAProxy, 64 sessions from 1/16/64
   # concurrent clients checked against one process, then one replica killed mid-session (~20 s).
-  echo "setup: cluster check (redis-server, two vkssm serve replicas, haproxy)"
+  say "cluster check (redis-server, two vkssm serve replicas, haproxy)"
   bash scripts/cluster_check.sh build
   # The installed package from outside: CMake find_package and pkg-config, static and shared.
-  echo "setup: consumer project against the installed package"
+  say "consumer project against the installed package"
   bash tests/consumer/run.sh build
-  # Leak check (the tests that spawn other programs stay out: they would inherit the preload): the resource-cycle tests (10,000 open/close/fork cycles, state and model cycles)
-  # and the stream/state/C API tests again, built with AddressSanitizer + LeakSanitizer.
-  # VKSSM_SANITIZE_TESTS=0 skips it.
+  # Leak check, built with AddressSanitizer + LeakSanitizer: the resource-cycle tests (10,000
+  # open/close/fork cycles, state and model cycles), the stream pool, contract, C API and engine
+  # feature tests, and the listener's lifecycle (threads pushing, streams leaving, misuse, the C
+  # API). The tests that spawn other programs stay out (they would inherit the preload), and so do
+  # the listener's whole-recording comparisons: the same calls as the lifecycle tests on more
+  # audio, two minutes in this Debug build. VKSSM_SANITIZE_TESTS=0 skips it.
   if [[ ${VKSSM_SANITIZE_TESTS:-1} != 0 ]]; then
     # Only the test files whose suites run here are compiled (the rest would cost minutes).
     asan_tests='test_leaks.cpp;test_stream_pool.cpp;test_contract.cpp;test_c_api.cpp'
@@ -124,11 +133,13 @@ else
     lvp=/usr/lib/$(gcc -print-multiarch)/libvulkan_lvp.so  # this machine's, not an arm64 one beside it
     [[ -f $lvp ]] || lvp=
     [[ -n $lvp ]] && preload="$preload $lvp"
-    echo "setup: leak check (AddressSanitizer + LeakSanitizer)"
-    (cd build-asan && LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
-       LSAN_OPTIONS="suppressions=$PWD/../scripts/lsan.supp" \
-       ./bin/vkssm_tests --gtest_brief=1 \
-       --gtest_filter='*Leaks*:*StreamPool*:*Contract*:*CApiTest*:*Features*:Listener*:WavReader*:Resampler*:CommandDecoder*')
+    say "leak check (AddressSanitizer + LeakSanitizer)"
+    asan_filter='*Leaks*:*StreamPool*:*Contract*:*CApiTest*:*Features*:WavReader*:Resampler*'
+    asan_filter+=':CommandDecoder*:ListenerCApi.*:Listener.PushesFromManyThreads'
+    asan_filter+=':Listener.StreamsOfDifferentLengths*:Listener.Misuse*:Listener.Refuses*'
+    (cd build-asan && sharded "$jobs" env LD_PRELOAD="$preload" \
+       ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 LSAN_OPTIONS="suppressions=$PWD/../scripts/lsan.supp" \
+       ./bin/vkssm_tests --gtest_brief=1 --gtest_filter="$asan_filter")
   fi
   # The aarch64 leg: a cross build run under qemu-user on Debian's arm64 lavapipe (scripts/ci_aarch64.sh,
   # which installs its own packages). VKSSM_AARCH64=0 skips it.
