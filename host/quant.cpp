@@ -362,19 +362,6 @@ float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
   return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
 }
 
-// Q4_K / Q5_K pack 8 six-bit scales and 8 six-bit mins into 12 bytes: sub-blocks 0..3 keep theirs
-// in the low 6 bits of bytes 0..3 (scales) and 4..7 (mins); sub-blocks 4..7 keep their low 4 bits
-// in the nibbles of bytes 8..11 and their top 2 bits in the top bits of bytes 0..7.
-void scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
-  if (j < 4) {
-    *sc = q[j] & 63;
-    *m = q[j + 4] & 63;
-  } else {
-    *sc = uint8_t((q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4));
-    *m = uint8_t((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-  }
-}
-
 // Q3_K's 16 six-bit scales in 12 bytes: low nibbles in bytes 0..7 (sub-blocks 0..7 low, 8..15
 // high), the top 2 bits in bytes 8..11 (sub-block j: byte 8 + j%4, bits 2·(j/4)); stored + 32.
 int q3_k_scale(const uint8_t* s, int j) {
@@ -761,6 +748,19 @@ size_t whole_blocks(QuantType type, size_t n) {
 }
 
 }  // namespace
+
+// Q4_K / Q5_K pack 8 six-bit scales and 8 six-bit mins into 12 bytes: sub-blocks 0..3 keep theirs
+// in the low 6 bits of bytes 0..3 (scales) and 4..7 (mins); sub-blocks 4..7 keep their low 4 bits
+// in the nibbles of bytes 8..11 and their top 2 bits in the top bits of bytes 0..7.
+void scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
+  if (j < 4) {
+    *sc = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *sc = uint8_t((q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4));
+    *m = uint8_t((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
 
 bool is_quant_type(uint32_t ggml_type) { return trait_index(ggml_type) >= 0; }
 

@@ -52,4 +52,7 @@ bool can_quantize(QuantType type);
 // bytes), rounding as llama.cpp's reference quantizer for the type does (quantize_row_*_ref).
 void quantize_row(QuantType type, const float* in, void* blocks, size_t n);
 
+// Sub-block j's (0..7) 6-bit scale and min from a Q4_K / Q5_K block's 12 packed bytes `q`.
+void scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m);
+
 }  // namespace vkssm

@@ -109,12 +109,47 @@ uint32_t band_step_texels(QuantType type) {
   return kept_bytes(b) / 16 * (quant_traits(type).block_elems == 32 ? 8 : 1);
 }
 
+namespace {
+
+// band_rows() for Q4_K / Q5_K (the layout in quant_matrix.h): each block's 16 heads unpacked, then
+// the rows' blocks less their heads.
+void band_k_rows(QuantType type, const std::vector<uint32_t>& words, int64_t rows, int64_t nb,
+                 std::vector<uint32_t>& out) {
+  const uint32_t step4 = band_step_texels(type), row_words = uint32_t(nb) * step4 * 4;
+  for (int64_t row = 0; row < rows; ++row) {
+    const size_t band = size_t(row / kBandRows) * size_t(kBandRows) * row_words, r = size_t(row % kBandRows);
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint32_t* src = words.data() + size_t(row) * row_words + size_t(b) * step4 * 4;
+      uint32_t* block = out.data() + band + size_t(b) * kBandRows * step4 * 4;
+      block[r] = src[0];  // d and dmin
+      uint8_t packed[12];
+      std::memcpy(packed, src + 1, sizeof packed);  // a little-endian host: bytes in word order
+      for (size_t p = 0; p < 4; ++p) {
+        uint8_t sc[2], mn[2];
+        for (int h = 0; h < 2; ++h) scale_min_k4(int(2 * p) + h, packed, &sc[h], &mn[h]);
+        const uint32_t field = sc[0] | uint32_t(sc[1]) << 6 | uint32_t(mn[0]) << 12 | uint32_t(mn[1]) << 18;
+        uint32_t* pair = block + 16 + 12 * p;
+        pair[r / 2] |= (field & 0xFFFFu) << (16 * (r % 2));
+        pair[8 + r / 4] |= (field >> 16) << (8 * (r % 4));
+      }
+      std::copy_n(src + 4, (step4 - 1) * 4, block + 64 + r * (step4 - 1) * 4);
+    }
+  }
+}
+
+}  // namespace
+
 std::vector<uint32_t> band_rows(QuantType type, const std::vector<uint32_t>& words, int64_t rows, int64_t cols) {
   const uint32_t row_words = device_row_words(type, cols);
   if (words.size() != size_t(rows) * row_words)
     throw Error("internal: band_rows given " + std::to_string(words.size()) + " words for " + std::to_string(rows) +
                 " rows of " + std::to_string(row_words));
   const int64_t nb = cols / quant_traits(type).block_elems;
+  if (type == QuantType::Q4_K || type == QuantType::Q5_K) {
+    std::vector<uint32_t> out(size_t(banded_rows(rows)) * row_words, 0u);
+    band_k_rows(type, words, rows, nb, out);
+    return out;
+  }
   const uint32_t scale4 = scale_words(device_block(type), nb) / 4;
   const uint32_t step4 = band_step_texels(type), quant4 = row_words / 4 - scale4;
   std::vector<uint32_t> out(size_t(banded_rows(rows)) * row_words, 0u);

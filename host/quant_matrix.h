@@ -33,9 +33,18 @@
 //       threads read the scales of a unit for all 16 rows in two texels (zeros after the last);
 //     then step after step, each holding every row's quants for that step (band_step_texels()
 //     texels per row; a shorter last step when a row's quants do not fill it): Q8_0 8 blocks
-//     (16 texels), Q4_0 8 blocks (8), Q4_K / Q5_K / Q6_K one block (9 / 11 / 13),
-// so the reads of one pass over a band walk memory in order. A band keeps 16 device_row_words()
-// words a row; quant_blocks.glsl's banded_scale_texel() and banded_quant_texel() find them.
+//     (16 texels), Q4_0 8 blocks (8), Q6_K one block (13),
+// so the reads of one pass over a band walk memory in order. Q4_K and Q5_K bands go block by
+// block (the step is a block: 9 / 11 texels a row), each block's 16 heads first, unpacked so that
+// a thread reads what one pair of sub-blocks needs for all 16 rows in 7 texels instead of 16:
+//     texels 0-3:  the rows' d and dmin words (row r: word r);
+//     texels 4-15: per pair p of sub-blocks (2p, 2p + 1), three texels holding each row's 24-bit
+//                  field scale(2p) | scale(2p + 1) << 6 | min(2p) << 12 | min(2p + 1) << 18 (the
+//                  6-bit values of k_scale_min()): bits 0-15 in half r % 2 of word r / 2 of the
+//                  first two texels, bits 16-23 in byte r % 4 of word r / 4 of the third;
+//     then every row's block less its head (Q5_K: qh, 2 texels, then qs; Q4_K: qs; 8 / 10 a row).
+// A band keeps 16 device_row_words() words a row; quant_blocks.glsl's banded_scale_texel(),
+// banded_quant_texel() and the k_band_*() functions find them.
 //
 // A GPU weight is the very float dequantize_row() gives (d * scale, times the quant, less
 // dmin * min: each product of an fp16 and small integers is exact in fp32).

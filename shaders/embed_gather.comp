@@ -53,17 +53,32 @@ float load_value(uint row, uint k) {
 #elif defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
   // Value v of a block: sub-block j = v / 32, byte 32 (j / 2) + v % 32 of qs (high nibble for odd
   // j), and (Q5_K) bit j of qh[v % 32] as 16.
-#ifdef WEIGHT_Q4_K
-  const uint b0 = 36u * blk, qs = b0 + 4u;
-#else
-  const uint b0 = 44u * blk, qs = b0 + 12u;
-#endif
   const uint v = k % 256u, j = v / 32u, l = v % 32u, byte = 32u * (j >> 1) + l;
-  const vec2 dm = unpackHalf2x16(word(row, b0));
-  const uvec2 sm = k_scale_min(uvec3(word(row, b0 + 1u), word(row, b0 + 2u), word(row, b0 + 3u)), j);
-  uint q = (byte_of(word(row, qs + byte / 4u), byte & 3u) >> (4u * (j & 1u))) & 15u;
+#ifdef WEIGHT_Q4_K
+  const uint qs = 0u;  // words of the block past its 4-word head
+#else
+  const uint qs = 8u;
+#endif
+  vec2 dm;
+  uvec2 sm;
+  uint rest;  // word 0 of the block past its head
+  if (BANDED) {
+    // The band's heads unpacked (host/quant_matrix.h): row r's d and dmin in word r, its pair's
+    // 24-bit field in the pair's words r / 2 (bits 0-15) and 8 + r / 4 (16-23).
+    const uint r = row % 16u, block = 4u * k_band_block(row, blk, QUANT4), pair = 4u * k_band_pair(row, blk, j / 2u, QUANT4);
+    dm = unpackHalf2x16(Emb[block + r]);
+    const uint field = k_band_field(Emb[pair + r / 2u], Emb[pair + 8u + r / 4u], r) >> (6u * (j & 1u));
+    sm = uvec2(field & 63u, (field >> 12) & 63u);
+    rest = 4u * k_band_quants(row, blk, QUANT4);
+  } else {
+    const uint b0 = row * ROW_STRIDE + 4u * BAND_STEP * blk;
+    dm = unpackHalf2x16(Emb[b0]);
+    sm = k_scale_min(uvec3(Emb[b0 + 1u], Emb[b0 + 2u], Emb[b0 + 3u]), j);
+    rest = b0 + 4u;
+  }
+  uint q = (byte_of(Emb[rest + qs + byte / 4u], byte & 3u) >> (4u * (j & 1u))) & 15u;
 #ifdef WEIGHT_Q5_K
-  q |= ((byte_of(word(row, b0 + 4u + l / 4u), l & 3u) >> j) & 1u) << 4;
+  q |= ((byte_of(Emb[rest + l / 4u], l & 3u) >> j) & 1u) << 4;
 #endif
   return dm.x * float(sm.x) * float(q) - dm.y * float(sm.y);
 #else

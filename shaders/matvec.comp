@@ -113,7 +113,6 @@ float scale_half(uint w, bool high) { return unpackHalf2x16(high ? w >> 16 : w).
 
 // The fp16 scale of block `blk` of `row`.
 float block_scale(uint row, uint blk) {
-  // Selects rather than a variable component index, which llvmpipe would spill to memory per lane.
 #ifdef WEIGHT_TEXEL
   const uvec4 sv = LOADQ(banded_scale_texel(row, blk, SCALES4, QUANT4));  // 8 rows' scales of blk
   const uint sel = (row >> 1) & 3u, half_of = row & 1u;
@@ -121,20 +120,8 @@ float block_scale(uint row, uint blk) {
   const uvec4 sv = LOADQ(row * ROW4 + blk / 8u);  // 8 blocks' scales of row
   const uint sel = (blk >> 1) & 3u, half_of = blk & 1u;
 #endif
-  const uint sw = sel == 0u ? sv.x : sel == 1u ? sv.y : sel == 2u ? sv.z : sv.w;
-  return scale_half(sw, half_of != 0u);
+  return scale_half(component(sv, sel), half_of != 0u);
 }
-
-#ifdef WEIGHT_TEXEL
-// The scales of block `blk` in the 16 rows of the band from row0 (a multiple of 16): two texels,
-// read once for all 16 rows (band_scale() takes one out).
-void band_scales(uint row0, uint blk, out uvec4 sc[2]) {
-  const uint t = banded_scale_texel(row0, blk, SCALES4, QUANT4);
-  sc[0] = LOADQ(t);
-  sc[1] = LOADQ(t + 1u);
-}
-float band_scale(uvec4 sc[2], uint r) { return scale_half(sc[r / 8u][(r % 8u) / 2u], (r & 1u) != 0u); }
-#endif
 
 // Quants are read as f = 1 + q / 2^n: q's n bits (a byte or a nibble of `word`, one per component)
 // are moved to the top of the mantissa of 1.0 and combined with its bits by one shift and one
@@ -170,6 +157,51 @@ struct Unit {
 #endif
 };
 
+#if defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
+// Texel q of block s of `row` past its head (Q5_K: qh in 0-1, then qs; Q4_K: qs).
+uint k_quants(uint row, uint s, uint q) {
+#ifdef WEIGHT_TEXEL
+  return k_band_quants(row, s, QUANT4) + q;  // row bands (host/quant_matrix.h)
+#else
+  return quant_texel(row, BAND_STEP * s) + 1u + q;  // whole blocks of BAND_STEP texels
+#endif
+}
+
+// Unit u of a Q4_K / Q5_K row, given its block's d and dmin (`dm`) and its pair's scales and mins
+// (`sm`, as k_scales_mins_pair()). Texel t of pair p of block s: values 16 t.. of sub-blocks 2p
+// (low nibbles of qs bytes 32 p + 16 t..) and 2p + 1 (their high nibbles); Q5_K adds bit 2p
+// (2p + 1) of qh[value] as 16. Weight = d * scale * q - dmin * min, as dequantize_row().
+Unit k_unit(uint row, uint u, vec2 dm, vec4 sm) {
+  Unit un;
+  const uint s = u / 8u, p = (u >> 1) & 3u, t = u & 1u;
+#ifdef WEIGHT_Q4_K
+  un.a = LOADQ(k_quants(row, s, 2u * p + t));
+  const float n2 = 16.0;
+#else
+  un.h0 = LOADQ(k_quants(row, s, t)) >> (2u * p);
+  un.a = LOADQ(k_quants(row, s, 2u + 2u * p + t));
+  const float n2 = 32.0;
+#endif
+  un.b = un.a;
+  un.d = n2 * dm.x * sm.xy;
+  un.m = un.d + dm.y * sm.zw;
+  return un;
+}
+
+// Block s's d and dmin, and pair p's scales and mins, of `row` (k_unit's dm and sm).
+void k_head(uint row, uint s, uint p, out vec2 dm, out vec4 sm) {
+#ifdef WEIGHT_TEXEL
+  const uint r = row % 16u, pair = k_band_pair(row, s, p, QUANT4);
+  dm = unpackHalf2x16(component(LOADQ(k_band_block(row, s, QUANT4) + r / 4u), r % 4u));
+  const uint lo = component(LOADQ(pair + r / 8u), (r / 2u) % 4u), hi = component(LOADQ(pair + 2u), r / 4u);
+  sm = k_field_values(k_band_field(lo, hi, r));
+#else
+  const uvec4 head = LOADQ(quant_texel(row, BAND_STEP * s));
+  dm = unpackHalf2x16(head.x);
+  sm = k_scales_mins_pair(head.yzw, 2u * p);
+#endif
+}
+#else
 // `d`: the scale of the unit's block (BLOCK_SCALES; block_scale(row, unit_block(u))).
 Unit unit_load_scaled(uint row, uint u, float d) {
   Unit un;
@@ -185,27 +217,6 @@ Unit unit_load_scaled(uint row, uint u, float d) {
   un.b = un.a;
   un.d.x = 16.0 * d;
   un.m.x = 24.0 * d;
-#elif defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
-  // Texel t of pair p of block s: values 16 t.. of sub-blocks 2p (low nibbles of qs bytes
-  // 32 p + 16 t..) and 2p + 1 (their high nibbles); Q5_K adds bit 2p (2p + 1) of qh[value] as 16.
-  // Weight = d * scale * q - dmin * min, as dequantize_row().
-  const uint s = u / 8u, p = (u >> 1) & 3u, t = u & 1u;
-  // Texels of block s (banded layouts keep a block's texels together).
-#ifdef WEIGHT_Q4_K
-  const uint blk = quant_texel(row, 9u * s), qs = blk + 1u;
-  const float n2 = 16.0;
-#else
-  const uint blk = quant_texel(row, 11u * s), qs = blk + 3u;
-  un.h0 = LOADQ(blk + 1u + t) >> (2u * p);
-  const float n2 = 32.0;
-#endif
-  const uvec4 head = LOADQ(blk);
-  const vec2 dm = unpackHalf2x16(head.x);
-  const vec4 sm = k_scales_mins_pair(head.yzw, 2u * p);
-  un.d = n2 * dm.x * sm.xy;
-  un.m = un.d + dm.y * sm.zw;
-  un.a = LOADQ(qs + 2u * p + t);
-  un.b = un.a;
 #else
   // Q6_K. Sub-block j of block s covers values 32 j.. : half n = j / 4 of the block, quarter g = j % 4
   // of it. Its low 4 bits are ql[64 n + 32 (g & 1) + l] (high nibble for g >= 2), its top 2 bits
@@ -226,14 +237,55 @@ Unit unit_load_scaled(uint row, uint u, float d) {
 #endif
   return un;
 }
+#endif
 
 Unit unit_load(uint row, uint u) {
 #ifdef BLOCK_SCALES
   return unit_load_scaled(row, u, block_scale(row, unit_block(u)));
 #else
-  return unit_load_scaled(row, u, 0.0);
+  vec2 dm;
+  vec4 sm;
+  k_head(row, u / 8u, (u >> 1) & 3u, dm, sm);
+  return k_unit(row, u, dm, sm);
 #endif
 }
+
+#ifdef WEIGHT_TEXEL
+// What the 16 rows of a band (host/quant_matrix.h) share for unit u, read once for all of them
+// (band_heads) and taken apart row by row (band_unit): the fp16 scales of the unit's block (Q8_0,
+// Q4_0, Q6_K: two texels instead of one a row) or the d, dmin, scales and mins of its block and
+// pair of sub-blocks (Q4_K, Q5_K: seven texels instead of one a row, and no unpacking of the
+// 6-bit values).
+struct BandHeads {
+#ifdef BLOCK_SCALES
+  uvec4 sc[2];    // the rows' scales of the unit's block, two to a word
+#else
+  uvec4 dm[4];    // the rows' d and dmin words
+  uvec4 pair[3];  // the rows' fields of the unit's pair (k_band_field)
+#endif
+};
+BandHeads band_heads(uint row0, uint u) {
+  BandHeads h;
+#ifdef BLOCK_SCALES
+  const uint t = banded_scale_texel(row0, unit_block(u), SCALES4, QUANT4);
+  for (uint i = 0; i < 2; ++i) h.sc[i] = LOADQ(t + i);
+#else
+  const uint s = u / 8u, block = k_band_block(row0, s, QUANT4), pair = k_band_pair(row0, s, (u >> 1) & 3u, QUANT4);
+  for (uint i = 0; i < 4; ++i) h.dm[i] = LOADQ(block + i);
+  for (uint i = 0; i < 3; ++i) h.pair[i] = LOADQ(pair + i);
+#endif
+  return h;
+}
+// Unit u of `row`, row r (a constant once loops are unrolled) of the band band_heads() read.
+Unit band_unit(BandHeads h, uint row, uint r, uint u) {
+#ifdef BLOCK_SCALES
+  return unit_load_scaled(row, u, scale_half(h.sc[r / 8u][(r % 8u) / 2u], (r & 1u) != 0u));
+#else
+  const uint field = k_band_field(h.pair[r / 8u][(r / 2u) % 4u], h.pair[2][r / 4u], r);
+  return k_unit(row, u, unpackHalf2x16(h.dm[r / 4u][r % 4u]), k_field_values(field));
+#endif
+}
+#endif
 
 // f for x's vec4 i of the unit (i a constant once loops are unrolled): the four values it multiplies.
 vec4 unit_w(Unit un, uint i) {
@@ -399,13 +451,8 @@ void pass_single_blocks16(uint b0, uint wg, uint tid) {
     for (uint u = tid; u < UNITS; u += LOCAL) {
       vec4 xv[UNIT_X4];
       const vec2 xsum = unit_x(b0, u, xv);
-#ifdef BLOCK_SCALES
-      uvec4 sc[2];
-      band_scales(row0, unit_block(u), sc);
-      for (uint r = 0; r < 16; ++r) acc1[r] += unit_sum(unit_load_scaled(rows[r], u, band_scale(sc, r)), xv, xsum);
-#else
-      for (uint r = 0; r < 16; ++r) acc1[r] += unit_sum(unit_load(rows[r], u), xv, xsum);
-#endif
+      const BandHeads heads = band_heads(row0, u);
+      for (uint r = 0; r < 16; ++r) acc1[r] += unit_sum(band_unit(heads, rows[r], r, u), xv, xsum);
     }
     float sums[16];
     for (uint r = 0; r < 16; ++r) sums[r] = subgroup_sum(dot(vec4(acc1[r], 0.0, 0.0, 0.0), vec4(1.0)));
@@ -431,17 +478,9 @@ void pass_multi_blocks16(uint b0, uint nb, uint wg, uint tid) {
       vec2 xsum[TB];
       for (uint j = 0; j < TB; ++j)
         if (j < nb) xsum[j] = unit_x(b0 + j, u, xv[j]);  // nb is uniform
-#ifdef BLOCK_SCALES
-      uvec4 sc[2];
-      band_scales(row0, unit_block(u), sc);
-#endif
+      const BandHeads heads = band_heads(row0, u);
       for (uint r = 0; r < 16; ++r) {
-        const uint row = min(row0 + r, ROWS - 1);  // clamp: never read past W
-#ifdef BLOCK_SCALES
-        const Unit un = unit_load_scaled(row, u, band_scale(sc, r));
-#else
-        const Unit un = unit_load(row, u);
-#endif
+        const Unit un = band_unit(heads, min(row0 + r, ROWS - 1), r, u);  // clamp: never read past W
         vec4 w[UNIT_X4];
         for (uint i = 0; i < UNIT_X4; ++i) w[i] = unit_w(un, i);
         for (uint j = 0; j < TB; ++j) {

@@ -31,12 +31,35 @@
 uint banded_scale_texel(uint row, uint blk, uint scale4, uint quant4) {
   return (row / 16u) * 16u * (scale4 + quant4) + 2u * blk + (row % 16u) / 8u;
 }
-// Where texel q of `row`'s quants lies.
+// Where texel q of `row`'s quants lies (Q8_0, Q4_0, Q6_K).
 uint banded_quant_texel(uint row, uint q, uint scale4, uint quant4) {
   const uint step = q / BAND_STEP, first = step * BAND_STEP, width = min(BAND_STEP, quant4 - first);
   return (row / 16u) * 16u * (scale4 + quant4) + 16u * (scale4 + first) + (row % 16u) * width + (q - first);
 }
 #endif
+
+#if defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
+// Q4_K / Q5_K row bands (host/quant_matrix.h), rows of `quant4` texels (BAND_STEP a block). Block s
+// of the band holding `row` starts at texel k_band_block(): the 16 rows' d and dmin words (row r's
+// in component r % 4 of texel r / 4), then three texels per pair of sub-blocks
+// (k_band_pair()), then each row's block less its head (k_band_quants()).
+uint k_band_block(uint row, uint s, uint quant4) { return (row / 16u) * 16u * quant4 + 16u * BAND_STEP * s; }
+uint k_band_pair(uint row, uint s, uint p, uint quant4) { return k_band_block(row, s, quant4) + 4u + 3u * p; }
+uint k_band_quants(uint row, uint s, uint quant4) {
+  return k_band_block(row, s, quant4) + 16u + (row % 16u) * (BAND_STEP - 1u);
+}
+// Row r's (r < 16) 24-bit field of a pair: bits 0-15 in half r % 2 of `lo_word` (word r / 2 of the
+// pair's first two texels), bits 16-23 in byte r % 4 of `hi_word` (word r / 4 of the third).
+uint k_band_field(uint lo_word, uint hi_word, uint r) {
+  return ((lo_word >> (16u * (r & 1u))) & 0xFFFFu) | (((hi_word >> (8u * (r & 3u))) & 255u) << 16);
+}
+// A field's values as vec4(scale 2p, scale 2p + 1, min 2p, min 2p + 1), as k_scales_mins_pair().
+vec4 k_field_values(uint field) { return vec4((uvec4(field) >> uvec4(0, 6, 12, 18)) & 63u); }
+#endif
+
+// Component i (0..3) of v. Selects rather than a variable component index, which llvmpipe would
+// spill to memory per lane.
+uint component(uvec4 v, uint i) { return i == 0u ? v.x : i == 1u ? v.y : i == 2u ? v.z : v.w; }
 
 // Byte i (0..3) of w.
 uint byte_of(uint w, uint i) { return (w >> (8u * i)) & 255u; }

@@ -89,59 +89,88 @@ TEST_P(DeviceLayout, HoldsTheBlocksOfQuantizeRowWordAligned) {
 }
 
 // Row bands (the CPU drivers' layout): every scale and every texel of quants of every row lands
-// where the shaders' banded_scale_texel() and banded_quant_texel() (shaders/quant_blocks.glsl,
-// written out again here) look for it: the band's scales block by block, 16 rows to two texels,
-// then step after step of every row's quants, the last step shorter; the rest is zero.
+// where the shaders look for it (shaders/quant_blocks.glsl, written out again here), and the rest
+// is zero. Q8_0 / Q4_0 / Q6_K (banded_scale_texel(), banded_quant_texel()): the band's scales
+// block by block, 16 rows to two texels, then step after step of every row's quants, the last step
+// shorter. Q4_K / Q5_K (k_band_block(), k_band_pair(), k_band_field(), k_band_quants()): block by
+// block, the 16 rows' d and dmin, then each pair of sub-blocks' scales and mins unpacked from the
+// 12 packed bytes, then the rows' blocks less their heads.
 TEST_P(DeviceLayout, RowBandsPutEveryTexelWhereTheShadersLook) {
   const QuantType type = GetParam();
   const bool k_quant = quant_traits(type).block_elems == 256;
+  const bool k_heads = type == QuantType::Q4_K || type == QuantType::Q5_K;
   // Q8_0 / Q4_0: 10 blocks, a step of 8 and a last one of 2; K-quants: 3 blocks, a step each.
   const int64_t rows = 19, cols = k_quant ? 3 * 256 : 10 * 32, nb = k_quant ? 3 : 10;
   const uint32_t row_words = device_row_words(type, cols);
   std::vector<uint32_t> words(size_t(rows) * row_words);
-  for (size_t i = 0; i < words.size(); ++i) words[i] = uint32_t(i) + 1;  // all distinct and non-zero
+  std::mt19937 rng(17);
+  for (uint32_t& w : words) w = rng() | 0x01010101u;  // every byte non-zero
   const std::vector<uint32_t> banded = band_rows(type, words, rows, cols);
   ASSERT_EQ(banded.size(), size_t(32) * row_words);  // two bands of 16 rows
 
   // fp16 scales 8 to a texel in a row (Q8_0 / Q4_0: 10, 2 texels; Q6_K: 3, 1 texel); none in Q4_K / Q5_K rows.
-  const bool scales = !(type == QuantType::Q4_K || type == QuantType::Q5_K);
-  const uint32_t scale_texels = !scales ? 0 : k_quant ? 1 : 2;
+  const uint32_t scale_texels = k_heads ? 0 : k_quant ? 1 : 2;
   const uint32_t quant4 = row_words / 4 - scale_texels, step = band_step_texels(type);
   const uint32_t want_step = type == QuantType::Q8_0 ? 16 : type == QuantType::Q4_0 ? 8 : type == QuantType::Q4_K ? 9
                              : type == QuantType::Q5_K ? 11 : 13;
   ASSERT_EQ(step, want_step);
-  auto band_of = [&](uint32_t row) { return row / 16 * 16 * (scale_texels + quant4); };
-  auto quant_texel = [&](uint32_t row, uint32_t q) {  // banded_quant_texel
-    const uint32_t first = q / step * step, width = std::min(step, quant4 - first);
-    return band_of(row) + 16 * (scale_texels + first) + row % 16 * width + (q - first);
+  auto band_of = [&](uint32_t row) { return row / 16 * 16 * (scale_texels + quant4); };  // its first texel
+  std::vector<bool> seen(banded.size() * 4, false);  // by byte
+  // Checks that the `bytes` bytes of banded word `at` from byte `shift / 8` on are `want`'s and
+  // were not claimed before.
+  auto expect_at = [&](uint32_t at, uint32_t shift, uint32_t bytes, uint32_t want, const std::string& what) {
+    ASSERT_LT(at, banded.size()) << what;
+    for (uint32_t i = shift / 8; i < shift / 8 + bytes; ++i) {
+      EXPECT_FALSE(seen[4 * at + i]) << what;
+      seen[4 * at + i] = true;
+    }
+    const uint32_t mask = bytes == 4 ? ~0u : ((1u << (8 * bytes)) - 1);
+    EXPECT_EQ((banded[at] >> shift) & mask, want & mask) << what;
   };
-  std::vector<bool> seen(banded.size() * 2, false);  // by 16-bit half
   for (uint32_t row = 0; row < uint32_t(rows); ++row) {
-    const uint32_t* src = words.data() + size_t(row) * row_words;
-    for (uint32_t b = 0; scales && b < nb; ++b) {
-      // banded_scale_texel: texel 2b + r / 8 of the band, component (r % 8) / 2, half r % 2
-      const uint32_t r = row % 16, texel = band_of(row) + 2 * b + r / 8, half = 2 * (4 * texel + r % 8 / 2) + r % 2;
-      ASSERT_LT(half, seen.size());
-      EXPECT_FALSE(seen[half]) << "row " << row << " scale " << b;
-      seen[half] = true;
-      ASSERT_EQ((banded[half / 2] >> (16 * (half % 2))) & 0xFFFFu, (src[b / 2] >> (16 * (b % 2))) & 0xFFFFu)
-          << "row " << row << " scale " << b;
-    }
-    for (uint32_t q = 0; q < quant4; ++q) {
-      const uint32_t at = quant_texel(row, q);
-      for (uint32_t w = 0; w < 4; ++w) {
-        ASSERT_LT(8 * at + 2 * w + 1, seen.size());
-        EXPECT_FALSE(seen[8 * at + 2 * w]) << "row " << row << " texel " << q;
-        seen[8 * at + 2 * w] = seen[8 * at + 2 * w + 1] = true;
-        ASSERT_EQ(banded[4 * at + w], src[4 * (scale_texels + q) + w]) << "row " << row << " texel " << q;
+    const uint32_t* src = words.data() + size_t(row) * row_words, r = row % 16;
+    const std::string at_row = "row " + std::to_string(row);
+    if (k_heads) {
+      for (uint32_t b = 0; b < uint32_t(nb); ++b) {
+        const uint32_t* block = src + 4 * step * b;
+        const uint32_t first = band_of(row) + 16 * step * b;  // k_band_block
+        const std::string what = at_row + " block " + std::to_string(b);
+        expect_at(4 * first + r, 0, 4, block[0], what + " d, dmin");
+        uint8_t packed[12];
+        std::memcpy(packed, block + 1, 12);
+        for (uint32_t p = 0; p < 4; ++p) {
+          uint8_t sc[2], mn[2];
+          for (int h = 0; h < 2; ++h) scale_min_k4(int(2 * p) + h, packed, &sc[h], &mn[h]);
+          const uint32_t field = sc[0] | sc[1] << 6 | mn[0] << 12 | mn[1] << 18, pair = first + 4 + 3 * p;
+          expect_at(4 * pair + r / 2, 16 * (r % 2), 2, field, what + " pair " + std::to_string(p) + " bits 0-15");
+          expect_at(4 * (pair + 2) + r / 4, 8 * (r % 4), 1, field >> 16, what + " pair " + std::to_string(p) + " bits 16-23");
+        }
+        for (uint32_t q = 0; q + 1 < step; ++q)  // k_band_quants
+          for (uint32_t w = 0; w < 4; ++w)
+            expect_at(4 * (first + 16 + r * (step - 1) + q) + w, 0, 4, block[4 + 4 * q + w],
+                      what + " texel " + std::to_string(q));
       }
+      continue;
+    }
+    for (uint32_t b = 0; b < uint32_t(nb); ++b)  // banded_scale_texel
+      expect_at(4 * (band_of(row) + 2 * b + r / 8) + r % 8 / 2, 16 * (r % 2), 2, src[b / 2] >> (16 * (b % 2)),
+                at_row + " scale " + std::to_string(b));
+    for (uint32_t q = 0; q < quant4; ++q) {  // banded_quant_texel
+      const uint32_t first = q / step * step, width = std::min(step, quant4 - first);
+      const uint32_t at = band_of(row) + 16 * (scale_texels + first) + r * width + (q - first);
+      for (uint32_t w = 0; w < 4; ++w)
+        expect_at(4 * at + w, 0, 4, src[4 * (scale_texels + q) + w], at_row + " texel " + std::to_string(q));
     }
   }
-  for (size_t half = 0; half < seen.size(); ++half) {
-    if (seen[half]) continue;
-    EXPECT_EQ((banded[half / 2] >> (16 * (half % 2))) & 0xFFFFu, 0u) << "padding half " << half;
+  for (size_t byte = 0; byte < seen.size(); ++byte) {
+    if (seen[byte]) continue;
+    EXPECT_EQ((banded[byte / 4] >> (8 * (byte % 4))) & 0xFFu, 0u) << "padding byte " << byte;
   }
-  EXPECT_EQ(std::count(seen.begin(), seen.end(), true), rows * (nb * (scales ? 1 : 0) + 8 * quant4));
+  // What was placed: K-quant heads 4 bytes of d, dmin and 4 pairs of 3 bytes a block; fp16
+  // scales 2 bytes a block; the quants whole.
+  const int64_t head_bytes = k_heads ? nb * (4 + 4 * 3) : scale_texels ? nb * 2 : 0;
+  const int64_t quant_bytes = k_heads ? nb * (step - 1) * 16 : quant4 * 16;
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), true), rows * (head_bytes + quant_bytes));
   EXPECT_EQ(error_of([&] { band_rows(type, words, rows + 1, cols); }),
             "internal: band_rows given " + std::to_string(words.size()) + " words for 20 rows of " +
                 std::to_string(row_words));
