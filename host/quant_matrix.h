@@ -40,7 +40,7 @@
 //     texels 0-3:  the rows' d and dmin words (row r: word r);
 //     texels 4-15: per pair p of sub-blocks (2p, 2p + 1), three texels holding each row's 24-bit
 //                  field scale(2p) | scale(2p + 1) << 6 | min(2p) << 12 | min(2p + 1) << 18 (the
-//                  6-bit values of k_scale_min()): bits 0-15 in half r % 2 of word r / 2 of the
+//                  6-bit values scale_min_k4() unpacks): bits 0-15 in half r % 2 of word r / 2 of the
 //                  first two texels, bits 16-23 in byte r % 4 of word r / 4 of the third;
 //     then every row's block less its head (Q5_K: qh, 2 texels, then qs; Q4_K: qs; 8 / 10 a row).
 // A band keeps 16 device_row_words() words a row; quant_blocks.glsl's banded_scale_texel(),
