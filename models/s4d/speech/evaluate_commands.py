@@ -9,15 +9,20 @@ For every voice of the split (test voices are never trained on) it writes two 16
   phrase ("please go now"), between pieces of non-command speech, 0.3-1.0 s apart;
 - a non-command stream: about 60 s of sentences and near-miss words ("yesterday", "often",
   "gone", "eighteen", ...) with no command in it;
+- an ordinary-speech stream: about 60 s of everyday sentences never trained on
+  (speech_data.EVAL_SENTENCES: no command or homophone of one, near misses only at their natural
+  rate), rendered for the split's voices on first use and kept beside the bank;
 in two conditions: clean, and noisy (reverberation on half the streams, pink noise or babble at
 10-20 dB SNR). All streams of a condition go through one `vkssm listen --json` run (concurrent
 streams). A command counts as detected when an event with its word lies between its start - 0.5 s
-and its end + 0.5 s; every other event is a false alarm. The false-alarm rate is per 10 minutes of
-the non-command streams (events in command streams that match nothing are counted separately).
+and its end + 0.5 s; every other event is a false alarm. False alarms are counted per 10 minutes of
+the non-command streams and, separately, of the ordinary-speech streams (events in command streams
+that match nothing are counted apart from both).
 """
 import argparse
 import json
 import os
+from multiprocessing import Pool
 import pickle
 import subprocess
 import sys
@@ -85,6 +90,41 @@ def negative_stream(bank, rng, voice, seconds=60.0):
     return np.concatenate(parts).astype(np.float64), said
 
 
+def render_eval_sentences(bank_path, voices):
+    """{voice: {sentence: samples}} for speech_data.EVAL_SENTENCES, said by each voice as in its
+    bank draw 0 (same rate and pitch), rendered once and kept in BANK.eval-sentences.pkl."""
+    cache = bank_path + ".eval-sentences.pkl"
+    have = {}
+    if os.path.exists(cache):
+        with open(cache, "rb") as f:
+            have = pickle.load(f)
+    engines = {v[0]: v for v in sd.voices()}
+    jobs = [(v, engines[v][1], engines[v][2], 0, sd.EVAL_SENTENCES) for v in voices
+            if set(have.get(v, {})) != set(sd.EVAL_SENTENCES)]
+    if jobs:
+        with Pool(2) as pool:
+            for voice, _, out in pool.imap_unordered(sd._render_job, jobs):
+                have[voice] = out
+        with open(cache, "wb") as f:
+            pickle.dump(have, f, protocol=4)
+    return have
+
+
+def ordinary_stream(rng, sentences, seconds=60.0):
+    """Everyday sentences in a random order with 0.2-0.8 s pauses -> (samples, what was said)."""
+    parts, said = [np.zeros(int(0.3 * SR))], []
+    pos = len(parts[0])
+    while pos < seconds * SR:
+        for text in rng.permutation(sd.EVAL_SENTENCES):
+            s = sentences[text]
+            said.append((text, pos / SR, (pos + len(s)) / SR))
+            parts += [s, np.zeros(int(rng.uniform(0.2, 0.8) * SR))]
+            pos += len(s) + len(parts[-1])
+            if pos >= seconds * SR:
+                break
+    return np.concatenate(parts).astype(np.float64), said
+
+
 def heard_in(said, t):
     """What was said last before time t (a false alarm's cause: the decision comes after the word)."""
     cause = "(silence)"
@@ -119,13 +159,13 @@ def run_listen(args, paths, threshold):
 
 
 def score(events, streams):
-    """streams: [(path, truth or None, seconds, voice, said)] -> per-stream (hits, misses, false
+    """streams: [(path, truth or None, seconds, voice, said, kind)] -> per-stream (hits, misses, false
     alarms, and for non-command streams what each false alarm was heard in)."""
     by_input = {}
     for e in events:
         by_input.setdefault(e["input"], []).append(e)
     rows = []
-    for path, truth, seconds, voice, said in streams:
+    for path, truth, seconds, voice, said, kind in streams:
         evs = sorted(by_input.get(path, []), key=lambda e: e["time"])
         used = [False] * len(evs)
         hits, missed = 0, []
@@ -140,7 +180,8 @@ def score(events, streams):
         fas = [e["word"] for i, e in enumerate(evs) if not used[i]]
         heard = ["%s <- %s" % (e["word"], heard_in(said, e["time"])) for i, e in enumerate(evs) if not used[i] and said]
         rows.append({"path": path, "voice": voice, "commands": len(truth or []), "hits": hits, "missed": missed,
-                     "false_alarms": fas, "heard_in": heard, "seconds": seconds, "negative": truth is None})
+                     "false_alarms": fas, "heard_in": heard, "seconds": seconds, "negative": kind == "negative",
+                     "ordinary": kind == "ordinary"})
     return rows
 
 
@@ -158,6 +199,7 @@ def main():
     with open(a.bank, "rb") as f:
         bank = pickle.load(f)
     voices = sorted(v for v, e in bank.items() if e["split"] == a.split)
+    everyday = render_eval_sentences(a.bank, voices)
     maker = sd.ClipMaker(bank, {a.split}, 1.0)
     tmp = a.keep or tempfile.mkdtemp(prefix="vkssm_eval_")
     os.makedirs(tmp, exist_ok=True)
@@ -170,11 +212,19 @@ def main():
             x, truth = command_stream(bank, rng, v)
             p = os.path.join(tmp, "%s-%02d-commands.wav" % (cond, i))
             write_wav(p, condition(rng, x, cond == "noisy", maker.babble))
-            streams.append((p, truth, len(x) / SR, v, None))
+            streams.append((p, truth, len(x) / SR, v, None, "commands"))
             y, said = negative_stream(bank, rng, v)
             p = os.path.join(tmp, "%s-%02d-negative.wav" % (cond, i))
             write_wav(p, condition(rng, y, cond == "noisy", maker.babble))
-            streams.append((p, None, len(y) / SR, v, said))
+            streams.append((p, None, len(y) / SR, v, said, "negative"))
+        # A generator of its own, so the command and non-command streams stay as they were
+        # before the ordinary-speech streams existed (figures stay comparable).
+        rng_ordinary = np.random.default_rng(a.seed + 100 + (cond == "noisy"))
+        for i, v in enumerate(voices):
+            z, said = ordinary_stream(rng_ordinary, everyday[v])
+            p = os.path.join(tmp, "%s-%02d-ordinary.wav" % (cond, i))
+            write_wav(p, condition(rng_ordinary, z, cond == "noisy", maker.babble))
+            streams.append((p, None, len(z) / SR, v, said, "ordinary"))
         for th in thresholds:
             events, summary = run_listen(a, [s[0] for s in streams], th)
             rows = score(events, streams)
@@ -182,10 +232,12 @@ def main():
             hits = sum(r["hits"] for r in rows)
             neg_minutes = sum(r["seconds"] for r in rows if r["negative"]) / 60
             neg_fa = sum(len(r["false_alarms"]) for r in rows if r["negative"])
-            cmd_fa = sum(len(r["false_alarms"]) for r in rows if not r["negative"])
+            ord_minutes = sum(r["seconds"] for r in rows if r["ordinary"]) / 60
+            ord_fa = sum(len(r["false_alarms"]) for r in rows if r["ordinary"])
+            cmd_fa = sum(len(r["false_alarms"]) for r in rows if r["commands"])
             by_engine = {}
             for r in rows:
-                if r["negative"]:
+                if not r["commands"]:
                     continue
                 eng = r["voice"].split(":")[0]
                 h, n = by_engine.get(eng, (0, 0))
@@ -193,17 +245,21 @@ def main():
             res = {"threshold": th, "commands": n_cmd, "detected": hits, "detection_rate": round(hits / n_cmd, 4),
                    "non_command_minutes": round(neg_minutes, 2), "false_alarms": neg_fa,
                    "false_alarms_per_10_min": round(neg_fa / neg_minutes * 10, 2),
+                   "ordinary_speech_minutes": round(ord_minutes, 2), "ordinary_false_alarms": ord_fa,
+                   "ordinary_false_alarms_per_10_min": round(ord_fa / ord_minutes * 10, 2),
                    "unmatched_events_in_command_streams": cmd_fa,
                    "detection_by_engine": {k: "%d/%d (%.1f %%)" % (h, n, 100 * h / n) for k, (h, n) in by_engine.items()},
                    "missed": sorted(w for r in rows for w in r["missed"]),
                    "false_alarm_words": sorted(w for r in rows if r["negative"] for w in r["false_alarms"]),
-                   "unmatched_words_in_command_streams": sorted(w for r in rows if not r["negative"] for w in r["false_alarms"]),
-                   "false_alarms_heard_in": sorted(h for r in rows for h in r["heard_in"]),
+                   "unmatched_words_in_command_streams": sorted(w for r in rows if r["commands"] for w in r["false_alarms"]),
+                   "false_alarms_heard_in": sorted(h for r in rows if r["negative"] for h in r["heard_in"]),
+                   "ordinary_false_alarms_heard_in": sorted(h for r in rows if r["ordinary"] for h in r["heard_in"]),
                    "listen": summary}
             report["conditions"].setdefault(cond, []).append(res)
             print("%-5s threshold %-5s detected %4d/%4d (%.1f %%)  false alarms %3d in %.1f min of non-command speech "
-                  "(%.2f per 10 min)  unmatched in command streams %d" %
-                  (cond, th, hits, n_cmd, 100 * hits / n_cmd, neg_fa, neg_minutes, neg_fa / neg_minutes * 10, cmd_fa), flush=True)
+                  "(%.2f per 10 min), %d in %.1f min of ordinary speech (%.2f per 10 min)  unmatched in command streams %d" %
+                  (cond, th, hits, n_cmd, 100 * hits / n_cmd, neg_fa, neg_minutes, neg_fa / neg_minutes * 10,
+                   ord_fa, ord_minutes, ord_fa / ord_minutes * 10, cmd_fa), flush=True)
     print(json.dumps(report, indent=1))
 
 

@@ -13,6 +13,11 @@ Two stages, both deterministic given the seed:
    speed, gain, reverberation, band-limiting (telephone, 8 kHz), microphone colour, additive
    white/pink/brown noise or babble at 0-30 dB SNR. Returns the samples and the command's span.
 
+   Optionally (render_extra()), each training voice draw also says EXTRA_PER_DRAW word
+   sequences of its own (extra_texts(): everyday function words and words from Debian's
+   American English word list), so the non-command speech a model hears is not a few hundred
+   texts said again and again.
+
 Voices are split into train / validation / test by voice identity (split_of_voice): the test
 voices are never trained on.
 """
@@ -96,6 +101,86 @@ SENTENCES = [
     "follow the river", "the cat is sleeping", "what a wonderful evening", "the station is closed",
     "green and purple", "an orange", "we are sitting here", "it will last forever",
 ]
+
+# Everyday sentences for measuring false alarms in ordinary speech (evaluate_commands.py): never
+# trained on (not in all_texts), with no command and no homophone of one (HOMOPHONES) in them, so
+# every event heard in them is a false alarm. Near misses occur at their natural rate only
+# ("only", "often", "someone"), unlike NEGATIVE_WORDS and SENTENCES, which are full of them.
+HOMOPHONES = ["know", "to", "too", "for", "fore", "won", "ate", "write", "rite", "of"]
+EVAL_SENTENCES = """
+the children played in the garden all afternoon
+my brother is a teacher in a small village
+we bought bread and cheese at the market
+the train was late again this morning
+she has a meeting with her manager after lunch
+the library closes early every friday
+could you pass me the salt and pepper
+the museum has a new exhibition about ancient egypt
+he forgot his umbrella at the restaurant
+the weather will be cloudy with some rain
+our neighbours have a very friendly dog
+i usually walk the long way home
+the hospital is looking after many patients
+this soup tastes a little bit salty
+they are planning a trip across the country
+the meeting has been moved until thursday
+she painted the kitchen a pale blue colour
+my grandmother makes the best apple pie
+the bus driver waited while we ran across the street
+we should buy some milk and eggs
+the football match ended in a draw
+he speaks french and a little spanish
+the mountains were covered in snow
+i have been reading a very long novel
+the printer needs more paper again
+please remember the meeting tomorrow afternoon
+the baby slept through the whole night
+we watched a film about a famous explorer
+the garden needs watering every evening
+her sister lives near the beach
+the shop sells fresh fruit and vegetables
+i can never find my keys in the morning
+the teacher asked the students a difficult question
+the river flows slowly through the valley
+we had pasta with tomato sauce
+there was a long queue at the bank
+the concert was cancelled during the storm
+he fixed the broken chair with some glue
+the cinema is showing an old comedy
+she signed the letter with a blue pen
+the airport was busy during the holidays
+the flowers in the park are beautiful this year
+my phone battery is almost empty
+the children were laughing at the clown
+we need a bigger table in the dining room
+the doctor said i should drink more water
+the hotel room had a lovely view
+the farmer keeps sheep and chickens
+it was raining when we arrived
+the coffee machine is making a strange noise
+they moved here from a little town in the north
+my cousin is studying medicine at university
+the painting hangs above the fireplace
+he always listens carefully in class
+the road was closed after an accident
+we celebrated her birthday with a big cake
+the students finished their homework early
+the wind was blowing very hard last night
+i enjoy cooking dinner with friends
+the jacket is warm and comfortable
+the bakery smells wonderful in the morning
+the computer was running very slowly
+she walked along the beach at sunset
+the old bridge was built many years ago
+we listened quietly while he played the piano
+the cat jumped across the kitchen counter
+he wants a new apartment in the city
+the report is due next month
+the lake was calm and very cold
+she sings in a choir every sunday
+""".strip().split("\n")
+assert not {w for s in EVAL_SENTENCES for w in s.split()} & set(COMMANDS + HOMOPHONES)
+assert not set(EVAL_SENTENCES) & set(SENTENCES)
 
 ESPEAK_ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
                   "en-gb-x-gbcwmd", "en-029"]
@@ -208,6 +293,71 @@ def _render_job(job):
             for i, t in enumerate(texts):
                 out[t] = trim(_sox_to_16k(os.path.join(tmp, "%d.wav" % i), effects))
         return voice_id, draw, out
+
+
+# ---- extra non-command speech ------------------------------------------------------------------
+
+# Debian's wamerican word list: 100,000 English words, so the non-command speech covers sounds
+# and sequences that no hand-written list does (a model trained on ~200 non-command texts fires
+# on "ago", "comfortable", "class" in ordinary sentences it has never heard).
+WORD_LIST = "/usr/share/dict/american-english"
+FUNCTION_WORDS = """the a an and with in at is was are were it he she we they i you my his her our
+their that this there then but so very some all from by as if not has have had will can would
+could should about after just more most much what when where which who why how""".split()
+
+
+def _extra_word_ok(w):
+    """A word for extra non-command speech: no command or homophone, none ending like one ("ago",
+    "someone", "create": said in a sentence, "a go" sounds the same, so such a word as background
+    would contradict the carrier phrases), no command with a short ending ("stops", "ones")."""
+    if w in COMMANDS or w in HOMOPHONES:
+        return False
+    if any(w.endswith(c) for c in COMMANDS + HOMOPHONES):
+        return False
+    return not any(w.startswith(c) and len(w) - len(c) <= 2 for c in COMMANDS)
+
+
+def extra_words():
+    with open(WORD_LIST, encoding="utf-8") as f:
+        words = [w.strip() for w in f]
+    return sorted({w for w in words if w.isascii() and w.isalpha() and w.islower() and 2 <= len(w) <= 12
+                   and _extra_word_ok(w)})
+
+
+def extra_texts(rng, n, words):
+    """n word sequences of 3-8 words, about 4 in 10 of them function words."""
+    out = []
+    for _ in range(n):
+        k = int(rng.integers(3, 9))
+        out.append(" ".join(FUNCTION_WORDS[rng.integers(len(FUNCTION_WORDS))] if rng.random() < 0.4
+                            else words[rng.integers(len(words))] for _ in range(k)))
+    return out
+
+
+EXTRA_PER_DRAW = 60
+
+
+def render_extra(bank, per_draw=EXTRA_PER_DRAW, splits=("train",), processes=2):
+    """Adds per_draw word sequences of its own to every draw of the voices of `splits`
+    (bank[voice]["extra"][draw]: [text]); the draw's rate, pitch and sox effects are the same as
+    for its other texts (_render_job seeds them by voice and draw)."""
+    words = extra_words()
+    engines = {v[0]: v for v in voices()}
+    jobs = []
+    for voice_id in sorted(bank):
+        if bank[voice_id]["split"] not in splits:
+            continue
+        for d in range(len(bank[voice_id]["draws"])):
+            texts = extra_texts(np.random.default_rng(_seed_of("extra", voice_id, d)), per_draw, words)
+            jobs.append((voice_id, engines[voice_id][1], engines[voice_id][2], d, texts))
+    with Pool(processes) as pool:
+        for voice_id, draw, out in pool.imap_unordered(_render_job, jobs):
+            bank[voice_id]["draws"][draw].update(out)
+            bank[voice_id].setdefault("extra", {})[draw] = sorted(out)
+    for e in bank.values():
+        if "extra" in e:
+            e["extra"] = [e["extra"][k] for k in sorted(e["extra"])]
+    return bank
 
 
 def all_texts():
@@ -328,14 +478,16 @@ class ClipMaker:
         group = self.natural if self.natural and (not self.espeak or rng.random() < self.NATURAL_SHARE) else self.espeak
         return group[rng.integers(len(group))]
 
-    def make_stream(self, rng, negative_share=0.3, word_share=0.5, near_miss_share=0.0):
+    def make_stream(self, rng, negative_share=0.3, word_share=0.5, near_miss_share=0.0, extra_share=0.0):
         """A clip of running speech as a stream sees it: several commands (alone or in carrier
         phrases) and non-command words and sentences from one voice, with pauses, then channel and
         noise augmentation. negative_share: the fraction of segments that are non-command speech
         (the rest: commands alone and in carrier phrases, equally, and 10 % pauses); word_share: the
         fraction of those that are one non-command word (many of them near misses) rather than a
         sentence; near_miss_share: the fraction of those words drawn from NEAR_MISS_WORDS (0: every
-        word of NEGATIVE_WORDS alike, with no extra draw from rng, as the shipped model was trained).
+        word of NEGATIVE_WORDS alike, with no extra draw from rng); extra_share: the fraction of
+        non-command segments that are one of the voice's extra word sequences (render_extra; 0: no
+        extra draw from rng).
         -> (samples [n], [(label, start, end)] in samples: the commands, and the near-miss words
         (NEAR_MISS_WORDS) as NEAR_MISS)."""
         command_share = (0.9 - negative_share) / 2
@@ -351,7 +503,9 @@ class ClipMaker:
                 continue
             if kind == "negative":
                 near_miss = False
-                if rng.random() >= word_share:
+                if extra_share > 0 and "extra" in self.bank[voice] and rng.random() < extra_share:
+                    seg = self._say_extra(rng, voice)
+                elif rng.random() >= word_share:
                     seg = self._say(rng, voice, SENTENCES[rng.integers(len(SENTENCES))])
                 else:
                     if near_miss_share > 0 and rng.random() < near_miss_share:
@@ -389,6 +543,11 @@ class ClipMaker:
     def _say(self, rng, voice, text):
         draws = self.bank[voice]["draws"]
         return draws[rng.integers(len(draws))][text]
+
+    def _say_extra(self, rng, voice):
+        d = rng.integers(len(self.bank[voice]["draws"]))
+        texts = self.bank[voice]["extra"][d]
+        return self.bank[voice]["draws"][d][texts[rng.integers(len(texts))]]
 
     def _gap(self, rng, lo=0.0, hi=0.15):
         return np.zeros(int(rng.uniform(lo, hi) * SR))

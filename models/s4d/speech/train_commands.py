@@ -138,7 +138,7 @@ def _clip_job(seed):
 
 
 def make_set(bank_path, splits, n, seed, clip_seconds, processes, mix, near_miss_frames):
-    """mix: ClipMaker.make_stream's (negative_share, word_share, near_miss_share)."""
+    """mix: ClipMaker.make_stream's (negative_share, word_share, near_miss_share, extra_share)."""
     seeds = [seed * 1_000_003 + i for i in range(n)]
     with Pool(processes, _init_worker, (bank_path, splits, clip_seconds, mix, near_miss_frames)) as pool:
         out = pool.map(_clip_job, seeds, chunksize=64)
@@ -217,6 +217,9 @@ def main():
                     help="fraction of the non-command segments that are one word (many of them near misses), not a sentence")
     ap.add_argument("--near-miss-share", type=float, default=0.0,
                     help="fraction of the non-command words drawn from speech_data.NEAR_MISS_WORDS (0: all words alike)")
+    ap.add_argument("--extra-share", type=float, default=0.0,
+                    help="fraction of the non-command segments that are the voice's own word sequences "
+                         "(render_bank.py --extra-per-draw; 0: none)")
     ap.add_argument("--mel-warp", type=float, default=0.1, help="mel axis stretched by up to this factor")
     ap.add_argument("--freq-mask", type=int, default=5, help="up to this many mel bands masked per clip")
     ap.add_argument("--hard-share", type=float, default=0.0,
@@ -242,7 +245,7 @@ def main():
     log = {"args": {k: os.path.relpath(v, repo) if k in ("bank", "out", "init") and v else v for k, v in vars(a).items()},
            "epochs": []}
     t0 = time.time()
-    mix = (a.negative_share, a.word_share, a.near_miss_share)
+    mix = (a.negative_share, a.word_share, a.near_miss_share, a.extra_share)
     Xtr, Ytr = make_set(a.bank, {"train"}, a.n_train, a.seed, a.clip_seconds, a.threads, mix, a.near_miss_weight != 1.0)
     Xva, Yva = make_set(a.bank, {"valid"}, a.n_valid, a.seed + 7919, a.clip_seconds, a.threads, mix, a.near_miss_weight != 1.0)
     print("data: %d train, %d valid clips of %d frames in %.0f s" % (len(Xtr), len(Xva), Xtr.shape[1], time.time() - t0), flush=True)
