@@ -74,7 +74,7 @@ def decode_and_score(streams, threshold, window, refractory):
     for n, (logits, truth, seconds) in enumerate(streams):
         for t, k, _ in kws.EventDecoder(len(sd.COMMANDS), threshold, window, refractory).run(logits):
             events.append({"input": n, "word": sd.COMMANDS[k], "time": kws.frame_end_seconds(t)})
-        scored.append((n, truth, seconds, None, None))
+        scored.append((n, truth, seconds, None, None, "commands" if truth else "negative"))
     rows = ev.score(events, scored)
     negative_seconds = sum(r["seconds"] for r in rows if r["negative"])
     false_alarms = sum(len(r["false_alarms"]) for r in rows if r["negative"])
