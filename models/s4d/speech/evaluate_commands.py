@@ -22,7 +22,6 @@ that match nothing are counted apart from both).
 import argparse
 import json
 import os
-from multiprocessing import Pool
 import pickle
 import subprocess
 import sys
@@ -98,13 +97,10 @@ def render_eval_sentences(bank_path, voices):
     if os.path.exists(cache):
         with open(cache, "rb") as f:
             have = pickle.load(f)
-    engines = {v[0]: v for v in sd.voices()}
-    jobs = [(v, engines[v][1], engines[v][2], 0, sd.EVAL_SENTENCES) for v in voices
-            if set(have.get(v, {})) != set(sd.EVAL_SENTENCES)]
-    if jobs:
-        with Pool(2) as pool:
-            for voice, _, out in pool.imap_unordered(sd._render_job, jobs):
-                have[voice] = out
+    missing = [(v, 0, sd.EVAL_SENTENCES) for v in voices if set(have.get(v, {})) != set(sd.EVAL_SENTENCES)]
+    if missing:
+        for voice, _, out in sd.render_texts(missing):
+            have[voice] = out
         with open(cache, "wb") as f:
             pickle.dump(have, f, protocol=4)
     return have

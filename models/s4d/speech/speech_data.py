@@ -318,6 +318,8 @@ def _extra_word_ok(w):
 
 
 def extra_words():
+    if not os.path.exists(WORD_LIST):
+        raise SystemExit("%s is missing: install Debian's wamerican package for extra word sequences" % WORD_LIST)
     with open(WORD_LIST, encoding="utf-8") as f:
         words = [w.strip() for w in f]
     return sorted({w for w in words if w.isascii() and w.isalpha() and w.islower() and 2 <= len(w) <= 12
@@ -337,23 +339,25 @@ def extra_texts(rng, n, words):
 EXTRA_PER_DRAW = 60
 
 
+def render_texts(requests, processes=2):
+    """requests: [(voice_id, draw, [text])] -> yields (voice_id, draw, {text: samples}), each said
+    as in that draw of the bank (_render_job seeds rate, pitch and sox effects by voice and draw)."""
+    engines = {v[0]: v for v in voices()}
+    jobs = [(v, engines[v][1], engines[v][2], d, texts) for v, d, texts in requests]
+    with Pool(processes) as pool:
+        yield from pool.imap_unordered(_render_job, jobs)
+
+
 def render_extra(bank, per_draw=EXTRA_PER_DRAW, splits=("train",), processes=2):
     """Adds per_draw word sequences of its own to every draw of the voices of `splits`
-    (bank[voice]["extra"][draw]: [text]); the draw's rate, pitch and sox effects are the same as
-    for its other texts (_render_job seeds them by voice and draw)."""
+    (bank[voice]["extra"][draw]: [text]), said as the draw's other texts are."""
     words = extra_words()
-    engines = {v[0]: v for v in voices()}
-    jobs = []
-    for voice_id in sorted(bank):
-        if bank[voice_id]["split"] not in splits:
-            continue
-        for d in range(len(bank[voice_id]["draws"])):
-            texts = extra_texts(np.random.default_rng(_seed_of("extra", voice_id, d)), per_draw, words)
-            jobs.append((voice_id, engines[voice_id][1], engines[voice_id][2], d, texts))
-    with Pool(processes) as pool:
-        for voice_id, draw, out in pool.imap_unordered(_render_job, jobs):
-            bank[voice_id]["draws"][draw].update(out)
-            bank[voice_id].setdefault("extra", {})[draw] = sorted(out)
+    requests = [(voice_id, d, extra_texts(np.random.default_rng(_seed_of("extra", voice_id, d)), per_draw, words))
+                for voice_id in sorted(bank) if bank[voice_id]["split"] in splits
+                for d in range(len(bank[voice_id]["draws"]))]
+    for voice_id, draw, out in render_texts(requests, processes):
+        bank[voice_id]["draws"][draw].update(out)
+        bank[voice_id].setdefault("extra", {})[draw] = sorted(out)
     for e in bank.values():
         if "extra" in e:
             e["extra"] = [e["extra"][k] for k in sorted(e["extra"])]
