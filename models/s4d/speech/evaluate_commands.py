@@ -12,6 +12,9 @@ For every voice of the split (test voices are never trained on) it writes two 16
 - an ordinary-speech stream: about 60 s of everyday sentences never trained on
   (speech_data.EVAL_SENTENCES: no command or homophone of one, near misses only at their natural
   rate), rendered for the split's voices on first use and kept beside the bank;
+- a phrase stream: each command twice, each time inside one whole utterance ("would you stop
+  when ready", phrases.py: coarticulated, as people say commands; carrier words never trained
+  on), 0.3-1.0 s apart, also rendered on first use and kept beside the bank;
 in two conditions: clean, and noisy (reverberation on half the streams, pink noise or babble at
 10-20 dB SNR). All streams of a condition go through one `vkssm listen --json` run (concurrent
 streams). A command counts as detected when an event with its word lies between its start - 0.5 s
@@ -30,6 +33,7 @@ import wave
 
 import numpy as np
 
+import phrases
 import speech_data as sd
 
 SR = sd.SR
@@ -106,6 +110,37 @@ def render_eval_sentences(bank_path, voices):
     return have
 
 
+def render_eval_phrases(bank_path, voices, per_command=2):
+    """{voice: [(text, command, start, end, samples)]}: phrases.EVAL_PREFIXES/EVAL_SUFFIXES around
+    each command, said in one utterance by each voice as in its bank draw 0, rendered once and kept
+    in BANK.eval-phrases.pkl."""
+    cache = bank_path + ".eval-phrases.pkl"
+    have = {}
+    if os.path.exists(cache):
+        with open(cache, "rb") as f:
+            have = pickle.load(f)
+    missing = [(v, 0, phrases.phrase_texts(np.random.default_rng(sd._seed_of("eval-phrases", v)), per_command,
+                                           phrases.EVAL_PREFIXES, phrases.EVAL_SUFFIXES))
+               for v in voices if v not in have]
+    if missing:
+        for (voice, _), out in phrases.render_phrase_jobs(missing).items():
+            have[voice] = out
+        with open(cache, "wb") as f:
+            pickle.dump(have, f, protocol=4)
+    return have
+
+
+def phrase_stream(rng, said_phrases):
+    """The voice's phrases in a random order, 0.3-1.0 s apart -> (samples, truth)."""
+    parts, truth, pos = [np.zeros(int(0.5 * SR))], [], int(0.5 * SR)
+    for i in rng.permutation(len(said_phrases)):
+        _, c, start, end, x = said_phrases[i]
+        truth.append((c, (pos + start) / SR, (pos + end) / SR))
+        parts += [x.astype(np.float64), np.zeros(int(rng.uniform(0.3, 1.0) * SR))]
+        pos += len(x) + len(parts[-1])
+    return np.concatenate(parts), truth
+
+
 def ordinary_stream(rng, sentences, seconds=60.0):
     """Everyday sentences in a random order with 0.2-0.8 s pauses -> (samples, what was said)."""
     parts, said = [np.zeros(int(0.3 * SR))], []
@@ -177,8 +212,18 @@ def score(events, streams):
         heard = ["%s <- %s" % (e["word"], heard_in(said, e["time"])) for i, e in enumerate(evs) if not used[i] and said]
         rows.append({"path": path, "voice": voice, "commands": len(truth or []), "hits": hits, "missed": missed,
                      "false_alarms": fas, "heard_in": heard, "seconds": seconds, "negative": kind == "negative",
-                     "ordinary": kind == "ordinary"})
+                     "ordinary": kind == "ordinary", "phrases": kind == "phrases"})
     return rows
+
+
+def by_engine_of(rows):
+    """Detection per synthesizer (espeak, flite, festival) over the rows that hold commands."""
+    counts = {}
+    for r in rows:
+        if r["commands"]:
+            h, n = counts.get(r["voice"].split(":")[0], (0, 0))
+            counts[r["voice"].split(":")[0]] = (h + r["hits"], n + r["commands"])
+    return {k: "%d/%d (%.1f %%)" % (h, n, 100 * h / n) for k, (h, n) in sorted(counts.items())}
 
 
 def main():
@@ -196,6 +241,7 @@ def main():
         bank = pickle.load(f)
     voices = sorted(v for v, e in bank.items() if e["split"] == a.split)
     everyday = render_eval_sentences(a.bank, voices)
+    whole_phrases = render_eval_phrases(a.bank, voices)
     maker = sd.ClipMaker(bank, {a.split}, 1.0)
     tmp = a.keep or tempfile.mkdtemp(prefix="vkssm_eval_")
     os.makedirs(tmp, exist_ok=True)
@@ -221,9 +267,20 @@ def main():
             p = os.path.join(tmp, "%s-%02d-ordinary.wav" % (cond, i))
             write_wav(p, condition(rng_ordinary, z, cond == "noisy", maker.babble))
             streams.append((p, None, len(z) / SR, v, said, "ordinary"))
+        rng_phrases = np.random.default_rng(a.seed + 200 + (cond == "noisy"))
+        for i, v in enumerate(voices):
+            w, truth = phrase_stream(rng_phrases, whole_phrases[v])
+            p = os.path.join(tmp, "%s-%02d-phrases.wav" % (cond, i))
+            write_wav(p, condition(rng_phrases, w, cond == "noisy", maker.babble))
+            streams.append((p, truth, len(w) / SR, v, None, "phrases"))
         for th in thresholds:
             events, summary = run_listen(a, [s[0] for s in streams], th)
             rows = score(events, streams)
+            phrase_rows = [r for r in rows if r["phrases"]]
+            rows = [r for r in rows if not r["phrases"]]
+            n_phr = sum(r["commands"] for r in phrase_rows)
+            phr_hits = sum(r["hits"] for r in phrase_rows)
+            phr_fa = sum(len(r["false_alarms"]) for r in phrase_rows)
             n_cmd = sum(r["commands"] for r in rows)
             hits = sum(r["hits"] for r in rows)
             neg_minutes = sum(r["seconds"] for r in rows if r["negative"]) / 60
@@ -231,20 +288,18 @@ def main():
             ord_minutes = sum(r["seconds"] for r in rows if r["ordinary"]) / 60
             ord_fa = sum(len(r["false_alarms"]) for r in rows if r["ordinary"])
             cmd_fa = sum(len(r["false_alarms"]) for r in rows if r["commands"])
-            by_engine = {}
-            for r in rows:
-                if not r["commands"]:
-                    continue
-                eng = r["voice"].split(":")[0]
-                h, n = by_engine.get(eng, (0, 0))
-                by_engine[eng] = (h + r["hits"], n + r["commands"])
             res = {"threshold": th, "commands": n_cmd, "detected": hits, "detection_rate": round(hits / n_cmd, 4),
                    "non_command_minutes": round(neg_minutes, 2), "false_alarms": neg_fa,
                    "false_alarms_per_10_min": round(neg_fa / neg_minutes * 10, 2),
                    "ordinary_speech_minutes": round(ord_minutes, 2), "ordinary_false_alarms": ord_fa,
                    "ordinary_false_alarms_per_10_min": round(ord_fa / ord_minutes * 10, 2),
                    "unmatched_events_in_command_streams": cmd_fa,
-                   "detection_by_engine": {k: "%d/%d (%.1f %%)" % (h, n, 100 * h / n) for k, (h, n) in by_engine.items()},
+                   "phrase_commands": n_phr, "phrase_detected": phr_hits,
+                   "phrase_detection_rate": round(phr_hits / n_phr, 4),
+                   "phrase_detection_by_engine": by_engine_of(phrase_rows),
+                   "phrase_missed": sorted(w for r in phrase_rows for w in r["missed"]),
+                   "unmatched_events_in_phrase_streams": phr_fa,
+                   "detection_by_engine": by_engine_of(rows),
                    "missed": sorted(w for r in rows for w in r["missed"]),
                    "false_alarm_words": sorted(w for r in rows if r["negative"] for w in r["false_alarms"]),
                    "unmatched_words_in_command_streams": sorted(w for r in rows if r["commands"] for w in r["false_alarms"]),
@@ -256,6 +311,8 @@ def main():
                   "(%.2f per 10 min), %d in %.1f min of ordinary speech (%.2f per 10 min)  unmatched in command streams %d" %
                   (cond, th, hits, n_cmd, 100 * hits / n_cmd, neg_fa, neg_minutes, neg_fa / neg_minutes * 10,
                    ord_fa, ord_minutes, ord_fa / ord_minutes * 10, cmd_fa), flush=True)
+            print("%-5s threshold %-5s commands in whole phrases: detected %4d/%4d (%.1f %%) %s, unmatched %d" %
+                  (cond, th, phr_hits, n_phr, 100 * phr_hits / n_phr, by_engine_of(phrase_rows), phr_fa), flush=True)
     print(json.dumps(report, indent=1))
 
 

@@ -1,16 +1,19 @@
 #!/usr/bin/python3
 """Renders the voice bank (speech_data.render_bank) to a pickle, once, for training and tests.
 
-    render_bank.py OUT.pkl [--splits train,valid,test] [--processes 2] [--extra-per-draw N]
+    render_bank.py OUT.pkl [--splits train,valid,test] [--processes 2] [--extra-per-draw N] [--phrases]
 
 --extra-per-draw N also gives every training voice draw N word sequences of its own
-(speech_data.render_extra); when OUT.pkl exists already, only those are rendered and added to it.
+(speech_data.render_extra); --phrases gives every training and validation voice draw commands said
+inside whole utterances (phrases.render_phrases). When OUT.pkl exists already, only what these
+options ask for is rendered and added to it.
 """
 import argparse
 import os
 import pickle
 import time
 
+import phrases
 import speech_data
 
 ap = argparse.ArgumentParser()
@@ -18,17 +21,22 @@ ap.add_argument("out")
 ap.add_argument("--splits", default="train,valid,test")
 ap.add_argument("--processes", type=int, default=2)
 ap.add_argument("--extra-per-draw", type=int, default=0)
+ap.add_argument("--phrases", action="store_true")
 a = ap.parse_args()
 t0 = time.time()
-if a.extra_per_draw and os.path.exists(a.out):
+if (a.extra_per_draw or a.phrases) and os.path.exists(a.out):
     with open(a.out, "rb") as f:
         bank = pickle.load(f)
-    if any("extra" in e for e in bank.values()):
+    if a.extra_per_draw and any("extra" in e for e in bank.values()):
         raise SystemExit("%s already holds extra word sequences" % a.out)
+    if a.phrases and any("phrases" in e for e in bank.values()):
+        raise SystemExit("%s already holds phrases" % a.out)
 else:
     bank = speech_data.render_bank(processes=a.processes, only_split=set(a.splits.split(",")))
 if a.extra_per_draw:
     speech_data.render_extra(bank, a.extra_per_draw, processes=a.processes)
+if a.phrases:
+    phrases.render_phrases(bank, splits=("train", "valid"), processes=a.processes)
 with open(a.out, "wb") as f:
     pickle.dump(bank, f, protocol=4)
 print("rendered %d voices in %.0f s -> %s" % (len(bank), time.time() - t0, a.out))

@@ -18,6 +18,11 @@ Two stages, both deterministic given the seed:
    American English word list), so the non-command speech a model hears is not a few hundred
    texts said again and again.
 
+   Optionally (phrases.render_phrases()), each training voice draw also says commands inside whole
+   carrier phrases, with the command's start and end taken from the synthesizer, so a model hears
+   commands coarticulated with the words around them as people say them, not only spliced between
+   words said on their own.
+
 Voices are split into train / validation / test by voice identity (split_of_voice): the test
 voices are never trained on.
 """
@@ -482,7 +487,8 @@ class ClipMaker:
         group = self.natural if self.natural and (not self.espeak or rng.random() < self.NATURAL_SHARE) else self.espeak
         return group[rng.integers(len(group))]
 
-    def make_stream(self, rng, negative_share=0.3, word_share=0.5, near_miss_share=0.0, extra_share=0.0):
+    def make_stream(self, rng, negative_share=0.3, word_share=0.5, near_miss_share=0.0, extra_share=0.0,
+                    phrase_share=0.0):
         """A clip of running speech as a stream sees it: several commands (alone or in carrier
         phrases) and non-command words and sentences from one voice, with pauses, then channel and
         noise augmentation. negative_share: the fraction of segments that are non-command speech
@@ -491,6 +497,8 @@ class ClipMaker:
         sentence; near_miss_share: the fraction of those words drawn from NEAR_MISS_WORDS (0: every
         word of NEGATIVE_WORDS alike, with no extra draw from rng); extra_share: the fraction of
         non-command segments that are one of the voice's extra word sequences (render_extra; 0: no
+        extra draw from rng); phrase_share: the fraction of carrier-phrase commands said inside one
+        whole utterance (phrases.render_phrases) instead of spliced from separate words (0: no
         extra draw from rng).
         -> (samples [n], [(label, start, end)] in samples: the commands, and the near-miss words
         (NEAR_MISS_WORDS) as NEAR_MISS)."""
@@ -521,17 +529,10 @@ class ClipMaker:
                 seg, span = _speed(seg, speed), None
             else:
                 label = int(rng.integers(len(COMMANDS)))
-                word = self._say(rng, voice, COMMANDS[label])
-                before, after = [], []
-                if kind == "carrier":
-                    if rng.random() < 0.8:
-                        before = [self._say(rng, voice, PREFIXES[rng.integers(len(PREFIXES))]), self._gap(rng)]
-                    if rng.random() < 0.7:
-                        after = [self._gap(rng), self._say(rng, voice, SUFFIXES[rng.integers(len(SUFFIXES))])]
-                pre = np.concatenate(before) if before else np.zeros(0)
-                post = np.concatenate(after) if after else np.zeros(0)
-                seg = _speed(np.concatenate([pre, word, post]), speed)
-                span = (label, int(len(pre) / speed), int((len(pre) + len(word)) / speed))
+                said = None
+                if kind == "carrier" and phrase_share > 0 and "phrases" in self.bank[voice] and rng.random() < phrase_share:
+                    said = self._say_phrase(rng, voice, label, speed)
+                seg, span = said or self._say_spliced(rng, voice, label, kind == "carrier", speed)
             end = min(self.n, pos + len(seg))
             x[pos:end] = seg[: end - pos]
             if kind == "negative" and near_miss:
@@ -543,6 +544,34 @@ class ClipMaker:
                 x[pos:end] = 0.0
             pos = end + int(rng.uniform(0.15, 0.9) * SR)
         return augment(rng, x, self.babble).astype(np.float32), events
+
+    def _say_spliced(self, rng, voice, label, carrier, speed):
+        """A command alone or between carrier-phrase pieces said on their own -> (samples, (label,
+        start, end))."""
+        word = self._say(rng, voice, COMMANDS[label])
+        before, after = [], []
+        if carrier:
+            if rng.random() < 0.8:
+                before = [self._say(rng, voice, PREFIXES[rng.integers(len(PREFIXES))]), self._gap(rng)]
+            if rng.random() < 0.7:
+                after = [self._gap(rng), self._say(rng, voice, SUFFIXES[rng.integers(len(SUFFIXES))])]
+        pre = np.concatenate(before) if before else np.zeros(0)
+        post = np.concatenate(after) if after else np.zeros(0)
+        seg = _speed(np.concatenate([pre, word, post]), speed)
+        return seg, (label, int(len(pre) / speed), int((len(pre) + len(word)) / speed))
+
+    def _say_phrase(self, rng, voice, label, speed):
+        """The command inside one of the voice's whole phrases (phrases.py) -> (samples, (label,
+        start, end)), or None when the draw has none; a draw without one for this command falls back
+        to any of its phrases."""
+        d = int(rng.integers(len(self.bank[voice]["draws"])))
+        phrases = self.bank[voice]["phrases"][d]
+        mine = [p for p in phrases if p[1] == label] or phrases
+        if not mine:
+            return None
+        text, label, start, end = mine[rng.integers(len(mine))]
+        seg = _speed(self.bank[voice]["draws"][d][text], speed)
+        return seg, (label, int(start / speed), int(end / speed))
 
     def _say(self, rng, voice, text):
         draws = self.bank[voice]["draws"]
