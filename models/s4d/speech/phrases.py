@@ -242,6 +242,15 @@ def render_phrase_jobs(requests, processes=2):
         return {(v, d): out for v, d, out in pool.imap_unordered(_phrase_job, jobs)}
 
 
+def drop_phrases(bank):
+    """Removes the phrases render_phrases added (their samples and lists), so they can be rendered
+    again with other settings."""
+    for entry in bank.values():
+        for draw, said in zip(entry["draws"], entry.pop("phrases", [])):
+            for text, _, _, _ in said:
+                draw.pop(text, None)
+
+
 def render_phrases(bank, splits=("train",), per_command=PHRASES_PER_COMMAND, processes=2):
     """Adds phrases to every draw of the voices of `splits` (see the module's docstring)."""
     requests = [(voice_id, d, phrase_texts(np.random.default_rng(sd._seed_of("phrases", voice_id, d)), per_command))
