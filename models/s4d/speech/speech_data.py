@@ -433,8 +433,16 @@ def _speed(x, factor):
     return np.interp(np.arange(n) * factor, np.arange(len(x)), x)
 
 
-def augment(rng, x, babble_source):
-    """Channel and noise augmentation of a clean clip."""
+def augment(rng, x, babble_source, narrowband_share=0.0):
+    """Channel and noise augmentation of a clean clip. narrowband_share: the fraction of clips made
+    into a recording at 8 kHz or over a telephone line, where the noise is band-limited with the
+    speech and nothing is left above 4 kHz (the 8 kHz branches below add full-band noise after the
+    band limit: a phone heard in a noisy room); 0: no extra draw from rng."""
+    narrow = None
+    if narrowband_share > 0 and rng.random() < narrowband_share:
+        # upper edge: an 8 kHz recording's anti-aliasing filter or a phone line; half of them also
+        # lose what is below 300 Hz, as a telephone line does
+        narrow = (rng.uniform(3300, 3900), 300.0 if rng.random() < 0.5 else 0.0)
     if rng.random() < 0.5:
         x = _reverb(rng, x)
     r = rng.random()
@@ -457,6 +465,8 @@ def augment(rng, x, babble_source):
             noise = _colored_noise(rng, len(x), kind)
         noise = noise / (np.sqrt(np.mean(noise ** 2)) + 1e-9) * speech_rms / (10 ** (snr / 20))
         x = x + noise
+    if narrow is not None:
+        x = _fft_filter(x, lambda f: ((f > narrow[1]) & (f < narrow[0])).astype(float))
     level_db = rng.uniform(-45, -8)  # rms level re full scale
     x = x / (np.sqrt(np.mean(x ** 2)) + 1e-9) * 10 ** (level_db / 20)
     peak = np.abs(x).max()
@@ -488,7 +498,7 @@ class ClipMaker:
         return group[rng.integers(len(group))]
 
     def make_stream(self, rng, negative_share=0.3, word_share=0.5, near_miss_share=0.0, extra_share=0.0,
-                    phrase_share=0.0):
+                    phrase_share=0.0, narrowband_share=0.0):
         """A clip of running speech as a stream sees it: several commands (alone or in carrier
         phrases) and non-command words and sentences from one voice, with pauses, then channel and
         noise augmentation. negative_share: the fraction of segments that are non-command speech
@@ -499,7 +509,7 @@ class ClipMaker:
         non-command segments that are one of the voice's extra word sequences (render_extra; 0: no
         extra draw from rng); phrase_share: the fraction of carrier-phrase commands said inside one
         whole utterance (phrases.render_phrases) instead of spliced from separate words (0: no
-        extra draw from rng).
+        extra draw from rng); narrowband_share: augment's.
         -> (samples [n], [(label, start, end)] in samples: the commands, and the near-miss words
         (NEAR_MISS_WORDS) as NEAR_MISS)."""
         command_share = (0.9 - negative_share) / 2
@@ -543,7 +553,7 @@ class ClipMaker:
                 # The command would end too close to the clip's end for its label window: cut it out.
                 x[pos:end] = 0.0
             pos = end + int(rng.uniform(0.15, 0.9) * SR)
-        return augment(rng, x, self.babble).astype(np.float32), events
+        return augment(rng, x, self.babble, narrowband_share).astype(np.float32), events
 
     def _say_spliced(self, rng, voice, label, carrier, speed):
         """A command alone or between carrier-phrase pieces said on their own -> (samples, (label,

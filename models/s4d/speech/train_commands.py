@@ -139,7 +139,7 @@ def _clip_job(seed):
 
 def make_set(bank_path, splits, n, seed, clip_seconds, processes, mix, near_miss_frames):
     """mix: ClipMaker.make_stream's (negative_share, word_share, near_miss_share, extra_share,
-    phrase_share)."""
+    phrase_share, narrowband_share)."""
     seeds = [seed * 1_000_003 + i for i in range(n)]
     with Pool(processes, _init_worker, (bank_path, splits, clip_seconds, mix, near_miss_frames)) as pool:
         out = pool.map(_clip_job, seeds, chunksize=64)
@@ -223,6 +223,8 @@ def main():
                          "(render_bank.py --extra-per-draw; 0: none)")
     ap.add_argument("--phrase-share", type=float, default=0.0,
                     help="fraction of carrier-phrase commands said in one whole utterance (render_bank.py --phrases)")
+    ap.add_argument("--narrowband-share", type=float, default=0.0,
+                    help="fraction of clips recorded at 8 kHz or over a phone line, noise and all (speech_data.augment)")
     ap.add_argument("--mel-warp", type=float, default=0.1, help="mel axis stretched by up to this factor")
     ap.add_argument("--freq-mask", type=int, default=5, help="up to this many mel bands masked per clip")
     ap.add_argument("--hard-share", type=float, default=0.0,
@@ -248,7 +250,7 @@ def main():
     log = {"args": {k: os.path.relpath(v, repo) if k in ("bank", "out", "init") and v else v for k, v in vars(a).items()},
            "epochs": []}
     t0 = time.time()
-    mix = (a.negative_share, a.word_share, a.near_miss_share, a.extra_share, a.phrase_share)
+    mix = (a.negative_share, a.word_share, a.near_miss_share, a.extra_share, a.phrase_share, a.narrowband_share)
     Xtr, Ytr = make_set(a.bank, {"train"}, a.n_train, a.seed, a.clip_seconds, a.threads, mix, a.near_miss_weight != 1.0)
     Xva, Yva = make_set(a.bank, {"valid"}, a.n_valid, a.seed + 7919, a.clip_seconds, a.threads, mix, a.near_miss_weight != 1.0)
     print("data: %d train, %d valid clips of %d frames in %.0f s" % (len(Xtr), len(Xva), Xtr.shape[1], time.time() - t0), flush=True)
