@@ -8,9 +8,12 @@ Everything else the project measures is synthetic speech; these are people:
 - alsa-utils' speaker-test recordings (/usr/share/sounds/alsa, 48 kHz): "Front Left", "Rear
   Right", ... ("left" and "right" inside two-word phrases), "Front Center", "Rear Center" and a
   noise burst (no command);
+- klettres-data (/usr/share/klettres/en and en_GB, Ogg Vorbis at 44.1 kHz, decoded by sox into a
+  temporary folder): two more sets of recordings, each the 26 letters and about 20 short words
+  ("dog", "key", "no") said alone: isolated monosyllables, where only "no" is a command;
 - asterisk-core-sounds-en-wav (/usr/share/asterisk/sounds/en, 8 kHz telephone audio, one
-  speaker): 568 voice-menu prompts, with their transcripts from
-  /usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz. About 200 commands, nearly all
+  speaker): 566 voice-menu prompts, with their transcripts from
+  /usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz. 183 commands, nearly all
   inside running speech ("to speak with an operator, press zero", "call forward on no answer"),
   the digits said alone, and near misses said alone ("thirteen", "seventy", "nineteen").
 None of it is ever trained on. All recordings go through one `vkssm listen --json` run as
@@ -26,24 +29,32 @@ import collections
 import gzip
 import os
 import re
+import subprocess
 import sys
+import tempfile
 import wave
+import xml.etree.ElementTree as ET
 
 import speech_data as sd
 from evaluate_commands import run_listen
 
 ALSA = "/usr/share/sounds/alsa"
 ASTERISK = "/usr/share/asterisk/sounds/en"
+KLETTRES = "/usr/share/klettres"
+KLETTRES_LANGUAGES = ("en", "en_GB")
 ASTERISK_TEXT = "/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
 DIGITS = "zero one two three four five six seven eight nine".split()
+SOURCES = ("alsa", "klettres", "asterisk")
 TOLERATED = {"forwards": "forward", "backwards": "backward"}
 
 
 def words_of(text):
-    """A transcript -> (commands said, commands tolerated, usable), lower-case tokens, numerals as words."""
+    """A transcript -> (commands said, commands tolerated, usable, words), lower-case tokens, numerals as
+    words."""
     text = re.sub(r"\[[^\]]*\]|\([^)]*\)", " ", text.lower())
     said, tolerated, usable = [], [], True
-    for tok in re.findall(r"[a-z']+|\d+", text):
+    tokens = re.findall(r"[a-z']+|\d+", text)
+    for tok in tokens:
         if tok.isdigit():
             if len(tok) > 1:
                 usable = False
@@ -53,18 +64,34 @@ def words_of(text):
             said.append(tok)
         elif tok in TOLERATED:
             tolerated.append(TOLERATED[tok])
-    return said, tolerated, usable
+    return said, tolerated, usable, len(tokens)
 
 
-def recordings(alsa, asterisk, asterisk_text):
-    """[(path, said, tolerated, source)] for every recording found; a missing package is an error."""
+def klettres_recordings(root, tmp):
+    """KLettres' English sounds as WAV files in tmp (vkssm reads WAV, KLettres ships Ogg Vorbis)."""
     out = []
+    for lang in KLETTRES_LANGUAGES:
+        xml = os.path.join(root, lang, "sounds.xml")
+        if not os.path.isfile(xml):
+            sys.exit("evaluate_real: no %s (Debian package klettres-data)" % xml)
+        for sound in ET.parse(xml).getroot().iter("sound"):
+            src = os.path.join(root, sound.get("file"))
+            wav = os.path.join(tmp, sound.get("file").replace("/", "_").replace(".ogg", ".wav"))
+            subprocess.run(["sox", src, "-c", "1", "-b", "16", wav], check=True)
+            said, tolerated, _, words = words_of(sound.get("name"))
+            out.append((wav, said, tolerated, "klettres", words))
+    return out
+
+
+def recordings(alsa, asterisk, asterisk_text, klettres, tmp):
+    """[(path, said, tolerated, source, words in the transcript)] for every recording found; a missing package is an error."""
+    out = klettres_recordings(klettres, tmp)
     names = sorted(f for f in os.listdir(alsa) if f.endswith(".wav")) if os.path.isdir(alsa) else []
     if not names:
         sys.exit("evaluate_real: no recordings in %s (Debian package alsa-utils)" % alsa)
     for f in names:
-        said, tolerated, _ = words_of(f[:-4].replace("_", " ") if f != "Noise.wav" else "")
-        out.append((os.path.join(alsa, f), said, tolerated, "alsa"))
+        said, tolerated, _, words = words_of(f[:-4].replace("_", " ") if f != "Noise.wav" else "")
+        out.append((os.path.join(alsa, f), said, tolerated, "alsa", words))
     if not os.path.isfile(asterisk_text):
         sys.exit("evaluate_real: no transcripts at %s (Debian package asterisk-core-sounds-en; "
                  "a minimal image may leave out /usr/share/doc)" % asterisk_text)
@@ -77,9 +104,9 @@ def recordings(alsa, asterisk, asterisk_text):
             path = os.path.join(asterisk, name.strip() + ".wav")
             if not os.path.isfile(path):
                 continue
-            said, tolerated, usable = words_of(text)
+            said, tolerated, usable, words = words_of(text)
             if usable:
-                out.append((path, said, tolerated, "asterisk"))
+                out.append((path, said, tolerated, "asterisk", words))
     if sum(1 for r in out if r[3] == "asterisk") == 0:
         sys.exit("evaluate_real: no recordings in %s (Debian package asterisk-core-sounds-en-wav)" % asterisk)
     return out
@@ -95,7 +122,7 @@ def score(recs, events):
     for e in events:
         heard[e["input"]].append(e["word"])
     rows = []
-    for path, said, tolerated, source in recs:
+    for path, said, tolerated, source, words in recs:
         got = collections.Counter(heard.get(path, []))
         want = collections.Counter(said)
         hits = sum(min(n, got[w]) for w, n in want.items())
@@ -103,7 +130,7 @@ def score(recs, events):
         for w in tolerated:
             if extra[w] > 0:
                 extra[w] -= 1
-        rows.append({"path": path, "source": source, "said": said, "heard": heard.get(path, []), "hits": hits,
+        rows.append({"path": path, "source": source, "said": said, "heard": heard.get(path, []), "hits": hits, "alone": words == 1,
                      "false": sorted((+extra).elements())})
     return rows
 
@@ -119,29 +146,31 @@ def main():
     ap.add_argument("--alsa", default=ALSA)
     ap.add_argument("--asterisk", default=ASTERISK)
     ap.add_argument("--asterisk-text", default=ASTERISK_TEXT)
+    ap.add_argument("--klettres", default=KLETTRES)
     ap.add_argument("--verbose", action="store_true", help="every recording with a miss or a false alarm")
     a = ap.parse_args()
 
-    recs = recordings(a.alsa, a.asterisk, a.asterisk_text)
+    tmp = tempfile.TemporaryDirectory()
+    recs = recordings(a.alsa, a.asterisk, a.asterisk_text, a.klettres, tmp.name)
     minutes = sum(seconds_of(r[0]) for r in recs) / 60
     n_said = sum(len(r[1]) for r in recs)
-    print("%d recordings (%d alsa-utils, %d asterisk), %.1f min, %d commands said"
-          % (len(recs), sum(r[3] == "alsa" for r in recs), sum(r[3] == "asterisk" for r in recs), minutes, n_said))
+    print("%d recordings (%s), %.1f min, %d commands said"
+          % (len(recs), ", ".join("%d %s" % (sum(r[3] == src for r in recs), src) for src in SOURCES), minutes, n_said))
     for th in [float(t) for t in a.thresholds.split(",")]:
         events, stats = run_listen(a, [r[0] for r in recs], th)
         rows = score(recs, events)
-        alone = [r for r in rows if "/digits/" in r["path"] and len(r["said"]) == 1]  # "zero" .. "nine"
+        alone = [r for r in rows if r["alone"]]
         running = [r for r in rows if r not in alone]
         fa = sum(len(r["false"]) for r in rows)
         hit = sum(r["hits"] for r in rows)
         words = collections.Counter(w for r in rows for w in r["false"])
-        print("threshold %.2f  detected %d/%d (%.1f %%): digits said alone %d/%d, inside running speech %d/%d; "
+        print("threshold %.2f  detected %d/%d (%.1f %%): said alone %d/%d, with other words %d/%d; "
               "false alarms %d in %.1f min (%.1f per 10 min): %s"
               % (th, hit, n_said, 100.0 * hit / max(1, n_said), sum(r["hits"] for r in alone),
                  sum(len(r["said"]) for r in alone), sum(r["hits"] for r in running),
                  sum(len(r["said"]) for r in running), fa, minutes, 10 * fa / minutes,
                  ", ".join("%s %d" % kv for kv in words.most_common())))
-        for src in ("alsa", "asterisk"):
+        for src in SOURCES:
             rs = [r for r in rows if r["source"] == src]
             print("  %-8s detected %d/%d, false alarms %d" % (src, sum(r["hits"] for r in rs),
                                                            sum(len(r["said"]) for r in rs), sum(len(r["false"]) for r in rs)))

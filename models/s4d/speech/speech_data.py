@@ -480,21 +480,20 @@ def augment(rng, x, babble_source, narrowband_share=0.0):
 class ClipMaker:
     """Builds clips from the voices of one split of a rendered bank."""
 
-    def __init__(self, bank, splits, clip_seconds):
+    def __init__(self, bank, splits, clip_seconds, natural_share=0.4):
         self.n = int(clip_seconds * SR)
         self.voices = [v for v, e in sorted(bank.items()) if e["split"] in splits]
         self.bank = bank
         if not self.voices:
             raise ValueError("no voices in splits %s" % (splits,))
         # espeak-ng gives most voices, flite and festival the most natural ones: draw a clip's voice
-        # from the two groups at NATURAL_SHARE, so the few natural voices are not drowned out.
+        # from the two groups at natural_share, so the few natural voices are not drowned out.
         self.espeak = [v for v in self.voices if v.startswith("espeak:")]
         self.natural = [v for v in self.voices if not v.startswith("espeak:")]
-
-    NATURAL_SHARE = 0.4
+        self.natural_share = natural_share
 
     def pick_voice(self, rng):
-        group = self.natural if self.natural and (not self.espeak or rng.random() < self.NATURAL_SHARE) else self.espeak
+        group = self.natural if self.natural and (not self.espeak or rng.random() < self.natural_share) else self.espeak
         return group[rng.integers(len(group))]
 
     def make_stream(self, rng, negative_share=0.3, word_share=0.5, near_miss_share=0.0, extra_share=0.0,
