@@ -2,7 +2,7 @@
 """Measures the command model on real human recordings that Debian ships, through `vkssm listen`.
 
     evaluate_real.py [--vkssm build/bin/vkssm] [--model models/s4d/speech-commands]
-                     [--backend cpu] [--thresholds 0.7] [--verbose]
+                     [--backend cpu] [--thresholds 0.7] [--noisy] [--verbose]
 
 Everything else the project measures is synthetic speech; these are people:
 - alsa-utils' speaker-test recordings (/usr/share/sounds/alsa, 48 kHz): "Front Left", "Rear
@@ -23,6 +23,9 @@ for one said word), every event beyond the said commands is a false alarm. Digit
 numerals are the words they are said as; "forwards" and "backwards" are neither required nor
 false alarms when heard as "forward" and "backward"; text in brackets or parentheses is not
 speech; the two prompts with numbers of two or more digits ("H.323") are left out.
+
+--noisy runs every recording again as if heard in a room: resampled to 16 kHz, reverberation on
+half of them, pink noise at 10-20 dB SNR (seeded; speech_data's reverberation and noise).
 """
 import argparse
 import collections
@@ -35,8 +38,10 @@ import tempfile
 import wave
 import xml.etree.ElementTree as ET
 
+import numpy as np
+
 import speech_data as sd
-from evaluate_commands import run_listen
+from evaluate_commands import run_listen, write_wav
 
 ALSA = "/usr/share/sounds/alsa"
 ASTERISK = "/usr/share/asterisk/sounds/en"
@@ -117,6 +122,25 @@ def seconds_of(path):
         return w.getnframes() / w.getframerate()
 
 
+def noisy_copies(recs, tmp, seed=1):
+    """The recordings in a room: 16 kHz WAV copies in tmp with reverberation on half and pink noise."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, (path, said, tolerated, source, words) in enumerate(recs):
+        pcm = subprocess.run(["sox", path, "-t", "raw", "-r", str(sd.SR), "-e", "signed", "-b", "16", "-c", "1", "-"],
+                             check=True, capture_output=True).stdout
+        x = np.frombuffer(pcm, "<i2").astype(np.float64) / 32768.0
+        if rng.random() < 0.5:
+            x = sd._reverb(rng, x)
+        rms = np.sqrt(np.mean(x ** 2)) + 1e-9
+        noise = sd._colored_noise(rng, len(x), "pink")
+        x = x + noise / (np.sqrt(np.mean(noise ** 2)) + 1e-9) * rms / 10 ** (rng.uniform(10, 20) / 20)
+        copy = os.path.join(tmp, "noisy-%04d.wav" % i)
+        write_wav(copy, x / (np.abs(x).max() + 1e-9) * 10 ** (rng.uniform(-12, -3) / 20))
+        out.append((copy, said, tolerated, source, words))
+    return out
+
+
 def score(recs, events):
     heard = collections.defaultdict(list)
     for e in events:
@@ -147,11 +171,14 @@ def main():
     ap.add_argument("--asterisk", default=ASTERISK)
     ap.add_argument("--asterisk-text", default=ASTERISK_TEXT)
     ap.add_argument("--klettres", default=KLETTRES)
+    ap.add_argument("--noisy", action="store_true", help="the recordings again in a room (reverberation, pink noise)")
     ap.add_argument("--verbose", action="store_true", help="every recording with a miss or a false alarm")
     a = ap.parse_args()
 
     tmp = tempfile.TemporaryDirectory()
     recs = recordings(a.alsa, a.asterisk, a.asterisk_text, a.klettres, tmp.name)
+    if a.noisy:
+        recs = noisy_copies(recs, tmp.name)
     minutes = sum(seconds_of(r[0]) for r in recs) / 60
     n_said = sum(len(r[1]) for r in recs)
     print("%d recordings (%s), %.1f min, %d commands said"
