@@ -25,7 +25,7 @@ false alarms when heard as "forward" and "backward"; text in brackets or parenth
 speech; the two prompts with numbers of two or more digits ("H.323") are left out.
 
 --noisy runs every recording again as if heard in a room: resampled to 16 kHz, reverberation on
-half of them, pink noise at 10-20 dB SNR (seeded; speech_data's reverberation and noise).
+half of them, pink noise at 10-20 dB SNR (seeded; evaluate_commands' noisy condition).
 """
 import argparse
 import collections
@@ -41,7 +41,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 import speech_data as sd
-from evaluate_commands import run_listen, write_wav
+from evaluate_commands import condition, run_listen, write_wav
 
 ALSA = "/usr/share/sounds/alsa"
 ASTERISK = "/usr/share/asterisk/sounds/en"
@@ -122,21 +122,21 @@ def seconds_of(path):
         return w.getnframes() / w.getframerate()
 
 
+def _pink(rng, n):
+    return sd._colored_noise(rng, n, "pink")
+
+
 def noisy_copies(recs, tmp, seed=1):
-    """The recordings in a room: 16 kHz WAV copies in tmp with reverberation on half and pink noise."""
+    """The recordings in a room: 16 kHz WAV copies in tmp through evaluate_commands.condition (its
+    reverberation and level), with pink noise for every noise it draws (no synthetic babble here)."""
     rng = np.random.default_rng(seed)
     out = []
     for i, (path, said, tolerated, source, words) in enumerate(recs):
         pcm = subprocess.run(["sox", path, "-t", "raw", "-r", str(sd.SR), "-e", "signed", "-b", "16", "-c", "1", "-"],
                              check=True, capture_output=True).stdout
         x = np.frombuffer(pcm, "<i2").astype(np.float64) / 32768.0
-        if rng.random() < 0.5:
-            x = sd._reverb(rng, x)
-        rms = np.sqrt(np.mean(x ** 2)) + 1e-9
-        noise = sd._colored_noise(rng, len(x), "pink")
-        x = x + noise / (np.sqrt(np.mean(noise ** 2)) + 1e-9) * rms / 10 ** (rng.uniform(10, 20) / 20)
         copy = os.path.join(tmp, "noisy-%04d.wav" % i)
-        write_wav(copy, x / (np.abs(x).max() + 1e-9) * 10 ** (rng.uniform(-12, -3) / 20))
+        write_wav(copy, condition(rng, x, True, _pink))
         out.append((copy, said, tolerated, source, words))
     return out
 
