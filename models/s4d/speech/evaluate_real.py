@@ -2,12 +2,14 @@
 """Measures the command model on real human recordings that Debian ships, through `vkssm listen`.
 
     evaluate_real.py [--vkssm build/bin/vkssm] [--model models/s4d/speech-commands]
-                     [--backend cpu] [--thresholds 0.7] [--noisy] [--verbose]
+                     [--backend cpu] [--thresholds 0.7] [--noisy] [--verbose] [--asterisk-half test]
 
 Everything else the project measures is synthetic speech; these are people:
 - alsa-utils' speaker-test recordings (/usr/share/sounds/alsa, 48 kHz): "Front Left", "Rear
   Right", ... ("left" and "right" inside two-word phrases), "Front Center", "Rear Center" and a
   noise burst (no command);
+- sound-theme-freedesktop (/usr/share/sounds/freedesktop/stereo, Ogg Vorbis at 48 kHz, decoded by
+  sox into a temporary folder): another speaker's "Front Left", "Side Right", ... (six commands);
 - klettres-data (/usr/share/klettres/en and en_GB, Ogg Vorbis at 44.1 kHz, decoded by sox into a
   temporary folder): two more sets of recordings, each the 26 letters and about 20 short words
   ("dog", "key", "no") said alone: isolated monosyllables, where only "no" is a command;
@@ -16,9 +18,12 @@ Everything else the project measures is synthetic speech; these are people:
   /usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz. 183 commands, nearly all
   inside running speech ("to speak with an operator, press zero", "call forward on no answer"),
   the digits said alone, and near misses said alone ("thirteen", "seventy", "nineteen").
-None of it is ever trained on. All recordings go through one `vkssm listen --json` run as
-concurrent streams. The transcripts have no word times, so a recording is scored as a bag of
-words: a command is detected when the recording has an event with its word (each event counts
+real_speech.py can align the asterisk prompts of one half (a fixed split by name) for training
+(train_commands.py --real); --asterisk-half test then keeps only the other half, so a model
+trained that way is measured on prompts it never heard (of the same speaker: the alsa-utils,
+freedesktop and KLettres recordings are the other people). All recordings go through one `vkssm listen --json`
+run as concurrent streams. The transcripts have no word times, so a recording is scored as a bag
+of words: a command is detected when the recording has an event with its word (each event counts
 for one said word), every event beyond the said commands is a false alarm. Digits written as
 numerals are the words they are said as; "forwards" and "backwards" are neither required nor
 false alarms when heard as "forward" and "backward"; text in brackets or parentheses is not
@@ -30,6 +35,7 @@ half of them, pink noise at 10-20 dB SNR (seeded; evaluate_commands' noisy condi
 import argparse
 import collections
 import gzip
+import hashlib
 import os
 import re
 import subprocess
@@ -44,32 +50,66 @@ import speech_data as sd
 from evaluate_commands import condition, run_listen, write_wav
 
 ALSA = "/usr/share/sounds/alsa"
+FREEDESKTOP = "/usr/share/sounds/freedesktop/stereo"
 ASTERISK = "/usr/share/asterisk/sounds/en"
 KLETTRES = "/usr/share/klettres"
 KLETTRES_LANGUAGES = ("en", "en_GB")
 ASTERISK_TEXT = "/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
 DIGITS = "zero one two three four five six seven eight nine".split()
-SOURCES = ("alsa", "klettres", "asterisk")
+SOURCES = ("alsa", "freedesktop", "klettres", "asterisk")
 TOLERATED = {"forwards": "forward", "backwards": "backward"}
 
 
-def words_of(text):
-    """A transcript -> (commands said, commands tolerated, usable, words), lower-case tokens, numerals as
-    words."""
+def tokens_of(text):
+    """A transcript -> its spoken words, lower case, numerals as words; None when it has a number of
+    two or more digits (said in ways the text does not fix)."""
     text = re.sub(r"\[[^\]]*\]|\([^)]*\)", " ", text.lower())
-    said, tolerated, usable = [], [], True
-    tokens = re.findall(r"[a-z']+|\d+", text)
-    for tok in tokens:
+    out = []
+    for tok in re.findall(r"[a-z']+|\d+", text):
         if tok.isdigit():
             if len(tok) > 1:
-                usable = False
-                continue
+                return None
             tok = DIGITS[int(tok)]
-        if tok in sd.COMMANDS:
-            said.append(tok)
-        elif tok in TOLERATED:
-            tolerated.append(TOLERATED[tok])
-    return said, tolerated, usable, len(tokens)
+        tok = tok.strip("'")
+        if tok:
+            out.append(tok)
+    return out
+
+
+def words_of(text):
+    """A transcript -> (commands said, commands tolerated, usable, number of words)."""
+    tokens = tokens_of(text)
+    if tokens is None:
+        return [], [], False, 0
+    said = [t for t in tokens if t in sd.COMMANDS]
+    tolerated = [TOLERATED[t] for t in tokens if t in TOLERATED]
+    return said, tolerated, True, len(tokens)
+
+
+def asterisk_half(name):
+    """'train' or 'test': a fixed split of the asterisk prompts by a hash of their name (not by
+    speaker: they are all one). real_speech.py aligns the train half for training."""
+    return "test" if hashlib.sha256(name.encode()).digest()[0] % 2 == 0 else "train"
+
+
+def asterisk_transcripts(asterisk, asterisk_text):
+    """[(path, name, transcript)] of the prompts that are there; a missing package is an error."""
+    if not os.path.isfile(asterisk_text):
+        sys.exit("evaluate_real: no transcripts at %s (Debian package asterisk-core-sounds-en; "
+                 "a minimal image may leave out /usr/share/doc)" % asterisk_text)
+    out = []
+    with gzip.open(asterisk_text, "rt", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith(";") or ":" not in line:
+                continue
+            name, text = line.split(":", 1)
+            path = os.path.join(asterisk, name.strip() + ".wav")
+            if os.path.isfile(path):
+                out.append((path, name.strip(), text))
+    if not out:
+        sys.exit("evaluate_real: no recordings in %s (Debian package asterisk-core-sounds-en-wav)" % asterisk)
+    return out
 
 
 def klettres_recordings(root, tmp):
@@ -88,32 +128,35 @@ def klettres_recordings(root, tmp):
     return out
 
 
-def recordings(alsa, asterisk, asterisk_text, klettres, tmp):
-    """[(path, said, tolerated, source, words in the transcript)] for every recording found; a missing package is an error."""
-    out = klettres_recordings(klettres, tmp)
+def freedesktop_recordings(root, tmp):
+    """The freedesktop sound theme's speaker-test voice ("Front Left", "Side Right") as WAV files in
+    tmp (it ships Ogg Vorbis)."""
+    names = sorted(f for f in os.listdir(root) if f.startswith("audio-channel-")) if os.path.isdir(root) else []
+    if not names:
+        sys.exit("evaluate_real: no audio-channel-* recordings in %s (Debian package sound-theme-freedesktop)" % root)
+    out = []
+    for f in names:
+        wav = os.path.join(tmp, "freedesktop-" + f.replace(".oga", ".wav"))
+        subprocess.run(["sox", os.path.join(root, f), "-c", "1", "-b", "16", wav], check=True)
+        said, tolerated, _, words = words_of(f[len("audio-channel-"):-len(".oga")].replace("-", " "))
+        out.append((wav, said, tolerated, "freedesktop", words))
+    return out
+
+
+def recordings(alsa, freedesktop, asterisk, asterisk_text, klettres, tmp, half="all"):
+    """[(path, said, tolerated, source, words in the transcript)] for every recording found (of the
+    asterisk prompts, those of `half`: all, train or test); a missing package is an error."""
+    out = klettres_recordings(klettres, tmp) + freedesktop_recordings(freedesktop, tmp)
     names = sorted(f for f in os.listdir(alsa) if f.endswith(".wav")) if os.path.isdir(alsa) else []
     if not names:
         sys.exit("evaluate_real: no recordings in %s (Debian package alsa-utils)" % alsa)
     for f in names:
         said, tolerated, _, words = words_of(f[:-4].replace("_", " ") if f != "Noise.wav" else "")
         out.append((os.path.join(alsa, f), said, tolerated, "alsa", words))
-    if not os.path.isfile(asterisk_text):
-        sys.exit("evaluate_real: no transcripts at %s (Debian package asterisk-core-sounds-en; "
-                 "a minimal image may leave out /usr/share/doc)" % asterisk_text)
-    with gzip.open(asterisk_text, "rt", encoding="utf-8", errors="replace") as f:
-        for line in f:
-            line = line.strip()
-            if not line or line.startswith(";") or ":" not in line:
-                continue
-            name, text = line.split(":", 1)
-            path = os.path.join(asterisk, name.strip() + ".wav")
-            if not os.path.isfile(path):
-                continue
-            said, tolerated, usable, words = words_of(text)
-            if usable:
-                out.append((path, said, tolerated, "asterisk", words))
-    if sum(1 for r in out if r[3] == "asterisk") == 0:
-        sys.exit("evaluate_real: no recordings in %s (Debian package asterisk-core-sounds-en-wav)" % asterisk)
+    for path, name, text in asterisk_transcripts(asterisk, asterisk_text):
+        said, tolerated, usable, words = words_of(text)
+        if usable and half in ("all", asterisk_half(name)):
+            out.append((path, said, tolerated, "asterisk", words))
     return out
 
 
@@ -168,15 +211,18 @@ def main():
     ap.add_argument("--backend", default="cpu")
     ap.add_argument("--thresholds", default="0.7")
     ap.add_argument("--alsa", default=ALSA)
+    ap.add_argument("--freedesktop", default=FREEDESKTOP)
     ap.add_argument("--asterisk", default=ASTERISK)
     ap.add_argument("--asterisk-text", default=ASTERISK_TEXT)
     ap.add_argument("--klettres", default=KLETTRES)
     ap.add_argument("--noisy", action="store_true", help="the recordings again in a room (reverberation, pink noise)")
     ap.add_argument("--verbose", action="store_true", help="every recording with a miss or a false alarm")
+    ap.add_argument("--asterisk-half", default="all", choices=("all", "train", "test"),
+                    help="only this half of the asterisk prompts (test: the half real_speech.py never trains on)")
     a = ap.parse_args()
 
     tmp = tempfile.TemporaryDirectory()
-    recs = recordings(a.alsa, a.asterisk, a.asterisk_text, a.klettres, tmp.name)
+    recs = recordings(a.alsa, a.freedesktop, a.asterisk, a.asterisk_text, a.klettres, tmp.name, a.asterisk_half)
     if a.noisy:
         recs = noisy_copies(recs, tmp.name)
     minutes = sum(seconds_of(r[0]) for r in recs) / 60
@@ -199,7 +245,7 @@ def main():
                  ", ".join("%s %d" % kv for kv in words.most_common())))
         for src in SOURCES:
             rs = [r for r in rows if r["source"] == src]
-            print("  %-8s detected %d/%d, false alarms %d" % (src, sum(r["hits"] for r in rs),
+            print("  %-11s detected %d/%d, false alarms %d" % (src, sum(r["hits"] for r in rs),
                                                            sum(len(r["said"]) for r in rs), sum(len(r["false"]) for r in rs)))
         print("  " + stats.splitlines()[-1] if stats else "")
         if a.verbose:

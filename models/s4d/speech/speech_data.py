@@ -480,8 +480,11 @@ def augment(rng, x, babble_source, narrowband_share=0.0):
 class ClipMaker:
     """Builds clips from the voices of one split of a rendered bank."""
 
-    def __init__(self, bank, splits, clip_seconds, natural_share=0.4):
+    def __init__(self, bank, splits, clip_seconds, natural_share=0.4, real=()):
+        """real: recordings of people with word times ([{"samples", "words": [(word, start,
+        end)]}], real_speech.py) that make_stream's real_share draws on."""
         self.n = int(clip_seconds * SR)
+        self.real = list(real)
         self.voices = [v for v, e in sorted(bank.items()) if e["split"] in splits]
         self.bank = bank
         if not self.voices:
@@ -497,7 +500,7 @@ class ClipMaker:
         return group[rng.integers(len(group))]
 
     def make_stream(self, rng, negative_share=0.3, word_share=0.5, near_miss_share=0.0, extra_share=0.0,
-                    phrase_share=0.0, narrowband_share=0.0):
+                    phrase_share=0.0, narrowband_share=0.0, real_share=0.0):
         """A clip of running speech as a stream sees it: several commands (alone or in carrier
         phrases) and non-command words and sentences from one voice, with pauses, then channel and
         noise augmentation. negative_share: the fraction of segments that are non-command speech
@@ -508,9 +511,12 @@ class ClipMaker:
         non-command segments that are one of the voice's extra word sequences (render_extra; 0: no
         extra draw from rng); phrase_share: the fraction of carrier-phrase commands said inside one
         whole utterance (phrases.render_phrases) instead of spliced from separate words (0: no
-        extra draw from rng); narrowband_share: augment's.
+        extra draw from rng); narrowband_share: augment's; real_share: the fraction of clips made of
+        the real recordings instead (_real_stream; 0: no extra draw from rng).
         -> (samples [n], [(label, start, end)] in samples: the commands, and the near-miss words
         (NEAR_MISS_WORDS) as NEAR_MISS)."""
+        if real_share > 0 and self.real and rng.random() < real_share:
+            return self._real_stream(rng, narrowband_share)
         command_share = (0.9 - negative_share) / 2
         voice = self.pick_voice(rng)
         x = np.zeros(self.n)
@@ -551,6 +557,40 @@ class ClipMaker:
             elif span is not None:
                 # The command would end too close to the clip's end for its label window: cut it out.
                 x[pos:end] = 0.0
+            pos = end + int(rng.uniform(0.15, 0.9) * SR)
+        return augment(rng, x, self.babble, narrowband_share).astype(np.float32), events
+
+    def _real_stream(self, rng, narrowband_share):
+        """A clip of real recordings one after another (pauses between them, each at its own speed),
+        the commands and near misses among their words labelled from their word times; a
+        recording longer than the clip starts at a random point of it. Half of the recordings are
+        drawn from those with a command in them: most have none, and a model that hears real
+        voices mostly without commands, and synthetic ones mostly with, learns that a real voice
+        means background."""
+        x = np.zeros(self.n)
+        pos = int(rng.uniform(0.0, 0.6) * SR)
+        events = []
+        with_command = [r for r in self.real if any(w in COMMANDS for w, _, _ in r["words"])]
+        while pos < self.n:
+            pool = with_command if with_command and rng.random() < 0.5 else self.real
+            rec = pool[rng.integers(len(pool))]
+            speed = rng.uniform(0.9, 1.1)
+            seg = _speed(rec["samples"].astype(np.float64), speed)
+            skip = int(rng.integers(0, len(seg) - self.n // 2)) if len(seg) > self.n else 0
+            seg = seg[skip:]
+            end = min(self.n, pos + len(seg))
+            x[pos:end] = seg[: end - pos]
+            for word, start, stop in rec["words"]:
+                a, b = pos + int(start / speed) - skip, pos + int(stop / speed) - skip
+                if a < pos or a >= end:
+                    continue  # cut off by the start of this piece or by the clip's end
+                if word in COMMANDS:
+                    if b + int(0.45 * SR) <= self.n:
+                        events.append((COMMANDS.index(word), a, b))
+                    else:  # too close to the clip's end for its label window: cut it out
+                        x[a:min(b, self.n)] = 0.0
+                elif word in NEAR_MISS_WORDS:
+                    events.append((NEAR_MISS, a, min(b, self.n)))
             pos = end + int(rng.uniform(0.15, 0.9) * SR)
         return augment(rng, x, self.babble, narrowband_share).astype(np.float32), events
 

@@ -61,11 +61,15 @@ NEAR_BACKGROUND = -3
 _maker = None
 
 
-def _init_worker(bank_path, splits, clip_seconds, mix, near_miss_frames, natural_share):
+def _init_worker(bank_path, splits, clip_seconds, mix, near_miss_frames, natural_share, real_path):
     global _maker, _mix, _near_miss_frames
     with open(bank_path, "rb") as f:
         bank = pickle.load(f)
-    _maker = speech_data.ClipMaker(bank, splits, clip_seconds, natural_share)
+    real = []
+    if real_path:
+        with open(real_path, "rb") as f:
+            real = pickle.load(f)
+    _maker = speech_data.ClipMaker(bank, splits, clip_seconds, natural_share, real)
     _mix, _near_miss_frames = mix, near_miss_frames
 
 
@@ -137,11 +141,12 @@ def _clip_job(seed):
     return f, frame_labels(len(f), events, _near_miss_frames)
 
 
-def make_set(bank_path, splits, n, seed, clip_seconds, processes, mix, near_miss_frames, natural_share):
+def make_set(bank_path, splits, n, seed, clip_seconds, processes, mix, near_miss_frames, natural_share, real_path=""):
     """mix: ClipMaker.make_stream's (negative_share, word_share, near_miss_share, extra_share,
-    phrase_share, narrowband_share)."""
+    phrase_share, narrowband_share, real_share); real_path: real_speech.py's recordings."""
     seeds = [seed * 1_000_003 + i for i in range(n)]
-    with Pool(processes, _init_worker, (bank_path, splits, clip_seconds, mix, near_miss_frames, natural_share)) as pool:
+    with Pool(processes, _init_worker, (bank_path, splits, clip_seconds, mix, near_miss_frames, natural_share,
+                                        real_path)) as pool:
         out = pool.map(_clip_job, seeds, chunksize=64)
     return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
 
@@ -227,6 +232,9 @@ def main():
                     help="fraction of clips recorded at 8 kHz or over a phone line, noise and all (speech_data.augment)")
     ap.add_argument("--natural-share", type=float, default=0.4,
                     help="fraction of clips said by a flite or festival voice rather than an espeak-ng one")
+    ap.add_argument("--real", default="", help="real recordings with word times (real_speech.py) to train on")
+    ap.add_argument("--real-share", type=float, default=0.0,
+                    help="fraction of training clips made of --real's recordings (validation stays synthetic)")
     ap.add_argument("--mel-warp", type=float, default=0.1, help="mel axis stretched by up to this factor")
     ap.add_argument("--freq-mask", type=int, default=5, help="up to this many mel bands masked per clip")
     ap.add_argument("--hard-share", type=float, default=0.0,
@@ -249,14 +257,16 @@ def main():
         with open(os.path.join(a.init, "config.json")) as f:
             init_cfg = json.load(f)
         a.d_model, a.d_state, a.layers = init_cfg["d_model"], init_cfg["d_state"], init_cfg["n_layers"]
-    log = {"args": {k: os.path.relpath(v, repo) if k in ("bank", "out", "init") and v else v for k, v in vars(a).items()},
+    log = {"args": {k: os.path.relpath(v, repo) if k in ("bank", "out", "init", "real") and v else v for k, v in vars(a).items()},
            "epochs": []}
     t0 = time.time()
     mix = (a.negative_share, a.word_share, a.near_miss_share, a.extra_share, a.phrase_share, a.narrowband_share)
-    Xtr, Ytr = make_set(a.bank, {"train"}, a.n_train, a.seed, a.clip_seconds, a.threads, mix, a.near_miss_weight != 1.0,
-                        a.natural_share)
-    Xva, Yva = make_set(a.bank, {"valid"}, a.n_valid, a.seed + 7919, a.clip_seconds, a.threads, mix, a.near_miss_weight != 1.0,
-                        a.natural_share)
+    if a.real_share > 0 and not a.real:
+        sys.exit("train_commands: --real-share needs --real (real_speech.py's output)")
+    Xtr, Ytr = make_set(a.bank, {"train"}, a.n_train, a.seed, a.clip_seconds, a.threads, mix + (a.real_share,),
+                        a.near_miss_weight != 1.0, a.natural_share, a.real)
+    Xva, Yva = make_set(a.bank, {"valid"}, a.n_valid, a.seed + 7919, a.clip_seconds, a.threads, mix + (0.0,),
+                        a.near_miss_weight != 1.0, a.natural_share)
     print("data: %d train, %d valid clips of %d frames in %.0f s" % (len(Xtr), len(Xva), Xtr.shape[1], time.time() - t0), flush=True)
     log["data_seconds"] = round(time.time() - t0, 1)
 
