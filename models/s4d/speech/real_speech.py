@@ -15,7 +15,8 @@ transcripts but no word times. This script
 3. stores [{"name", "samples" (float32, 16 kHz), "words": [(word, start, end) in samples]}] for
    speech_data.ClipMaker (train_commands.py --real).
 Only one speaker: a model trained on it must be judged on other people too (evaluate_real.py's
-alsa-utils and KLettres recordings) and on the synthetic held-out voices.
+alsa-utils, freedesktop and KLettres recordings), beside a control run with the same schedule
+and no real speech, and on the synthetic held-out voices.
 """
 import argparse
 import os
