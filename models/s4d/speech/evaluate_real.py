@@ -21,13 +21,13 @@ Everything else the project measures is synthetic speech; these are people:
 real_speech.py can align the asterisk prompts of one half (a fixed split by name) for training
 (train_commands.py --real); --asterisk-half test then keeps only the other half, so a model
 trained that way is measured on prompts it never heard (of the same speaker: the alsa-utils,
-freedesktop and KLettres recordings are the other people). All recordings go through one `vkssm listen --json`
-run as concurrent streams. The transcripts have no word times, so a recording is scored as a bag
-of words: a command is detected when the recording has an event with its word (each event counts
-for one said word), every event beyond the said commands is a false alarm. Digits written as
-numerals are the words they are said as; "forwards" and "backwards" are neither required nor
-false alarms when heard as "forward" and "backward"; text in brackets or parentheses is not
-speech; the two prompts with numbers of two or more digits ("H.323") are left out.
+freedesktop and KLettres recordings are the other people). All recordings go through one
+`vkssm listen --json` run as concurrent streams. The transcripts have no word times, so a
+recording is scored as a bag of words: a command is detected when the recording has an event with
+its word (each event counts for one said word), every event beyond the said commands is a false
+alarm. Digits written as numerals are the words they are said as; "forwards" and "backwards" are
+neither required nor false alarms when heard as "forward" and "backward"; text in brackets or
+parentheses is not speech; the two prompts with numbers of two or more digits ("H.323") are left out.
 
 --noisy runs every recording again as if heard in a room: resampled to 16 kHz, reverberation on
 half of them, pink noise at 10-20 dB SNR (seeded; evaluate_commands' noisy condition).

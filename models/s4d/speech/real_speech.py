@@ -108,21 +108,21 @@ def _align_job(job):
 
 def train_prompts(asterisk, transcripts, processes=2):
     """The train half's prompts with word times -> ([{"name", "samples", "words"}], counts)."""
-    tmp = tempfile.TemporaryDirectory()
-    dictionary = os.path.join(tmp.name, "dictionary")
-    known = write_dictionary(dictionary)
-    jobs, skipped = [], 0
-    for path, name, text in evaluate_real.asterisk_transcripts(asterisk, transcripts):
-        words = evaluate_real.tokens_of(text)
-        if evaluate_real.asterisk_half(name) != "train" or not words:
-            continue
-        if any(w not in known for w in words):
-            skipped += 1
-            continue
-        jobs.append((path, words, dictionary))
-    with Pool(processes) as pool:
-        done = pool.map(_align_job, jobs, chunksize=4)
-    names = {path: name for path, name, _ in evaluate_real.asterisk_transcripts(asterisk, transcripts)}
+    with tempfile.TemporaryDirectory() as tmp:
+        dictionary = os.path.join(tmp, "dictionary")
+        known = write_dictionary(dictionary)
+        jobs, names, skipped = [], {}, 0
+        for path, name, text in evaluate_real.asterisk_transcripts(asterisk, transcripts):
+            words = evaluate_real.tokens_of(text)
+            if evaluate_real.asterisk_half(name) != "train" or not words:
+                continue
+            if any(w not in known for w in words):
+                skipped += 1
+                continue
+            jobs.append((path, words, dictionary))
+            names[path] = name
+        with Pool(processes) as pool:
+            done = pool.map(_align_job, jobs, chunksize=4)
     out = [{"name": names[p], "samples": r[0], "words": r[1]} for p, r in done if r is not None]
     return out, {"prompts": len(jobs) + skipped, "not in dictionary": skipped,
                  "not aligned": sum(1 for _, r in done if r is None), "aligned": len(out)}

@@ -485,6 +485,7 @@ class ClipMaker:
         end)]}], real_speech.py) that make_stream's real_share draws on."""
         self.n = int(clip_seconds * SR)
         self.real = list(real)
+        self.real_with_command = [r for r in self.real if any(w in COMMANDS for w, _, _ in r["words"])]
         self.voices = [v for v, e in sorted(bank.items()) if e["split"] in splits]
         self.bank = bank
         if not self.voices:
@@ -570,8 +571,8 @@ class ClipMaker:
         x = np.zeros(self.n)
         pos = int(rng.uniform(0.0, 0.6) * SR)
         events = []
-        with_command = [r for r in self.real if any(w in COMMANDS for w, _, _ in r["words"])]
         while pos < self.n:
+            with_command = self.real_with_command
             pool = with_command if with_command and rng.random() < 0.5 else self.real
             rec = pool[rng.integers(len(pool))]
             speed = rng.uniform(0.9, 1.1)
