@@ -3,6 +3,7 @@
 
     evaluate_real.py [--vkssm build/bin/vkssm] [--model models/s4d/speech-commands]
                      [--backend cpu] [--thresholds 0.7] [--noisy] [--verbose] [--asterisk-half test]
+                     [--asterisk-band wide]
 
 Everything else the project measures is synthetic speech; these are people:
 - alsa-utils' speaker-test recordings (/usr/share/sounds/alsa, 48 kHz): "Front Left", "Rear
@@ -18,6 +19,9 @@ Everything else the project measures is synthetic speech; these are people:
   /usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz. 183 commands, nearly all
   inside running speech ("to speak with an operator, press zero", "call forward on no answer"),
   the digits said alone, and near misses said alone ("thirteen", "seventy", "nineteen").
+  --asterisk-band wide takes the same prompts from asterisk-core-sounds-en-g722 instead: the same
+  recordings coded with G.722, wideband (16 kHz, speech up to 7 kHz) as a microphone hears it,
+  decoded by ffmpeg into a temporary folder (sox has no G.722 decoder).
 real_speech.py can align the asterisk prompts of one half (a fixed split by name) for training
 (train_commands.py --real); --asterisk-half test then keeps only the other half, so a model
 trained that way is measured on prompts it never heard (of the same speaker: the alsa-utils,
@@ -58,6 +62,7 @@ ASTERISK_TEXT = "/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
 DIGITS = "zero one two three four five six seven eight nine".split()
 SOURCES = ("alsa", "freedesktop", "klettres", "asterisk")
 TOLERATED = {"forwards": "forward", "backwards": "backward"}
+ASTERISK_PACKAGE = {".wav": "asterisk-core-sounds-en-wav", ".g722": "asterisk-core-sounds-en-g722"}
 
 
 def tokens_of(text):
@@ -92,8 +97,9 @@ def asterisk_half(name):
     return "test" if hashlib.sha256(name.encode()).digest()[0] % 2 == 0 else "train"
 
 
-def asterisk_transcripts(asterisk, asterisk_text):
-    """[(path, name, transcript)] of the prompts that are there; a missing package is an error."""
+def asterisk_transcripts(asterisk, asterisk_text, ext=".wav"):
+    """[(path, name, transcript)] of the prompts that are there as files ending in ext; a missing
+    package is an error."""
     if not os.path.isfile(asterisk_text):
         sys.exit("evaluate_real: no transcripts at %s (Debian package asterisk-core-sounds-en; "
                  "a minimal image may leave out /usr/share/doc)" % asterisk_text)
@@ -104,12 +110,23 @@ def asterisk_transcripts(asterisk, asterisk_text):
             if not line or line.startswith(";") or ":" not in line:
                 continue
             name, text = line.split(":", 1)
-            path = os.path.join(asterisk, name.strip() + ".wav")
+            path = os.path.join(asterisk, name.strip() + ext)
             if os.path.isfile(path):
                 out.append((path, name.strip(), text))
     if not out:
-        sys.exit("evaluate_real: no recordings in %s (Debian package asterisk-core-sounds-en-wav)" % asterisk)
+        sys.exit("evaluate_real: no %s recordings in %s (Debian package %s)"
+                 % (ext, asterisk, ASTERISK_PACKAGE[ext]))
     return out
+
+
+def g722_to_wav(src, dst):
+    """A G.722 prompt -> a 16 kHz WAV file (ffmpeg: Debian's G.722 decoder)."""
+    try:
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "g722", "-i", src, "-ar", str(sd.SR), "-ac", "1",
+                        "-c:a", "pcm_s16le", dst], check=True)
+    except FileNotFoundError:
+        sys.exit("evaluate_real: %s needs ffmpeg to decode G.722 (Debian package ffmpeg)" % src)
+    return dst
 
 
 def klettres_recordings(root, tmp):
@@ -143,9 +160,10 @@ def freedesktop_recordings(root, tmp):
     return out
 
 
-def recordings(alsa, freedesktop, asterisk, asterisk_text, klettres, tmp, half="all"):
+def recordings(alsa, freedesktop, asterisk, asterisk_text, klettres, tmp, half="all", band="narrow"):
     """[(path, said, tolerated, source, words in the transcript)] for every recording found (of the
-    asterisk prompts, those of `half`: all, train or test); a missing package is an error."""
+    asterisk prompts, those of `half`: all, train or test, at 8 kHz or, band "wide", the G.722
+    ones decoded into tmp); a missing package is an error."""
     out = klettres_recordings(klettres, tmp) + freedesktop_recordings(freedesktop, tmp)
     names = sorted(f for f in os.listdir(alsa) if f.endswith(".wav")) if os.path.isdir(alsa) else []
     if not names:
@@ -153,9 +171,11 @@ def recordings(alsa, freedesktop, asterisk, asterisk_text, klettres, tmp, half="
     for f in names:
         said, tolerated, _, words = words_of(f[:-4].replace("_", " ") if f != "Noise.wav" else "")
         out.append((os.path.join(alsa, f), said, tolerated, "alsa", words))
-    for path, name, text in asterisk_transcripts(asterisk, asterisk_text):
+    for path, name, text in asterisk_transcripts(asterisk, asterisk_text, ".g722" if band == "wide" else ".wav"):
         said, tolerated, usable, words = words_of(text)
         if usable and half in ("all", asterisk_half(name)):
+            if band == "wide":
+                path = g722_to_wav(path, os.path.join(tmp, "asterisk-" + name.replace("/", "_") + ".wav"))
             out.append((path, said, tolerated, "asterisk", words))
     return out
 
@@ -219,10 +239,13 @@ def main():
     ap.add_argument("--verbose", action="store_true", help="every recording with a miss or a false alarm")
     ap.add_argument("--asterisk-half", default="all", choices=("all", "train", "test"),
                     help="only this half of the asterisk prompts (test: the half real_speech.py never trains on)")
+    ap.add_argument("--asterisk-band", default="narrow", choices=("narrow", "wide"),
+                    help="the asterisk prompts at 8 kHz (narrow) or their G.722 16 kHz recordings (wide)")
     a = ap.parse_args()
 
     tmp = tempfile.TemporaryDirectory()
-    recs = recordings(a.alsa, a.freedesktop, a.asterisk, a.asterisk_text, a.klettres, tmp.name, a.asterisk_half)
+    recs = recordings(a.alsa, a.freedesktop, a.asterisk, a.asterisk_text, a.klettres, tmp.name, a.asterisk_half,
+                      a.asterisk_band)
     if a.noisy:
         recs = noisy_copies(recs, tmp.name)
     minutes = sum(seconds_of(r[0]) for r in recs) / 60

@@ -1,6 +1,6 @@
 """Real speech for training: the asterisk voice-menu prompts, split in halves, with word times.
 
-    real_speech.py --out build/speech-data/asterisk-train.pkl
+    real_speech.py --out build/speech-data/asterisk-train.pkl [--band wide]
 
 asterisk-core-sounds-en-wav holds 566 prompts of one real speaker (8 kHz telephone audio) with
 transcripts but no word times. This script
@@ -14,6 +14,9 @@ transcripts but no word times. This script
    or that the recognizer cannot fit to its transcript, is left out;
 3. stores [{"name", "samples" (float32, 16 kHz), "words": [(word, start, end) in samples]}] for
    speech_data.ClipMaker (train_commands.py --real).
+--band wide reads the same prompts from asterisk-core-sounds-en-g722 instead: the same recordings
+at 16 kHz (G.722, speech up to 7 kHz), which the recognizer's 16 kHz acoustic model also fits
+better than 8 kHz audio.
 Only one speaker: a model trained on it must be judged on other people too (evaluate_real.py's
 alsa-utils, freedesktop and KLettres recordings), beside a control run with the same schedule
 and no real speech, and on the synthetic held-out voices.
@@ -106,19 +109,22 @@ def _align_job(job):
     return path, align(path, words, dictionary)
 
 
-def train_prompts(asterisk, transcripts, processes=2):
+def train_prompts(asterisk, transcripts, processes=2, band="narrow"):
     """The train half's prompts with word times -> ([{"name", "samples", "words"}], counts)."""
     with tempfile.TemporaryDirectory() as tmp:
         dictionary = os.path.join(tmp, "dictionary")
         known = write_dictionary(dictionary)
         jobs, names, skipped = [], {}, 0
-        for path, name, text in evaluate_real.asterisk_transcripts(asterisk, transcripts):
+        ext = ".g722" if band == "wide" else ".wav"
+        for path, name, text in evaluate_real.asterisk_transcripts(asterisk, transcripts, ext):
             words = evaluate_real.tokens_of(text)
             if evaluate_real.asterisk_half(name) != "train" or not words:
                 continue
             if any(w not in known for w in words):
                 skipped += 1
                 continue
+            if band == "wide":
+                path = evaluate_real.g722_to_wav(path, os.path.join(tmp, name.replace("/", "_") + ".wav"))
             jobs.append((path, words, dictionary))
             names[path] = name
         with Pool(processes) as pool:
@@ -134,10 +140,12 @@ def main():
     ap.add_argument("--asterisk", default=evaluate_real.ASTERISK)
     ap.add_argument("--asterisk-text", default=evaluate_real.ASTERISK_TEXT)
     ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--band", default="narrow", choices=("narrow", "wide"),
+                    help="the 8 kHz prompts (narrow) or their G.722 16 kHz recordings (wide)")
     a = ap.parse_args()
     if not os.path.isdir(os.path.join(POCKETSPHINX, "en-us")):
         sys.exit("real_speech: no acoustic model at %s (Debian packages pocketsphinx pocketsphinx-en-us)" % POCKETSPHINX)
-    prompts, counts = train_prompts(a.asterisk, a.asterisk_text, a.processes)
+    prompts, counts = train_prompts(a.asterisk, a.asterisk_text, a.processes, a.band)
     seconds = sum(len(p["samples"]) for p in prompts) / sd.SR
     commands = sum(1 for p in prompts for w, _, _ in p["words"] if w in sd.COMMANDS)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
