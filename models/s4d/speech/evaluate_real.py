@@ -9,8 +9,6 @@ Everything else the project measures is synthetic speech; these are people:
 - alsa-utils' speaker-test recordings (/usr/share/sounds/alsa, 48 kHz): "Front Left", "Rear
   Right", ... ("left" and "right" inside two-word phrases), "Front Center", "Rear Center" and a
   noise burst (no command);
-- sound-theme-freedesktop (/usr/share/sounds/freedesktop/stereo, Ogg Vorbis at 48 kHz, decoded by
-  sox into a temporary folder): another speaker's "Front Left", "Side Right", ... (six commands);
 - klettres-data (/usr/share/klettres/en and en_GB, Ogg Vorbis at 44.1 kHz, decoded by sox into a
   temporary folder): two more sets of recordings, each the 26 letters and about 20 short words
   ("dog", "key", "no") said alone: isolated monosyllables, where only "no" is a command;
@@ -22,10 +20,13 @@ Everything else the project measures is synthetic speech; these are people:
   --asterisk-band wide takes the same prompts from asterisk-core-sounds-en-g722 instead: the same
   recordings coded with G.722, wideband (16 kHz, speech up to 7 kHz) as a microphone hears it,
   decoded by ffmpeg into a temporary folder (sox has no G.722 decoder).
+(sound-theme-freedesktop's speaker-test voice, "audio-channel-front-left.oga", is the same
+recordings as alsa-utils', re-encoded: their samples correlate at 0.999, so it is not a second
+speaker and is not in the set.)
 real_speech.py can align the asterisk prompts of one half (a fixed split by name) for training
 (train_commands.py --real); --asterisk-half test then keeps only the other half, so a model
-trained that way is measured on prompts it never heard (of the same speaker: the alsa-utils,
-freedesktop and KLettres recordings are the other people). All recordings go through one
+trained that way is measured on prompts it never heard (of the same speaker: the alsa-utils and
+KLettres recordings are the other people). All recordings go through one
 `vkssm listen --json` run as concurrent streams. The transcripts have no word times, so a
 recording is scored as a bag of words: a command is detected when the recording has an event with
 its word (each event counts for one said word), every event beyond the said commands is a false
@@ -54,13 +55,12 @@ import speech_data as sd
 from evaluate_commands import condition, run_listen, write_wav
 
 ALSA = "/usr/share/sounds/alsa"
-FREEDESKTOP = "/usr/share/sounds/freedesktop/stereo"
 ASTERISK = "/usr/share/asterisk/sounds/en"
 KLETTRES = "/usr/share/klettres"
 KLETTRES_LANGUAGES = ("en", "en_GB")
 ASTERISK_TEXT = "/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
 DIGITS = "zero one two three four five six seven eight nine".split()
-SOURCES = ("alsa", "freedesktop", "klettres", "asterisk")
+SOURCES = ("alsa", "klettres", "asterisk")
 TOLERATED = {"forwards": "forward", "backwards": "backward"}
 ASTERISK_PACKAGE = {".wav": "asterisk-core-sounds-en-wav", ".g722": "asterisk-core-sounds-en-g722"}
 
@@ -145,26 +145,11 @@ def klettres_recordings(root, tmp):
     return out
 
 
-def freedesktop_recordings(root, tmp):
-    """The freedesktop sound theme's speaker-test voice ("Front Left", "Side Right") as WAV files in
-    tmp (it ships Ogg Vorbis)."""
-    names = sorted(f for f in os.listdir(root) if f.startswith("audio-channel-")) if os.path.isdir(root) else []
-    if not names:
-        sys.exit("evaluate_real: no audio-channel-* recordings in %s (Debian package sound-theme-freedesktop)" % root)
-    out = []
-    for f in names:
-        wav = os.path.join(tmp, "freedesktop-" + f.replace(".oga", ".wav"))
-        subprocess.run(["sox", os.path.join(root, f), "-c", "1", "-b", "16", wav], check=True)
-        said, tolerated, _, words = words_of(f[len("audio-channel-"):-len(".oga")].replace("-", " "))
-        out.append((wav, said, tolerated, "freedesktop", words))
-    return out
-
-
-def recordings(alsa, freedesktop, asterisk, asterisk_text, klettres, tmp, half="all", band="narrow"):
+def recordings(alsa, asterisk, asterisk_text, klettres, tmp, half="all", band="narrow"):
     """[(path, said, tolerated, source, words in the transcript)] for every recording found (of the
     asterisk prompts, those of `half`: all, train or test, at 8 kHz or, band "wide", the G.722
     ones decoded into tmp); a missing package is an error."""
-    out = klettres_recordings(klettres, tmp) + freedesktop_recordings(freedesktop, tmp)
+    out = klettres_recordings(klettres, tmp)
     names = sorted(f for f in os.listdir(alsa) if f.endswith(".wav")) if os.path.isdir(alsa) else []
     if not names:
         sys.exit("evaluate_real: no recordings in %s (Debian package alsa-utils)" % alsa)
@@ -231,7 +216,6 @@ def main():
     ap.add_argument("--backend", default="cpu")
     ap.add_argument("--thresholds", default="0.7")
     ap.add_argument("--alsa", default=ALSA)
-    ap.add_argument("--freedesktop", default=FREEDESKTOP)
     ap.add_argument("--asterisk", default=ASTERISK)
     ap.add_argument("--asterisk-text", default=ASTERISK_TEXT)
     ap.add_argument("--klettres", default=KLETTRES)
@@ -244,7 +228,7 @@ def main():
     a = ap.parse_args()
 
     tmp = tempfile.TemporaryDirectory()
-    recs = recordings(a.alsa, a.freedesktop, a.asterisk, a.asterisk_text, a.klettres, tmp.name, a.asterisk_half,
+    recs = recordings(a.alsa, a.asterisk, a.asterisk_text, a.klettres, tmp.name, a.asterisk_half,
                       a.asterisk_band)
     if a.noisy:
         recs = noisy_copies(recs, tmp.name)

@@ -18,7 +18,7 @@ transcripts but no word times. This script
 at 16 kHz (G.722, speech up to 7 kHz), which the recognizer's 16 kHz acoustic model also fits
 better than 8 kHz audio.
 Only one speaker: a model trained on it must be judged on other people too (evaluate_real.py's
-alsa-utils, freedesktop and KLettres recordings), beside a control run with the same schedule
+alsa-utils and KLettres recordings), beside a control run with the same schedule
 and no real speech, and on the synthetic held-out voices.
 """
 import argparse
